@@ -1,0 +1,76 @@
+"""Wires a composed Hydra config into a benchmark run: the only module that reads the config."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.models import ModelUnavailableError, Pipelines
+from benchmarks.results import ResultsTable
+from benchmarks.runner import Shard, config_hash, run
+
+log = logging.getLogger(__name__)
+
+
+def _identity(cfg: DictConfig) -> dict:
+    """What makes results comparable: method, model and dataset settings and the seed (not the device)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    model = {k: v for k, v in resolved["model"].items() if k != "device"}
+    return {"method": resolved["method"], "model": model, "dataset": resolved["dataset"], "seed": cfg.seed}
+
+
+def run_from_config(cfg: DictConfig) -> pd.DataFrame:
+    hydra_cfg = HydraConfig.get()
+    choices = hydra_cfg.runtime.choices
+    out = Path(hydra_cfg.runtime.output_dir)
+    shard = Shard(cfg.shard.index, cfg.shard.count)
+
+    dataset = instantiate(cfg.dataset)
+    metrics = instantiate(cfg.metrics)
+    pipes = _load_models(cfg)
+    editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
+    identity = _identity(cfg)
+    params = {k: v for k, v in identity["method"].items() if not k.startswith("_")}
+    logger = instantiate(cfg.logger)
+    logger.start(
+        name=f"{choices['method']}-{choices['dataset']}-{choices['model']}",
+        group=choices["dataset"],
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    try:
+        summary = run(
+            editor,
+            dataset,
+            ResultsTable(out / shard.results_name),
+            method=choices["method"],
+            config_id=config_hash(identity),
+            params={**params, "model": choices["model"]},
+            master_seed=cfg.seed,
+            shard=shard,
+            metrics=metrics,
+            logger=logger,
+            image_dir=out / "images" if cfg.save_images else None,
+        )
+    finally:
+        logger.close()
+    summary.to_csv(out / "summary.csv")
+    print(f"\nResults: {out / shard.results_name}\n")
+    print(summary.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
+    return summary
+
+
+def _load_models(cfg: DictConfig) -> Pipelines:
+    """The model's pipelines; weights that cannot be had end the run with their one-sentence reason."""
+    try:
+        return instantiate(cfg.model)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ModelUnavailableError):
+            sys.exit(f"error: {error.__cause__}")
+        raise

@@ -1,0 +1,156 @@
+"""Loading Stable Diffusion pipelines from the Hugging Face hub or from local folders.
+
+Every model the harness uses goes through :func:`load_pretrained`, the tiny offline test
+model included, so the code path exercised by the tests is the one real runs take.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+SD14_BASE = "CompVis/stable-diffusion-v1-4"
+SD_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+_TRUTHY = {"1", "on", "yes", "true"}
+
+
+@dataclass
+class Pipelines:
+    """The base text-to-image pipeline and the optional inpainting pipeline of one model."""
+
+    base: StableDiffusionPipeline
+    inpaint: StableDiffusionInpaintPipeline | None
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model could neither be found locally nor downloaded; the message says how to fix it."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else goes to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
+    """``"auto"`` is float16 on CUDA and float32 elsewhere (half precision is slow on CPUs)."""
+    if dtype == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        allowed = ", ".join(["auto", *_DTYPES])
+        raise ValueError(f"Unknown dtype {dtype!r}; expected one of: {allowed}.")
+    return _DTYPES[dtype]
+
+
+def load_pretrained(
+    base: str,
+    inpaint: str | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    variant: str | None = None,
+    base_key: str = "model.base",
+    inpaint_key: str = "model.inpaint",
+) -> Pipelines:
+    """Load the base (and optionally the inpainting) pipeline from hub ids or local folders.
+
+    ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
+    messages so the user knows which setting to change.
+    """
+    torch_device = resolve_device(device)
+    options = {
+        "torch_dtype": resolve_dtype(dtype, torch_device),
+        "variant": variant,
+        "use_safetensors": True,
+        "safety_checker": None,
+        "requires_safety_checker": False,
+    }
+    base_pipe = _load(StableDiffusionPipeline, base, base_key, options)
+    inpaint_pipe = None
+    if inpaint is not None:
+        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, options)
+    for pipe in (base_pipe, inpaint_pipe):
+        if pipe is not None:
+            pipe.to(torch_device)
+            pipe.set_progress_bar_config(disable=True)
+    return Pipelines(base=base_pipe, inpaint=inpaint_pipe)
+
+
+def _load(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
+    """Load from a local folder, else from the hub cache, else (when online) from the hub."""
+    if _is_local_path(name):
+        return _from_pretrained(pipeline_cls, str(_checked_folder(name, key)), **options)
+    # A hit in the hub cache needs no network, so try it first even when online.
+    try:
+        return _from_pretrained(pipeline_cls, name, local_files_only=True, **options)
+    except OSError:
+        pass
+    if _hub_offline():
+        reason = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    else:
+        try:
+            return _from_pretrained(pipeline_cls, name, **options)
+        except OSError as exc:
+            reason = f"not in the local Hugging Face cache and {_download_failure(exc)}"
+    raise ModelUnavailableError(
+        f"Could not load {name!r} ({reason}); download it with `hf download {name}` "
+        f"or set {key}=/path/to/local/folder."
+    ) from None
+
+
+def _from_pretrained(pipeline_cls: type, name: str, **kwargs) -> StableDiffusionPipeline:
+    # diffusers >= 0.42 renamed torch_dtype to dtype; keep the name every supported version
+    # accepts and silence only that rename's warning.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch_dtype` is deprecated", FutureWarning)
+        return pipeline_cls.from_pretrained(name, **kwargs)
+
+
+def _is_local_path(name: str) -> bool:
+    """Whether ``name`` means a folder: it exists, or it cannot be a hub repo id."""
+    if Path(name).expanduser().exists():
+        return True
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def _checked_folder(name: str, key: str) -> Path:
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ModelUnavailableError(
+            f"Model folder {str(folder)!r} given by {key} does not exist."
+        )
+    if not (folder / "model_index.json").is_file():
+        raise ModelUnavailableError(
+            f"Model folder {str(folder)!r} given by {key} has no model_index.json "
+            "(expected a diffusers pipeline saved with save_pretrained)."
+        )
+    return folder
+
+
+def _hub_offline() -> bool:
+    # Read at call time: huggingface_hub reads HF_HUB_OFFLINE only once, at import.
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
+
+
+def _download_failure(exc: BaseException) -> str:
+    """A short clause for why the download failed, found along the exception chain."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, RepositoryNotFoundError):
+            return "the hub has no such repository, or it is gated and needs `hf auth login`"
+        cause = cause.__cause__ or cause.__context__
+    return "the hub is unreachable"

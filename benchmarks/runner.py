@@ -1,0 +1,146 @@
+"""The item loop: edit, measure, append one row per item, resume, shard, summarise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import PIL.Image
+import torch
+from tqdm.auto import tqdm
+
+from benchmarks.datasets import EditDataset, EditItem
+from benchmarks.loggers import NullLogger, RunLogger
+from benchmarks.results import ResultsTable
+from instdiffedit.types import EditResult, Editor
+
+log = logging.getLogger(__name__)
+
+Metric = Callable[[EditItem, EditResult], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Items ``index, index + count, index + 2 count, ...`` of a split: disjoint, and together complete."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard.index must be in [0, shard.count), got index={self.index}, count={self.count}.")
+
+    def select(self, item_ids: Sequence[str]) -> list[str]:
+        return list(item_ids[self.index :: self.count])
+
+    @property
+    def results_name(self) -> str:
+        return "results.jsonl" if self.count == 1 else f"results.shard-{self.index:03d}-of-{self.count:03d}.jsonl"
+
+
+def item_seed(master_seed: int, item_id: str) -> int:
+    """The item's seed: a hash of the master seed and the item id, so it never depends on order or shard."""
+    digest = hashlib.sha256(f"{master_seed}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short stable hash of everything that determines results: rows of different configs never mix."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _save_outputs(directory: Path, item_id: str, result: EditResult) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    result.image.save(directory / f"{item_id}.png")
+    if result.mask is not None:
+        PIL.Image.fromarray((result.mask.numpy() * 255).astype("uint8")).save(directory / f"{item_id}.mask.png")
+
+
+def edit_item(editor: Editor, item: EditItem, seed: int, metrics: Mapping[str, Metric]) -> tuple[EditResult, dict[str, Any]]:
+    """Edit one item with a generator seeded for it and compute every metric's values."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    result = editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, generator=generator)
+    values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
+    values["seconds"] = result.timings.get("total", math.nan)
+    values["unet_evals"] = result.unet_evals
+    for metric in metrics.values():
+        values.update(metric(item, result))
+    return result, values
+
+
+def run(
+    editor: Editor,
+    dataset: EditDataset,
+    table: ResultsTable,
+    *,
+    method: str,
+    config_id: str,
+    params: Mapping[str, Any],
+    master_seed: int,
+    shard: Shard = Shard(),
+    metrics: Mapping[str, Metric] | None = None,
+    logger: RunLogger | None = None,
+    image_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Run ``editor`` over the shard's items not yet done; return the summary of all rows.
+
+    ``config_id`` keys the rows (see :func:`config_hash`); ``params`` become ``param.*`` columns.
+
+    Each item's row is appended to ``table`` as soon as it is computed. An item whose loading,
+    editing or metrics fail gets a row with ``status="failed"`` and the error, and the run
+    goes on; a later run retries it. Interrupts (Ctrl-C) stop the run and lose only the item
+    in flight.
+    """
+    metrics = metrics or {}
+    logger = logger or NullLogger()
+    done = table.completed(method, config_id)
+    todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
+    log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
+    for item_id in tqdm(todo, desc=f"{method} on {dataset.name}", unit="item"):
+        seed = item_seed(master_seed, item_id)
+        row: dict[str, Any] = {
+            "item_id": item_id,
+            "method": method,
+            "config_id": config_id,
+            "dataset": dataset.name,
+            "seed": seed,
+            **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
+        }
+        started = time.perf_counter()
+        try:
+            item = dataset.load(item_id)
+            result, values = edit_item(editor, item, seed, metrics)
+            if image_dir is not None:
+                _save_outputs(image_dir, item_id, result)
+            row.update(status="ok", **values)
+        except Exception as error:  # a bad item must not stop the run; its row says why
+            log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
+            row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
+        table.append(row)
+        logger.log_row(row)
+    summary = summarize(table.frame())
+    logger.log_summary(summary)
+    return summary
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method and config: items, failures, mean mask IoU (n/a without masks), seconds, UNet evals."""
+    if frame.empty:
+        return pd.DataFrame()
+    ok = frame[frame["status"] == "ok"]
+    groups = frame.groupby(["method", "config_id"], sort=True)
+    summary = pd.DataFrame({"items": groups.size(), "failed": groups["status"].apply(lambda s: int((s != "ok").sum()))})
+    ok_groups = ok.groupby(["method", "config_id"], sort=True)
+    for column in ("mask_iou", "seconds", "unet_evals"):
+        if column in ok:
+            summary[column] = ok_groups[column].mean()
+    return summary

@@ -1,0 +1,32 @@
+"""InstDiffEdit: diffusion-based image editing with instant attention masks (Zou et al., AAAI 2024).
+
+Plain Python over diffusers pipelines: no Hydra, no W&B, no knowledge of files or splits.
+"""
+
+from instdiffedit.attention import capture_cross_attention, cross_attention_layers
+from instdiffedit.diffusion import LatentDiffusion, blend_latents
+from instdiffedit.editor import InstDiffEdit, InstantMasks
+from instdiffedit.inpaint import LatentBlendInpainter, PipelineInpainter
+from instdiffedit.refine import MaskRefiner, aggregate, minmax, word_maps, word_positions
+from instdiffedit.tokens import TokenLayout, token_layout
+from instdiffedit.types import EditResult, Editor
+
+__all__ = [
+    "EditResult",
+    "Editor",
+    "InstDiffEdit",
+    "InstantMasks",
+    "LatentBlendInpainter",
+    "LatentDiffusion",
+    "MaskRefiner",
+    "PipelineInpainter",
+    "TokenLayout",
+    "aggregate",
+    "blend_latents",
+    "capture_cross_attention",
+    "cross_attention_layers",
+    "minmax",
+    "token_layout",
+    "word_maps",
+    "word_positions",
+]

@@ -1,0 +1,131 @@
+"""Cross-attention capture through diffusers attention processors.
+
+A capturing processor wraps the layer's own processor: the layer's output is computed exactly
+as before (SDPA stays in charge), and the attention probabilities of the conditional rows are
+recomputed from the same query and key projections and accumulated on the device. Only the
+cross-attention layers of the down and up blocks at the requested resolution are wrapped; the
+original processors come back when the context exits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention_processor import Attention
+
+_CROSS_ATTENTION = re.compile(r"^(down|up)_blocks\.(\d+)\.attentions\.\d+\.transformer_blocks\.\d+\.attn2\.processor$")
+
+
+class CrossAttentionStore:
+    """Accumulates one UNet call's cross-attention maps, averaged over heads and layers.
+
+    ``take()`` returns ``R x h x w x L`` (R conditional rows, L text tokens) in float32 and
+    starts the next call afresh. Float32 keeps the step-by-step averages exact in fp16 models.
+    """
+
+    def __init__(self, spatial: tuple[int, int], conditional_only: bool = True) -> None:
+        self.spatial = spatial
+        self.conditional_only = conditional_only
+        self._sum: torch.Tensor | None = None
+        self._layers = 0
+
+    @torch.no_grad()
+    def record(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
+        if self.conditional_only:
+            half = hidden_states.shape[0] // 2
+            hidden_states, encoder_hidden_states = hidden_states[half:], encoder_hidden_states[half:]
+        if attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        probs = attn.get_attention_scores(query, key)  # (rows * heads) x HW x L
+        rows = hidden_states.shape[0]
+        per_row = probs.float().view(rows, attn.heads, *probs.shape[1:]).mean(dim=1)
+        self._sum = per_row if self._sum is None else self._sum + per_row
+        self._layers += 1
+
+    def take(self) -> torch.Tensor:
+        if self._sum is None:
+            raise RuntimeError("No cross-attention was recorded: was the UNet called inside the capture context?")
+        maps = (self._sum / self._layers).unflatten(1, self.spatial)
+        self._sum, self._layers = None, 0
+        return maps
+
+
+class CapturingProcessor:
+    """Runs the wrapped processor unchanged and hands the layer's inputs to a store."""
+
+    def __init__(self, inner: object, store: CrossAttentionStore) -> None:
+        self.inner = inner
+        self.store = store
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is None or attention_mask is not None or hidden_states.ndim != 3:
+            raise ValueError("CapturingProcessor supports unmasked cross-attention on token sequences only.")
+        output = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+        self.store.record(attn, hidden_states, encoder_hidden_states)
+        return output
+
+
+def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[str]:
+    """Processor names of the down/up-block cross-attention layers at ``latent / downsample``.
+
+    Resolutions are read off the model's structure (which blocks down- or up-sample), so
+    any UNet2DConditionModel layout works; the mid block is never included.
+    """
+    factors: dict[tuple[str, int], int] = {}
+    factor = 1
+    for i, block in enumerate(unet.down_blocks):
+        factors["down", i] = factor
+        factor *= 2 if getattr(block, "downsamplers", None) else 1
+    for i, block in enumerate(unet.up_blocks):
+        factors["up", i] = factor
+        factor //= 2 if getattr(block, "upsamplers", None) else 1
+    names = []
+    for name in unet.attn_processors:
+        match = _CROSS_ATTENTION.match(name)
+        if match and factors[match[1], int(match[2])] == downsample:
+            names.append(name)
+    if not names:
+        available = sorted({factors[m[1], int(m[2])] for n in unet.attn_processors if (m := _CROSS_ATTENTION.match(n))})
+        raise ValueError(
+            f"The UNet has no down/up-block cross-attention at latent/{downsample}; it has them at latent/{available}."
+        )
+    return names
+
+
+@contextmanager
+def capture_cross_attention(
+    unet: UNet2DConditionModel,
+    latent_size: tuple[int, int],
+    downsample: int = 4,
+    conditional_only: bool = True,
+) -> Iterator[CrossAttentionStore]:
+    """Capture cross-attention at ``latent_size / downsample`` while the context is open.
+
+    With ``conditional_only`` the batch is taken to be laid out for classifier-free guidance,
+    ``[uncond | cond]``, and only the second half is recorded.
+    """
+    height, width = latent_size
+    if height % downsample or width % downsample:
+        raise ValueError(f"Latent size {latent_size} is not divisible by the attention downsample {downsample}.")
+    store = CrossAttentionStore((height // downsample, width // downsample), conditional_only)
+    original = unet.attn_processors
+    wrapped = {name: CapturingProcessor(original[name], store) for name in cross_attention_layers(unet, downsample)}
+    unet.set_attn_processor({**original, **wrapped})
+    try:
+        yield store
+    finally:
+        unet.set_attn_processor(dict(original))

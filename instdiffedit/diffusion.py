@@ -1,0 +1,161 @@
+"""The diffusion steps every method shares, over any diffusers Stable Diffusion 1.x/2.x pipeline.
+
+Methods compose these; none re-implements text encoding, VAE coding, noising, the guided
+denoising step or latent blending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import diffusers
+import PIL.Image
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+
+AfterStep = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""Called after each scheduler step as ``after_step(i, t, x_prev)``; returns the latents to go on with."""
+
+
+def blend_latents(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Keep ``edited`` where ``mask`` is 1 and ``original`` where it is 0 (mask broadcasts)."""
+    return mask * edited + (1 - mask) * original
+
+
+class LatentDiffusion:
+    """Shared diffusion steps bound to one pipeline and one scheduler instance.
+
+    The scheduler is built from the pipeline's own noise schedule (``from_config``), so the
+    betas always match the model; its class is a choice of the method (LMS in the paper).
+    The scheduler is stateful (LMS keeps past derivatives): call :meth:`timesteps` at the start
+    of every denoising run.
+    """
+
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline,
+        *,
+        scheduler: str = "LMSDiscreteScheduler",
+        resolution: int | None = None,
+    ) -> None:
+        scheduler_cls = getattr(diffusers, scheduler, None)
+        if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
+            raise ValueError(f"Unknown scheduler {scheduler!r}: give a diffusers scheduler class name, e.g. 'LMSDiscreteScheduler'.")
+        self.pipe = pipe
+        self.unet = pipe.unet
+        self.vae = pipe.vae
+        self.tokenizer = pipe.tokenizer
+        self.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+        self.resolution = resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
+        if self.resolution % pipe.vae_scale_factor:
+            raise ValueError(f"resolution={self.resolution} is not a multiple of the VAE factor {pipe.vae_scale_factor}.")
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        side = self.resolution // self.pipe.vae_scale_factor
+        return side, side
+
+    # -- text -------------------------------------------------------------------------------
+
+    def text_embeddings(self, prompt: str) -> torch.Tensor:
+        """The text encoder's hidden states for ``prompt`` (1 x 77 x D), cached per prompt."""
+        if prompt not in self._text_cache:
+            embeds, _ = self.pipe.encode_prompt(prompt, self.device, 1, False)
+            self._text_cache[prompt] = embeds.to(self.dtype)
+        return self._text_cache[prompt]
+
+    def guidance_embeddings(self, prompts: list[str]) -> torch.Tensor:
+        """Rows ``[uncond x N | cond_1 .. cond_N]`` for one classifier-free-guided UNet call."""
+        uncond = self.text_embeddings("").expand(len(prompts), -1, -1)
+        cond = torch.cat([self.text_embeddings(p) for p in prompts])
+        return torch.cat([uncond, cond])
+
+    # -- pixels <-> latents ---------------------------------------------------------------
+
+    def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
+        """RGB image -> 1 x 3 x R x R in [-1, 1] on the device (resized without cropping)."""
+        pixels = self.pipe.image_processor.preprocess(image.convert("RGB"), height=self.resolution, width=self.resolution)
+        return pixels.to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def encode(self, image: PIL.Image.Image) -> torch.Tensor:
+        """z0 = VAE mode(image) x scaling factor. The mode (not a sample) keeps z0 deterministic."""
+        latents = self.vae.encode(self.preprocess(image)).latent_dist.mode()
+        return latents * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
+        pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")
+
+    # -- the noise schedule -------------------------------------------------------------------
+
+    def timesteps(self, num_inference_steps: int, strength: float) -> torch.Tensor:
+        """Reset the scheduler and return the last ``strength`` share of its timesteps.
+
+        Strength 0.5 of 50 steps starts 25 steps before the end, as img2img does.
+        """
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {strength}.")
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        skipped = num_inference_steps - min(round(num_inference_steps * strength), num_inference_steps)
+        return self.scheduler.timesteps[skipped * self.scheduler.order :]
+
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+        """Gaussian latents; a CPU generator gives the same numbers on every device."""
+        return randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
+
+    def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """z0 noised to timestep ``t`` with ``noise`` (z0 broadcasts over the noise batch)."""
+        return self.scheduler.add_noise(z0.expand_as(noise), noise, t.reshape(1))
+
+    def noised_trajectory(
+        self, z0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, at: Literal["t", "t-1"] = "t"
+    ) -> list[torch.Tensor]:
+        """The re-noised original for every step, computed before the loop.
+
+        Entry ``i`` is z0 noised to ``timesteps[i]`` (``at="t"``) or to the step's target
+        timestep (``at="t-1"``: the next timestep, and z0 itself after the last step).
+        Precomputing keeps the scheduler's timestep look-ups (host syncs) out of the loop.
+        """
+        if at == "t":
+            return [self.add_noise(z0, noise, t) for t in timesteps]
+        if at == "t-1":
+            return [self.add_noise(z0, noise, t) for t in timesteps[1:]] + [z0.expand_as(noise)]
+        raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
+
+    # -- denoising --------------------------------------------------------------------------
+
+    def guided_noise(self, x: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """One UNet call on ``[x | x]`` with ``embeddings = [uncond | cond]``; the CFG noise estimate."""
+        model_input = self.scheduler.scale_model_input(torch.cat([x, x]), t)
+        eps_uncond, eps_cond = self.unet(model_input, t, encoder_hidden_states=embeddings).sample.chunk(2)
+        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        embeddings: torch.Tensor,
+        guidance_scale: float,
+        after_step: AfterStep | None = None,
+    ) -> torch.Tensor:
+        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
+        for i, t in enumerate(timesteps):
+            eps = self.guided_noise(x, t, embeddings, guidance_scale)
+            x = self.scheduler.step(eps, t, x).prev_sample
+            if after_step is not None:
+                x = after_step(i, t, x)
+        return x

@@ -1,0 +1,42 @@
+"""The one result type and the one interface every editing method implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import PIL.Image
+import torch
+
+
+@dataclass
+class EditResult:
+    """What an editor returns for one image.
+
+    Masks are CPU tensors at the input image's resolution (H x W). ``timings`` holds seconds
+    for the phases ``"mask"`` (until the final mask exists), ``"edit"`` (producing the edited
+    image from latents, outside inpainting), ``"inpaint"`` (the inpainting call) and
+    ``"total"`` (wall clock of the whole edit). ``unet_evals`` counts UNet image-evaluations:
+    batch rows summed over every UNet call, inpainting included.
+    """
+
+    image: PIL.Image.Image
+    mask: torch.Tensor | None = None
+    soft_mask: torch.Tensor | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    unet_evals: int = 0
+
+
+@runtime_checkable
+class Editor(Protocol):
+    """An image editor: InstDiffEdit and every baseline implement this."""
+
+    def edit(
+        self,
+        image: PIL.Image.Image,
+        *,
+        target: str,
+        source: str | None = None,
+        prompt: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> EditResult: ...

@@ -1,0 +1,64 @@
+"""run.py as a user runs it: offline, on the tiny model and the synthetic split."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*overrides: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run.py", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.slow
+def test_the_tiny_run_prints_a_summary_writes_results_and_resumes(tmp_path: Path) -> None:
+    args = ("model=tiny", "dataset=synthetic", "dataset.n=2", f"paths.output_root={tmp_path}")
+    started = time.perf_counter()
+    first = _run(*args, "logger=wandb")
+    elapsed = time.perf_counter() - started
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert elapsed < 60, f"2 items on the tiny model took {elapsed:.0f} s"
+    for column in ("mask_iou", "seconds", "unet_evals"):
+        assert column in first.stdout
+
+    run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=2"
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [r["item_id"] for r in rows] == ["synthetic-00000", "synthetic-00001"]
+    assert all(r["status"] == "ok" and 0 <= r["mask_iou"] <= 100 and r["unet_evals"] > 150 for r in rows)
+    assert (run_dir / "images" / "synthetic-00000.png").exists()
+    assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should have logged offline"
+
+    second = _run(*args, "logger=none")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "0 items to do, 2 already done" in second.stdout + second.stderr
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_model_that_cannot_be_downloaded_stops_the_run_with_one_sentence(tmp_path: Path) -> None:
+    result = _run("model=sd14", "logger=none", f"paths.output_root={tmp_path}", env={"HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "CompVis/stable-diffusion-v1-4" in message and "model.base" in message
+
+
+def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
+    code = "import sys, instdiffedit, baselines; print(sorted(m for m in ('hydra', 'wandb') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

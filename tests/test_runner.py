@@ -1,0 +1,148 @@
+"""The item loop: one row per item as soon as it is done, resume, shards, failures, summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy
+import pytest
+import torch
+
+from benchmarks.datasets import EditItem, SyntheticDataset
+from benchmarks.metrics import MaskIoU
+from benchmarks.results import ResultsTable
+from benchmarks.runner import Shard, config_hash, item_seed, run, summarize
+from instdiffedit import EditResult
+
+
+class GroundTruthEditor:
+    """A stand-in method that returns the input and the ground-truth mask; records its calls."""
+
+    def __init__(self, dataset: SyntheticDataset, fail_on: set[str] = frozenset(), interrupt_on: str | None = None):
+        self.dataset, self.fail_on, self.interrupt_on = dataset, fail_on, interrupt_on
+        self.calls: list[str] = []
+
+    def edit(self, image, *, target, source=None, prompt=None, generator=None) -> EditResult:
+        item = next(i for i in map(self.dataset.load, self.dataset.item_ids()) if i.image.tobytes() == image.tobytes())
+        self.calls.append(item.id)
+        if item.id == self.interrupt_on:
+            raise KeyboardInterrupt
+        if item.id in self.fail_on:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return EditResult(image, mask=item.gt_mask, timings={"total": 0.01}, unet_evals=250)
+
+
+def _run(dataset, editor, table, shard=Shard(), seed=1):
+    return run(
+        editor, dataset, table, method="gt", config_id="cfg", params={"threshold": 0.2}, master_seed=seed,
+        shard=shard, metrics={"mask_iou": MaskIoU()},
+    )
+
+
+@pytest.fixture
+def dataset() -> SyntheticDataset:
+    return SyntheticDataset(n=5, size=32, seed=3)
+
+
+def test_every_item_gets_one_row_with_its_metrics(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    summary = _run(dataset, GroundTruthEditor(dataset), table)
+    frame = table.frame()
+    assert sorted(frame["item_id"]) == dataset.item_ids()
+    assert (frame["mask_iou"] == 100.0).all() and (frame["unet_evals"] == 250).all()
+    assert (frame["param.threshold"] == 0.2).all()
+    assert summary.loc[("gt", "cfg"), "items"] == 5 and summary.loc[("gt", "cfg"), "mask_iou"] == 100.0
+
+
+def test_a_second_run_skips_the_items_already_done(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    _run(dataset, GroundTruthEditor(dataset), table)
+    again = GroundTruthEditor(dataset)
+    _run(dataset, again, table)
+    assert again.calls == [] and len(table.rows()) == 5
+
+
+def test_an_interrupt_loses_only_the_item_in_flight_and_the_rerun_completes(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    with pytest.raises(KeyboardInterrupt):
+        _run(dataset, GroundTruthEditor(dataset, interrupt_on="synthetic-00002"), table)
+    assert [r["item_id"] for r in table.rows()] == ["synthetic-00000", "synthetic-00001"]
+    resumed = GroundTruthEditor(dataset)
+    _run(dataset, resumed, table)
+    assert resumed.calls == ["synthetic-00002", "synthetic-00003", "synthetic-00004"]
+    assert sorted(table.frame()["item_id"]) == dataset.item_ids() and len(table.rows()) == 5
+
+
+def test_a_failing_item_is_recorded_and_the_run_goes_on_and_a_rerun_retries_it(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    summary = _run(dataset, GroundTruthEditor(dataset, fail_on={"synthetic-00001"}), table)
+    failed = table.frame().set_index("item_id").loc["synthetic-00001"]
+    assert failed["status"] == "failed" and "out of memory" in failed["error"]
+    assert summary.loc[("gt", "cfg"), "failed"] == 1 and summary.loc[("gt", "cfg"), "mask_iou"] == 100.0
+
+    retry = GroundTruthEditor(dataset)
+    summary = _run(dataset, retry, table)
+    assert retry.calls == ["synthetic-00001"]
+    assert summary.loc[("gt", "cfg"), "failed"] == 0 and summary.loc[("gt", "cfg"), "items"] == 5
+
+
+def test_a_torn_last_line_is_skipped_when_reading(tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    table.append({"item_id": "a", "method": "m", "config_id": "c", "status": "ok"})
+    with table.path.open("a") as f:
+        f.write('{"item_id": "b", "meth')
+    assert [r["item_id"] for r in table.rows()] == ["a"]
+
+
+def test_shards_are_disjoint_and_together_cover_the_split(dataset) -> None:
+    ids = dataset.item_ids()
+    shards = [Shard(i, 3).select(ids) for i in range(3)]
+    assert sorted(sum(shards, [])) == ids and len(set(sum(shards, []))) == len(ids)
+    assert Shard(1, 3).select(ids) == Shard(1, 3).select(ids)
+    with pytest.raises(ValueError, match="shard.index"):
+        Shard(3, 3)
+
+
+def test_sharded_runs_write_separate_files_with_the_same_rows_as_one_run(dataset, tmp_path) -> None:
+    whole = ResultsTable(tmp_path / "whole" / Shard().results_name)
+    _run(dataset, GroundTruthEditor(dataset), whole)
+    parts = []
+    for index in range(2):
+        shard = Shard(index, 2)
+        table = ResultsTable(tmp_path / "sharded" / shard.results_name)
+        _run(dataset, GroundTruthEditor(dataset), table, shard=shard)
+        parts += table.rows()
+    assert len({r["item_id"] for r in parts}) == 5
+    by_id = {r["item_id"]: r["seed"] for r in whole.rows()}
+    assert all(by_id[r["item_id"]] == r["seed"] for r in parts)  # seeds do not depend on sharding
+
+
+def test_item_seeds_depend_on_the_master_seed_and_the_item_only() -> None:
+    assert item_seed(1, "x") == item_seed(1, "x") != item_seed(2, "x") != item_seed(1, "y")
+    assert 0 <= item_seed(4623523532252, "ILSVRC2012_val_00000001.JPEG") < 2**63
+
+
+def test_config_hash_is_stable_and_sensitive() -> None:
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1}) != config_hash({"a": 1, "b": 3})
+
+
+def test_summary_marks_methods_without_masks_as_nan() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [{"item_id": "a", "method": "sdedit", "config_id": "c", "status": "ok", "mask_iou": math.nan, "seconds": 1.0, "unet_evals": 50}]
+    )
+    assert math.isnan(summarize(frame).loc[("sdedit", "c"), "mask_iou"])
+
+
+def test_synthetic_items_are_reproducible_and_their_masks_match_their_pixels(dataset) -> None:
+    item: EditItem = dataset.load("synthetic-00001")
+    again = SyntheticDataset(n=5, size=32, seed=3).load("synthetic-00001")
+    assert item.image.tobytes() == again.image.tobytes() and item.target == again.target
+    pixels = torch.tensor(numpy.array(item.image), dtype=torch.float32)
+    inside = pixels[item.gt_mask.bool()]
+    assert (inside == inside[0]).all()  # the shape is one flat colour
+    assert item.source != item.target
+    with pytest.raises(KeyError, match="synthetic-00099"):
+        dataset.load("synthetic-00099")

@@ -1,0 +1,36 @@
+"""Word/token alignment with the real CLIP BPE tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.tiny_model import clip_tokenizer
+from instdiffedit.tokens import token_layout
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return clip_tokenizer()
+
+
+def test_a_word_the_bpe_splits_spans_all_its_tokens(tokenizer) -> None:
+    layout = token_layout(tokenizer, "Shiba Inu dog")
+    assert layout.words == ("Shiba", "Inu", "dog")
+    assert [len(span) for span in layout.spans][2] == 1  # "dog" is one token
+    assert len(layout.spans[0]) + len(layout.spans[1]) > 2  # "Shiba" and "Inu" are not
+    ids = tokenizer("Shiba Inu dog").input_ids
+    assert layout.spans[0][0] == 1 and layout.end == len(ids) - 1 and ids[layout.end] == tokenizer.eos_token_id
+    flat = [position for span in layout.spans for position in span]
+    assert flat == list(range(1, layout.end))  # contiguous, in order, no token left out
+
+
+def test_punctuation_stays_with_its_word(tokenizer) -> None:
+    layout = token_layout(tokenizer, "a dog, on grass")
+    assert layout.words[1] == "dog," and len(layout.spans[1]) == 2
+
+
+def test_empty_and_overlong_texts_are_refused(tokenizer) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        token_layout(tokenizer, "   ")
+    with pytest.raises(ValueError, match="at most 75"):
+        token_layout(tokenizer, " ".join(["raccoon"] * 80))
