@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hydra
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 # The run folder is named by the overrides; a run without any goes to ".../default".
@@ -15,10 +16,10 @@ OmegaConf.register_new_resolver("run_key", lambda overrides: overrides or "defau
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> pd.DataFrame:
     from benchmarks.harness import run_from_config  # heavy imports only once Hydra has parsed the command line
 
-    run_from_config(cfg)
+    return run_from_config(cfg)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class EditDataset(Protocol):
     """A split: item ids are cheap to list; items are loaded one at a time."""
 
     name: str
+    has_masks: bool  # whether items carry ground-truth masks
 
     def item_ids(self) -> list[str]: ...
 
@@ -58,6 +59,7 @@ class SyntheticDataset:
     """
 
     name = "synthetic"
+    has_masks = True
 
     def __init__(self, n: int = 8, size: int = 128, seed: int = 0) -> None:
         if n < 1 or size < 16:

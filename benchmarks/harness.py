@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.models import ModelUnavailableError, Pipelines
@@ -27,12 +27,15 @@ def _identity(cfg: DictConfig) -> dict:
 
 
 def run_from_config(cfg: DictConfig) -> pd.DataFrame:
+    """Run the configured method on the configured split; return (and print) the summary."""
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     out = Path(hydra_cfg.runtime.output_dir)
     shard = Shard(cfg.shard.index, cfg.shard.count)
 
     dataset = instantiate(cfg.dataset)
+    if getattr(get_class(cfg.method._target_), "requires_ground_truth_mask", False) and not dataset.has_masks:
+        sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
     metrics = instantiate(cfg.metrics)
     pipes = _load_models(cfg)
     editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)

@@ -68,7 +68,9 @@ def _save_outputs(directory: Path, item_id: str, result: EditResult) -> None:
 def edit_item(editor: Editor, item: EditItem, seed: int, metrics: Mapping[str, Metric]) -> tuple[EditResult, dict[str, Any]]:
     """Edit one item with a generator seeded for it and compute every metric's values."""
     generator = torch.Generator("cpu").manual_seed(seed)
-    result = editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, generator=generator)
+    result = editor.edit(
+        item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=generator
+    )
     values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
     values["seconds"] = result.timings.get("total", math.nan)
     values["unet_evals"] = result.unet_evals

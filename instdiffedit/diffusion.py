@@ -7,6 +7,7 @@ denoising step or latent blending.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import diffusers
@@ -15,8 +16,18 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
-AfterStep = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-"""Called after each scheduler step as ``after_step(i, t, x_prev)``; returns the latents to go on with."""
+@dataclass(frozen=True)
+class DenoisingStep:
+    """One finished step of a denoising loop, as handed to its ``after_step`` callback."""
+
+    index: int
+    timestep: torch.Tensor
+    latents: torch.Tensor  # the scheduler's x_{t-1}
+    noise_pred: torch.Tensor  # the guided noise estimate at t
+
+
+AfterStep = Callable[[DenoisingStep], torch.Tensor]
+"""Called after each scheduler step; returns the latents the loop goes on with."""
 
 
 def blend_latents(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -137,11 +148,31 @@ class LatentDiffusion:
 
     # -- denoising --------------------------------------------------------------------------
 
-    def guided_noise(self, x: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-        """One UNet call on ``[x | x]`` with ``embeddings = [uncond | cond]``; the CFG noise estimate."""
-        model_input = self.scheduler.scale_model_input(torch.cat([x, x]), t)
-        eps_uncond, eps_cond = self.unet(model_input, t, encoder_hidden_states=embeddings).sample.chunk(2)
-        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+    def guided_noise(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        embeddings: torch.Tensor,
+        guidance_scale: float,
+        max_rows: int | None = None,
+    ) -> torch.Tensor:
+        """The classifier-free-guided noise estimate for every row of ``x``.
+
+        ``embeddings`` is ``[uncond | cond]`` (two rows per latent row, see
+        :meth:`guidance_embeddings`). Each UNet call takes ``[x | x]`` for a chunk of latent
+        rows, at most ``max_rows`` UNet rows at a time (default: all rows in one call).
+        """
+        rows = x.shape[0]
+        uncond, cond = embeddings[:rows], embeddings[rows:]
+        chunk = rows if max_rows is None else max(1, max_rows // 2)
+        estimates = []
+        for start in range(0, rows, chunk):
+            part = slice(start, start + chunk)
+            model_input = self.scheduler.scale_model_input(torch.cat([x[part], x[part]]), t)
+            context = torch.cat([uncond[part], cond[part]])
+            eps_uncond, eps_cond = self.unet(model_input, t, encoder_hidden_states=context).sample.chunk(2)
+            estimates.append(eps_uncond + guidance_scale * (eps_cond - eps_uncond))
+        return torch.cat(estimates)
 
     @torch.no_grad()
     def denoise(
@@ -151,11 +182,12 @@ class LatentDiffusion:
         embeddings: torch.Tensor,
         guidance_scale: float,
         after_step: AfterStep | None = None,
+        max_rows: int | None = None,
     ) -> torch.Tensor:
         """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
         for i, t in enumerate(timesteps):
-            eps = self.guided_noise(x, t, embeddings, guidance_scale)
+            eps = self.guided_noise(x, t, embeddings, guidance_scale, max_rows)
             x = self.scheduler.step(eps, t, x).prev_sample
             if after_step is not None:
-                x = after_step(i, t, x)
+                x = after_step(DenoisingStep(i, t, x, eps))
         return x

@@ -12,16 +12,13 @@ from typing import Literal
 
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.attention import capture_cross_attention
-from instdiffedit.diffusion import LatentDiffusion, blend_latents
-from instdiffedit.inpaint import Inpainter, LatentBlendInpainter, PipelineInpainter
+from instdiffedit.diffusion import DenoisingStep, blend_latents
 from instdiffedit.refine import MaskRefiner, word_maps
+from instdiffedit.staged import FirstStage, Output, StagedEditor
 from instdiffedit.tokens import TokenLayout, token_layout
-from instdiffedit.types import EditResult
 
 
 @dataclass
@@ -54,13 +51,7 @@ class InstantMasks:
         return self.soft, binary
 
 
-def _to_image_size(mask: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """An h x w map resized to the input image's (H, W), on the CPU, float32."""
-    resized = F.interpolate(mask[None, None].float(), size=size, mode=mode)[0, 0]
-    return resized.clamp(0, 1).cpu()
-
-
-class InstDiffEdit:
+class InstDiffEdit(StagedEditor):
     """Edit an image towards a target text with InstDiffEdit's instant attention masks.
 
     Plug-and-play over any diffusers Stable Diffusion 1.x/2.x pipeline::
@@ -80,11 +71,11 @@ class InstDiffEdit:
         attention_downsample: capture cross-attention at latent / this (16 x 16 for SD at 512 px).
         blend_with: "t" blends with the original re-noised at the current timestep (the
             authors' code); "t-1" at the step's target timestep (the paper's figure).
+        mask_guidance: blend with the re-noised original at every step; False is the paper's
+            no-mask ablation (the masks are still computed and reported).
         output: "inpaint" repaints the final mask (the paper); "decode" decodes the first
             noise's mask-guided latents instead (the no-inpainting ablation).
-        inpaint_steps, inpaint_guidance_scale: the final inpainting's schedule.
-        scheduler: the diffusers scheduler class for the mask-guided loop.
-        resolution: working resolution in pixels; default, the UNet's native size.
+        inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
     """
 
     def __init__(
@@ -104,19 +95,26 @@ class InstDiffEdit:
         blur_passes: int = 2,
         attention_downsample: int = 4,
         blend_with: Literal["t", "t-1"] = "t",
-        output: Literal["inpaint", "decode"] = "inpaint",
+        mask_guidance: bool = True,
+        output: Output = "inpaint",
         inpaint_steps: int = 50,
         inpaint_guidance_scale: float = 7.5,
         scheduler: str = "LMSDiscreteScheduler",
         resolution: int | None = None,
     ) -> None:
-        if output not in ("inpaint", "decode"):
-            raise ValueError(f"output must be 'inpaint' or 'decode', got {output!r}.")
         if blend_with not in ("t", "t-1"):
             raise ValueError(f"blend_with must be 't' or 't-1', got {blend_with!r}.")
         if num_noises < 1:
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
-        self.diffusion = LatentDiffusion(pipe, scheduler=scheduler, resolution=resolution)
+        super().__init__(
+            pipe,
+            inpaint_pipe,
+            output=output,
+            inpaint_steps=inpaint_steps,
+            inpaint_guidance_scale=inpaint_guidance_scale,
+            scheduler=scheduler,
+            resolution=resolution,
+        )
         self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes)
         self.num_inference_steps = num_inference_steps
         self.strength = strength
@@ -124,12 +122,7 @@ class InstDiffEdit:
         self.num_noises = num_noises
         self.attention_downsample = attention_downsample
         self.blend_with = blend_with
-        self.output = output
-        self.inpainter: Inpainter = (
-            PipelineInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale)
-            if inpaint_pipe is not None
-            else LatentBlendInpainter(self.diffusion, inpaint_steps, inpaint_guidance_scale)
-        )
+        self.mask_guidance = mask_guidance
 
     @torch.no_grad()
     def mask_guided_edit(
@@ -145,12 +138,12 @@ class InstDiffEdit:
         z0 = d.encode(image)
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
         noise = d.noise((self.num_noises, *z0.shape[1:]), generator)
-        renoised = d.noised_trajectory(z0, noise, timesteps, at="t" if self.blend_with == "t" else "t-1")
+        renoised = d.noised_trajectory(z0, noise, timesteps, at=self.blend_with)
         masks = InstantMasks(self.refiner, token_layout(d.tokenizer, target), d.latent_size)
 
-        def guide(i: int, t: torch.Tensor, x_prev: torch.Tensor) -> torch.Tensor:
+        def guide(step: DenoisingStep) -> torch.Tensor:
             _, mask = masks.update(store.take())
-            return blend_latents(x_prev, renoised[i], mask)
+            return blend_latents(step.latents, renoised[step.index], mask) if self.mask_guidance else step.latents
 
         x = d.add_noise(z0, noise, timesteps[0])
         embeddings = d.guidance_embeddings([target] * self.num_noises)
@@ -158,33 +151,15 @@ class InstDiffEdit:
             x = d.denoise(x, timesteps, embeddings, self.guidance_scale, after_step=guide)
         return x, masks
 
-    def edit(
+    def first_stage(
         self,
         image: PIL.Image.Image,
         *,
         target: str,
-        source: str | None = None,
-        prompt: str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> EditResult:
-        """Edit ``image`` towards ``target`` (the target text only; ``source``/``prompt`` unused)."""
-        d = self.diffusion
-        timer = PhaseTimer(d.device)
-        with count_unet_evals(d.unet, self.inpainter.unet) as counter, timer.phase("total"):
-            with timer.phase("mask"):
-                latents, masks = self.mask_guided_edit(image, target, generator)
-                final = masks.history[-1]
-            if self.output == "inpaint":
-                with timer.phase("inpaint"):
-                    work_image = image.convert("RGB").resize((d.resolution,) * 2, PIL.Image.Resampling.BICUBIC)
-                    work_mask = F.interpolate(final[None, None], size=(d.resolution,) * 2, mode="nearest")
-                    edited = self.inpainter(work_image, work_mask, target, generator)
-            else:
-                with timer.phase("edit"):
-                    edited = d.decode(latents[:1])[0]
-            with timer.phase("edit"):
-                edited = edited.resize(image.size, PIL.Image.Resampling.BICUBIC)
-                size = (image.height, image.width)
-                mask = _to_image_size(final, size, "nearest")
-                soft_mask = _to_image_size(masks.soft, size, "bilinear")
-        return EditResult(edited, mask, soft_mask, timer.timings, counter.count)
+        source: str | None,
+        mask: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> FirstStage:
+        """InstDiffEdit conditions on the target text alone; ``source`` and ``mask`` are unused."""
+        latents, masks = self.mask_guided_edit(image, target, generator)
+        return FirstStage(latents=latents, mask=masks.history[-1], soft_mask=masks.soft)

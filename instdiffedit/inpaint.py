@@ -76,6 +76,6 @@ class LatentBlendInpainter:
             timesteps,
             d.guidance_embeddings([prompt]),
             self.guidance_scale,
-            after_step=lambda i, t, x_prev: blend_latents(x_prev, known[i], latent_mask),
+            after_step=lambda step: blend_latents(step.latents, known[step.index], latent_mask),
         )
         return d.decode(x)[0]

@@ -24,6 +24,13 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     return (maps - low) / (high - low).clamp_min(_EPS)
 
 
+def blur(maps: torch.Tensor, kernel: int, sigma: float, passes: int = 1) -> torch.Tensor:
+    """Gaussian blur of each map (the last two dimensions), ``passes`` times, reflect padding."""
+    for _ in range(passes):
+        maps = gaussian_blur(maps, [kernel, kernel], [sigma, sigma])
+    return maps
+
+
 def word_maps(attention: torch.Tensor, layout: TokenLayout, size: tuple[int, int]) -> torch.Tensor:
     """Per-word maps ``[start token, word_1 .. word_n, end token]`` (K x H x W), each in [0, 1].
 
@@ -97,8 +104,6 @@ class MaskRefiner:
 
     def __call__(self, maps: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The soft mask in [0, 1] and the binary mask (both H x W) for ``maps`` (K x H x W)."""
-        soft = aggregate(maps, positions)[None]
-        for _ in range(self.blur_passes):
-            soft = gaussian_blur(soft, [self.blur_kernel] * 2, [self.blur_sigma] * 2)
+        soft = blur(aggregate(maps, positions)[None], self.blur_kernel, self.blur_sigma, self.blur_passes)
         soft = minmax(soft)[0]
         return soft, (soft > self.threshold).to(soft.dtype)

@@ -29,7 +29,12 @@ class EditResult:
 
 @runtime_checkable
 class Editor(Protocol):
-    """An image editor: InstDiffEdit and every baseline implement this."""
+    """An image editor: InstDiffEdit and every baseline implement this.
+
+    ``target`` is the edit text, ``source`` the text of what is replaced (methods that need
+    none ignore it), ``prompt`` a caption of the input, ``mask`` a ground-truth mask (H x W,
+    1 = edit) that only oracle methods use, ``generator`` the source of every random draw.
+    """
 
     def edit(
         self,
@@ -38,5 +43,6 @@ class Editor(Protocol):
         target: str,
         source: str | None = None,
         prompt: str | None = None,
+        mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> EditResult: ...

@@ -23,7 +23,7 @@ class GroundTruthEditor:
         self.dataset, self.fail_on, self.interrupt_on = dataset, fail_on, interrupt_on
         self.calls: list[str] = []
 
-    def edit(self, image, *, target, source=None, prompt=None, generator=None) -> EditResult:
+    def edit(self, image, *, target, source=None, prompt=None, mask=None, generator=None) -> EditResult:
         item = next(i for i in map(self.dataset.load, self.dataset.item_ids()) if i.image.tobytes() == image.tobytes())
         self.calls.append(item.id)
         if item.id == self.interrupt_on:

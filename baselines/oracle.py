@@ -1,0 +1,52 @@
+"""Oracle inpainting: the split's ground-truth mask handed to the same inpainting step.
+
+The upper bound of every mask-then-inpaint method (InstDiffEdit, DiffEdit) on splits with
+human masks: it isolates the mask's quality from the inpainting's.
+"""
+
+from __future__ import annotations
+
+import PIL.Image
+import torch
+from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+from instdiffedit.staged import FirstStage, StagedEditor
+
+
+class OracleInpaint(StagedEditor):
+    """Inpaint the ground-truth mask with the target text."""
+
+    requires_ground_truth_mask = True
+
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline,
+        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        *,
+        inpaint_steps: int = 50,
+        inpaint_guidance_scale: float = 7.5,
+        scheduler: str = "LMSDiscreteScheduler",
+        resolution: int | None = None,
+    ) -> None:
+        super().__init__(
+            pipe,
+            inpaint_pipe,
+            output="inpaint",
+            inpaint_steps=inpaint_steps,
+            inpaint_guidance_scale=inpaint_guidance_scale,
+            scheduler=scheduler,
+            resolution=resolution,
+        )
+
+    def first_stage(
+        self,
+        image: PIL.Image.Image,
+        *,
+        target: str,
+        source: str | None,
+        mask: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> FirstStage:
+        if mask is None:
+            raise ValueError("oracle_inpaint needs a ground-truth mask, and this item has none: use a split with masks.")
+        return FirstStage(mask=(mask > 0.5).float())

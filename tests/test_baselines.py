@@ -1,0 +1,90 @@
+"""The baselines on the tiny model: same interface, faithful UNet budgets, sane edge cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines import DiffEdit, OracleInpaint, SDEdit
+from benchmarks.datasets import SyntheticDataset
+from instdiffedit import InstDiffEdit
+
+
+@pytest.fixture(scope="module")
+def item():
+    return SyntheticDataset(n=1, size=80).load("synthetic-00000")
+
+
+def _seeded() -> torch.Generator:
+    return torch.Generator().manual_seed(11)
+
+
+def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item) -> None:
+    editor = DiffEdit(tiny.base, None, num_noises=3, num_inference_steps=10, inpaint_steps=4)
+    result = editor.edit(item.image, target=item.target, source=item.source, generator=_seeded())
+    assert result.unet_evals == 3 * 2 * 5 * 2 + 4 * 2  # mask runs + latent-blend inpainting
+    assert result.image.size == item.image.size
+    assert result.mask.shape == (item.image.height, item.image.width)
+    assert set(result.mask.unique().tolist()) <= {0.0, 1.0}
+    assert result.timings["mask"] > 0 and result.timings["inpaint"] > 0
+
+
+@pytest.mark.slow
+def test_diffedit_at_the_paper_defaults_spends_1000_evaluations_on_the_mask(tiny, item) -> None:
+    editor = DiffEdit(tiny.base, None, output="inpaint", inpaint_steps=1)
+    result = editor.edit(item.image, target=item.target, source=item.source, generator=_seeded())
+    assert result.unet_evals == 10 * 2 * 25 * 2 + 1 * 2
+
+
+def test_diffedit_batched_and_one_by_one_give_the_same_mask(tiny, item) -> None:
+    kwargs = dict(num_noises=4, num_inference_steps=10, output="decode")
+    batched = DiffEdit(tiny.base, unet_batch_size=16, **kwargs)
+    one_by_one = DiffEdit(tiny.base, unet_batch_size=2, **kwargs)
+    a = batched.difference_map(item.image, item.source, item.target, _seeded())
+    b = one_by_one.difference_map(item.image, item.source, item.target, _seeded())
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    mask_a = batched.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=_seeded()).mask
+    mask_b = one_by_one.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=_seeded()).mask
+    assert torch.equal(mask_a, mask_b)
+
+
+def test_sdedit_runs_the_last_half_of_the_schedule_and_has_no_mask(tiny, item) -> None:
+    result = SDEdit(tiny.base).edit(item.image, target=item.target, generator=_seeded())
+    assert result.unet_evals == 25 * 2
+    assert result.mask is None and result.soft_mask is None
+    assert result.image.size == item.image.size and result.timings["edit"] > 0
+
+
+def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny, item) -> None:
+    editor = OracleInpaint(tiny.base, None, inpaint_steps=4)
+    d = editor.diffusion
+    work = item.image.resize((d.resolution, d.resolution))
+    empty = torch.zeros(work.height, work.width)
+    result = editor.edit(work, target=item.target, mask=empty, generator=_seeded())
+    assert result.image.tobytes() == d.decode(d.encode(work))[0].tobytes()
+    assert result.unet_evals == 4 * 2
+
+
+def test_oracle_with_a_full_mask_changes_the_image(tiny, item) -> None:
+    for inpaint_pipe in (None, tiny.inpaint):
+        editor = OracleInpaint(tiny.base, inpaint_pipe, inpaint_steps=4)
+        d = editor.diffusion
+        work = item.image.resize((d.resolution, d.resolution))
+        full = torch.ones(work.height, work.width)
+        result = editor.edit(work, target=item.target, mask=full, generator=_seeded())
+        assert result.image.tobytes() != d.decode(d.encode(work))[0].tobytes()
+        assert torch.equal(result.mask, full)
+
+
+def test_oracle_without_a_ground_truth_mask_says_so(tiny, item) -> None:
+    with pytest.raises(ValueError, match="ground-truth mask"):
+        OracleInpaint(tiny.base).edit(item.image, target=item.target, generator=_seeded())
+
+
+def test_the_no_mask_ablation_changes_the_edit_but_still_reports_the_mask(tiny, item) -> None:
+    kwargs = dict(num_inference_steps=10, output="decode")
+    guided = InstDiffEdit(tiny.base, **kwargs).edit(item.image, target=item.target, generator=_seeded())
+    unguided = InstDiffEdit(tiny.base, mask_guidance=False, **kwargs).edit(item.image, target=item.target, generator=_seeded())
+    assert unguided.unet_evals == guided.unet_evals == 5 * 6
+    assert unguided.mask is not None and unguided.mask.shape == guided.mask.shape
+    assert unguided.image.tobytes() != guided.image.tobytes()
