@@ -1,7 +1,9 @@
 """Baselines behind the same :class:`instdiffedit.Editor` interface as InstDiffEdit."""
 
 from baselines.diffedit import DiffEdit
+from baselines.diffedit_ddim import DiffEditDDIM
+from baselines.ledits_pp import LeditsPP
 from baselines.oracle import OracleInpaint
 from baselines.sdedit import SDEdit
 
-__all__ = ["DiffEdit", "OracleInpaint", "SDEdit"]
+__all__ = ["DiffEdit", "DiffEditDDIM", "LeditsPP", "OracleInpaint", "SDEdit"]

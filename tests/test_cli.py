@@ -62,3 +62,23 @@ def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+METHODS = ("instdiffedit", "diffedit", "diffedit_ddim", "sdedit", "oracle_inpaint", "no_mask", "ledits_pp")
+
+
+@pytest.mark.slow
+def test_a_multirun_over_every_method_summarises_each_with_its_mask_iou(tmp_path: Path) -> None:
+    result = _run(
+        "-m", "model=tiny", "dataset=synthetic", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
+        f"method={','.join(METHODS)}", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = result.stdout.split("Sweep summary", 1)[1]
+    rows = {line.split()[0]: line.split() for line in sweep.splitlines() if line.split() and line.split()[0] in METHODS}
+    assert set(rows) == set(METHODS)
+    # columns: method, config_id, items, failed, mask_iou, seconds, unet_evals
+    assert rows["sdedit"][4] == "n/a" and rows["oracle_inpaint"][4] == "100.000"
+    assert all(r[3] == "0" for r in rows.values()), sweep
+    assert float(rows["diffedit"][6]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
+    assert float(rows["instdiffedit"][6]) == 25 * 6 + 2 * 51
