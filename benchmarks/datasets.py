@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import PIL.Image
 import torch
+from diffusers import StableDiffusionPipeline
+
+if TYPE_CHECKING:
+    import datasets
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,8 @@ class EditItem:
 
     ``target`` is the edit text InstDiffEdit conditions on; ``source`` the text describing
     what is replaced (DiffEdit needs it); ``prompt`` a full caption of the input. ``gt_mask``
-    is H x W, 1 where the edit should happen, at the image's resolution.
+    is H x W, 1 where the edit should happen, at the image's resolution. ``flags`` say what
+    was off with the item's files but could be handled (a resized mask, an empty mask).
     """
 
     id: str
@@ -25,6 +30,7 @@ class EditItem:
     prompt: str | None = None
     gt_mask: torch.Tensor | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
 
 
 class EditDataset(Protocol):
@@ -34,6 +40,9 @@ class EditDataset(Protocol):
     has_masks: bool  # whether items carry ground-truth masks
 
     def item_ids(self) -> list[str]: ...
+
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        """Called once the models are loaded (the Imagen split generates its inputs with ``base``)."""
 
     def load(self, item_id: str) -> EditItem: ...
 
@@ -69,6 +78,9 @@ class SyntheticDataset:
     def item_ids(self) -> list[str]:
         return [f"synthetic-{i:05d}" for i in range(self.n)]
 
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        pass
+
     def load(self, item_id: str) -> EditItem:
         if item_id not in self.item_ids():
             raise KeyError(f"{item_id!r} is not an item of the synthetic split (n={self.n}).")
@@ -101,3 +113,33 @@ class SyntheticDataset:
             prompt=f"a {colour} {shape} on a plain background",
             gt_mask=mask.float(),
         )
+
+
+def to_hf_dataset(split: EditDataset) -> datasets.Dataset:
+    """A split as a Hugging Face ``datasets.Dataset`` (images and masks as ``Image`` features).
+
+    For users who want to browse, filter or share a split with the ``datasets`` tooling; the
+    runner itself reads items one at a time through :meth:`EditDataset.load`.
+    """
+    import datasets
+
+    def rows():
+        for item_id in split.item_ids():
+            item = split.load(item_id)
+            mask = None
+            if item.gt_mask is not None:
+                mask = PIL.Image.fromarray((item.gt_mask.numpy() * 255).astype("uint8"))
+            yield {"id": item.id, "image": item.image, "mask": mask, "target": item.target,
+                   "source": item.source, "prompt": item.prompt}
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "mask": datasets.Image(),
+            "target": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "prompt": datasets.Value("string"),
+        }
+    )
+    return datasets.Dataset.from_generator(rows, features=features)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
@@ -12,9 +13,13 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.models import ModelUnavailableError, Pipelines
+from benchmarks.downloads import DownloadError
+from benchmarks.models import ModelUnavailableError
 from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard, config_hash, run
+from benchmarks.splits import MissingFilesError
+
+USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError)
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +38,12 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     out = Path(hydra_cfg.runtime.output_dir)
     shard = Shard(cfg.shard.index, cfg.shard.count)
 
-    dataset = instantiate(cfg.dataset)
+    dataset = _build(cfg.dataset)
     if getattr(get_class(cfg.method._target_), "requires_ground_truth_mask", False) and not dataset.has_masks:
         sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
-    metrics = instantiate(cfg.metrics)
-    pipes = _load_models(cfg)
+    metrics = _build(cfg.metrics)
+    pipes = _build(cfg.model)
+    dataset.prepare(pipes.base)
     editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
     identity = _identity(cfg)
     params = {k: v for k, v in identity["method"].items() if not k.startswith("_")}
@@ -69,11 +75,15 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     return summary
 
 
-def _load_models(cfg: DictConfig) -> Pipelines:
-    """The model's pipelines; weights that cannot be had end the run with their one-sentence reason."""
+def _build(node: DictConfig) -> Any:
+    """Instantiate a config node; a missing download, file or model ends the run with its one sentence.
+
+    These errors name the file or weights and the config key that fixes them, so a traceback
+    would only hide the sentence.
+    """
     try:
-        return instantiate(cfg.model)
+        return instantiate(node)
     except InstantiationException as error:
-        if isinstance(error.__cause__, ModelUnavailableError):
+        if isinstance(error.__cause__, USER_FIXABLE):
             sys.exit(f"error: {error.__cause__}")
         raise

@@ -123,7 +123,8 @@ def run(
             result, values = edit_item(editor, item, seed, metrics)
             if image_dir is not None:
                 _save_outputs(image_dir, item_id, result)
-            row.update(status="ok", **values)
+            row.update({f"meta.{k}": v for k, v in item.meta.items()})
+            row.update(status="ok", flags="; ".join(item.flags), **values)
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
@@ -135,14 +136,32 @@ def run(
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per method and config: items, failures, mean mask IoU (n/a without masks), seconds, UNet evals."""
+    """Per method and config: items, failed and flagged items, then the mean of every metric column
+    over the items that succeeded (mask IoU is n/a for methods without masks), seconds, UNet evals."""
     if frame.empty:
         return pd.DataFrame()
     ok = frame[frame["status"] == "ok"]
     groups = frame.groupby(["method", "config_id"], sort=True)
-    summary = pd.DataFrame({"items": groups.size(), "failed": groups["status"].apply(lambda s: int((s != "ok").sum()))})
+    flagged = frame["flags"].fillna("").astype(bool) if "flags" in frame else pd.Series(False, index=frame.index)
+    summary = pd.DataFrame(
+        {
+            "items": groups.size(),
+            "failed": groups["status"].apply(lambda s: int((s != "ok").sum())),
+            "flagged": flagged.groupby([frame["method"], frame["config_id"]]).sum().astype(int),
+        }
+    )
     ok_groups = ok.groupby(["method", "config_id"], sort=True)
-    for column in ("mask_iou", "seconds", "unet_evals"):
-        if column in ok:
-            summary[column] = ok_groups[column].mean()
+    for column in _metric_columns(ok):
+        summary[column] = ok_groups[column].mean()
     return summary
+
+
+def _metric_columns(rows: pd.DataFrame) -> list[str]:
+    """Numeric per-item results in display order: metrics first, then cost."""
+    cost = [c for c in ("seconds", "unet_evals") if c in rows]
+    metrics = [
+        c
+        for c in rows.columns
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed") and not c.startswith(("param.", "seconds_", "meta."))
+    ]
+    return metrics + cost

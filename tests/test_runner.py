@@ -146,3 +146,13 @@ def test_synthetic_items_are_reproducible_and_their_masks_match_their_pixels(dat
     assert item.source != item.target
     with pytest.raises(KeyError, match="synthetic-00099"):
         dataset.load("synthetic-00099")
+
+
+def test_a_split_can_be_browsed_as_a_hugging_face_dataset(dataset, tmp_path, monkeypatch) -> None:
+    from benchmarks.datasets import to_hf_dataset
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
+    hf = to_hf_dataset(dataset)
+    assert hf.num_rows == 5 and hf[1]["id"] == "synthetic-00001"
+    assert hf[1]["image"].size == (32, 32) and hf[1]["target"] == dataset.load("synthetic-00001").target
+    assert numpy.array(hf[1]["mask"]).sum() == dataset.load("synthetic-00001").gt_mask.sum() * 255

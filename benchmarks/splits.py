@@ -1,0 +1,309 @@
+"""The paper's splits: Editing-Mask (human masks), ImageNet (FlexIT test split) and Imagen prompts.
+
+The lists are the InstDiffEdit authors' (their repository at a fixed commit), downloaded at run
+time and verified by sha256; images come from the authors' zip (Editing-Mask), the user's
+ImageNet validation folder, or the base model itself (Imagen: the original Imagen samples are
+not public). Every file an item needs is looked up when the split is built, before any model
+loads, and all that are missing are listed in one error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import StableDiffusionPipeline
+
+from benchmarks.datasets import EditItem
+from benchmarks.downloads import RemoteFile, extract_zip, fetch
+
+AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
+_RAW = f"https://raw.githubusercontent.com/xiaotianqing/InstDiffEdit/{AUTHORS_COMMIT}"
+LISTS = {
+    "editing_mask": RemoteFile(
+        f"{_RAW}/dataset_txt/Editing-Mask_list.txt",
+        sha256="01fbf5a04e4d6105a5d3e3b1530045c0656847bd613cb93fed990fff6f3a516d",
+    ),
+    "imagenet": RemoteFile(
+        f"{_RAW}/dataset_txt/ImageNet_list.txt",
+        sha256="2cd3ef729b1176515c2dff777c29ad10c7d6f8de771537ce3e09283b86f172e1",
+    ),
+    "imagen": RemoteFile(
+        f"{_RAW}/dataset_txt/Imagen_list.txt",
+        sha256="3f10e57e2bb5c5ad972fa4d1baff68704e3d1d7689690cbf7cd3e9f74245c6fa",
+    ),
+}
+EDITING_MASK_ZIP = RemoteFile(f"{_RAW}/dataset/Editing-Mask.zip", git_blob="93a5af438bf0400b78bfbeb3f9e92c777bc93c23")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class MissingFilesError(RuntimeError):
+    """Items of a split have no file; the message lists them and what was found."""
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of an authors' list.
+
+    ImageNet-style: ``ILSVRC2012_val_XXXXXXXX.JPEG <> source class <> target class``; the edit
+    text is "a <target class>". Imagen-style: ``id <> prompt <> source phrase <> target phrase``;
+    the edit text is the target phrase.
+    """
+
+    id: str
+    kind: Literal["imagenet", "imagen"]
+    source: str
+    target: str
+    prompt: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def parse_list(text: str) -> list[ListEntry]:
+    """Parse a list of either line kind (or both, as Editing-Mask mixes them), any line ending."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):  # splitlines drops "\r\n" whole
+        if not line.strip():
+            continue
+        fields = [part.strip() for part in line.split("<>")]
+        if len(fields) == 3:
+            file, source, target = fields
+            meta = {"file": file, "source_class": source, "target_class": target}
+            entries.append(ListEntry(Path(file).stem, "imagenet", source, f"a {target}", meta=meta))
+        elif len(fields) == 4:
+            item_id, prompt, source, target = fields
+            entries.append(ListEntry(item_id, "imagen", source, target, prompt))
+        else:
+            raise ValueError(f"Line {number} has {len(fields)} fields separated by '<>'; expected 3 or 4: {line!r}")
+    ids = [e.id for e in entries]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"The list repeats item ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return entries
+
+
+def read_list(split: str, list_path: str | None, cache_dir: str | Path, config_key: str) -> list[ListEntry]:
+    """The split's list from ``list_path`` or the cache (downloaded and verified once)."""
+    if list_path is not None:
+        path = Path(list_path).expanduser()
+        if not path.is_file():
+            raise MissingFilesError(f"The list file {path} given by {config_key} does not exist.")
+    else:
+        remote = LISTS[split]
+        path = Path(cache_dir).expanduser() / split / Path(remote.url).name
+        path = fetch(remote, path, what=f"the {split} list", config_key=f"{config_key}=/path/to/{path.name}")
+    return parse_list(path.read_text(encoding="utf-8"))
+
+
+def _index_images(root: Path) -> dict[str, list[Path]]:
+    index: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            index.setdefault(path.stem, []).append(path)
+    return index
+
+
+def _missing_error(split: str, missing: list[str], found: Iterable[str], fix: str) -> MissingFilesError:
+    found = sorted(found)
+    return MissingFilesError(
+        f"{len(missing)} item(s) of {split} have no file: {', '.join(missing[:10])}"
+        f"{' ...' if len(missing) > 10 else ''}; found {len(found)} file(s), e.g. {', '.join(found[:10]) or 'none'}. {fix}"
+    )
+
+
+def _open_rgb(path: Path) -> PIL.Image.Image:
+    with PIL.Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _open_mask(path: Path, size: tuple[int, int]) -> tuple[torch.Tensor, list[str]]:
+    """A binary mask (H x W float) for an image of ``size`` (W, H), and flags for what was off."""
+    flags = []
+    with PIL.Image.open(path) as mask:
+        mask = mask.convert("L")
+        if mask.size != size:
+            flags.append(f"mask {mask.size[0]}x{mask.size[1]} resized (nearest) to the image's {size[0]}x{size[1]}")
+            mask = mask.resize(size, PIL.Image.Resampling.NEAREST)
+        binary = torch.from_numpy(np.array(mask) > 127).float()
+    if binary.sum() == 0:
+        flags.append("empty ground-truth mask: IoU undefined")
+    return binary, flags
+
+
+_MASK_WORD = re.compile(r"[_\-. ]*mask[_\-. ]*", re.IGNORECASE)
+
+
+def _is_mask(path: Path, root: Path) -> bool:
+    return any("mask" in part.lower() for part in path.relative_to(root).parts[:-1]) or "mask" in path.stem.lower()
+
+
+def _mask_key(path: Path) -> str:
+    """The item id a mask file belongs to: its stem without the word "mask", else its folder's name."""
+    return _MASK_WORD.sub("", path.stem) or path.parent.name
+
+
+class EditingMaskSplit:
+    """The 200 Editing-Mask items with human masks (100 ImageNet-style, 100 Imagen-style lines).
+
+    ``root``: a prepared local folder holding the images and masks (any layout) and, unless
+    ``list_path`` is given, ``Editing-Mask_list.txt``; by default both are downloaded into the
+    cache and verified. Images and masks are matched to items by file stem, since the zip's
+    layout is undocumented: a file is a mask when "mask" is in its name or a parent folder's.
+    """
+
+    name = "editing_mask"
+    has_masks = True
+
+    def __init__(self, root: str | None = None, list_path: str | None = None, cache_dir: str = "~/.cache/instdiffedit") -> None:
+        cache = Path(cache_dir).expanduser() / self.name
+        if root is None:
+            entries = read_list(self.name, list_path, cache_dir, "dataset.list_path")
+            archive = fetch(EDITING_MASK_ZIP, cache / "Editing-Mask.zip", what="the Editing-Mask images and masks", config_key="dataset.root=/path/to/unzipped/Editing-Mask")
+            folder = extract_zip(archive, cache / "files")
+        else:
+            folder = Path(root).expanduser()
+            if not folder.is_dir():
+                raise MissingFilesError(f"The Editing-Mask folder {folder} given by dataset.root does not exist.")
+            entries = parse_list((Path(list_path) if list_path else folder / "Editing-Mask_list.txt").read_text(encoding="utf-8"))
+        self.entries = {e.id: e for e in entries}
+        images: dict[str, Path] = {}
+        masks: dict[str, Path] = {}
+        for stem, paths in _index_images(folder).items():
+            for path in paths:
+                if _is_mask(path, folder):
+                    masks.setdefault(_mask_key(path), path)
+                else:
+                    images.setdefault(stem, path)
+        missing = [f"{i} ({'image' if i not in images else 'mask'})" for i in self.entries if i not in images or i not in masks]
+        if missing:
+            found = [str(p.relative_to(folder)) for p in [*images.values(), *masks.values()]]
+            raise _missing_error(self.name, missing, found, f"Check the folder {folder} (dataset.root).")
+        self.images, self.masks = images, masks
+
+    def item_ids(self) -> list[str]:
+        return list(self.entries)
+
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        pass
+
+    def load(self, item_id: str) -> EditItem:
+        entry = self.entries[item_id]
+        image = _open_rgb(self.images[item_id])
+        mask, flags = _open_mask(self.masks[item_id], image.size)
+        return EditItem(item_id, image, entry.target, entry.source, entry.prompt, mask, {"kind": entry.kind, **entry.meta}, tuple(flags))
+
+
+class ImageNetSplit:
+    """The FlexIT ImageNet test split: 1,092 validation images, 273 target classes x 4.
+
+    ``root`` is the user's ImageNet validation folder (flat, or in class subfolders): every
+    listed file is looked up when the split is built, and all missing ones are listed at once.
+    """
+
+    name = "imagenet"
+    has_masks = False
+
+    def __init__(self, root: str | None, list_path: str | None = None, cache_dir: str = "~/.cache/instdiffedit") -> None:
+        if root is None:
+            raise MissingFilesError("The imagenet split needs your ImageNet validation folder: set dataset.root=/path/to/ILSVRC2012/val.")
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise MissingFilesError(f"The ImageNet validation folder {folder} given by dataset.root does not exist.")
+        self.entries = {e.id: e for e in read_list(self.name, list_path, cache_dir, "dataset.list_path")}
+        index = _index_images(folder)
+        self.images = {i: index[i][0] for i in self.entries if i in index}
+        missing = [e.meta["file"] for i, e in self.entries.items() if i not in self.images]
+        if missing:
+            raise _missing_error(self.name, missing, [p.name for ps in index.values() for p in ps], f"Check dataset.root={folder}.")
+
+    def item_ids(self) -> list[str]:
+        return list(self.entries)
+
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        pass
+
+    def load(self, item_id: str) -> EditItem:
+        entry = self.entries[item_id]
+        return EditItem(item_id, _open_rgb(self.images[item_id]), entry.target, entry.source, None, None, dict(entry.meta))
+
+
+class ImagenSplit:
+    """The 360 Imagen prompts, one edit each.
+
+    The original Imagen samples are not public, so by default each prompt is generated once by
+    the run's base model (``steps`` steps, CFG ``guidance_scale``, ``resolution`` px) with a
+    seed derived from ``seed`` and the item id, and cached per model; every row records it in
+    ``meta.image_source``. ``root``: a folder of your own images named ``<id>.png`` / ``.jpg``.
+    """
+
+    name = "imagen"
+    has_masks = False
+
+    def __init__(
+        self,
+        root: str | None = None,
+        list_path: str | None = None,
+        cache_dir: str = "~/.cache/instdiffedit",
+        seed: int = 0,
+        steps: int = 50,
+        guidance_scale: float = 7.5,
+        resolution: int = 512,
+    ) -> None:
+        self.entries = {e.id: e for e in read_list(self.name, list_path, cache_dir, "dataset.list_path")}
+        self.cache = Path(cache_dir).expanduser() / self.name
+        self.seed, self.steps, self.guidance_scale, self.resolution = seed, steps, guidance_scale, resolution
+        self.images: dict[str, Path] = {}
+        self.folder: Path | None = None
+        self.base: StableDiffusionPipeline | None = None
+        if root is not None:
+            self.folder = Path(root).expanduser()
+            if not self.folder.is_dir():
+                raise MissingFilesError(f"The Imagen image folder {self.folder} given by dataset.root does not exist.")
+            index = _index_images(self.folder)
+            self.images = {i: index[i][0] for i in self.entries if i in index}
+            missing = [i for i in self.entries if i not in self.images]
+            if missing:
+                raise _missing_error(self.name, missing, index, f"Name the images <id>.png in {self.folder}, or drop dataset.root to generate them.")
+
+    def item_ids(self) -> list[str]:
+        return list(self.entries)
+
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        """Keep the base model to generate the inputs (unless the user gave a folder)."""
+        self.base = base
+
+    def _generated(self, entry: ListEntry) -> tuple[Path, str]:
+        if self.base is None:
+            raise RuntimeError("ImagenSplit.prepare(base) must be called before generated items are loaded.")
+        model = str(self.base.config._name_or_path)
+        seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{entry.id}".encode()).digest()[:8], "little") & (2**63 - 1)
+        key = hashlib.sha256(f"{model}|{self.steps}|{self.guidance_scale}|{self.resolution}".encode()).hexdigest()[:12]
+        path = self.cache / key / f"{entry.id}.png"
+        if not path.exists():
+            generator = torch.Generator("cpu").manual_seed(seed)
+            image = self.base(
+                entry.prompt,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                height=self.resolution,
+                width=self.resolution,
+                generator=generator,
+            ).images[0]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial.png")
+            image.save(partial)
+            partial.replace(path)
+        return path, f"generated by {model} from the prompt (seed {seed}, {self.steps} steps, CFG {self.guidance_scale})"
+
+    def load(self, item_id: str) -> EditItem:
+        entry = self.entries[item_id]
+        if self.folder is not None:
+            path, source = self.images[item_id], f"user folder {self.folder}"
+        else:
+            path, source = self._generated(entry)
+        return EditItem(item_id, _open_rgb(path), entry.target, entry.source, entry.prompt, None, {"image_source": source})
