@@ -29,7 +29,7 @@ from diffusers import (
 )
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
-from instdiffedit.masks import resize_mask
+from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
 
@@ -135,7 +135,7 @@ class DiffEditDDIM:
         with count_unet_evals(self.unet) as counter, timer.phase("total"):
             with timer.phase("mask"):
                 size = self.resolution
-                work_image = image.convert("RGB").resize((size, size), PIL.Image.Resampling.BICUBIC)
+                work_image = to_working_size(image, size)
                 latent_mask = p.generate_mask(
                     image=work_image,
                     source_prompt=reference,
@@ -168,7 +168,5 @@ class DiffEditDDIM:
                     negative_prompt=reference if self.decode_negative == "source" else None,
                     generator=generator,
                 ).images[0]
-                edited = edited.resize(image.size, PIL.Image.Resampling.BICUBIC)
-                binary = torch.from_numpy(latent_mask[0]).float()
-                result_mask = resize_mask(binary, (image.height, image.width), "nearest")
+                edited, result_mask, _ = to_input_size(image, edited, torch.from_numpy(latent_mask[0]).float())
         return EditResult(edited, result_mask, None, timer.timings, counter.count)

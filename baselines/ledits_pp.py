@@ -27,7 +27,7 @@ from diffusers import (
 )
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
-from instdiffedit.masks import resize_mask
+from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
 
@@ -156,7 +156,7 @@ class LeditsPP:
             with count_unet_evals(self.unet) as counter, timer.phase("total"):
                 with timer.phase("edit"):
                     size = self.resolution
-                    work_image = image.convert("RGB").resize((size, size), PIL.Image.Resampling.BICUBIC)
+                    work_image = to_working_size(image, size)
                     self.pipeline.invert(
                         image=work_image,
                         source_prompt="",
@@ -178,10 +178,7 @@ class LeditsPP:
                         output_type="pil",
                     ).images[0]
                     soft, binary = self.implicit_mask(len(concepts) - 1)
-                    edited = edited.resize(image.size, PIL.Image.Resampling.BICUBIC)
-                    out_size = (image.height, image.width)
-                    result_mask = resize_mask(binary, out_size, "nearest")
-                    soft_mask = resize_mask(soft, out_size, "bilinear")
+                    edited, result_mask, soft_mask = to_input_size(image, edited, binary, soft)
         finally:
             self.unet.set_attn_processor(processors)
         return EditResult(edited, result_mask, soft_mask, timer.timings, counter.count)

@@ -20,7 +20,7 @@ from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.diffusion import LatentDiffusion
 from instdiffedit.inpaint import Inpainter, LatentBlendInpainter, PipelineInpainter
-from instdiffedit.masks import resize_mask
+from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
 Output = Literal["inpaint", "decode"]
@@ -108,10 +108,7 @@ class StagedEditor(ABC):
                 with timer.phase("edit"):
                     edited = d.decode(stage.latents[:1])[0]
             with timer.phase("edit"):
-                edited = edited.resize(image.size, PIL.Image.Resampling.BICUBIC)
-                size = (image.height, image.width)
-                binary = None if stage.mask is None else resize_mask(stage.mask, size, "nearest")
-                soft = None if stage.soft_mask is None else resize_mask(stage.soft_mask, size, "bilinear")
+                edited, binary, soft = to_input_size(image, edited, stage.mask, stage.soft_mask)
         return EditResult(edited, binary, soft, timer.timings, counter.count)
 
     def _inpaint(
@@ -120,6 +117,5 @@ class StagedEditor(ABC):
         if mask is None:
             raise ValueError(f"{type(self).__name__} produced no mask to inpaint; use output='decode'.")
         side = self.diffusion.resolution
-        work_image = image.convert("RGB").resize((side, side), PIL.Image.Resampling.BICUBIC)
         work_mask = F.interpolate(mask[None, None].float(), size=(side, side), mode="nearest")
-        return self.inpainter(work_image, work_mask, target, generator)
+        return self.inpainter(to_working_size(image, side), work_mask, target, generator)

@@ -10,7 +10,7 @@ import torch
 
 from baselines.diffedit_ddim import DiffEditDDIM
 from instdiffedit import EditResult
-from instdiffedit.masks import resize_mask
+from instdiffedit.resizing import resize_mask
 
 STEPS, RATIO, MAPS = 8, 0.5, 3  # int(8 * 0.5) = 4 encoding and 4 decoding steps
 SOURCE, TARGET = "a red circle", "a blue square"

@@ -11,7 +11,7 @@ from diffusers import DDIMScheduler
 
 from baselines.ledits_pp import IntegerTimestepDDIMScheduler, LeditsPP
 from instdiffedit import EditResult
-from instdiffedit.masks import resize_mask
+from instdiffedit.resizing import resize_mask
 
 STEPS = 8  # int(8 * (1 + skip 0.15)) = 9 scheduled, the last 8 inverted and regenerated
 SOURCE, TARGET = "a red circle", "a blue square"
