@@ -41,7 +41,8 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     dataset = _build(cfg.dataset)
     if getattr(get_class(cfg.method._target_), "requires_ground_truth_mask", False) and not dataset.has_masks:
         sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
-    metrics = _build(cfg.metrics)
+    metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
+    corpus_metrics = metrics.pop("corpus", None) or {}
     pipes = _build(cfg.model)
     dataset.prepare(pipes.base)
     editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
@@ -64,6 +65,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             master_seed=cfg.seed,
             shard=shard,
             metrics=metrics,
+            corpus_metrics=corpus_metrics,
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
         )

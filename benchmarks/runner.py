@@ -8,10 +8,10 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import PIL.Image
@@ -26,6 +26,12 @@ from instdiffedit.types import EditResult, Editor
 log = logging.getLogger(__name__)
 
 Metric = Callable[[EditItem, EditResult], dict[str, float]]
+
+
+class CorpusMetric(Protocol):
+    """A metric over a whole run (FID, SFID/CSFID): (item, edited image) pairs -> named values."""
+
+    def compute(self, pairs: Iterable[tuple[EditItem, PIL.Image.Image]]) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ def run(
     master_seed: int,
     shard: Shard = Shard(),
     metrics: Mapping[str, Metric] | None = None,
+    corpus_metrics: Mapping[str, CorpusMetric] | None = None,
     logger: RunLogger | None = None,
     image_dir: Path | None = None,
 ) -> pd.DataFrame:
@@ -101,7 +108,12 @@ def run(
     editing or metrics fail gets a row with ``status="failed"`` and the error, and the run
     goes on; a later run retries it. Interrupts (Ctrl-C) stop the run and lose only the item
     in flight.
+
+    ``corpus_metrics`` are computed at the end over every item done so far (this run's and
+    earlier runs'), from the edited images saved in ``image_dir``, and join the summary.
     """
+    if corpus_metrics and image_dir is None:
+        raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
     logger = logger or NullLogger()
     done = table.completed(method, config_id)
@@ -131,8 +143,19 @@ def run(
         table.append(row)
         logger.log_row(row)
     summary = summarize(table.frame())
+    for name, metric in (corpus_metrics or {}).items():
+        done = sorted(table.completed(method, config_id))
+        log.info("Computing %s over %d edited images.", name, len(done))
+        for key, value in metric.compute(_saved_pairs(dataset, done, image_dir)).items():
+            summary.loc[(method, config_id), key] = value
     logger.log_summary(summary)
     return summary
+
+
+def _saved_pairs(dataset: EditDataset, item_ids: list[str], image_dir: Path) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
+    for item_id in item_ids:
+        with PIL.Image.open(image_dir / f"{item_id}.png") as edited:
+            yield dataset.load(item_id), edited.convert("RGB")
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:

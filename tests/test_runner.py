@@ -156,3 +156,28 @@ def test_a_split_can_be_browsed_as_a_hugging_face_dataset(dataset, tmp_path, mon
     assert hf.num_rows == 5 and hf[1]["id"] == "synthetic-00001"
     assert hf[1]["image"].size == (32, 32) and hf[1]["target"] == dataset.load("synthetic-00001").target
     assert numpy.array(hf[1]["mask"]).sum() == dataset.load("synthetic-00001").gt_mask.sum() * 255
+
+
+class PairCounter:
+    """A corpus metric that counts the (item, saved edit) pairs it sees and checks they match."""
+
+    def compute(self, pairs):
+        pairs = list(pairs)
+        assert all(edited.size == item.image.size for item, edited in pairs)
+        return {"pairs": float(len(pairs))}
+
+
+def test_corpus_metrics_cover_every_item_done_including_earlier_runs(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    common = dict(method="gt", config_id="cfg", params={}, master_seed=1, image_dir=tmp_path / "images",
+                  corpus_metrics={"count": PairCounter()})
+    with pytest.raises(KeyboardInterrupt):
+        run(GroundTruthEditor(dataset, interrupt_on="synthetic-00003"), dataset, table, **common)
+    summary = run(GroundTruthEditor(dataset), dataset, table, **common)
+    assert summary.loc[("gt", "cfg"), "pairs"] == 5
+
+
+def test_corpus_metrics_without_saved_images_are_refused(dataset, tmp_path) -> None:
+    with pytest.raises(ValueError, match="save_images"):
+        run(GroundTruthEditor(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), method="gt", config_id="c",
+            params={}, master_seed=1, corpus_metrics={"count": PairCounter()})
