@@ -3,7 +3,7 @@
 Plain Python over diffusers pipelines: no Hydra, no W&B, no knowledge of files or splits.
 """
 
-from instdiffedit.attention import capture_cross_attention, cross_attention_layers
+from instdiffedit.attention import capture_cross_attention, cross_attention_layers, default_downsample
 from instdiffedit.diffusion import LatentDiffusion, blend_latents
 from instdiffedit.editor import InstDiffEdit, InstantMasks
 from instdiffedit.inpaint import LatentBlendInpainter, PipelineInpainter
@@ -25,6 +25,7 @@ __all__ = [
     "blend_latents",
     "capture_cross_attention",
     "cross_attention_layers",
+    "default_downsample",
     "minmax",
     "token_layout",
     "word_maps",

@@ -79,27 +79,46 @@ class CapturingProcessor:
         return output
 
 
-def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[str]:
-    """Processor names of the down/up-block cross-attention layers at ``latent / downsample``.
+def _layer_factors(unet: UNet2DConditionModel) -> dict[str, tuple[str, int]]:
+    """Each down/up-block cross-attention processor's (block kind, latent downsampling factor).
 
-    Resolutions are read off the model's structure (which blocks down- or up-sample), so
-    any UNet2DConditionModel layout works; the mid block is never included.
+    Read off the model's structure (which blocks down- or up-sample), so any
+    UNet2DConditionModel layout works; the mid block is never included.
     """
-    factors: dict[tuple[str, int], int] = {}
+    block_factor: dict[tuple[str, int], int] = {}
     factor = 1
     for i, block in enumerate(unet.down_blocks):
-        factors["down", i] = factor
+        block_factor["down", i] = factor
         factor *= 2 if getattr(block, "downsamplers", None) else 1
     for i, block in enumerate(unet.up_blocks):
-        factors["up", i] = factor
+        block_factor["up", i] = factor
         factor //= 2 if getattr(block, "upsamplers", None) else 1
-    names = []
-    for name in unet.attn_processors:
-        match = _CROSS_ATTENTION.match(name)
-        if match and factors[match[1], int(match[2])] == downsample:
-            names.append(name)
+    return {
+        name: (match[1], block_factor[match[1], int(match[2])])
+        for name in unet.attn_processors
+        if (match := _CROSS_ATTENTION.match(name))
+    }
+
+
+def default_downsample(unet: UNet2DConditionModel) -> int:
+    """The coarsest resolution at which both the down and the up blocks cross-attend.
+
+    That is the paper's choice for SD 1.x: its 16 x 16 layers at 512 px (latent / 4); for other
+    layouts it is the same rule, read off the model.
+    """
+    layers = _layer_factors(unet).values()
+    shared = {f for kind, f in layers if kind == "down"} & {f for kind, f in layers if kind == "up"}
+    if not shared:
+        raise ValueError("The UNet has no resolution at which both its down and up blocks cross-attend.")
+    return max(shared)
+
+
+def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[str]:
+    """Processor names of the down/up-block cross-attention layers at ``latent / downsample``."""
+    layers = _layer_factors(unet)
+    names = [name for name, (_, factor) in layers.items() if factor == downsample]
     if not names:
-        available = sorted({factors[m[1], int(m[2])] for n in unet.attn_processors if (m := _CROSS_ATTENTION.match(n))})
+        available = sorted({factor for _, factor in layers.values()})
         raise ValueError(
             f"The UNet has no down/up-block cross-attention at latent/{downsample}; it has them at latent/{available}."
         )
@@ -110,14 +129,16 @@ def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[
 def capture_cross_attention(
     unet: UNet2DConditionModel,
     latent_size: tuple[int, int],
-    downsample: int = 4,
+    downsample: int | None = None,
     conditional_only: bool = True,
 ) -> Iterator[CrossAttentionStore]:
     """Capture cross-attention at ``latent_size / downsample`` while the context is open.
 
-    With ``conditional_only`` the batch is taken to be laid out for classifier-free guidance,
+    ``downsample`` defaults to :func:`default_downsample` (4 for SD 1.x). With
+    ``conditional_only`` the batch is taken to be laid out for classifier-free guidance,
     ``[uncond | cond]``, and only the second half is recorded.
     """
+    downsample = downsample or default_downsample(unet)
     height, width = latent_size
     if height % downsample or width % downsample:
         raise ValueError(f"Latent size {latent_size} is not divisible by the attention downsample {downsample}.")

@@ -68,7 +68,8 @@ class InstDiffEdit(StagedEditor):
         guidance_scale: classifier-free guidance, unconditional prompt "".
         num_noises: B noises denoised together; their attention is averaged.
         th1, th2, threshold, blur_kernel, blur_sigma, blur_passes: see :class:`MaskRefiner`.
-        attention_downsample: capture cross-attention at latent / this (16 x 16 for SD at 512 px).
+        attention_downsample: capture cross-attention at latent / this; default, the coarsest
+            resolution where the down and up blocks both cross-attend (16 x 16 for SD 1.x at 512 px).
         blend_with: "t" blends with the original re-noised at the current timestep (the
             authors' code); "t-1" at the step's target timestep (the paper's figure).
         mask_guidance: blend with the re-noised original at every step; False is the paper's
@@ -93,7 +94,7 @@ class InstDiffEdit(StagedEditor):
         blur_kernel: int = 5,
         blur_sigma: float = 1.1,
         blur_passes: int = 2,
-        attention_downsample: int = 4,
+        attention_downsample: int | None = None,
         blend_with: Literal["t", "t-1"] = "t",
         mask_guidance: bool = True,
         output: Output = "inpaint",
