@@ -9,6 +9,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from benchmarks.harness import COLUMN_NOTES
+
 
 class SweepSummary(Callback):
     """After a ``--multirun`` sweep, print one table of every job's summary.
@@ -33,5 +35,8 @@ class SweepSummary(Callback):
             table = pd.concat(self.summaries)
             print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and unet_evals per item)\n")
             print(table.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
+            for column, definition in COLUMN_NOTES.items():
+                if column in table:
+                    print(f"{column}: {definition}")
         for overrides in self.unreported:
             print(f"No summary from the job with overrides: {overrides} (it failed, or ran in another process).")

@@ -14,12 +14,18 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.downloads import DownloadError
+from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import ModelUnavailableError
 from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard, config_hash, run
 from benchmarks.splits import MissingFilesError
 
-USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError)
+COLUMN_NOTES = {
+    "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
+    "changing_rate": "mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
+    "(our definition: the paper reports the number without a formula).",
+}
+USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError, MetricUnavailableError)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
     metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
     corpus_metrics = metrics.pop("corpus", None) or {}
+    for metric in metrics.values():  # optional hook: metrics that need to know the split
+        if hasattr(metric, "prepare"):
+            metric.prepare(dataset)
     pipes = _build(cfg.model)
     dataset.prepare(pipes.base)
     editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
@@ -74,6 +83,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     summary.to_csv(out / "summary.csv")
     print(f"\nResults: {out / shard.results_name}\n")
     print(summary.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
+    for column, definition in COLUMN_NOTES.items():
+        if column in summary:
+            print(f"{column}: {definition}")
     return summary
 
 

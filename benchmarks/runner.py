@@ -8,7 +8,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.datasets import EditDataset, EditItem
 from benchmarks.loggers import NullLogger, RunLogger
+from benchmarks.metrics import saved_pairs
 from benchmarks.results import ResultsTable
 from instdiffedit.types import EditResult, Editor
 
@@ -146,16 +147,10 @@ def run(
     for name, metric in (corpus_metrics or {}).items():
         done = sorted(table.completed(method, config_id))
         log.info("Computing %s over %d edited images.", name, len(done))
-        for key, value in metric.compute(_saved_pairs(dataset, done, image_dir)).items():
+        for key, value in metric.compute(saved_pairs(dataset, image_dir, done)).items():
             summary.loc[(method, config_id), key] = value
     logger.log_summary(summary)
     return summary
-
-
-def _saved_pairs(dataset: EditDataset, item_ids: list[str], image_dir: Path) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
-    for item_id in item_ids:
-        with PIL.Image.open(image_dir / f"{item_id}.png") as edited:
-            yield dataset.load(item_id), edited.convert("RGB")
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:

@@ -224,6 +224,10 @@ class ImageNetSplit:
     def item_ids(self) -> list[str]:
         return list(self.entries)
 
+    def target_classes(self) -> list[str]:
+        """The split's target class names (273 in the FlexIT split): edit accuracy picks among these."""
+        return sorted({e.meta["target_class"] for e in self.entries.values()})
+
     def prepare(self, base: StableDiffusionPipeline) -> None:
         pass
 

@@ -74,11 +74,15 @@ def test_a_multirun_over_every_method_summarises_each_with_its_mask_iou(tmp_path
         f"method={','.join(METHODS)}", timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    sweep = result.stdout.split("Sweep summary", 1)[1]
-    rows = {line.split()[0]: line.split() for line in sweep.splitlines() if line.split() and line.split()[0] in METHODS}
+    lines = result.stdout.split("Sweep summary", 1)[1].splitlines()
+    header = next(line.split() for line in lines if "mask_iou" in line.split())
+    rows = {
+        line.split()[0]: dict(zip(["method", "config_id", *header], line.split()))
+        for line in lines
+        if line.split() and line.split()[0] in METHODS
+    }
     assert set(rows) == set(METHODS)
-    # columns: method, config_id, items, failed, mask_iou, seconds, unet_evals
-    assert rows["sdedit"][4] == "n/a" and rows["oracle_inpaint"][4] == "100.000"
-    assert all(r[3] == "0" for r in rows.values()), sweep
-    assert float(rows["diffedit"][6]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
-    assert float(rows["instdiffedit"][6]) == 25 * 6 + 2 * 51
+    assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
+    assert all(r["failed"] == "0" for r in rows.values()), lines
+    assert float(rows["diffedit"]["unet_evals"]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
+    assert float(rows["instdiffedit"]["unet_evals"]) == 25 * 6 + 2 * 51

@@ -1,0 +1,47 @@
+"""Small stand-ins for the weights-backed parts of metrics, shared by the tests.
+
+Real weights cannot be downloaded here: tests inject these through the metrics' own
+constructor arguments (never through a user-facing switch).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ChannelMeans(nn.Module):
+    """A feature extractor with known outputs: each image's mean (0..255) per channel."""
+
+    num_features = 3
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.dtype == torch.uint8
+        return images.float().mean(dim=(2, 3))
+
+
+def tiny_clip(seed: int = 0):
+    """A random CLIPModel small enough for a CPU test, and a processor with the real CLIP tokenizer."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from benchmarks.tiny_model import clip_tokenizer
+
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=77),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return CLIPModel(config).eval(), CLIPProcessor(image_processor=images, tokenizer=clip_tokenizer())
+
+
+def tiny_classifier(seed: int = 0) -> nn.Module:
+    """A random 1000-way image classifier (pool, linear) in place of DeiT."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 1000)).eval()
+
+
+TINY_CLASSIFIER_DATA = {"input_size": (3, 32, 32), "interpolation": "bicubic", "crop_pct": 1.0}

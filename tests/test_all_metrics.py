@@ -1,0 +1,88 @@
+"""The runner with every metric on, on the tiny model: every metric column gets a value.
+
+Weights cannot be downloaded here, so the test injects small random backbones through the
+metrics' constructors; the harness never offers such a switch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lpips
+import PIL.Image
+
+from benchmarks.datasets import EditItem, SyntheticDataset
+from benchmarks.feature_means import compute_feature_means
+from benchmarks.metrics import (
+    FID,
+    SFID,
+    BackgroundPreservation,
+    ChangingRate,
+    CLIPScore,
+    EditAccuracy,
+    LPIPSDistance,
+    MaskIoU,
+)
+from benchmarks.results import ResultsTable
+from benchmarks.runner import run
+from instdiffedit import InstDiffEdit
+
+from fakes import TINY_CLASSIFIER_DATA, ChannelMeans, tiny_classifier, tiny_clip
+
+TENCH, GOLDFISH = "n01440764", "n01443537"
+
+
+class SyntheticWithClasses(SyntheticDataset):
+    """The synthetic split with ImageNet target/source classes, so class-based metrics apply."""
+
+    def target_classes(self) -> list[str]:
+        return [TENCH, GOLDFISH]
+
+    def load(self, item_id: str) -> EditItem:
+        item = super().load(item_id)
+        index = int(item_id.rsplit("-", 1)[1])
+        classes = {"target_class": self.target_classes()[index % 2], "source_class": self.target_classes()[1 - index % 2]}
+        return EditItem(item.id, item.image, item.target, item.source, item.prompt, item.gt_mask, classes)
+
+
+def _feature_means(tmp_path: Path) -> Path:
+    for wnid, colour in ((TENCH, (90, 20, 20)), (GOLDFISH, (200, 120, 20))):
+        (tmp_path / "train" / wnid).mkdir(parents=True)
+        PIL.Image.new("RGB", (16, 16), colour).save(tmp_path / "train" / wnid / "a.png")
+    out = tmp_path / "means.pt"
+    compute_feature_means(tmp_path / "train", out, feature=ChannelMeans(), workers=0, progress=False)
+    return out
+
+
+def test_every_metric_column_is_filled(tiny, tmp_path: Path) -> None:
+    alexnet_lpips = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    clip_model, clip_processor = tiny_clip()
+    metrics = {
+        "mask_iou": MaskIoU(),
+        "changing_rate": ChangingRate(),
+        "background": BackgroundPreservation(lpips=True, lpips_model=alexnet_lpips),
+        "lpips": LPIPSDistance(model=alexnet_lpips),
+        "clip_score": CLIPScore(model=clip_model, processor=clip_processor),
+        "accuracy": EditAccuracy(model=tiny_classifier(), data_config=TINY_CLASSIFIER_DATA),
+    }
+    corpus = {"fid": FID(feature=ChannelMeans()), "sfid": SFID(means=str(_feature_means(tmp_path)), feature=ChannelMeans())}
+    dataset = SyntheticWithClasses(n=3, size=64)
+    for metric in metrics.values():
+        if hasattr(metric, "prepare"):
+            metric.prepare(dataset)
+    editor = InstDiffEdit(tiny.base, tiny.inpaint, num_inference_steps=10, inpaint_steps=4)
+    table = ResultsTable(tmp_path / "results.jsonl")
+    summary = run(
+        editor, dataset, table, method="instdiffedit", config_id="c", params={}, master_seed=0,
+        metrics=metrics, corpus_metrics=corpus, image_dir=tmp_path / "images",
+    )
+
+    rows = table.frame()
+    columns = ["mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "lpips", "clip_score", "accuracy", "unedited"]
+    assert (rows["status"] == "ok").all()
+    for column in columns:
+        assert rows[column].notna().all(), column
+    values = summary.loc[("instdiffedit", "c")]
+    for column in [*columns, "fid", "sfid", "csfid"]:
+        assert not math.isnan(values[column]), column
