@@ -1,0 +1,123 @@
+"""Captions of toy scenes, and CLIP token ids for many captions at once.
+
+Grammar (objects in slot order, i.e. bottom layer first):
+
+* one object:    "a red circle on a gray background"
+* two objects:   "a red circle and a blue square on a gray background"
+* three objects: "a red circle, a blue square and an orange star on a white background"
+* no object:     "a gray background" (only if layouts were drawn with ``min_objects=0``)
+
+An object phrase is article + colour + shape, with "an" before a vowel ("an orange star"); a
+background phrase is "on a <colour> background". Every word is a single CLIP token and the
+comma is its own token, so a caption is at most 20 tokens between BOS and EOS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES, Layout
+
+
+def _name(value: str | int, names: Sequence[str], what: str) -> str:
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"Unknown {what} {value!r}; known: {', '.join(names)}.")
+        return value
+    return names[int(value)]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def object_phrase(colour: str | int, shape: str | int) -> str:
+    """"a red circle", "an orange star": a colour and a shape, by name or index."""
+    colour = _name(colour, list(COLOURS), "colour")
+    shape = _name(shape, SHAPES, "shape")
+    return f"{_article(colour)} {colour} {shape}"
+
+
+def background_phrase(background: str | int) -> str:
+    """"on a gray background": a background colour, by name or index."""
+    background = _name(background, list(BACKGROUNDS), "background")
+    return f"on {_article(background)} {background} background"
+
+
+def join_objects(phrases: Sequence[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    if len(phrases) <= 1:
+        return "".join(phrases)
+    return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def caption(layout: Layout, index: int) -> str:
+    """The caption of scene ``index`` of ``layout``."""
+    present = layout.present[index].tolist()
+    colours, shapes = layout.colour[index].tolist(), layout.shape[index].tolist()
+    phrases = [object_phrase(c, s) for c, s, p in zip(colours, shapes, present) if p]
+    background = int(layout.background[index])
+    if not phrases:
+        name = list(BACKGROUNDS)[background]
+        return f"{_article(name)} {name} background"
+    return f"{join_objects(phrases)} {background_phrase(background)}"
+
+
+def captions(layout: Layout) -> list[str]:
+    """The captions of all scenes of ``layout``."""
+    return [caption(layout, i) for i in range(len(layout))]
+
+
+def num_captions(min_objects: int = 1, max_objects: int = 3) -> int:
+    """How many distinct captions layouts with that many objects can have (colours distinct in a scene)."""
+    total = 0
+    for count in range(min_objects, max_objects + 1):
+        ordered_colours = 1
+        for i in range(count):
+            ordered_colours *= len(COLOURS) - i
+        total += ordered_colours * len(SHAPES) ** count
+    return total * len(BACKGROUNDS)
+
+
+class CaptionTokenizer:
+    """Pads captions into (B, L) CLIP id tensors like SD 1.x, without calling the tokenizer per caption.
+
+    Each whitespace-separated word is tokenised once by ``tokenizer`` and cached (CLIP's BPE
+    never merges across whitespace, so a caption's ids are its words' ids in order); a caption
+    becomes BOS, its ids (at most ``L - 2``, like ``truncation=True``), EOS, then ``pad_token_id``
+    (EOS for SD 1.x) up to ``L = tokenizer.model_max_length`` (77). Equal to
+    ``tokenizer(captions, padding="max_length", max_length=L, truncation=True).input_ids``.
+    """
+
+    def __init__(self, tokenizer, max_length: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length or tokenizer.model_max_length
+        self.bos = tokenizer.bos_token_id
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self._words: dict[str, list[int]] = {}
+
+    def word_ids(self, word: str) -> list[int]:
+        ids = self._words.get(word)
+        if ids is None:
+            ids = self._words[word] = list(self.tokenizer(word, add_special_tokens=False).input_ids)
+        return ids
+
+    def ids(self, text: str) -> list[int]:
+        """A caption's ids without specials or padding."""
+        return [i for word in text.split() for i in self.word_ids(word)]
+
+    def __call__(self, texts: Iterable[str]) -> torch.Tensor:
+        """(B, L) long tensor of padded ids."""
+        rows = []
+        room = self.max_length - 2
+        for text in texts:
+            body = self.ids(text)[:room]
+            rows.append([self.bos, *body, self.eos] + [self.pad] * (room - len(body)))
+        return torch.tensor(rows, dtype=torch.long).view(-1, self.max_length)
+
+    def encode_layouts(self, layout: Layout) -> torch.Tensor:
+        """(N, L) ids of the captions of ``layout``'s scenes."""
+        return self(captions(layout))
