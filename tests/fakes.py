@@ -20,6 +20,19 @@ class ChannelMeans(nn.Module):
         return images.float().mean(dim=(2, 3))
 
 
+class RecordingDistance(nn.Module):
+    """An LPIPS stand-in: returns a fixed distance and keeps its inputs."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+        self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        self.inputs.append((a, b))
+        return torch.full((a.shape[0], 1, 1, 1), self.value)
+
+
 def tiny_clip(seed: int = 0):
     """A random CLIPModel small enough for a CPU test, and a processor with the real CLIP tokenizer."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor

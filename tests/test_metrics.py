@@ -9,7 +9,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from torch import nn
 
 from benchmarks.datasets import EditItem, SyntheticDataset
 from benchmarks.feature_means import compute_feature_means, main as feature_means_main
@@ -31,7 +30,7 @@ from benchmarks.metrics import (
 )
 from instdiffedit.types import EditResult
 
-from fakes import ChannelMeans
+from fakes import ChannelMeans, RecordingDistance
 
 TENCH, GOLDFISH = "n01440764", "n01443537"  # ImageNet-1k classes 0 and 1
 
@@ -147,7 +146,7 @@ def test_per_item_metrics_without_a_ground_truth_mask_are_nan() -> None:
     item, result = _item_and_result()
     item = EditItem(id=item.id, image=item.image, target=item.target)
     assert math.isnan(ChangingRate()(item, result)["changing_rate"])
-    background = BackgroundPreservation(lpips_model=_RecordingDistance(0.5))(item, result)
+    background = BackgroundPreservation(lpips_model=RecordingDistance(0.5))(item, result)
     assert set(background) == {"bg_psnr", "bg_ssim", "bg_mse", "bg_lpips"}
     assert all(math.isnan(v) for v in background.values())
 
@@ -158,22 +157,9 @@ def test_edited_image_of_another_size_is_an_error() -> None:
         ChangingRate()(item, EditResult(image=_constant((0, 0, 0), (5, 5))))
 
 
-class _RecordingDistance(nn.Module):
-    """An LPIPS stand-in: returns a fixed distance and keeps its inputs."""
-
-    def __init__(self, value: float) -> None:
-        super().__init__()
-        self.value = value
-        self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        self.inputs.append((a, b))
-        return torch.full((a.shape[0], 1, 1, 1), self.value)
-
-
 def test_background_lpips_sees_blanked_images_in_minus_one_to_one() -> None:
     item, result = _item_and_result()
-    recorder = _RecordingDistance(0.125)
+    recorder = RecordingDistance(0.125)
     values = BackgroundPreservation(lpips_model=recorder)(item, result)
     assert values["bg_lpips"] == pytest.approx(12.5)  # x100
     (edited, source), = recorder.inputs

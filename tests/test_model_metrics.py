@@ -25,6 +25,7 @@ from benchmarks.metrics import (
 )
 from instdiffedit.types import EditResult
 
+from fakes import RecordingDistance
 from fakes import tiny_clip as tiny_clip_model
 
 
@@ -66,19 +67,8 @@ def _expect_unavailable(build):
 # ------------------------------------------------------------------------------------------
 
 
-class _RecordingDistance(nn.Module):
-    def __init__(self, value: float) -> None:
-        super().__init__()
-        self.value = value
-        self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        self.inputs.append((a, b))
-        return torch.full((a.shape[0], 1, 1, 1), self.value)
-
-
 def test_lpips_applies_flexits_preprocessing_and_reports_x100() -> None:
-    recorder = _RecordingDistance(0.286)
+    recorder = RecordingDistance(0.286)
     metric = LPIPSDistance(model=recorder)
     white = PIL.Image.new("RGB", (400, 300), (255, 255, 255))
     item = EditItem(id="x", image=white, target="t")
