@@ -6,8 +6,18 @@ constructor arguments (never through a user-facing switch).
 
 from __future__ import annotations
 
+import numpy as np
+import PIL.Image
 import torch
 from torch import nn
+
+
+def non_square_scene() -> PIL.Image.Image:
+    """96 wide x 80 high (a red disc on a gradient), so results must be resized back from a square working size."""
+    yy, xx = np.mgrid[0:80, 0:96]
+    pixels = np.stack([xx / 96, yy / 80, np.full_like(xx, 0.5, dtype=float)], axis=-1) * 255
+    pixels[(yy - 40) ** 2 + (xx - 48) ** 2 < 20**2] = (220, 30, 30)
+    return PIL.Image.fromarray(pixels.astype(np.uint8))
 
 
 class ChannelMeans(nn.Module):

@@ -3,7 +3,6 @@ diffusers on the tiny model: the result, its accounting, determinism, the refere
 
 from __future__ import annotations
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -12,17 +11,15 @@ from baselines.diffedit_ddim import DiffEditDDIM
 from instdiffedit import EditResult
 from instdiffedit.resizing import resize_mask
 
+from fakes import non_square_scene
+
 STEPS, RATIO, MAPS = 8, 0.5, 3  # int(8 * 0.5) = 4 encoding and 4 decoding steps
 SOURCE, TARGET = "a red circle", "a blue square"
 
 
 @pytest.fixture(scope="module")
 def image() -> PIL.Image.Image:
-    """96 wide x 80 high, so every result has to be resized back from the 64 px working size."""
-    yy, xx = np.mgrid[0:80, 0:96]
-    pixels = np.stack([xx / 96, yy / 80, np.full_like(xx, 0.5, dtype=float)], axis=-1) * 255
-    pixels[(yy - 40) ** 2 + (xx - 48) ** 2 < 20**2] = (220, 30, 30)
-    return PIL.Image.fromarray(pixels.astype(np.uint8))
+    return non_square_scene()
 
 
 def _seeded(seed: int = 7) -> torch.Generator:
