@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy
 import pandas as pd
 import PIL.Image
 import torch
@@ -65,11 +66,24 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _save_outputs(directory: Path, item_id: str, result: EditResult) -> None:
+def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
+    return PIL.Image.fromarray((mask.float().numpy() * 255).round().astype("uint8"))
+
+
+def _save_outputs(directory: Path, item: EditItem, result: EditResult) -> None:
+    """Everything a report draws for the item, beside the edit: ``<id>.png`` (the edit),
+    ``<id>.mask.png`` (the method's mask), ``<id>.input.png`` and ``<id>.gt.png`` (the input and
+    its ground-truth mask, so reports never reload the split), ``<id>.steps.npz`` (per-step masks).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    result.image.save(directory / f"{item_id}.png")
+    result.image.save(directory / f"{item.id}.png")
+    item.image.convert("RGB").save(directory / f"{item.id}.input.png")
     if result.mask is not None:
-        PIL.Image.fromarray((result.mask.numpy() * 255).astype("uint8")).save(directory / f"{item_id}.mask.png")
+        _mask_image(result.mask).save(directory / f"{item.id}.mask.png")
+    if item.gt_mask is not None:
+        _mask_image(item.gt_mask).save(directory / f"{item.id}.gt.png")
+    if result.mask_history is not None:
+        numpy.savez_compressed(directory / f"{item.id}.steps.npz", masks=result.mask_history.numpy())
 
 
 def edit_item(editor: Editor, item: EditItem, seed: int, metrics: Mapping[str, Metric]) -> tuple[EditResult, dict[str, Any]]:
@@ -135,7 +149,7 @@ def run(
             item = dataset.load(item_id)
             result, values = edit_item(editor, item, seed, metrics)
             if image_dir is not None:
-                _save_outputs(image_dir, item_id, result)
+                _save_outputs(image_dir, item, result)
             row.update({f"meta.{k}": v for k, v in item.meta.items()})
             row.update(status="ok", flags="; ".join(item.flags), **values)
         except Exception as error:  # a bad item must not stop the run; its row says why

@@ -163,4 +163,6 @@ class InstDiffEdit(StagedEditor):
     ) -> FirstStage:
         """InstDiffEdit conditions on the target text alone; ``source`` and ``mask`` are unused."""
         latents, masks = self.mask_guided_edit(image, target, generator)
-        return FirstStage(latents=latents, mask=masks.history[-1], soft_mask=masks.soft)
+        return FirstStage(
+            latents=latents, mask=masks.history[-1], soft_mask=masks.soft, mask_history=torch.stack(masks.history)
+        )

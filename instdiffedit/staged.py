@@ -33,6 +33,7 @@ class FirstStage:
     latents: torch.Tensor | None = None  # edited latents; the first row is decoded for output="decode"
     mask: torch.Tensor | None = None  # binary h x w
     soft_mask: torch.Tensor | None = None  # in [0, 1], h x w
+    mask_history: torch.Tensor | None = None  # binary T x h x w: the mask of each denoising step, if it evolves
 
 
 class StagedEditor(ABC):
@@ -109,7 +110,8 @@ class StagedEditor(ABC):
                     edited = d.decode(stage.latents[:1])[0]
             with timer.phase("edit"):
                 edited, binary, soft = to_input_size(image, edited, stage.mask, stage.soft_mask)
-        return EditResult(edited, binary, soft, timer.timings, counter.count)
+        history = None if stage.mask_history is None else stage.mask_history.to("cpu", torch.bool)
+        return EditResult(edited, binary, soft, timer.timings, counter.count, history)
 
     def _inpaint(
         self, image: PIL.Image.Image, mask: torch.Tensor | None, target: str, generator: torch.Generator | None

@@ -76,6 +76,15 @@ def test_decode_output_skips_inpainting(tiny, item) -> None:
     assert result.timings["inpaint"] == 0 and result.image.size == item.image.size
 
 
+def test_the_result_keeps_every_steps_instant_mask(tiny, item) -> None:
+    editor = InstDiffEdit(tiny.base, num_inference_steps=STEPS, output="decode")
+    result = editor.edit(item.image, target=item.target, generator=_seeded())
+    _, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
+    assert result.mask_history.dtype == torch.bool and result.mask_history.device.type == "cpu"
+    assert torch.equal(result.mask_history, torch.stack(masks.history).bool())
+    assert result.mask_history.shape[0] == 5  # one binary mask per guided step
+
+
 def test_without_an_inpainting_model_the_base_model_inpaints_by_latent_blending(tiny, item) -> None:
     editor = InstDiffEdit(tiny.base, None, num_inference_steps=STEPS, inpaint_steps=4)
     result = editor.edit(item.image, target=item.target, generator=_seeded())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy
+import PIL.Image
 import pytest
 import torch
 
@@ -180,3 +181,21 @@ def test_corpus_metrics_without_saved_images_are_refused(dataset, tmp_path) -> N
     with pytest.raises(ValueError, match="save_images"):
         run(GroundTruthEditor(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), method="gt", config_id="c",
             params={}, master_seed=1, corpus_metrics={"count": PairCounter()})
+
+
+def test_saved_images_hold_what_a_report_draws(dataset, tmp_path) -> None:
+    class WithHistory(GroundTruthEditor):
+        def edit(self, image, **kwargs) -> EditResult:
+            result = super().edit(image, **kwargs)
+            result.mask_history = torch.zeros(3, 4, 4, dtype=torch.bool)
+            return result
+
+    run(WithHistory(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), method="gt", config_id="c", params={},
+        master_seed=1, image_dir=tmp_path / "images")
+    item = dataset.load("synthetic-00000")
+    saved = {p.name.removeprefix(item.id) for p in (tmp_path / "images").glob(f"{item.id}*")}
+    assert saved == {".png", ".input.png", ".mask.png", ".gt.png", ".steps.npz"}
+    assert PIL.Image.open(tmp_path / "images" / f"{item.id}.input.png").tobytes() == item.image.tobytes()
+    gt = numpy.asarray(PIL.Image.open(tmp_path / "images" / f"{item.id}.gt.png")) / 255
+    assert numpy.array_equal(gt, item.gt_mask.numpy())
+    assert numpy.load(tmp_path / "images" / f"{item.id}.steps.npz")["masks"].shape == (3, 4, 4)
