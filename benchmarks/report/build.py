@@ -1,0 +1,116 @@
+"""The whole report from result folders: every table and figure, and an index page linking them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.report import figures
+from benchmarks.report.load import load_results
+from benchmarks.report.tables import Reporter, Table
+
+
+@dataclass
+class Report:
+    """What was written, and what could not be drawn and why (said, never silently skipped)."""
+
+    folder: Path
+    tables: list[Table] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _pick_items(candidates: Sequence[str], items: Sequence[str] | None, n_items: int, seed: int) -> list[str]:
+    if items:
+        return [i for i in items if i in set(candidates)]
+    chosen = np.random.default_rng(seed).choice(sorted(candidates), size=min(n_items, len(candidates)), replace=False)
+    return sorted(str(i) for i in chosen)
+
+
+def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | None, n_items: int, seed: int, steps: int) -> None:
+    out = report.folder / "figures"
+    rows, configs = reporter.rows, reporter.configs
+    for (model, dataset), group in configs.groupby(["model", "dataset"], sort=True):
+        suffix = "_".join(filter(None, (model, dataset)))
+        main = group[group["main"]]
+        done = rows[(rows["status"] == "ok")].merge(main[["model", "dataset", "method", "config_id"]])
+        ok_everywhere = done.groupby("item_id")["config_id"].nunique()
+        candidates = [i for i, n in ok_everywhere.items() if n == len(main)]
+        chosen = _pick_items(candidates, items, n_items, seed)
+        saved = [i for i in chosen if figures.find_image([d for s in main["run_dirs"] for d in s], f"{i}.input.png")]
+        if saved:
+            columns = [(label, sorted(dirs)) for label, dirs in zip(main["label"], main["run_dirs"])]
+            report.files += figures.save(figures.qualitative_grid(saved, columns), out, f"qualitative_{suffix}")
+        else:
+            report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
+                                  "(runs with save_images=true, and of this version, save <id>.input.png).")
+        if "mask_iou" in rows and "seconds" in rows:
+            numbers = reporter.stats(rows[(rows["model"] == model) & (rows["dataset"] == dataset)], ["mask_iou", "seconds"])
+            numbers = numbers[numbers["mask_iou"].notna()]
+            if not numbers.empty:
+                report.files += figures.save(figures.speed_vs_quality(numbers), out, f"speed_vs_iou_{suffix}")
+        instdiffedit = main[main["method"] == "instdiffedit"]
+        evolution = None
+        if not instdiffedit.empty:
+            dirs = sorted(instdiffedit["run_dirs"].iloc[0])
+            ids = chosen + sorted(set(done[done["method"] == "instdiffedit"]["item_id"]) - set(chosen))
+            evolution = next(((i, p) for i in ids if (p := figures.find_image(dirs, f"{i}.steps.npz"))), None)
+        if evolution:
+            item_id, path = evolution
+            image = figures._open(figures.find_image(dirs, f"{item_id}.input.png") or Path())
+            masks = np.load(path)["masks"]
+            title = f"InstDiffEdit's instant masks, {item_id} ({model}, {dataset})"
+            report.files += figures.save(figures.mask_evolution(masks, image, steps=steps, title=title), out, f"mask_evolution_{suffix}")
+        else:
+            report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (<id>.steps.npz).")
+    for table in report.tables:
+        if table.name.startswith("ablation_"):
+            param = table.name.removeprefix("ablation_")
+            report.files += figures.save(figures.ablation_curves(table.numbers, param), out, table.name)
+
+
+def _index(report: Report) -> Path:
+    lines = ["# Report", "", "Regenerate: `python -m benchmarks.report <result folders>`.", ""]
+    lines += [table.markdown() for table in report.tables]
+    pngs = [p for p in report.files if p.suffix == ".png"]
+    lines += ["## Figures", ""] + [f"![{p.stem}]({p.relative_to(report.folder).as_posix()})" for p in pngs]
+    if report.skipped:
+        lines += ["", "## Not drawn", ""] + [f"- {s}" for s in report.skipped]
+    path = report.folder / "README.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_report(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = "report",
+    *,
+    only: str | None = None,
+    items: Sequence[str] | None = None,
+    n_items: int = 4,
+    seed: int = 0,
+    steps: int = 5,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+) -> Report:
+    """Read the results under ``paths``; write ``out/tables/*`` (.md, .tex, .csv), ``out/figures/*``
+    (.png, .pdf) and ``out/README.md``. ``only`` is "tables" or "figures"; ``items`` (or ``n_items``
+    drawn with ``seed``) are the qualitative grid's items."""
+    if only not in (None, "tables", "figures"):
+        raise ValueError(f"only must be 'tables', 'figures' or None, got {only!r}.")
+    reporter = Reporter(load_results(paths), confidence=confidence, resamples=resamples, seed=seed)
+    report = Report(Path(out))
+    report.tables = reporter.all_tables()
+    if only != "figures":
+        for table in report.tables:
+            report.files += table.write(report.folder / "tables")
+    if only != "tables":
+        with pd.option_context("mode.chained_assignment", None):
+            _draw_figures(reporter, report, items=items, n_items=n_items, seed=seed, steps=steps)
+    report.files.append(_index(report))
+    return report

@@ -1,0 +1,97 @@
+"""Naming the configurations found in results, picking each method's main one, finding sweeps.
+
+A sweep over ``method.threshold`` leaves several configurations of one method side by side;
+tables name them by the settings that differ (``instdiffedit (threshold=0.1)``), figures that
+show one configuration per method use its main one, and ablation curves follow each swept setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.report.stats import CONFIG
+
+IGNORED_PARAMS = ("param.model",)
+METHOD_ORDER = ("instdiffedit", "no_mask", "diffedit", "diffedit_ddim", "sdedit", "ledits_pp", "oracle_inpaint")
+"""Display order: the method first, its ablations, then the baselines; unknown methods follow alphabetically."""
+
+
+def _params(rows: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if c.startswith("param.") and c not in IGNORED_PARAMS]
+
+
+def _same(a: object, b: object) -> bool:
+    return (pd.isna(a) and pd.isna(b)) or a == b
+
+
+def _format(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _uses_method_defaults(run_dirs: set[str]) -> bool:
+    """A run folder is named by its overrides: one without ``method.*`` ran the method as configured."""
+    return any(not any(part.startswith("method.") for part in Path(d).name.split(",")) for d in run_dirs)
+
+
+def describe_configs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: its key, ``ok`` items, settings (``param.*``), ``run_dirs``,
+    ``varying`` (the settings that differ among its method's configurations), ``label``,
+    ``main`` (whether it is its method's main configuration) and ``order`` (display order).
+
+    The main configuration of a method is, first, one run without any ``method.*`` override;
+    else the one sharing the most settings with the most common value of each; ties go to the
+    one with more items, then the first by label.
+    """
+    params = _params(rows)
+    first = rows.groupby(CONFIG, sort=True, dropna=False)
+    configs = first[params].first() if params else first.size().to_frame("_")[[]]
+    configs["ok"] = first["status"].apply(lambda s: int((s == "ok").sum()))
+    configs["run_dirs"] = first["run_dir"].apply(lambda s: set(s)) if "run_dir" in rows else [set()] * len(configs)
+    configs = configs.reset_index()
+    configs["varying"] = [[] for _ in range(len(configs))]
+    configs["label"] = configs["method"]
+    configs["main"] = False
+    for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
+        varying = [p for p in params if group[p].astype(str).nunique() > 1]
+        for index in group.index:
+            configs.at[index, "varying"] = varying
+            settings = ", ".join(f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying)
+            configs.at[index, "label"] = f"{configs.at[index, 'method']} ({settings})" if settings else configs.at[index, "method"]
+        modes = {p: group[p].mode(dropna=False).iloc[0] for p in varying}
+        score = pd.DataFrame({
+            "defaults": [_uses_method_defaults(d) for d in group["run_dirs"]],
+            "common": [sum(_same(group.at[i, p], modes[p]) for p in varying) for i in group.index],
+            "ok": group["ok"],
+            "label": group["label"],
+        }, index=group.index)
+        best = score.sort_values(["defaults", "common", "ok", "label"], ascending=[False, False, False, True]).index[0]
+        configs.at[best, "main"] = True
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    configs["order"] = [rank.get(m, len(rank)) for m in configs["method"]]
+    return configs.sort_values(["model", "dataset", "order", "method", "label"]).reset_index(drop=True)
+
+
+def swept_params(configs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """For each numeric setting swept within some method, the configurations of its curve.
+
+    A curve against ``p`` holds, per (model, dataset, method), the configurations whose other
+    settings equal the most common value of each: with several one-setting sweeps in one
+    folder (phi and strength), each curve keeps its own sweep and the shared default point.
+    """
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
+        varying = group["varying"].iloc[0]
+        for p in varying:
+            if not pd.api.types.is_numeric_dtype(group[p]) or pd.api.types.is_bool_dtype(group[p]):
+                continue
+            others = [q for q in varying if q != p]
+            keep = pd.Series(True, index=group.index)
+            for q in others:
+                mode = group[q].mode(dropna=False).iloc[0]
+                keep &= group[q].apply(lambda v, m=mode: _same(v, m))
+            curve = group[keep]
+            if curve[p].nunique() > 1:
+                curves.setdefault(p.removeprefix("param."), []).append(curve.sort_values(p))
+    return {name: pd.concat(parts, ignore_index=True) for name, parts in curves.items()}

@@ -1,0 +1,236 @@
+"""The paper's tables from result rows: one per split, a speed table, one per ablation.
+
+Each :class:`Table` keeps its numbers (``numbers``: means and interval bounds at full
+precision, what tests and other tools read) apart from their display (``display``: the
+formatted cells written as Markdown and LaTeX).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.report.configs import describe_configs, swept_params
+from benchmarks.report.load import CORPUS_COLUMNS, Results
+from benchmarks.report.published import PUBLISHED, PUBLISHED_SECONDS, SOURCE
+from benchmarks.report.stats import CONFIG, summarize
+
+METRICS: dict[str, tuple[str, str]] = {
+    "mask_iou": ("mask IoU (%)", ".1f"),
+    "changing_rate": ("changing rate", ".2f"),
+    "bg_psnr": ("bg PSNR (dB)", ".2f"),
+    "bg_ssim": ("bg SSIM", ".3f"),
+    "bg_mse": ("bg MSE", ".4f"),
+    "bg_lpips": ("bg LPIPS x100", ".1f"),
+    "lpips": ("LPIPS x100", ".1f"),
+    "csfid": ("CSFID", ".1f"),
+    "sfid": ("SFID", ".1f"),
+    "fid": ("FID", ".1f"),
+    "accuracy": ("accuracy (%)", ".1f"),
+    "unedited": ("unedited (%)", ".1f"),
+    "clip_score": ("CLIP score", ".3f"),
+    "seconds": ("s / image", ".2f"),
+    "unet_evals": ("UNet evals", ".0f"),
+}
+"""Column header (with its unit) and number format of every metric the harness writes."""
+
+SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "editing_mask": ("Editing-Mask", ("mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "seconds")),
+    "imagenet": ("ImageNet", ("lpips", "csfid", "sfid", "accuracy", "seconds")),
+    "imagen": ("Imagen", ("lpips", "fid", "clip_score", "seconds")),
+}
+"""The paper's layout per split; other splits (toy_shapes, synthetic) show every metric they have."""
+
+TITLES = {"toy_shapes": "Toy shapes", "synthetic": "Synthetic shapes"}
+
+NOTES = {
+    "changing_rate": "changing rate: mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
+    "(our definition; the paper gives no formula). Higher = more local.",
+    "corpus": "{names}: one value over all edits of a run (no interval).",
+}
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    numbers: pd.DataFrame
+    display: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        notes = "".join(f"- {note}\n" for note in self.notes)
+        return f"### {self.title}\n\n{self.display.to_markdown(index=False)}\n\n{notes}"
+
+    def latex(self) -> str:
+        caption = f"{self.title}. " + " ".join(self.notes)
+        return self.display.to_latex(index=False, escape=True, caption=caption, label=f"tab:{self.name}")
+
+    def write(self, folder: Path) -> list[Path]:
+        """``<name>.md``, ``<name>.tex`` and ``<name>.csv`` (the numbers) in ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / f"{self.name}.{ext}" for ext in ("md", "tex", "csv")]
+        paths[0].write_text(self.markdown(), encoding="utf-8")
+        paths[1].write_text(self.latex(), encoding="utf-8")
+        self.numbers.to_csv(paths[2], index=False)
+        return paths
+
+
+def cell(mean: float, low: float = math.nan, high: float = math.nan, fmt: str = ".3g") -> str:
+    """``mean [low, high]``; ``n/a`` for an undefined mean, the mean alone without an interval."""
+    if pd.isna(mean):
+        return "n/a"
+    if pd.isna(low) or pd.isna(high) or low == high == mean:
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def metric_columns(rows: pd.DataFrame) -> list[str]:
+    """Every per-item metric the rows hold, in the harness's order: quality first, then cost."""
+    known = [m for m in METRICS if m in rows and m not in CORPUS_COLUMNS]
+    other = [
+        c for c in rows.columns
+        if c not in known and c not in ("seed",) and pd.api.types.is_numeric_dtype(rows[c])
+        and not c.startswith(("param.", "seconds_", "meta."))
+    ]
+    quality = [m for m in known if m not in ("seconds", "unet_evals")] + other
+    return quality + [m for m in ("seconds", "unet_evals") if m in rows]
+
+
+class Reporter:
+    """Builds every table from one :class:`Results`; bootstrap settings apply to all of them."""
+
+    def __init__(self, results: Results, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> None:
+        self.results = results
+        self.rows = results.rows
+        self.configs = describe_configs(self.rows)
+        self.ci = dict(confidence=confidence, resamples=resamples, seed=seed)
+        self.several_models = self.rows["model"].nunique() > 1
+
+    # -- numbers -------------------------------------------------------------------------------
+    def stats(self, rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+        """Per configuration: items, failed, flagged, metric means and intervals, the corpus
+        metrics of its run, and the configuration's label, main flag and display order."""
+        per_item = [m for m in metrics if m not in CORPUS_COLUMNS]
+        stats = summarize(rows, per_item, **self.ci)
+        for metric in (m for m in metrics if m in CORPUS_COLUMNS):
+            corpus = self.results.corpus
+            values = corpus[metric] if metric in corpus else pd.Series(dtype=float)
+            stats[metric] = [values.get((m, c), math.nan) for m, c in zip(stats["method"], stats["config_id"])]
+            stats[f"{metric}_low"] = stats[f"{metric}_high"] = math.nan
+        info = self.configs[[*CONFIG, "label", "main", "order"]]
+        stats = stats.merge(info, on=CONFIG, how="left")
+        stats.insert(0, "source", "ours")
+        return stats.sort_values(["model", "dataset", "order", "label"]).reset_index(drop=True)
+
+    def _published(self, dataset: str, metrics: Sequence[str]) -> pd.DataFrame:
+        records = []
+        for method, values in PUBLISHED.get(dataset, {}).items():
+            shown = {m: v for m, v in values.items() if m in metrics}
+            if shown:
+                records.append({"source": "published", "dataset": dataset, "method": method,
+                                "label": f"{method} (published)", **shown})
+        return pd.DataFrame.from_records(records)
+
+    # -- display -------------------------------------------------------------------------------
+    def _display(self, numbers: pd.DataFrame, metrics: Sequence[str], leading: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
+        table = pd.DataFrame(index=numbers.index)
+        if self.several_models:
+            table["Model"] = numbers["model"].fillna("")
+        for column, header in leading:
+            table[header] = numbers[column].map(lambda v: "" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)))
+        table["Method"] = numbers["label"]
+        for column in ("items", "failed", "flagged"):
+            table[column] = numbers[column].map(lambda v: "" if pd.isna(v) else str(int(v))) if column in numbers else ""
+        for metric in metrics:
+            header, fmt = METRICS.get(metric, (metric, ".3g"))
+            low, high = numbers.get(f"{metric}_low"), numbers.get(f"{metric}_high")
+            table[header] = [
+                cell(m, lo, hi, fmt)
+                for m, lo, hi in zip(
+                    numbers[metric] if metric in numbers else [math.nan] * len(numbers),
+                    low if low is not None else [math.nan] * len(numbers),
+                    high if high is not None else [math.nan] * len(numbers),
+                )
+            ]
+        return table.reset_index(drop=True)
+
+    def _notes(self, numbers: pd.DataFrame, metrics: Sequence[str], published: bool) -> list[str]:
+        ours = numbers[numbers["source"] == "ours"]
+        confidence = round(100 * self.ci["confidence"])
+        notes = [
+            f"Means over items; [low, high]: {confidence} % bootstrap interval over items "
+            f"({self.ci['resamples']} resamples, percentile, seed {self.ci['seed']}); n/a: not measured or undefined. "
+            "items: rows of the configuration; failed: items whose edit failed; flagged: items with a data flag."
+        ]
+        missing = [m for m in metrics if m not in ours or ours[m].isna().all()]
+        if missing:
+            notes.append(f"Not measured in these runs: {', '.join(missing)} (model-backed metrics need metrics=paper).")
+        if "changing_rate" in metrics:
+            notes.append(NOTES["changing_rate"])
+        corpus = [m for m in metrics if m in CORPUS_COLUMNS]
+        if corpus:
+            notes.append(NOTES["corpus"].format(names=", ".join(corpus)))
+        if published:
+            notes.append(f"Rows marked (published): the paper's numbers, not ours ({SOURCE}).")
+        return notes
+
+    # -- tables --------------------------------------------------------------------------------
+    def split_table(self, dataset: str) -> Table:
+        """The split's table in the paper's layout, our configurations then the paper's rows."""
+        rows = self.rows[self.rows["dataset"] == dataset]
+        title, metrics = SPLITS.get(dataset, (TITLES.get(dataset, dataset), ()))
+        metrics = list(metrics) or metric_columns(rows) + [c for c in CORPUS_COLUMNS if c in self.results.corpus]
+        numbers = self.stats(rows, metrics)
+        published = self._published(dataset, metrics)
+        if not published.empty:
+            numbers = pd.concat([numbers, published], ignore_index=True)
+        return Table(dataset, title, numbers, self._display(numbers, metrics), self._notes(numbers, metrics, not published.empty))
+
+    def speed_table(self) -> Table:
+        """Seconds per image and UNet evaluations of every configuration, relative to InstDiffEdit's
+        main configuration on the same model and split (and the paper's seconds, on its A30)."""
+        metrics = [m for m in ("seconds", "unet_evals") if m in self.rows]
+        numbers = self.stats(self.rows, metrics)
+        for metric in metrics:
+            reference = numbers[(numbers["method"] == "instdiffedit") & numbers["main"].astype(bool)].set_index(["model", "dataset"])[metric]
+            numbers[f"{metric}_vs_instdiffedit"] = [
+                value / reference.get((model, dataset), math.nan)
+                for value, model, dataset in zip(numbers[metric], numbers["model"], numbers["dataset"])
+            ]
+        published = pd.DataFrame.from_records([
+            {"source": "published", "dataset": "all", "method": method, "label": f"{method} (published)", "seconds": s,
+             "seconds_vs_instdiffedit": s / PUBLISHED_SECONDS["instdiffedit"]}
+            for method, s in PUBLISHED_SECONDS.items()
+        ])
+        numbers = pd.concat([numbers, published], ignore_index=True)
+        display = self._display(numbers, metrics, leading=[("dataset", "Split")])
+        for metric in metrics:
+            header = f"{METRICS[metric][0].split(' (')[0]} vs InstDiffEdit"
+            display[header] = [cell(v, fmt=".2f") + ("x" if not pd.isna(v) else "") for v in numbers.get(f"{metric}_vs_instdiffedit", [])]
+        notes = self._notes(numbers, metrics, True)
+        notes.append("vs InstDiffEdit: ratio of means to InstDiffEdit's main configuration on the same model and split.")
+        return Table("speed", "Speed", numbers, display, notes)
+
+    def ablation_tables(self) -> list[Table]:
+        """One table per swept setting: mask IoU, changing rate and time against its values."""
+        tables = []
+        for param, curve in swept_params(self.configs).items():
+            metrics = [m for m in ("mask_iou", "changing_rate", "seconds") if m in self.rows]
+            keys = curve[CONFIG]
+            rows = self.rows.merge(keys, on=CONFIG)
+            numbers = self.stats(rows, metrics).merge(curve[[*CONFIG, f"param.{param}"]], on=CONFIG)
+            numbers = numbers.rename(columns={f"param.{param}": param}).sort_values(["model", "dataset", "order", param])
+            numbers = numbers.reset_index(drop=True)
+            numbers["label"] = numbers["method"]
+            display = self._display(numbers, metrics, leading=[("dataset", "Split"), (param, param)])
+            tables.append(Table(f"ablation_{param}", f"Ablation of {param}", numbers, display, self._notes(numbers, metrics, False)))
+        return tables
+
+    def all_tables(self) -> list[Table]:
+        splits = sorted(self.rows["dataset"].unique(), key=lambda d: (list(SPLITS).index(d) if d in SPLITS else len(SPLITS), d))
+        return [*map(self.split_table, splits), self.speed_table(), *self.ablation_tables()]
