@@ -17,6 +17,7 @@ from benchmarks.downloads import DownloadError
 from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import ModelUnavailableError
 from benchmarks.results import ResultsTable
+from benchmarks.report.figures import run_grid
 from benchmarks.runner import Shard, config_hash, run
 from benchmarks.splits import MissingFilesError
 
@@ -78,6 +79,8 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
         )
+        if cfg.save_images:
+            logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
     finally:
         logger.close()
     summary.to_csv(out / "summary.csv")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+import PIL.Image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class RunLogger(Protocol):
@@ -14,6 +20,9 @@ class RunLogger(Protocol):
     def log_row(self, row: dict[str, Any]) -> None: ...
 
     def log_summary(self, summary: pd.DataFrame) -> None: ...
+
+    def log_figure(self, name: str, draw: Callable[[], Figure | None]) -> None:
+        """Log the figure ``draw()`` returns (if any); a logger that logs nothing never calls ``draw``."""
 
     def close(self) -> None: ...
 
@@ -30,12 +39,16 @@ class NullLogger:
     def log_summary(self, summary: pd.DataFrame) -> None:
         pass
 
+    def log_figure(self, name: str, draw: Callable[[], Figure | None]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
 class WandbLogger:
-    """Logs each row's numbers as a step and the summary as run summary values.
+    """Logs each row's numbers as a step, the summary as run summary values, every row of the run
+    as one ``wandb.Table`` (``rows``, logged with the summary), and figures as images.
 
     ``mode`` defaults to offline: runs sync later with ``wandb sync``. Set WANDB_MODE=online
     (or ``logger.mode=online``) to stream.
@@ -46,6 +59,7 @@ class WandbLogger:
         self.mode = mode or os.environ.get("WANDB_MODE", "offline")
         self.dir = dir
         self.run = None
+        self.rows: list[dict[str, Any]] = []
 
     def start(self, name: str, group: str, config: dict[str, Any]) -> None:
         import wandb
@@ -57,12 +71,31 @@ class WandbLogger:
     def log_row(self, row: dict[str, Any]) -> None:
         numbers = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.run.log(numbers)
+        self.rows.append(row)
 
     def log_summary(self, summary: pd.DataFrame) -> None:
+        import wandb
+
+        if self.rows:
+            # Columns of mixed types (a failed row's error, nan metrics) are logged as text, which wandb.Table accepts.
+            frame = pd.DataFrame(self.rows)
+            mixed = [c for c in frame if frame[c].map(type).nunique() > 1]
+            frame[mixed] = frame[mixed].astype(str)
+            self.run.log({"rows": wandb.Table(dataframe=frame)})
         for index, values in summary.to_dict(orient="index").items():
             prefix = "/".join(map(str, index if isinstance(index, tuple) else (index,)))
             for key, value in values.items():
                 self.run.summary[f"{prefix}/{key}"] = value
+
+    def log_figure(self, name: str, draw: Callable[[], Figure | None]) -> None:
+        import wandb
+
+        figure = draw()
+        if figure is not None:  # rendered here, so W&B gets exactly the PNG the report would write
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+            buffer.seek(0)
+            self.run.log({name: wandb.Image(PIL.Image.open(buffer))})
 
     def close(self) -> None:
         if self.run is not None:
