@@ -33,7 +33,7 @@ def test_each_config_composes_and_its_targets_import(group: str, option: str) ->
     HydraConfig.instance().set_config(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation, the run folder's included
     assert resolved["hydra"]["run"]["dir"].startswith("outputs/")
-    for target in _targets(resolved[group]):
+    for target in _targets(resolved.get(group, resolved)):  # experiment files are global: check every target
         module, _, name = target.rpartition(".")
         assert hasattr(importlib.import_module(module), name), target
 
@@ -52,3 +52,19 @@ def test_cheap_components_instantiate() -> None:
         cfg = compose(config_name="config", overrides=["logger=none", "dataset.n=3"])
     assert len(instantiate(cfg.dataset).item_ids()) == 3
     assert set(instantiate(cfg.metrics)) == {"mask_iou", "changing_rate", "background"}
+
+
+@pytest.mark.parametrize("experiment", GROUPS["experiment"])
+def test_each_experiment_sweeps_by_itself_into_the_folders_of_plain_commands(experiment: str) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}", "dataset=toy_shapes"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params, f"{experiment} should sweep with -m alone"
+    assert "experiment" in cfg.hydra.job.config.override_dirname.exclude_keys
+    assert cfg.dataset._target_.endswith("ToyShapesSplit"), "the command line's dataset wins over the experiment's"
+
+
+def test_the_phi_ablation_sweeps_the_papers_values() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=ablation_phi"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params["method.threshold"] == "0.1,0.2,0.3"
+    assert cfg.hydra.runtime.choices.method == "instdiffedit" and cfg.hydra.runtime.choices.dataset == "editing_mask"

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from benchmarks.report import figures
 from benchmarks.report.load import load_results
@@ -110,7 +109,6 @@ def build_report(
         for table in report.tables:
             report.files += table.write(report.folder / "tables")
     if only != "tables":
-        with pd.option_context("mode.chained_assignment", None):
-            _draw_figures(reporter, report, items=items, n_items=n_items, seed=seed, steps=steps)
+        _draw_figures(reporter, report, items=items, n_items=n_items, seed=seed, steps=steps)
     report.files.append(_index(report))
     return report

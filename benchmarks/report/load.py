@@ -59,15 +59,17 @@ def find_result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    frame = ResultsTable(path).frame()
-    if frame.empty:
-        return frame
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame]
+    table = ResultsTable(path)
+    columns = {column for row in table.rows() for column in row}
+    if not columns:
+        return pd.DataFrame()
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ReportError(
             f"{path} is not a results file of run.py: its rows lack {', '.join(missing)}. "
             "Remove it from the report's folders or rerun the run that wrote it."
         )
+    frame = table.frame()
     frame["run_dir"] = str(path.parent)
     return frame
 
