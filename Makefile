@@ -1,7 +1,7 @@
 # The same commands a fresh machine, CI (.ci/run) and the README use.
 PYTHON ?= python
 
-.PHONY: install test test-fast run-tiny clean
+.PHONY: install test test-fast run-tiny report tables figures readme-figures clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -16,5 +16,36 @@ test-fast:  ## everything but the end-to-end runs
 run-tiny:  ## the runner on the tiny random model and the synthetic split, offline
 	$(PYTHON) run.py model=tiny dataset=synthetic dataset.n=2
 
+# Tables and figures from result folders (a run folder, a sweep, or all of outputs/).
+RESULTS ?= outputs
+REPORT ?= report
+
+report:  ## every table and figure of $(RESULTS) into $(REPORT)/ (tables: .md .tex .csv; figures: .png .pdf)
+	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT)
+
+tables:  ## only the tables
+	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT) --only tables
+
+figures:  ## only the figures
+	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT) --only figures
+
+# The README's figures: a phi sweep and three methods on the toy split, then the report; one of
+# each figure kind is copied into docs/figures/. README_MODEL=toy once the toy model exists.
+README_MODEL ?= tiny
+README_RUNS ?= outputs/readme
+README_ITEMS ?= 4
+
+readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=tiny|toy)
+	$(PYTHON) run.py -m experiment=ablation_phi model=$(README_MODEL) dataset=toy_shapes dataset.n=$(README_ITEMS) logger=none paths.output_root=$(README_RUNS)
+	$(PYTHON) run.py -m method=instdiffedit,diffedit,sdedit model=$(README_MODEL) dataset=toy_shapes dataset.n=$(README_ITEMS) logger=none paths.output_root=$(README_RUNS)
+	$(PYTHON) -m benchmarks.report $(README_RUNS)/$(README_MODEL) --out $(README_RUNS)/report --n-items 3
+	mkdir -p docs/figures
+	cp $(README_RUNS)/report/figures/qualitative_$(README_MODEL)_toy_shapes.png docs/figures/qualitative.png
+	cp $(README_RUNS)/report/figures/ablation_threshold.png docs/figures/ablation_threshold.png
+	cp $(README_RUNS)/report/figures/speed_vs_iou_$(README_MODEL)_toy_shapes.png docs/figures/speed_vs_iou.png
+	cp $(README_RUNS)/report/figures/mask_evolution_$(README_MODEL)_toy_shapes.png docs/figures/mask_evolution.png
+	cp $(README_RUNS)/report/tables/toy_shapes.md docs/figures/toy_shapes.md
+	echo "$(README_MODEL)" > docs/figures/MODEL
+
 clean:
-	rm -rf outputs multirun wandb .pytest_cache
+	rm -rf outputs multirun wandb .pytest_cache report
