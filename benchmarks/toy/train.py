@@ -1,6 +1,6 @@
 """Train the toy world's text-to-image model (and its object classifier) from scenes rendered on the fly.
 
-    python -m benchmarks.toy.train --out models/toy --minutes 8
+    python -m benchmarks.toy.train --out models/toy
 
 One reproducible command on one GPU: an ``AutoencoderKL`` (64 px -> 16 x 16 x 4), then a
 ``UNet2DConditionModel`` with a small causal ``CLIPTextModel`` (the real CLIP BPE tokenizer),
@@ -16,35 +16,58 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from diffusers.training_utils import EMAModel
+from safetensors.torch import save_file
 from torch import nn
 from torchvision.utils import save_image
+from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, captions, object_phrase
-from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES, render, sample_layouts
+from benchmarks.toy.render import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    Layout,
+    render,
+    sample_layouts,
+)
 
 IMAGE_SIZE = 64
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything that defines a training run; saved with the weights as training.json."""
+
     seed: int = 0
-    minutes: float = 8.0  # wall-clock budget for everything
-    vae_share: float = 0.2  # of the budget
-    classifier_share: float = 0.05
     batch_size: int = 256
+    # Step counts, not a time budget, so that a seed gives the same weights on any machine of one kind.
+    vae_steps: int = 1000
+    unet_steps: int = 4000
+    classifier_steps: int = 300
     vae_lr: float = 5e-4
     unet_lr: float = 4e-4
     warmup_steps: int = 200
     kl_weight: float = 1e-6
     caption_dropout: float = 0.1
+    ema_decay: float = 0.9995  # with diffusers' EMA warm-up, so early weights fade out quickly
+    pool_batches: int = 16  # scenes are drawn, captioned and rendered this many batches at a time
+    compile: bool = True  # torch.compile the UNet + text encoder loss
     # Sizes keep the fp16 weights (tokenizer files included) under 30 MB.
     text_hidden: int = 64
     text_layers: int = 4
@@ -134,158 +157,236 @@ def object_crops(images: torch.Tensor, masks: torch.Tensor, generator: torch.Gen
     return torch.stack(crops)
 
 
-def _lr(step: int, config: TrainConfig, base: float) -> float:
-    return base * min(1.0, (step + 1) / config.warmup_steps)
+@dataclass
+class Scenes:
+    """Rendered scenes on the training device with their layouts (CPU) and padded caption ids."""
+
+    images: torch.Tensor  # (N, 3, 64, 64) in [0, 1]
+    masks: torch.Tensor  # (N, K, 64, 64) bool
+    ids: torch.Tensor  # (N, 77) long
+    layout: Layout
+
+    def batches(self, size: int) -> Iterator[Scenes]:
+        for start in range(0, len(self.ids), size):
+            part = slice(start, start + size)
+            yield Scenes(self.images[part], self.masks[part], self.ids[part], self.layout[part])
 
 
-def train(out: Path, config: TrainConfig, device: torch.device, eval_per_prompt: int = 8) -> dict:
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    started = time.perf_counter()
-    budget = config.minutes * 60
-    log: dict[str, list] = {"vae": [], "unet": [], "classifier": []}
-    tokenizer = clip_tokenizer()
-    tokens = CaptionTokenizer(tokenizer)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def scene_stream(config: TrainConfig, generator: torch.Generator, tokens: CaptionTokenizer, device: torch.device) -> Iterator[Scenes]:
+    """Endless batches of fresh scenes.
 
-    def batch(min_objects: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[str], object]:
-        layout = sample_layouts(config.batch_size, generator, min_objects=min_objects)
+    Layouts are drawn, captioned and tokenised on the host ``pool_batches`` batches at a time and
+    rendered in one call on the device, so a training step costs the host only a slice: the
+    per-step host work was the bottleneck of per-batch drawing.
+    """
+    while True:
+        layout = sample_layouts(config.batch_size * config.pool_batches, generator)
         images, masks = render(layout.to(device), IMAGE_SIZE, device)
-        return images, masks, captions(layout), layout
+        ids = tokens(captions(layout)).to(device, non_blocking=True)
+        yield from Scenes(images, masks, ids, layout).batches(config.batch_size)
 
-    # 1. The autoencoder.
+
+def _schedule(step: int, total: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to zero at ``total`` steps: a factor of the base learning rate."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps)
+    return warmup * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+
+
+class _Losses:
+    """Losses every ``every`` steps, kept on the device until the end (reading one would sync each step)."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.every, self.steps, self.values = every, [], []
+
+    def record(self, step: int, loss: torch.Tensor) -> None:
+        if step % self.every == 0:
+            self.steps.append(step)
+            self.values.append(loss.detach())
+
+    def as_list(self) -> list[tuple[int, float]]:
+        return list(zip(self.steps, torch.stack(self.values).tolist())) if self.values else []
+
+
+def train_vae(config: TrainConfig, scenes: Iterator[Scenes], device: torch.device) -> tuple[AutoencoderKL, _Losses]:
+    """The autoencoder, then its latent scaling factor (1 / std of the latents, as SD's 0.18215)."""
     vae = build_vae().to(device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
-    step = 0
-    while time.perf_counter() - started < budget * config.vae_share:
-        images, *_ = batch()
-        x = images * 2 - 1
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, fused=device.type == "cuda")
+    losses = _Losses()
+    for step in tqdm(range(config.vae_steps), desc="autoencoder", mininterval=10):
+        x = next(scenes).images * 2 - 1
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, config, config.vae_lr)
-        with autocast:
+            group["lr"] = config.vae_lr * _schedule(step, config.vae_steps, config)
+        with _autocast(device):
             posterior = vae.encode(x).latent_dist
             reconstruction = vae.decode(posterior.sample()).sample
         loss = F.mse_loss(reconstruction.float(), x) + config.kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step % 50 == 0:
-            log["vae"].append((step, loss.item()))
-        step += 1
+        losses.record(step, loss)
     vae.eval().requires_grad_(False)
     with torch.no_grad():
-        images, *_ = batch()
-        std = vae.encode(images * 2 - 1).latent_dist.mean.std().item()
+        std = vae.encode(next(scenes).images * 2 - 1).latent_dist.mean.std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
+    return vae, losses
 
-    # 2. The UNet and the text encoder, on the frozen autoencoder's latents.
+
+def train_denoiser(
+    config: TrainConfig, scenes: Iterator[Scenes], vae: AutoencoderKL, tokens: CaptionTokenizer, device: torch.device
+) -> tuple[UNet2DConditionModel, CLIPTextModel, _Losses]:
+    """The UNet and the text encoder together, epsilon-prediction on the frozen autoencoder's latents.
+
+    Returns the exponential moving averages of their weights (what the pipeline samples with).
+    """
     unet = build_unet(config).to(device).train()
     text_encoder = build_text_encoder(config).to(device).train()
-    noise_schedule = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG)  # SD 1.x betas; unknown keys ignored
-    alphas = noise_schedule.alphas_cumprod.to(device)
-    unconditional = tokens([""]).to(device)
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
-    unet_started, step = time.perf_counter(), 0
-    unet_budget = budget * (1 - config.vae_share - config.classifier_share) - (unet_started - started)
-    while time.perf_counter() - unet_started < unet_budget:
-        images, _, texts, _ = batch()
-        ids = tokens(texts).to(device)
-        dropped = torch.rand(len(ids), generator=generator).to(device) < config.caption_dropout
-        ids = torch.where(dropped[:, None], unconditional, ids)
-        with torch.no_grad():
-            z0 = vae.encode(images * 2 - 1).latent_dist.sample() * vae.config.scaling_factor
-        t = torch.randint(0, 1000, (len(z0),), generator=generator).to(device)
-        noise = torch.randn(z0.shape, generator=generator).to(device)
+    optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2, fused=device.type == "cuda")
+    ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True, foreach=True)
+    alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)  # SD 1.x betas
+    unconditional = tokens([""]).to(device)
+    noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
+
+    def loss_of(z0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         a = alphas[t].view(-1, 1, 1, 1)
-        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(step, config, config.unet_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.perf_counter() - unet_started) / unet_budget)))
-        with autocast:
+        with _autocast(device):
             context = text_encoder(ids).last_hidden_state
-            prediction = unet(zt, t, encoder_hidden_states=context).sample
-        loss = F.mse_loss(prediction.float(), noise)
+            prediction = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=context).sample
+        return F.mse_loss(prediction.float(), noise)
+
+    if config.compile:
+        loss_of = torch.compile(loss_of)
+    losses = _Losses()
+    for step in tqdm(range(config.unet_steps), desc="denoiser", mininterval=10):
+        batch = next(scenes)
+        n = len(batch.ids)
+        with torch.no_grad(), _autocast(device):
+            z0 = vae.encode(batch.images * 2 - 1).latent_dist.sample().float() * vae.config.scaling_factor
+        dropped = torch.rand(n, 1, generator=noise_generator, device=device) < config.caption_dropout
+        ids = torch.where(dropped, unconditional, batch.ids)
+        t = torch.randint(0, len(alphas), (n,), generator=noise_generator, device=device)
+        noise = torch.randn(z0.shape, generator=noise_generator, device=device)
+        for group in optimizer.param_groups:
+            group["lr"] = config.unet_lr * _schedule(step, config.unet_steps, config)
+        loss = loss_of(z0, ids, t, noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         optimizer.step()
-        if step % 50 == 0:
-            log["unet"].append((step, loss.item()))
-        step += 1
+        ema.step(params)
+        losses.record(step, loss)
+    ema.copy_to(params)
+    return unet.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False), losses
 
-    # 3. The object classifier, on crops of rendered objects.
+
+def train_classifier(config: TrainConfig, scenes: Iterator[Scenes], generator: torch.Generator, device: torch.device) -> tuple[ObjectClassifier, _Losses]:
+    """Colour and shape of slot 0's object (always present), from crops with random padding."""
     classifier = ObjectClassifier().to(device).train()
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=2e-3)
-    step, classifier_started = 0, time.perf_counter()
-    while time.perf_counter() - classifier_started < budget * config.classifier_share:
-        images, masks, _, layout = batch()
-        slot = torch.zeros(len(images), dtype=torch.long)  # slot 0 always holds an object
-        crops = object_crops(images, masks[torch.arange(len(images)), slot.to(device)], generator)
+    losses = _Losses()
+    for step in tqdm(range(config.classifier_steps), desc="classifier", mininterval=10):
+        batch = next(scenes)
+        crops = object_crops(batch.images, batch.masks[:, 0], generator)
         colour_logits, shape_logits = classifier(crops)
-        loss = F.cross_entropy(colour_logits, layout.colour[:, 0].to(device)) + F.cross_entropy(shape_logits, layout.shape[:, 0].to(device))
+        loss = F.cross_entropy(colour_logits, batch.layout.colour[:, 0].to(device)) + F.cross_entropy(
+            shape_logits, batch.layout.shape[:, 0].to(device)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step % 50 == 0:
-            log["classifier"].append((step, loss.item()))
-        step += 1
-    classifier.eval()
+        losses.record(step, loss)
+    return classifier.eval().requires_grad_(False), losses
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train(out: Path, config: TrainConfig, device: torch.device, eval_per_prompt: int = 8) -> dict:
+    """Train all three parts, evaluate the generator, save the pipeline, the classifier and the report."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    tokenizer = clip_tokenizer()
+    tokens = CaptionTokenizer(tokenizer)
+    scenes = scene_stream(config, generator, tokens, device)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):
+        started = time.perf_counter()
+        result = fn(*args)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        return result
+
+    vae, vae_losses = timed("autoencoder", train_vae, config, scenes, device)
+    unet, text_encoder, unet_losses = timed("denoiser", train_denoiser, config, scenes, vae, tokens, device)
+    classifier, classifier_losses = timed("classifier", train_classifier, config, scenes, generator, device)
 
     pipe = StableDiffusionPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
+        vae=vae,
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=unet.eval(),
+        unet=unet,
         scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    report = {"config": asdict(config), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "seconds": time.perf_counter() - started, "losses": log}
-    report["generator_accuracy"], samples = generator_accuracy(pipe, classifier, device, eval_per_prompt)
+    accuracy, samples = timed("evaluation", generator_accuracy, pipe, classifier, device, eval_per_prompt)
+    report = {
+        "config": asdict(config),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "seconds": seconds,
+        "generator_accuracy": accuracy,
+        "losses": {"autoencoder": vae_losses.as_list(), "denoiser": unet_losses.as_list(), "classifier": classifier_losses.as_list()},
+    }
     out.mkdir(parents=True, exist_ok=True)
     save_image(samples, out / "samples.png", nrow=8)  # 4 samples per prompt: colour x shape, gray background
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     (out / "classifier").mkdir(exist_ok=True)
-    from safetensors.torch import save_file
-
     save_file({k: v.half() if v.is_floating_point() else v for k, v in classifier.state_dict().items()}, out / "classifier" / "model.safetensors")
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report
 
 
 @torch.no_grad()
-def generator_accuracy(pipe: StableDiffusionPipeline, classifier: ObjectClassifier, device: torch.device, per_prompt: int = 8) -> dict:
-    """Share of single-object prompts whose generated object the classifier recognises (colour and shape)."""
+def generator_accuracy(pipe: StableDiffusionPipeline, classifier: ObjectClassifier, device: torch.device, per_prompt: int = 8) -> tuple[dict, torch.Tensor]:
+    """Share of single-object prompts whose generated object the classifier recognises (colour and shape).
+
+    Every colour x shape prompt on the gray background, ``per_prompt`` images each (30 PNDM
+    steps, guidance 7.5); the object's mask is where the image is away from the gray.
+    """
     pipe = pipe.to(device)
     hits, total, grid = 0, 0, []
+    background = torch.tensor(BACKGROUNDS["gray"], device=device).view(1, 3, 1, 1)
     for colour in range(len(COLOURS)):
         for shape in range(len(SHAPES)):
             prompt = f"{object_phrase(colour, shape)} on a gray background"
             images = pipe([prompt] * per_prompt, num_inference_steps=30, guidance_scale=7.5, height=IMAGE_SIZE, width=IMAGE_SIZE,
-                          generator=torch.Generator().manual_seed(colour * 10 + shape), output_type="pt").images.float()
-            background = torch.tensor(BACKGROUNDS["gray"], device=images.device).view(1, 3, 1, 1)
-            masks = (images - background).abs().amax(dim=1) > 0.2  # pixels away from the gray background
-            colour_logits, shape_logits = classifier(object_crops(images.to(device), masks.to(device)))
+                          generator=torch.Generator().manual_seed(colour * 10 + shape), output_type="pt").images.float().to(device)
+            masks = (images - background).abs().amax(dim=1) > 0.2
+            colour_logits, shape_logits = classifier(object_crops(images, masks))
             right = (colour_logits.argmax(1) == colour) & (shape_logits.argmax(1) == shape)
             hits += int(right.sum())
             total += per_prompt
             grid.append(images[:4].cpu())
-    return {"accuracy": hits / total, "prompts": total, "per_prompt": per_prompt}, torch.cat(grid)
+    return {"accuracy": hits / total, "images": total, "per_prompt": per_prompt}, torch.cat(grid)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("models/toy"))
-    parser.add_argument("--minutes", type=float, default=TrainConfig.minutes)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    defaults = TrainConfig()
+    for name in ("seed", "batch_size", "vae_steps", "unet_steps", "classifier_steps"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="train the denoiser eagerly")
     parser.add_argument("--eval-per-prompt", type=int, default=8, help="generated images per single-object prompt")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrainConfig(seed=args.seed, minutes=args.minutes, batch_size=args.batch_size)
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k not in ("out", "eval_per_prompt")})
     report = train(args.out, config, device, args.eval_per_prompt)
     print(json.dumps({k: v for k, v in report.items() if k != "losses"}, indent=1))
 
