@@ -22,6 +22,7 @@ from benchmarks.datasets import EditDataset, EditItem
 from benchmarks.loggers import NullLogger, RunLogger
 from benchmarks.metrics import saved_pairs
 from benchmarks.results import ResultsTable
+from benchmarks.sharding import RESULTS_STEM, shard_file_name
 from instdiffedit.types import EditResult, Editor
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ class Shard:
 
     @property
     def results_name(self) -> str:
-        return "results.jsonl" if self.count == 1 else f"results.shard-{self.index:03d}-of-{self.count:03d}.jsonl"
+        return self.file_name(RESULTS_STEM, "jsonl")
+
+    def file_name(self, stem: str, suffix: str) -> str:
+        """``stem.suffix`` unsharded, ``stem.shard-003-of-016.suffix`` for shard 3 of 16: shards share a folder."""
+        return shard_file_name(stem, suffix, self.index, self.count)
 
 
 def item_seed(master_seed: int, item_id: str) -> int:
@@ -141,6 +146,7 @@ def run(
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
+        row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
         table.append(row)
         logger.log_row(row)
     summary = summarize(table.frame())
@@ -180,6 +186,6 @@ def _metric_columns(rows: pd.DataFrame) -> list[str]:
     metrics = [
         c
         for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed") and not c.startswith(("param.", "seconds_", "meta."))
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at") and not c.startswith(("param.", "seconds_", "meta."))
     ]
     return metrics + cost
