@@ -15,6 +15,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.downloads import DownloadError
+from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import ModelUnavailableError
 from benchmarks.results import ResultsTable
@@ -70,13 +71,14 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         group=choices["dataset"],
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    config_id = config_hash(identity)
     try:
         summary = run(
             editor,
             dataset,
             ResultsTable(out / shard.results_name),
             method=choices["method"],
-            config_id=config_hash(identity),
+            config_id=config_id,
             params={**params, "model": choices["model"]},
             master_seed=cfg.seed,
             shard=shard,
@@ -84,6 +86,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             corpus_metrics=corpus_metrics,
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
+            done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
         )
     finally:
         logger.close()

@@ -163,6 +163,21 @@ def merge_run(run_dir: str | os.PathLike) -> MergeResult:
     return MergeResult(run_dir, records, shards, len(read) - len(records), problems, items)
 
 
+def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
+    """Items done (``ok``) for ``method`` and ``config_id`` in the run folder's results files other than ``own_file``.
+
+    A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
+    for corpus metrics over the whole split) only computes what no shard has done.
+    """
+    own = Path(own_file).name
+    return {
+        item
+        for _, _, path in (results_files(run_dir) if Path(run_dir).is_dir() else [])
+        if path.name != own
+        for item in ResultsTable(path).completed(method, config_id)
+    }
+
+
 def _one_row_per_key(rows: Iterable[dict]) -> list[dict]:
     """One row per (item, method, config): the last ``ok`` row if any, else the last row."""
     kept: dict[tuple, dict] = {}

@@ -105,6 +105,7 @@ def run(
     corpus_metrics: Mapping[str, CorpusMetric] | None = None,
     logger: RunLogger | None = None,
     image_dir: Path | None = None,
+    done_elsewhere: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Run ``editor`` over the shard's items not yet done; return the summary of all rows.
 
@@ -117,12 +118,16 @@ def run(
 
     ``corpus_metrics`` are computed at the end over every item done so far (this run's and
     earlier runs'), from the edited images saved in ``image_dir``, and join the summary.
+
+    ``done_elsewhere``: items already done for this method and config in other results files of
+    the run (other shards, or another ``shard.count``): skipped too, and counted by corpus metrics.
     """
     if corpus_metrics and image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
     logger = logger or NullLogger()
-    done = table.completed(method, config_id)
+    done_elsewhere = set(done_elsewhere)
+    done = table.completed(method, config_id) | done_elsewhere
     todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
     for item_id in tqdm(todo, desc=f"{method} on {dataset.name}", unit="item"):
@@ -151,7 +156,7 @@ def run(
         logger.log_row(row)
     summary = summarize(table.frame())
     for name, metric in (corpus_metrics or {}).items():
-        done = sorted(table.completed(method, config_id))
+        done = sorted(table.completed(method, config_id) | done_elsewhere)
         log.info("Computing %s over %d edited images.", name, len(done))
         for key, value in metric.compute(saved_pairs(dataset, image_dir, done)).items():
             summary.loc[(method, config_id), key] = value

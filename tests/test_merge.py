@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.merge import MERGED_NAME, comparable, find_run_dirs, format_report, load_results, main, merge_run
+from benchmarks.merge import MERGED_NAME, comparable, completed_elsewhere, find_run_dirs, format_report, load_results, main, merge_run
 from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard
 from benchmarks.sharding import parse_results_name, read_item_list, shard_file_name, shard_tag, write_item_list
@@ -133,3 +133,11 @@ def test_rows_compare_without_their_wall_clock_columns() -> None:
     assert "seconds" not in comparable(a) and "finished_at" not in comparable(a)
     c = b.assign(mask_iou=[50.0, math.nextafter(50.0, 51.0)])
     assert not comparable(a).equals(comparable(c))
+
+
+def test_a_rerun_with_another_shard_count_skips_what_any_shard_has_done(run_dir: Path) -> None:
+    _write_shard(run_dir, 0, 2, [_row("item-00"), _row("item-02", "failed")])
+    _write_shard(run_dir, 1, 2, [_row("item-01"), _row("item-03", config_id="other")])
+    assert completed_elsewhere(run_dir, "m", "c", run_dir / "results.jsonl") == {"item-00", "item-01"}
+    assert completed_elsewhere(run_dir, "m", "c", run_dir / "results.shard-001-of-002.jsonl") == {"item-00"}
+    assert completed_elsewhere(run_dir / "not-yet", "m", "c", "results.jsonl") == set()
