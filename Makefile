@@ -1,7 +1,7 @@
 # The same commands a fresh machine, CI (.ci/run) and the README use.
 PYTHON ?= python
 
-.PHONY: install test test-fast run-tiny report tables figures readme-figures clean
+.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -46,6 +46,9 @@ readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=t
 	cp $(README_RUNS)/report/figures/mask_evolution_$(README_MODEL)_toy_shapes.png docs/figures/mask_evolution.png
 	cp $(README_RUNS)/report/tables/toy_shapes.md docs/figures/toy_shapes.md
 	echo "$(README_MODEL)" > docs/figures/MODEL
+
+scaling:  ## items/s on 1 vs 2 GPUs (one shard each, hydra/launcher=local_gpus); writes docs/figures/scaling.{json,png}
+	$(PYTHON) -m benchmarks.scaling --model tiny --dataset toy_shapes --n 64 --gpus 1 2
 
 clean:
 	rm -rf outputs multirun wandb .pytest_cache report

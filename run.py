@@ -3,6 +3,7 @@
     python run.py model=tiny dataset=synthetic
     python run.py method=instdiffedit dataset=editing_mask method.threshold=0.3
     python run.py -m method.threshold=0.1,0.2,0.3
+    python run.py -m hydra/launcher=local_gpus shard.count=2 'shard.index=range(0,2)'   # one shard per GPU
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.gpus import job_gpu, launcher_gpus
+from benchmarks.sharding import shard_tag
+
 # The run folder is named by the overrides; a run without any goes to ".../default".
 OmegaConf.register_new_resolver("run_key", lambda overrides: overrides or "default", replace=True)
+# Shards share the run folder; Hydra's per-job files carry the shard's tag so they never collide.
+OmegaConf.register_new_resolver("shard_tag", shard_tag, replace=True)
+# hydra/launcher=local_gpus: one GPU per job (Hydra carries resolvers into launched jobs).
+OmegaConf.register_new_resolver("launcher_gpus", launcher_gpus, replace=True)
+OmegaConf.register_new_resolver("job_gpu", job_gpu, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,18 +12,26 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from benchmarks.harness import COLUMN_NOTES
+from benchmarks.merge import find_run_dirs, format_report, merge_run
+from benchmarks.sharding import parse_results_name
 
 
 class SweepSummary(Callback):
     """After a ``--multirun`` sweep, print one table of every job's summary.
 
-    Jobs return their summary frame (see :func:`benchmarks.harness.run_from_config`); jobs
-    run by launchers in other processes return nothing here and are listed as such.
+    Jobs return their summary frame (see :func:`benchmarks.harness.run_from_config`). Jobs run
+    by a launcher in other processes (``submitit_local``, ``slurm``, ``local_gpus``) report to
+    no callback here, so after such a sweep the run folders it wrote are merged instead, and
+    each one's completeness is printed: missing and failed items per shard.
     """
 
     def __init__(self) -> None:
         self.summaries: list[pd.DataFrame] = []
         self.unreported: list[str] = []
+        self.started = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         value = job_return.return_value if job_return.status == JobStatus.COMPLETED else None
@@ -40,3 +50,17 @@ class SweepSummary(Callback):
                     print(f"{column}: {definition}")
         for overrides in self.unreported:
             print(f"No summary from the job with overrides: {overrides} (it failed, or ran in another process).")
+        if not self.summaries and not self.unreported:
+            self._report_launched_runs(Path(str(config.hydra.sweep.dir)))
+
+    def _report_launched_runs(self, sweep_dir: Path) -> None:
+        """Merge and report the run folders below ``sweep_dir`` that got results during this sweep."""
+        written = [
+            run_dir
+            for run_dir in (find_run_dirs([sweep_dir]) if sweep_dir.is_dir() else [])
+            if any(parse_results_name(p.name) and p.stat().st_mtime >= self.started - 1 for p in run_dir.iterdir())
+        ]
+        if written:
+            print("\nThe sweep's jobs ran in other processes; their results, merged per run folder:\n")
+        for run_dir in written:
+            print(format_report(merge_run(run_dir)))

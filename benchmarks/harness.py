@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.downloads import DownloadError
+from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import ModelUnavailableError
 from benchmarks.results import ResultsTable
 from benchmarks.report.figures import run_grid
 from benchmarks.runner import Shard, config_hash, run
+from benchmarks.sharding import write_item_list
 from benchmarks.splits import MissingFilesError
 
 COLUMN_NOTES = {
@@ -43,9 +46,14 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     out = Path(hydra_cfg.runtime.output_dir)
-    shard = Shard(cfg.shard.index, cfg.shard.count)
+    try:
+        shard = Shard(cfg.shard.index, cfg.shard.count)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    _log_device(cfg.device)
 
     dataset = _build(cfg.dataset)
+    write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
     if getattr(get_class(cfg.method._target_), "requires_ground_truth_mask", False) and not dataset.has_masks:
         sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
     metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
@@ -64,13 +72,14 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         group=choices["dataset"],
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    config_id = config_hash(identity)
     try:
         summary = run(
             editor,
             dataset,
             ResultsTable(out / shard.results_name),
             method=choices["method"],
-            config_id=config_hash(identity),
+            config_id=config_id,
             params={**params, "model": choices["model"]},
             master_seed=cfg.seed,
             shard=shard,
@@ -78,18 +87,36 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             corpus_metrics=corpus_metrics,
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
+            done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
     finally:
         logger.close()
-    summary.to_csv(out / "summary.csv")
+    summary.to_csv(out / shard.file_name("summary", "csv"))
     print(f"\nResults: {out / shard.results_name}\n")
     print(summary.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
     for column, definition in COLUMN_NOTES.items():
         if column in summary:
             print(f"{column}: {definition}")
     return summary
+
+
+def _log_device(device: str) -> None:
+    """Say where this job computes; under ``submitit_local`` without GPUs, say why it is the CPU.
+
+    The plain ``submitit_local`` launcher hands its jobs an empty ``CUDA_VISIBLE_DEVICES`` unless
+    ``gpus_per_node`` is set, so on a GPU machine the jobs would quietly run on the CPU.
+    """
+    from benchmarks.models import resolve_device
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    log.info("Device: %s (device=%s, CUDA_VISIBLE_DEVICES=%s).", resolve_device(device), device, visible)
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local" and visible == "" and device == "auto":
+        log.warning(
+            "This submitit_local job was given no GPU and runs on the CPU; "
+            "use hydra/launcher=local_gpus for one GPU per job."
+        )
 
 
 def _build(node: DictConfig) -> Any:

@@ -23,6 +23,7 @@ from benchmarks.datasets import EditDataset, EditItem
 from benchmarks.loggers import NullLogger, RunLogger
 from benchmarks.metrics import saved_pairs
 from benchmarks.results import ResultsTable
+from benchmarks.sharding import RESULTS_STEM, shard_file_name
 from instdiffedit.types import EditResult, Editor
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,11 @@ class Shard:
 
     @property
     def results_name(self) -> str:
-        return "results.jsonl" if self.count == 1 else f"results.shard-{self.index:03d}-of-{self.count:03d}.jsonl"
+        return self.file_name(RESULTS_STEM, "jsonl")
+
+    def file_name(self, stem: str, suffix: str) -> str:
+        """``stem.suffix`` unsharded, ``stem.shard-003-of-016.suffix`` for shard 3 of 16: shards share a folder."""
+        return shard_file_name(stem, suffix, self.index, self.count)
 
 
 def item_seed(master_seed: int, item_id: str) -> int:
@@ -114,6 +119,7 @@ def run(
     corpus_metrics: Mapping[str, CorpusMetric] | None = None,
     logger: RunLogger | None = None,
     image_dir: Path | None = None,
+    done_elsewhere: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Run ``editor`` over the shard's items not yet done; return the summary of all rows.
 
@@ -126,12 +132,16 @@ def run(
 
     ``corpus_metrics`` are computed at the end over every item done so far (this run's and
     earlier runs'), from the edited images saved in ``image_dir``, and join the summary.
+
+    ``done_elsewhere``: items already done for this method and config in other results files of
+    the run (other shards, or another ``shard.count``): skipped too, and counted by corpus metrics.
     """
     if corpus_metrics and image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
     logger = logger or NullLogger()
-    done = table.completed(method, config_id)
+    done_elsewhere = set(done_elsewhere)
+    done = table.completed(method, config_id) | done_elsewhere
     todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
     for item_id in tqdm(todo, desc=f"{method} on {dataset.name}", unit="item"):
@@ -155,11 +165,12 @@ def run(
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
+        row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
         table.append(row)
         logger.log_row(row)
     summary = summarize(table.frame())
     for name, metric in (corpus_metrics or {}).items():
-        done = sorted(table.completed(method, config_id))
+        done = sorted(table.completed(method, config_id) | done_elsewhere)
         log.info("Computing %s over %d edited images.", name, len(done))
         for key, value in metric.compute(saved_pairs(dataset, image_dir, done)).items():
             summary.loc[(method, config_id), key] = value
@@ -194,6 +205,6 @@ def _metric_columns(rows: pd.DataFrame) -> list[str]:
     metrics = [
         c
         for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed") and not c.startswith(("param.", "seconds_", "meta."))
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at") and not c.startswith(("param.", "seconds_", "meta."))
     ]
     return metrics + cost

@@ -118,6 +118,13 @@ def test_sharded_runs_write_separate_files_with_the_same_rows_as_one_run(dataset
     assert all(by_id[r["item_id"]] == r["seed"] for r in parts)  # seeds do not depend on sharding
 
 
+def test_items_done_by_other_shards_of_the_run_are_skipped(dataset, tmp_path) -> None:
+    editor = GroundTruthEditor(dataset)
+    run(editor, dataset, ResultsTable(tmp_path / "results.jsonl"), method="gt", config_id="cfg", params={},
+        master_seed=1, done_elsewhere={"synthetic-00001", "synthetic-00003"})
+    assert editor.calls == ["synthetic-00000", "synthetic-00002", "synthetic-00004"]
+
+
 def test_item_seeds_depend_on_the_master_seed_and_the_item_only() -> None:
     assert item_seed(1, "x") == item_seed(1, "x") != item_seed(2, "x") != item_seed(1, "y")
     assert 0 <= item_seed(4623523532252, "ILSVRC2012_val_00000001.JPEG") < 2**63

@@ -1,0 +1,290 @@
+"""Merge a run's shard files into one table, and say what is missing, failed or overlapping.
+
+A run split over N shards (``shard.count=N``) leaves N files in one folder,
+``results.shard-000-of-N.jsonl`` ... (plus ``results.jsonl`` if it also ran unsharded), and
+the split's item list ``items.txt``. Merging reads them all and keeps one row per
+(item, method, config): an ``ok`` row wins over a failure, and among equals the last one
+read (shards re-run after a preemption append, they never rewrite). It then checks the
+set against the item list, shard by shard.
+
+    python -m benchmarks.merge outputs/sd14/imagenet/diffedit/default
+    python -m benchmarks.merge outputs            # every run folder below, e.g. a whole sweep
+
+For reports: :func:`load_results` gives the merged rows of every run folder below some paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.results import KEY, ResultsTable
+from benchmarks.sharding import ITEMS_FILE, parse_results_name, read_item_list, shard_file_name
+
+log = logging.getLogger(__name__)
+
+MERGED_NAME = "results.merged.jsonl"
+#: Columns that differ between two runs computing the same thing: wall-clock time and where it ran.
+WALL_CLOCK_PREFIXES = ("seconds",)
+WALL_CLOCK_COLUMNS = frozenset({"finished_at", "device", "hostname"})
+
+
+@dataclass
+class ShardReport:
+    """What one shard (one results file, or one expected but absent) contributed."""
+
+    index: int
+    count: int
+    file: str | None  # None: the file does not exist
+    rows: int = 0  # rows read, duplicates included
+    ok: int = 0
+    failed: list[str] = field(default_factory=list)  # items whose merged row failed
+    missing: list[str] = field(default_factory=list)  # items of this shard's slice without any row
+    foreign: list[str] = field(default_factory=list)  # items in this file that belong to no slice of it
+
+    @property
+    def name(self) -> str:
+        return f"shard {self.index}/{self.count}" if self.count > 1 else "unsharded"
+
+
+@dataclass
+class MergeResult:
+    """The merged rows of one run folder and the report on how complete they are."""
+
+    run_dir: Path
+    records: list[dict]  # the kept rows as read, in the order their items first appeared
+    shards: list[ShardReport]
+    duplicates: int  # rows dropped because their (item, method, config) came again
+    problems: list[str]  # sentences: overlapping shardings, absent shard files, rows outside their slice
+    items: list[str] | None  # the split, when the run recorded it
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records)
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted({i for s in self.shards for i in s.missing})
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted({i for s in self.shards for i in s.failed})
+
+    @property
+    def complete(self) -> bool:
+        """Every item of the split has an ``ok`` row, and no row comes from outside its shard's slice."""
+        foreign = any(s.foreign for s in self.shards)
+        return self.items is not None and not (self.missing or self.failed or foreign)
+
+
+def results_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
+    """``(index, count, path)`` of every results file in a run folder, unsharded first, then by count and index."""
+    found = []
+    for path in Path(run_dir).iterdir():
+        parsed = parse_results_name(path.name)
+        if parsed is not None and path.is_file():
+            found.append((*parsed, path))
+    return sorted(found, key=lambda f: (f[1], f[0]))
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every folder at or below ``paths`` that holds a results file (a run folder)."""
+    dirs: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"No such results folder: {path}")
+        candidates = [path] if path.is_file() else [path, *(p for p in path.rglob("*") if p.is_dir())]
+        for candidate in candidates:
+            folder = candidate.parent if candidate.is_file() else candidate
+            if any(parse_results_name(p.name) for p in folder.iterdir() if p.is_file()):
+                dirs.add(folder)
+    return sorted(dirs)
+
+
+def merge_run(run_dir: str | os.PathLike) -> MergeResult:
+    """Read every results file of one run folder; one row per key; report per shard."""
+    run_dir = Path(run_dir)
+    files = results_files(run_dir)
+    if not files:
+        raise FileNotFoundError(f"{run_dir} holds no results file (results.jsonl or results.shard-*-of-*.jsonl).")
+    items = read_item_list(run_dir)
+    read: list[dict] = []
+    per_file: dict[Path, list[dict]] = {}
+    for _, _, path in files:
+        per_file[path] = ResultsTable(path).rows()
+        read += per_file[path]
+    records = _one_row_per_key(read)
+    problems: list[str] = []
+    if items is None:
+        problems.append(
+            f"No {ITEMS_FILE} here: missing items cannot be listed (runs write it when they start; "
+            "re-run any shard to record it)."
+        )
+    counts = sorted({count for _, count, _ in files})
+    if len(counts) > 1:
+        problems.append(
+            "Results of different shardings (shard.count = " + ", ".join(map(str, counts)) + ") share this folder: "
+            "their slices overlap; one row per item was kept."
+        )
+    done = _items_by_status(records)
+    finest = max(counts)  # with several shardings, a missing item is listed once, under the finest
+    shards = []
+    for count in counts:
+        present = {index: path for index, c, path in files if c == count}
+        for index in range(count):
+            shard = ShardReport(index, count, present[index].name if index in present else None)
+            slice_ids = items[index::count] if items is not None else []
+            if count == finest:
+                shard.missing = [i for i in slice_ids if i not in done["any"]]
+            if index in present:
+                mine = {r.get("item_id") for r in per_file[present[index]]}
+                shard.rows = len(per_file[present[index]])
+                shard.ok = len(mine & done["ok"])
+                shard.failed = sorted(mine & done["failed"])
+                if items is not None:
+                    shard.foreign = sorted(mine - set(slice_ids))
+                    if shard.foreign:
+                        problems.append(
+                            f"{shard.file} holds {len(shard.foreign)} item(s) outside its slice of the split "
+                            f"(e.g. {shard.foreign[0]}): the split changed since it ran."
+                        )
+            elif items is None or shard.missing:
+                expected = shard_file_name("results", "jsonl", index, count)
+                problems.append(f"{expected} does not exist: shard.index={index} of shard.count={count} never wrote a row.")
+            shards.append(shard)
+    return MergeResult(run_dir, records, shards, len(read) - len(records), problems, items)
+
+
+def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
+    """Items done (``ok``) for ``method`` and ``config_id`` in the run folder's results files other than ``own_file``.
+
+    A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
+    for corpus metrics over the whole split) only computes what no shard has done.
+    """
+    own = Path(own_file).name
+    return {
+        item
+        for _, _, path in (results_files(run_dir) if Path(run_dir).is_dir() else [])
+        if path.name != own
+        for item in ResultsTable(path).completed(method, config_id)
+    }
+
+
+def _one_row_per_key(rows: Iterable[dict]) -> list[dict]:
+    """One row per (item, method, config): the last ``ok`` row if any, else the last row."""
+    kept: dict[tuple, dict] = {}
+    for row in rows:
+        try:
+            key = tuple(row[k] for k in KEY)
+        except KeyError as error:
+            raise ValueError(f"A results row lacks the key column {error}; is this a results file of this harness?") from None
+        previous = kept.get(key)
+        if previous is None or row.get("status") == "ok" or previous.get("status") != "ok":
+            kept[key] = row
+    return list(kept.values())
+
+
+def _items_by_status(records: list[dict]) -> dict[str, set[str]]:
+    """Items with a row ("any") and with an ``ok`` row, in every (method, config) of the folder; the rest failed."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["method"], record["config_id"]), []).append(record)
+    every = [{r["item_id"] for r in rows} for rows in groups.values()]
+    ok = [{r["item_id"] for r in rows if r.get("status") == "ok"} for rows in groups.values()]
+    done_ok = set.intersection(*ok) if ok else set()
+    return {"any": set.intersection(*every) if every else set(), "ok": done_ok, "failed": set().union(*every) - done_ok}
+
+
+def load_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The merged rows of every run folder at or below ``paths``, one frame (what a report reads).
+
+    Incomplete runs are included as they are, with a warning naming what is missing.
+    """
+    frames = []
+    for run_dir in find_run_dirs(paths):
+        result = merge_run(run_dir)
+        if not result.complete:
+            log.warning("%s is incomplete: %d missing, %d failed items.", run_dir, len(result.missing), len(result.failed))
+        frames.append(result.rows)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def comparable(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows without wall-clock and device columns, sorted by key: equal iff two runs computed the same."""
+    volatile = [c for c in rows if c in WALL_CLOCK_COLUMNS or c.startswith(WALL_CLOCK_PREFIXES)]
+    kept = rows.drop(columns=volatile)
+    return kept[sorted(kept.columns)].sort_values(list(KEY)).reset_index(drop=True)
+
+
+def write_rows(records: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write merged rows as JSON Lines, exactly as the shard files hold them."""
+    text = "".join(json.dumps(row, allow_nan=True, default=str) + "\n" for row in records)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def format_report(result: MergeResult, *, max_ids: int = 10) -> str:
+    """A few lines per run folder: totals, then one line per shard that is not complete."""
+    total = len(result.items) if result.items is not None else "?"
+    status = "complete" if result.complete else "INCOMPLETE"
+    lines = [
+        f"{result.run_dir}: {status}: {sum(r.get('status') == 'ok' for r in result.records)} "
+        f"of {total} items ok, {len(result.failed)} failed, {len(result.missing)} missing; "
+        f"{len(result.shards)} shard(s), {result.duplicates} duplicate row(s) dropped."
+    ]
+    for shard in result.shards:
+        if shard.file is not None and not (shard.failed or shard.missing or shard.foreign):
+            continue
+        where = shard.file or "no results file"
+        parts = [f"{shard.ok} ok"]
+        if shard.failed:
+            parts.append(f"{len(shard.failed)} failed: {_ids(shard.failed, max_ids)}")
+        if shard.missing:
+            parts.append(f"{len(shard.missing)} missing: {_ids(shard.missing, max_ids)}")
+        lines.append(f"  {shard.name} ({where}): " + "; ".join(parts))
+    lines += [f"  ! {problem}" for problem in result.problems]
+    if result.missing or result.failed:
+        lines.append(
+            "  To complete the set, run the same command again for the shards listed (the same shard.index and "
+            "shard.count): each resumes, retrying failed items and skipping those done."
+        )
+    return "\n".join(lines)
+
+
+def _ids(ids: Sequence[str], limit: int) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.merge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="run folders, or folders above them (a sweep's output root)")
+    parser.add_argument("--no-write", action="store_true", help=f"only report; do not write {MERGED_NAME} per run folder")
+    args = parser.parse_args(argv)
+    try:
+        run_dirs = find_run_dirs(args.paths)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not run_dirs:
+        print(f"error: no results files below {', '.join(args.paths)}.", file=sys.stderr)
+        return 2
+    complete = True
+    for run_dir in run_dirs:
+        result = merge_run(run_dir)
+        complete &= result.complete
+        if not args.no_write:
+            write_rows(result.records, run_dir / MERGED_NAME)
+        print(format_report(result))
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
