@@ -37,7 +37,7 @@ class PipelineInpainter:
         return self.pipe(
             prompt=prompt,
             image=image,
-            mask_image=mask.float(),
+            mask_image=mask.float().cpu(),  # the pipeline preprocesses the PIL image on the CPU; the mask must meet it there
             height=image.height,
             width=image.width,
             num_inference_steps=self.num_inference_steps,
