@@ -1,0 +1,46 @@
+"""The toy world's trained model, shipped in the repository at ``models/toy``.
+
+A 64 px text-to-image model of the Stable Diffusion 1.x architecture (diffusers format) and,
+in ``classifier/``, the small CNN that recognises an object's colour and shape; both come from
+``python -m benchmarks.toy.train`` (see ``models/toy/README.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from benchmarks.models import ModelUnavailableError, Pipelines, load_pretrained
+from benchmarks.toy.train import ObjectClassifier
+
+TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
+
+
+def toy_folder(folder: str | os.PathLike | None = None) -> Path:
+    """``folder``, or the repository's ``models/toy``; one sentence if it is not there."""
+    path = Path(folder).expanduser() if folder is not None else TOY_MODEL
+    if not (path / "model_index.json").is_file():
+        raise ModelUnavailableError(
+            f"The toy model is not at {path} (it ships with the git repository, not with a wheel); "
+            f"clone the repository, or train one with `python -m benchmarks.toy.train --out {path}` and set model.folder."
+        )
+    return path
+
+
+def toy_pipelines(folder: str | os.PathLike | None = None, *, device: str = "auto", dtype: str = "auto") -> Pipelines:
+    """The toy model as the base pipeline; no inpainting model (methods inpaint by latent blending)."""
+    return load_pretrained(str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder")
+
+
+def load_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> ObjectClassifier:
+    """The toy model's object classifier (colour and shape of a 32 x 32 crop), in float32 and eval mode."""
+    weights = toy_folder(folder) / "classifier" / "model.safetensors"
+    if not weights.is_file():
+        raise ModelUnavailableError(f"The toy model folder has no object classifier at {weights}; retrain it with "
+                                    f"`python -m benchmarks.toy.train --out {weights.parents[1]} --classifier-only`.")
+    classifier = ObjectClassifier()
+    classifier.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()})
+    return classifier.to(device).eval().requires_grad_(False)
