@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.downloads import DownloadError
 from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
-from benchmarks.models import ModelUnavailableError
+from benchmarks.models import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.results import ResultsTable
 from benchmarks.report.figures import run_grid
 from benchmarks.runner import Shard, config_hash, run
@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 
 def _identity(cfg: DictConfig) -> dict:
-    """What makes results comparable: method, model and dataset settings and the seed (not the device)."""
+    """What makes results comparable: method, model and dataset settings and the seed (not the device
+    nor the speed options, which leave results the same)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    model = {k: v for k, v in resolved["model"].items() if k != "device"}
+    model = {k: v for k, v in resolved["model"].items() if k not in ("device", *SPEED_OPTIONS)}
     return {"method": resolved["method"], "model": model, "dataset": resolved["dataset"], "seed": cfg.seed}
 
 
