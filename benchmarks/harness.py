@@ -89,6 +89,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
             done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
+            batch_size=cfg.get("batch_size", 1),
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
