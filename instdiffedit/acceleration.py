@@ -52,7 +52,11 @@ def accelerate(
             raise ValueError(f"{type(module).__name__} is already compiled with mode {compile_mode(module)!r}.")
         return module
     _raise_recompile_limit()
-    module.forward = torch.compile(module.forward, mode=mode, dynamic=False)
+    # One compiled forward per mode, kept across reset(): switching modes back reuses its graphs.
+    compiled = module.__dict__.setdefault("_instdiffedit_compiled_forwards", {})
+    if mode not in compiled:
+        compiled[mode] = torch.compile(type(module).forward.__get__(module), mode=mode, dynamic=False)
+    module.forward = compiled[mode]
     setattr(module, _COMPILED, mode)
     return module
 
@@ -62,3 +66,15 @@ def _raise_recompile_limit() -> None:
     for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6; set whichever exists
         if hasattr(config, name) and getattr(config, name) < RECOMPILE_LIMIT:
             setattr(config, name, RECOMPILE_LIMIT)
+
+
+def reset(module: torch.nn.Module) -> torch.nn.Module:
+    """Undo :func:`accelerate`: the eager ``forward`` and the contiguous memory format again.
+
+    The compiled forwards are kept: accelerating again with the same mode reuses their graphs.
+    """
+    if compile_mode(module) is not None:
+        del module.forward  # the instance attribute; the class's forward shows through again
+        delattr(module, _COMPILED)
+    module.to(memory_format=torch.contiguous_format)
+    return module
