@@ -98,8 +98,10 @@ def optimize(pipes: Pipelines, *, compile: bool | str | None = None, channels_la
     """Speed-ups that keep results (see :func:`instdiffedit.acceleration.accelerate`), in place.
 
     ``compile`` applies to the UNets (the denoising loops' cost); ``channels_last`` to the
-    UNets and the VAEs (all convolutional).
+    UNets and the VAEs (all convolutional). Without either, the pipelines are left untouched.
     """
+    if compile in (None, False) and not channels_last:
+        return pipes
     for pipe in (pipes.base, pipes.inpaint):
         if pipe is None:
             continue
