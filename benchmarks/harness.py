@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.downloads import DownloadError
 from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
-from benchmarks.models import ModelUnavailableError
+from benchmarks.models import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.references import reference_rows
 from benchmarks.report.figures import run_grid
 from benchmarks.results import ResultsTable
@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def _identity(cfg: DictConfig) -> dict:
-    """What makes results comparable: method, model and dataset settings and the seed (not the device)."""
+    """What makes results comparable: method, model and dataset settings and the seed (not the device
+    nor the speed options, which leave results the same)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    model = {k: v for k, v in resolved["model"].items() if k != "device"}
+    model = {k: v for k, v in resolved["model"].items() if k not in ("device", *SPEED_OPTIONS)}
     return {"method": resolved["method"], "model": model, "dataset": resolved["dataset"], "seed": cfg.seed}
 
 
@@ -90,6 +91,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             logger=logger,
             image_dir=out / "images" if cfg.save_images else None,
             done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
+            batch_size=cfg.get("batch_size", 1),
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))

@@ -93,16 +93,38 @@ def _save_outputs(directory: Path, item: EditItem, result: EditResult) -> None:
 
 def edit_item(editor: Editor, item: EditItem, seed: int, metrics: Mapping[str, Metric]) -> tuple[EditResult, dict[str, Any]]:
     """Edit one item with a generator seeded for it and compute every metric's values."""
-    generator = torch.Generator("cpu").manual_seed(seed)
-    result = editor.edit(
-        item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=generator
-    )
-    values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
-    values["seconds"] = result.timings.get("total", math.nan)
-    values["unet_evals"] = result.unet_evals
-    for metric in metrics.values():
-        values.update(metric(item, result))
-    return result, values
+    return edit_items(editor, [item], [seed], metrics)[0]
+
+
+def edit_items(
+    editor: Editor, items: Sequence[EditItem], seeds: Sequence[int], metrics: Mapping[str, Metric]
+) -> list[tuple[EditResult, dict[str, Any]]]:
+    """Edit items, together when there are several and the editor has ``edit_batch``, each with
+    a generator seeded for it; then compute every metric's values per item."""
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    if len(items) > 1 and hasattr(editor, "edit_batch"):
+        results = editor.edit_batch(
+            [item.image for item in items],
+            targets=[item.target for item in items],
+            sources=[item.source for item in items],
+            prompts=[item.prompt for item in items],
+            masks=[item.gt_mask for item in items],
+            generators=generators,
+        )
+    else:
+        results = [
+            editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g)
+            for item, g in zip(items, generators, strict=True)
+        ]
+    out = []
+    for item, result in zip(items, results, strict=True):
+        values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
+        values["seconds"] = result.timings.get("total", math.nan)
+        values["unet_evals"] = result.unet_evals
+        for metric in metrics.values():
+            values.update(metric(item, result))
+        out.append((result, values))
+    return out
 
 
 def run(
@@ -120,6 +142,7 @@ def run(
     logger: RunLogger | None = None,
     image_dir: Path | None = None,
     done_elsewhere: Iterable[str] = (),
+    batch_size: int = 1,
 ) -> pd.DataFrame:
     """Run ``editor`` over the shard's items not yet done; return the summary of all rows.
 
@@ -135,7 +158,15 @@ def run(
 
     ``done_elsewhere``: items already done for this method and config in other results files of
     the run (other shards, or another ``shard.count``): skipped too, and counted by corpus metrics.
+
+    ``batch_size``: items edited together (throughput mode; the editor's ``edit_batch`` puts
+    their UNet work into shared calls). Each item keeps its own seed, so its row is what it
+    gets alone, up to floating-point effects of larger batches; its ``seconds*`` are its share
+    of the batch's. A batch that fails is redone one item at a time, so only a bad item fails.
+    The rows of a batch are appended together once it is done.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if corpus_metrics and image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
@@ -144,30 +175,14 @@ def run(
     done = table.completed(method, config_id) | done_elsewhere
     todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
-    for item_id in tqdm(todo, desc=f"{method} on {dataset.name}", unit="item"):
-        seed = item_seed(master_seed, item_id)
-        row: dict[str, Any] = {
-            "item_id": item_id,
-            "method": method,
-            "config_id": config_id,
-            "dataset": dataset.name,
-            "seed": seed,
-            **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
-        }
-        started = time.perf_counter()
-        try:
-            item = dataset.load(item_id)
-            result, values = edit_item(editor, item, seed, metrics)
-            if image_dir is not None:
-                _save_outputs(image_dir, item, result)
-            row.update({f"meta.{k}": v for k, v in item.meta.items()})
-            row.update(status="ok", flags="; ".join(item.flags), **values)
-        except Exception as error:  # a bad item must not stop the run; its row says why
-            log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
-            row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
-        row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
-        table.append(row)
-        logger.log_row(row)
+    with tqdm(total=len(todo), desc=f"{method} on {dataset.name}", unit="item") as progress:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            rows = _edit_chunk(editor, dataset, chunk, method, config_id, params, master_seed, metrics, image_dir, len(chunk))
+            for row in rows:
+                table.append(row)
+                logger.log_row(row)
+            progress.update(len(chunk))
     summary = summarize(table.frame())
     for name, metric in (corpus_metrics or {}).items():
         done = sorted(table.completed(method, config_id) | done_elsewhere)
@@ -176,6 +191,64 @@ def run(
             summary.loc[(method, config_id), key] = value
     logger.log_summary(summary)
     return summary
+
+
+def _edit_chunk(
+    editor: Editor,
+    dataset: EditDataset,
+    item_ids: Sequence[str],
+    method: str,
+    config_id: str,
+    params: Mapping[str, Any],
+    master_seed: int,
+    metrics: Mapping[str, Metric],
+    image_dir: Path | None,
+    batch_size: int,
+) -> list[dict[str, Any]]:
+    """The rows of some items edited together; on any failure, each item again on its own."""
+    rows = {}
+    for item_id in item_ids:
+        seed = item_seed(master_seed, item_id)
+        rows[item_id] = {
+            "item_id": item_id,
+            "method": method,
+            "config_id": config_id,
+            "dataset": dataset.name,
+            "seed": seed,
+            **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
+        }
+    if len(item_ids) > 1:
+        try:
+            items = [dataset.load(item_id) for item_id in item_ids]
+            done = edit_items(editor, items, [rows[i]["seed"] for i in item_ids], metrics)
+            for item, (result, values) in zip(items, done, strict=True):
+                _finish_row(rows[item.id], item, result, values, image_dir, batch_size)
+            return list(rows.values())
+        except Exception:  # redo one by one: only the item at fault gets a failed row
+            log.warning("A batch of %d items failed; editing them one at a time:\n%s", len(item_ids), traceback.format_exc())
+    for item_id in item_ids:
+        row = rows[item_id]
+        started = time.perf_counter()
+        try:
+            item = dataset.load(item_id)
+            result, values = edit_item(editor, item, row["seed"], metrics)
+            _finish_row(row, item, result, values, image_dir, 1)
+        except Exception as error:  # a bad item must not stop the run; its row says why
+            log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
+            row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
+        row["finished_at"] = time.time()
+    return list(rows.values())
+
+
+def _finish_row(
+    row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int
+) -> None:
+    if image_dir is not None:
+        _save_outputs(image_dir, item, result)
+    row.update({f"meta.{k}": v for k, v in item.meta.items()})
+    row.update(status="ok", flags="; ".join(item.flags), **values)
+    row["batch_size"] = batch_size  # items edited together: its seconds are a 1/batch_size share
+    row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +278,6 @@ def _metric_columns(rows: pd.DataFrame) -> list[str]:
     metrics = [
         c
         for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at") and not c.startswith(("param.", "seconds_", "meta."))
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at", "batch_size") and not c.startswith(("param.", "seconds_", "meta."))
     ]
     return metrics + cost

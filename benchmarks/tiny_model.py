@@ -206,12 +206,15 @@ def tiny_pipelines(
     *,
     device: str = "auto",
     inpaint: bool = True,
+    compile: bool | str | None = None,
+    channels_last: bool = False,
 ) -> Pipelines:
     """The tiny model, built once into ``<cache_dir>/tiny-v1`` and then loaded from disk.
 
     Loading goes through :func:`benchmarks.models.load_pretrained`, like a real model. The
     default ``cache_dir`` is ``$INSTDIFFEDIT_CACHE`` or ``~/.cache/instdiffedit``. Weights are
-    float32 on every device, so results do not depend on where the tests run.
+    float32 on every device, so results do not depend on where the tests run. ``compile`` and
+    ``channels_last``: see :func:`benchmarks.models.optimize`.
     """
     root = _cache_root(cache_dir) / TINY_MODEL_NAME
     if not root.is_dir():
@@ -221,6 +224,8 @@ def tiny_pipelines(
         str(root / "inpaint") if inpaint else None,
         device=device,
         dtype="float32",
+        compile=compile,
+        channels_last=channels_last,
     )
 
 

@@ -5,11 +5,16 @@ as before (SDPA stays in charge), and the attention probabilities of the conditi
 recomputed from the same query and key projections and accumulated on the device. Only the
 cross-attention layers of the down and up blocks at the requested resolution are wrapped; the
 original processors come back when the context exits.
+
+The capturing processors (and their store) are made once per UNet and layer set and reused by
+every later capture: a ``torch.compile``d UNet guards on its processors, so new objects at
+every edit would recompile it at every edit.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,6 +52,10 @@ class CrossAttentionStore:
         per_row = probs.float().view(rows, attn.heads, *probs.shape[1:]).mean(dim=1)
         self._sum = per_row if self._sum is None else self._sum + per_row
         self._layers += 1
+
+    def reset(self) -> None:
+        """Forget a partial call (e.g. one interrupted by an error)."""
+        self._sum, self._layers = None, 0
 
     def take(self) -> torch.Tensor:
         if self._sum is None:
@@ -142,11 +151,38 @@ def capture_cross_attention(
     height, width = latent_size
     if height % downsample or width % downsample:
         raise ValueError(f"Latent size {latent_size} is not divisible by the attention downsample {downsample}.")
-    store = CrossAttentionStore((height // downsample, width // downsample), conditional_only)
     original = unet.attn_processors
-    wrapped = {name: CapturingProcessor(original[name], store) for name in cross_attention_layers(unet, downsample)}
+    store, wrapped = _capturing_processors(unet, original, (height // downsample, width // downsample), downsample, conditional_only)
+    store.reset()
     unet.set_attn_processor({**original, **wrapped})
     try:
         yield store
     finally:
         unet.set_attn_processor(dict(original))
+
+
+_Capture = tuple[CrossAttentionStore, dict[str, CapturingProcessor]]
+_CAPTURES: weakref.WeakKeyDictionary[UNet2DConditionModel, dict[tuple, _Capture]] = weakref.WeakKeyDictionary()
+
+
+def _capturing_processors(
+    unet: UNet2DConditionModel,
+    original: dict[str, object],
+    spatial: tuple[int, int],
+    downsample: int,
+    conditional_only: bool,
+) -> _Capture:
+    """The store and wrapping processors for these layers of ``unet``, the same objects every time.
+
+    Made anew only when the layers' own processors have changed since (e.g. a pipeline
+    installed others), so a wrapper never runs a stale processor.
+    """
+    names = cross_attention_layers(unet, downsample)
+    key = (spatial, downsample, conditional_only)
+    per_unet = _CAPTURES.setdefault(unet, {})
+    cached = per_unet.get(key)
+    if cached is None or any(cached[1][name].inner is not original[name] for name in names):
+        store = CrossAttentionStore(spatial, conditional_only)
+        cached = store, {name: CapturingProcessor(original[name], store) for name in names}
+        per_unet[key] = cached
+    return cached

@@ -6,15 +6,16 @@ denoising step or latent blending.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import diffusers
 import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
+
+from instdiffedit.schedulers import precompute, scheduler_class
 
 @dataclass(frozen=True)
 class DenoisingStep:
@@ -51,9 +52,7 @@ class LatentDiffusion:
         scheduler: str = "LMSDiscreteScheduler",
         resolution: int | None = None,
     ) -> None:
-        scheduler_cls = getattr(diffusers, scheduler, None)
-        if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
-            raise ValueError(f"Unknown scheduler {scheduler!r}: give a diffusers scheduler class name, e.g. 'LMSDiscreteScheduler'.")
+        scheduler_cls = scheduler_class(scheduler)
         self.pipe = pipe
         self.unet = pipe.unet
         self.vae = pipe.vae
@@ -63,6 +62,7 @@ class LatentDiffusion:
         if self.resolution % pipe.vae_scale_factor:
             raise ValueError(f"resolution={self.resolution} is not a multiple of the VAE factor {pipe.vae_scale_factor}.")
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._start_index: int | None = None
 
     @property
     def device(self) -> torch.device:
@@ -94,14 +94,19 @@ class LatentDiffusion:
 
     # -- pixels <-> latents ---------------------------------------------------------------
 
-    def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
-        """RGB image -> 1 x 3 x R x R in [-1, 1] on the device (resized without cropping)."""
-        pixels = self.pipe.image_processor.preprocess(image.convert("RGB"), height=self.resolution, width=self.resolution)
+    def preprocess(self, image: PIL.Image.Image | Sequence[PIL.Image.Image]) -> torch.Tensor:
+        """RGB image(s) -> N x 3 x R x R in [-1, 1] on the device (resized without cropping)."""
+        images = [image] if isinstance(image, PIL.Image.Image) else list(image)
+        rgb = [im.convert("RGB") for im in images]
+        pixels = self.pipe.image_processor.preprocess(rgb if len(rgb) > 1 else rgb[0], height=self.resolution, width=self.resolution)
         return pixels.to(self.device, self.dtype)
 
     @torch.no_grad()
-    def encode(self, image: PIL.Image.Image) -> torch.Tensor:
-        """z0 = VAE mode(image) x scaling factor. The mode (not a sample) keeps z0 deterministic."""
+    def encode(self, image: PIL.Image.Image | Sequence[PIL.Image.Image]) -> torch.Tensor:
+        """z0 = VAE mode(image) x scaling factor, one row per image, in one VAE call.
+
+        The mode (not a sample) keeps z0 deterministic.
+        """
         latents = self.vae.encode(self.preprocess(image)).latent_dist.mode()
         return latents * self.vae.config.scaling_factor
 
@@ -121,7 +126,21 @@ class LatentDiffusion:
             raise ValueError(f"strength must be in (0, 1], got {strength}.")
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         skipped = num_inference_steps - min(round(num_inference_steps * strength), num_inference_steps)
-        return self.scheduler.timesteps[skipped * self.scheduler.order :]
+        self._start_index = skipped * self.scheduler.order
+        timesteps = self.scheduler.timesteps[self._start_index :]
+        precompute(self.scheduler, timesteps)
+        return timesteps
+
+    def _begin(self, timesteps: torch.Tensor) -> None:
+        """Tell the scheduler where the loop starts, so its first step needs no timestep look-up.
+
+        Without it, the first ``scale_model_input`` finds its step index with ``nonzero()`` on
+        the device: a host sync. Set only once the loop starts, because schedulers with a begin
+        index noise every timestep at that index in ``add_noise`` (the trajectory is computed before).
+        """
+        start = self._start_index
+        if start is not None and hasattr(self.scheduler, "set_begin_index") and len(timesteps) == len(self.scheduler.timesteps) - start:
+            self.scheduler.set_begin_index(start)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         """Gaussian latents; a CPU generator gives the same numbers on every device."""
@@ -185,6 +204,7 @@ class LatentDiffusion:
         max_rows: int | None = None,
     ) -> torch.Tensor:
         """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
+        self._begin(timesteps)
         for i, t in enumerate(timesteps):
             eps = self.guided_noise(x, t, embeddings, guidance_scale, max_rows)
             x = self.scheduler.step(eps, t, x).prev_sample

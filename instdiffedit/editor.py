@@ -7,6 +7,7 @@ ours are arguments, documented where they are declared.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -135,22 +136,69 @@ class InstDiffEdit(StagedEditor):
         updates the instant mask M_t; then x_{t-1} = M_t * x' + (1 - M_t) * y_t, with y_t the
         original re-noised with the same noises.
         """
+        latents, (masks,) = self.mask_guided_edits([image], [target], [generator])
+        return latents, masks
+
+    @torch.no_grad()
+    def mask_guided_edits(
+        self,
+        images: Sequence[PIL.Image.Image],
+        targets: Sequence[str],
+        generators: Sequence[torch.Generator | None],
+    ) -> tuple[torch.Tensor, list[InstantMasks]]:
+        """:meth:`mask_guided_edit` for K items at once: every UNet call takes all K x B noises.
+
+        Item k owns latent rows ``k*B .. k*B+B-1``; its noises come from its own generator,
+        drawn exactly as for it alone, and its mask from its own rows' attention, so each item's
+        result is what it gets alone (up to the floating-point effects of a larger batch).
+        Returns the K x B latents and one mask state per item.
+        """
+        if not len(images) == len(targets) == len(generators) >= 1:
+            raise ValueError(f"Need as many images, targets and generators, at least one; got {len(images)}, {len(targets)}, {len(generators)}.")
         d = self.diffusion
-        z0 = d.encode(image)
+        b = self.num_noises
+        z0 = d.encode(images)
+        if len(images) > 1:  # one row per noise; a single item's z0 broadcasts and keeps the VAE's memory layout
+            z0 = z0.repeat_interleave(b, dim=0)
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
-        noise = d.noise((self.num_noises, *z0.shape[1:]), generator)
+        noise = torch.cat([d.noise((b, *z0.shape[1:]), generator) for generator in generators])
         renoised = d.noised_trajectory(z0, noise, timesteps, at=self.blend_with)
-        masks = InstantMasks(self.refiner, token_layout(d.tokenizer, target), d.latent_size)
+        masks = [InstantMasks(self.refiner, token_layout(d.tokenizer, target), d.latent_size) for target in targets]
 
         def guide(step: DenoisingStep) -> torch.Tensor:
-            _, mask = masks.update(store.take())
-            return blend_latents(step.latents, renoised[step.index], mask) if self.mask_guidance else step.latents
+            attention = store.take()
+            binary = [state.update(attention[k * b : (k + 1) * b])[1] for k, state in enumerate(masks)]
+            if not self.mask_guidance:
+                return step.latents
+            rows = binary[0] if len(binary) == 1 else torch.stack(binary).repeat_interleave(b, dim=0)[:, None]
+            return blend_latents(step.latents, renoised[step.index], rows)
 
         x = d.add_noise(z0, noise, timesteps[0])
-        embeddings = d.guidance_embeddings([target] * self.num_noises)
+        embeddings = d.guidance_embeddings([target for target in targets for _ in range(b)])
         with capture_cross_attention(d.unet, d.latent_size, self.attention_downsample) as store:
             x = d.denoise(x, timesteps, embeddings, self.guidance_scale, after_step=guide)
         return x, masks
+
+    def first_stages(
+        self,
+        images: Sequence[PIL.Image.Image],
+        *,
+        targets: Sequence[str],
+        sources: Sequence[str | None],
+        masks: Sequence[torch.Tensor | None],
+        generators: Sequence[torch.Generator | None],
+    ) -> list[FirstStage]:
+        latents, states = self.mask_guided_edits(images, targets, generators)
+        b = self.num_noises
+        return [
+            FirstStage(
+                latents=latents[k * b : (k + 1) * b],
+                mask=state.history[-1],
+                soft_mask=state.soft,
+                mask_history=torch.stack(state.history),
+            )
+            for k, state in enumerate(states)
+        ]
 
     def first_stage(
         self,
@@ -162,7 +210,4 @@ class InstDiffEdit(StagedEditor):
         generator: torch.Generator | None,
     ) -> FirstStage:
         """InstDiffEdit conditions on the target text alone; ``source`` and ``mask`` are unused."""
-        latents, masks = self.mask_guided_edit(image, target, generator)
-        return FirstStage(
-            latents=latents, mask=masks.history[-1], soft_mask=masks.soft, mask_history=torch.stack(masks.history)
-        )
+        return self.first_stages([image], targets=[target], sources=[source], masks=[mask], generators=[generator])[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import PIL.Image
@@ -87,6 +88,21 @@ class StagedEditor(ABC):
         generator: torch.Generator | None,
     ) -> FirstStage: ...
 
+    def first_stages(
+        self,
+        images: Sequence[PIL.Image.Image],
+        *,
+        targets: Sequence[str],
+        sources: Sequence[str | None],
+        masks: Sequence[torch.Tensor | None],
+        generators: Sequence[torch.Generator | None],
+    ) -> list[FirstStage]:
+        """The first stage of several items; methods that can batch their UNet calls override it."""
+        return [
+            self.first_stage(image, target=target, source=source, mask=mask, generator=generator)
+            for image, target, source, mask, generator in zip(images, targets, sources, masks, generators, strict=True)
+        ]
+
     def edit(
         self,
         image: PIL.Image.Image,
@@ -97,27 +113,61 @@ class StagedEditor(ABC):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> EditResult:
+        return self.edit_batch(
+            [image], targets=[target], sources=[source], prompts=[prompt], masks=[mask], generators=[generator]
+        )[0]
+
+    def edit_batch(
+        self,
+        images: Sequence[PIL.Image.Image],
+        *,
+        targets: Sequence[str],
+        sources: Sequence[str | None] | None = None,
+        prompts: Sequence[str | None] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> list[EditResult]:
+        """Edit K items together: the first stages (batched where the method can) and one
+        inpainting (or decoding) call for all. Each item uses its own generator in the same
+        order as alone, so it gets the result it gets alone, up to the floating-point effects
+        of larger batches. Timings and UNet evaluations are the batch's, shared equally.
+        """
+        k = len(images)
+        sources, masks, generators = (list(v) if v is not None else [None] * k for v in (sources, masks, generators))
+        if not k or not len(targets) == len(sources) == len(masks) == len(generators) == k:
+            raise ValueError("edit_batch needs at least one item and one target, source, mask and generator per image.")
         d = self.diffusion
         timer = PhaseTimer(d.device)
         with count_unet_evals(d.unet, self.inpainter.unet if self.inpainter else None) as counter, timer.phase("total"):
             with timer.phase(self.first_stage_phase):
-                stage = self.first_stage(image, target=target, source=source, mask=mask, generator=generator)
+                stages = self.first_stages(images, targets=targets, sources=sources, masks=masks, generators=generators)
             if self.output == "inpaint":
                 with timer.phase("inpaint"):
-                    edited = self._inpaint(image, stage.mask, target, generator)
+                    edited = self._inpaint(images, [stage.mask for stage in stages], targets, generators)
             else:
                 with timer.phase("edit"):
-                    edited = d.decode(stage.latents[:1])[0]
+                    edited = d.decode(torch.cat([stage.latents[:1] for stage in stages]))
             with timer.phase("edit"):
-                edited, binary, soft = to_input_size(image, edited, stage.mask, stage.soft_mask)
-        history = None if stage.mask_history is None else stage.mask_history.to("cpu", torch.bool)
-        return EditResult(edited, binary, soft, timer.timings, counter.count, history)
+                resized = [to_input_size(image, out, s.mask, s.soft_mask) for image, out, s in zip(images, edited, stages)]
+        timings = {name: seconds / k for name, seconds in timer.timings.items()}
+        return [
+            EditResult(
+                image, binary, soft, dict(timings), counter.count // k,
+                None if stage.mask_history is None else stage.mask_history.to("cpu", torch.bool),
+            )
+            for (image, binary, soft), stage in zip(resized, stages)
+        ]
 
     def _inpaint(
-        self, image: PIL.Image.Image, mask: torch.Tensor | None, target: str, generator: torch.Generator | None
-    ) -> PIL.Image.Image:
-        if mask is None:
+        self,
+        images: Sequence[PIL.Image.Image],
+        masks: Sequence[torch.Tensor | None],
+        targets: Sequence[str],
+        generators: Sequence[torch.Generator | None],
+    ) -> list[PIL.Image.Image]:
+        if any(mask is None for mask in masks):
             raise ValueError(f"{type(self).__name__} produced no mask to inpaint; use output='decode'.")
         side = self.diffusion.resolution
-        work_mask = F.interpolate(mask[None, None].float(), size=(side, side), mode="nearest")
-        return self.inpainter(to_working_size(image, side), work_mask, target, generator)
+        work_masks = torch.cat([F.interpolate(m[None, None].float(), size=(side, side), mode="nearest") for m in masks])
+        work_images = [to_working_size(image, side) for image in images]
+        return self.inpainter.batch(work_images, work_masks, list(targets), list(generators))

@@ -1,0 +1,87 @@
+"""Stable Diffusion 1.4's architecture with random weights: what the speed benchmark times.
+
+A UNet's cost depends on its shapes, not its weights, so random weights time the same as the
+real ones and need no download. Configs are those of ``CompVis/stable-diffusion-v1-4`` (base
+UNet, VAE, CLIP ViT-L/14 text encoder) and of the SD-inpainting model (the same UNet with 9
+input channels); the tokenizer is the real CLIP one, so prompts have their real token counts.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    PNDMScheduler,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from benchmarks.models import Pipelines
+from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
+
+SD14_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+SD14_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
+CLIP_VIT_L14_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
+)
+
+
+def build_sd14_pipelines(device: str | torch.device, dtype: torch.dtype = torch.float16, seed: int = 0) -> Pipelines:
+    """Base and inpainting pipelines of SD 1.4's architecture, random weights, built on ``device``.
+
+    Modules are created directly on the device (random initialisation of ~2 billion
+    parameters on the host would take longer than the benchmark). They share the VAE, text
+    encoder and tokenizer, as the real models' would be equal anyway for timing.
+    """
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**SD14_UNET)
+        inpaint_unet = UNet2DConditionModel(**{**SD14_UNET, "in_channels": 9})
+        vae = AutoencoderKL(**SD14_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT))
+    for module in (unet, inpaint_unet, vae, text_encoder):
+        module.to(dtype).eval().requires_grad_(False)
+    shared = dict(
+        vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    base = StableDiffusionPipeline(unet=unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **shared)
+    inpaint = StableDiffusionInpaintPipeline(unet=inpaint_unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **shared)
+    for pipe in (base, inpaint):
+        pipe.set_progress_bar_config(disable=True)
+    return Pipelines(base=base, inpaint=inpaint)
