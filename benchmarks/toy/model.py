@@ -30,9 +30,18 @@ def toy_folder(folder: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def toy_pipelines(folder: str | os.PathLike | None = None, *, device: str = "auto", dtype: str = "auto") -> Pipelines:
+def toy_pipelines(
+    folder: str | os.PathLike | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    compile: bool | str | None = None,
+    channels_last: bool = False,
+) -> Pipelines:
     """The toy model as the base pipeline; no inpainting model (methods inpaint by latent blending)."""
-    return load_pretrained(str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder")
+    return load_pretrained(
+        str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder", compile=compile, channels_last=channels_last
+    )
 
 
 def load_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> ObjectClassifier:
