@@ -65,7 +65,7 @@ def test_shards_share_the_run_folder_but_not_hydras_per_job_files() -> None:
     assert unsharded["output_subdir"] == ".hydra"
     name = unsharded["job"]["name"]  # "run" when run.py runs
     assert unsharded["job_logging"]["handlers"]["file"]["filename"] == f"outputs/run/{name}.log"
-    assert [s["sweep"]["subdir"] for s in shards] == [unsharded["sweep"]["subdir"]] * 2 == ["tiny/synthetic/instdiffedit/default"] * 2
+    assert [s["sweep"]["subdir"] for s in shards] == [unsharded["sweep"]["subdir"]] * 2 == ["tiny/toy_shapes/instdiffedit/default"] * 2
     assert [s["output_subdir"] for s in shards] == [".hydra/shard-000-of-002", ".hydra/shard-001-of-002"]
     assert [s["job_logging"]["handlers"]["file"]["filename"] for s in shards] == [
         f"outputs/run/{name}.shard-000-of-002.log", f"outputs/run/{name}.shard-001-of-002.log"
