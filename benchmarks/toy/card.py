@@ -32,10 +32,56 @@ def evaluation_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     if rows.empty:
         raise SystemExit(f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. `python run.py method=instdiffedit` first.")
     summary = summarize(rows).reset_index(level="config_id", drop=True)
-    n = int(rows["item_id"].nunique())
-    references = reference_rows(ToyShapesSplit(n=n), sorted(rows["item_id"].unique())).reset_index(level="config_id", drop=True)
-    table = pd.concat([summary, references])
+    split = ToyShapesSplit(n=int(rows["item_id"].str.rpartition("-")[2].astype(int).max()) + 1)
+    parts = [summary]
+    item_sets = {tuple(sorted(group["item_id"].unique())) for _, group in rows.groupby("method")}
+    for items in sorted(item_sets, key=len, reverse=True):  # the trivial masks on each method's items
+        references = reference_rows(split, list(items)).reset_index(level="config_id", drop=True)
+        references.index = [f"{name} ({len(items)} items)" for name in references.index]
+        parts.append(references)
+    table = pd.concat(parts)
+    table["items"] = table["items"].astype(int)
     return table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
+
+
+def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Where the UNet's cross-attention goes: the share of each token group (start, words, end, padding)
+    in a pixel's attention, on and off the object, over the single-object scenes among the toy
+    split's first ``n_items`` items (InstDiffEdit's 25 guided steps, conditioned on the caption).
+
+    In Stable Diffusion the start token takes most of it and the words mark their objects: that is
+    what InstDiffEdit's masks rely on.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from benchmarks.toy.model import toy_pipelines
+    from instdiffedit import InstDiffEdit
+
+    editor = InstDiffEdit(toy_pipelines(folder, device="cpu").base, None)
+    split = ToyShapesSplit(n=n_items)
+    sums: dict[str, list[float]] = {}
+    scenes = 0
+    for item_id in split.item_ids():
+        item = split.load(item_id)
+        if item.meta["edit_kind"] != "object" or item.meta["num_objects"] != "1":
+            continue
+        _, masks = editor.mask_guided_edit(item.image, item.prompt, torch.Generator().manual_seed(seed))
+        attention = masks.attention / masks.steps  # h x w x tokens
+        height, width, tokens = attention.shape
+        on = F.interpolate(item.gt_mask[None, None], size=(height, width), mode="area")[0, 0] > 0.5
+        layout = masks.layout
+        groups = {"start token": [0], "words": [i for span in layout.spans for i in span], "end token": [layout.end],
+                  "padding": list(range(layout.end + 1, tokens))}
+        for name, columns in groups.items():
+            share = attention[..., columns].sum(-1)
+            total = sums.setdefault(name, [0.0, 0.0])
+            total[0] += float(share[on].mean())
+            total[1] += float(share[~on].mean())
+        scenes += 1
+    frame = pd.DataFrame(sums, index=["on the object", "off the object"]).T / max(scenes, 1)
+    frame.attrs["scenes"] = scenes
+    return frame
 
 
 def _losses(report: dict, part: str, every: int) -> str:
@@ -43,7 +89,7 @@ def _losses(report: dict, part: str, every: int) -> str:
     return ", ".join(f"{step}: {loss:.4f}" for step, loss in values[:: max(1, len(values) // every)])
 
 
-def card(report: dict, table: pd.DataFrame, scaling_factor: float) -> str:
+def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame) -> str:
     config, accuracy = report["config"], report["generator_accuracy"]
     per_prompt = pd.DataFrame(accuracy["by_prompt"]).T.rename_axis("prompt")
     retrained = report.get("classifier_retrained")
@@ -102,6 +148,15 @@ reference rows: the IoU of a centred disc of the split's mean object area and of
 on the same items.
 
 {table.to_markdown(floatfmt=".3f")}
+
+## Where the cross-attention goes
+Share of a pixel's cross-attention per token group, averaged over the pixels on and off the
+object, in {attention.attrs['scenes']} single-object scenes of the toy split (InstDiffEdit's 25 guided steps, conditioned
+on the caption). InstDiffEdit inverts the start token's map and keeps the words whose maps
+resemble it; that needs a start token that takes the background's attention and words that
+take their objects'.
+
+{attention.to_markdown(floatfmt=".3f")}
 """
 
 
@@ -109,10 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="result folders of run.py on the toy split")
     parser.add_argument("--model", type=Path, default=TOY_MODEL)
+    parser.add_argument("--notes", type=Path, default=None, help="a Markdown file appended to the card (findings in words)")
     args = parser.parse_args(argv)
     report = json.loads((args.model / "training.json").read_text())
     scaling_factor = json.loads((args.model / "vae" / "config.json").read_text())["scaling_factor"]
-    (args.model / "README.md").write_text(card(report, evaluation_table(args.runs), scaling_factor))
+    text = card(report, evaluation_table(args.runs), scaling_factor, attention_shares(args.model))
+    (args.model / "README.md").write_text(text + (args.notes.read_text() if args.notes else ""))
     print(f"Wrote {args.model / 'README.md'}")
 
 
