@@ -32,9 +32,10 @@ from benchmarks.sharding import ITEMS_FILE, parse_results_name, read_item_list, 
 log = logging.getLogger(__name__)
 
 MERGED_NAME = "results.merged.jsonl"
-#: Columns that differ between two runs computing the same thing: wall-clock time and where it ran.
+#: Columns that differ between two runs computing the same thing: wall-clock time, where it ran,
+#: and how many items shared its UNet calls (a shard's last batch is smaller than a whole run's).
 WALL_CLOCK_PREFIXES = ("seconds",)
-WALL_CLOCK_COLUMNS = frozenset({"finished_at", "device", "hostname"})
+WALL_CLOCK_COLUMNS = frozenset({"finished_at", "device", "hostname", "batch_size"})
 
 
 @dataclass

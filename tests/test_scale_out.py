@@ -17,7 +17,8 @@ from benchmarks.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]
 # sdedit is the cheapest method; 64 px keeps an item near a second on one CPU thread.
-RUN = ("model=tiny", "dataset=synthetic", "dataset.n=4", "dataset.size=64", "method=sdedit", "logger=none")
+# One item per batch, so that a killed shard has written some rows and not others.
+RUN = ("model=tiny", "dataset=synthetic", "dataset.n=4", "dataset.size=64", "method=sdedit", "logger=none", "batch_size=1")
 RUN_DIR = Path("tiny", "synthetic", "sdedit", "dataset.n=4,dataset.size=64")
 # One thread per process: the shards run side by side, and results must not depend on thread counts.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
