@@ -32,7 +32,12 @@ AfterStep = Callable[[DenoisingStep], torch.Tensor]
 
 
 def blend_latents(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Keep ``edited`` where ``mask`` is 1 and ``original`` where it is 0 (mask broadcasts)."""
+    """Keep ``edited`` where ``mask`` is 1 and ``original`` where it is 0 (mask broadcasts).
+
+    The result keeps the latents' dtype: a float32 mask must not turn fp16 latents into float32
+    ones, which the fp16 UNet's next call would reject.
+    """
+    mask = mask.to(edited.dtype)
     return mask * edited + (1 - mask) * original
 
 

@@ -106,3 +106,15 @@ def test_latent_blend_inpainting_with_an_empty_mask_returns_the_autoencoded_inpu
 def test_unknown_settings_are_refused_with_the_allowed_values(tiny, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         InstDiffEdit(tiny.base, **kwargs)
+
+
+def test_a_half_precision_model_edits_in_its_own_dtype(tiny, _private_cache, item) -> None:
+    """The blend with the float32 mask must not promote the latents (the fp16 UNet rejects float32)."""
+    from benchmarks.models import load_pretrained
+    from benchmarks.tiny_model import TINY_MODEL_NAME
+
+    half = load_pretrained(str(_private_cache / TINY_MODEL_NAME / "base"), None, device="cpu", dtype="bfloat16")
+    editor = InstDiffEdit(half.base, num_inference_steps=STEPS)
+    latents, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
+    assert latents.dtype == torch.bfloat16
+    assert masks.steps == 5
