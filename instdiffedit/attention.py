@@ -13,6 +13,8 @@ every edit would recompile it at every edit.
 
 from __future__ import annotations
 
+import math
+
 import re
 import weakref
 from collections.abc import Iterator
@@ -88,6 +90,10 @@ class CapturingProcessor:
         return output
 
 
+PAPER_MAP_SIDE = 16
+"""The side of the cross-attention maps InstDiffEdit reads in the paper (SD 1.x at 512 px)."""
+
+
 def _layer_factors(unet: UNet2DConditionModel) -> dict[str, tuple[str, int]]:
     """Each down/up-block cross-attention processor's (block kind, latent downsampling factor).
 
@@ -110,16 +116,23 @@ def _layer_factors(unet: UNet2DConditionModel) -> dict[str, tuple[str, int]]:
 
 
 def default_downsample(unet: UNet2DConditionModel) -> int:
-    """The coarsest resolution at which both the down and the up blocks cross-attend.
+    """The paper's layers, for any UNet: of the resolutions at which both the down and the up
+    blocks cross-attend, the one whose maps are closest to 16 x 16 at the UNet's native latent
+    size (the coarser on a tie).
 
-    That is the paper's choice for SD 1.x: its 16 x 16 layers at 512 px (latent / 4); for other
-    layouts it is the same rule, read off the model.
+    For SD 1.x at 512 px that is latent / 4, its 16 x 16 layers (the paper's choice). Maps much
+    coarser than 16 x 16 cover a small object with a cell or two and leave a flat floor over the
+    background, which the threshold then lets through (the toy model's 8 x 8 layers did).
     """
     layers = _layer_factors(unet).values()
     shared = {f for kind, f in layers if kind == "down"} & {f for kind, f in layers if kind == "up"}
     if not shared:
         raise ValueError("The UNet has no resolution at which both its down and up blocks cross-attend.")
-    return max(shared)
+    side = unet.config.sample_size
+    side = side[0] if isinstance(side, (tuple, list)) else side
+    if not side:
+        raise ValueError("The UNet's config has no sample_size to place the 16 x 16 maps; pass attention_downsample.")
+    return min(shared, key=lambda factor: (abs(math.log2(side / factor / PAPER_MAP_SIDE)), -factor))
 
 
 def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Literal
 
 import PIL.Image
 import torch
+import torch.nn.functional as F
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
 from instdiffedit.attention import capture_cross_attention
@@ -28,28 +29,38 @@ class InstantMasks:
 
     Attention is averaged over the noise samples and cumulatively over the steps so far; the
     word positions are fixed at the first step and reused (as the authors do).
+
+    The masks are made on the ``size`` grid (the paper's 64 x 64), so that the blur and the
+    threshold act at the same scale relative to the image for any model; each step's mask is
+    then resized to ``latent_size`` (area, then >= 1/2) for the blend. For SD 1.x at 512 px the
+    two sizes are equal.
     """
 
     refiner: MaskRefiner
     layout: TokenLayout
     size: tuple[int, int]
+    latent_size: tuple[int, int]
     steps: int = 0
     attention: torch.Tensor | None = None
     positions: torch.Tensor | None = None
-    soft: torch.Tensor | None = None
-    history: list[torch.Tensor] = field(default_factory=list)
+    soft: torch.Tensor | None = None  # the latest soft mask on the ``size`` grid
+    binary: torch.Tensor | None = None  # the latest binary mask on the ``size`` grid
+    history: list[torch.Tensor] = field(default_factory=list)  # each step's binary mask at ``latent_size``
 
-    def update(self, step_attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fold in one step's maps (R x h x w x L); return this step's soft and binary masks."""
+    def update(self, step_attention: torch.Tensor) -> torch.Tensor:
+        """Fold in one step's maps (R x h x w x L); return this step's binary mask at the latent size."""
         step_mean = step_attention.mean(dim=0)
         self.attention = step_mean if self.attention is None else self.attention + step_mean
         self.steps += 1
         maps = word_maps(self.attention / self.steps, self.layout, self.size)
         if self.positions is None:
             self.positions = self.refiner.positions(maps)
-        self.soft, binary = self.refiner(maps, self.positions)
-        self.history.append(binary)
-        return self.soft, binary
+        self.soft, self.binary = self.refiner(maps, self.positions)
+        latent = self.binary
+        if self.size != self.latent_size:
+            latent = (F.interpolate(self.binary[None, None], size=self.latent_size, mode="area")[0, 0] >= 0.5).to(self.binary.dtype)
+        self.history.append(latent)
+        return latent
 
 
 class InstDiffEdit(StagedEditor):
@@ -69,8 +80,12 @@ class InstDiffEdit(StagedEditor):
         guidance_scale: classifier-free guidance, unconditional prompt "".
         num_noises: B noises denoised together; their attention is averaged.
         th1, th2, threshold, blur_kernel, blur_sigma, blur_passes: see :class:`MaskRefiner`.
-        attention_downsample: capture cross-attention at latent / this; default, the coarsest
-            resolution where the down and up blocks both cross-attend (16 x 16 for SD 1.x at 512 px).
+        attention_downsample: capture cross-attention at latent / this; default, the level where
+            the down and up blocks both cross-attend whose maps are closest to the paper's 16 x 16
+            (latent / 4 for SD 1.x at 512 px; see :func:`default_downsample`).
+        mask_size: the side of the grid the word maps are upsampled to and the mask is made on
+            (the paper's 64 x 64, SD 1.x's latent size at 512 px); each step's mask is resized
+            to the latent size for the blend, the last one goes to the inpainting.
         blend_with: "t" blends with the original re-noised at the current timestep (the
             authors' code); "t-1" at the step's target timestep (the paper's figure).
         mask_guidance: blend with the re-noised original at every step; False is the paper's
@@ -96,6 +111,7 @@ class InstDiffEdit(StagedEditor):
         blur_sigma: float = 1.1,
         blur_passes: int = 2,
         attention_downsample: int | None = None,
+        mask_size: int = 64,
         blend_with: Literal["t", "t-1"] = "t",
         mask_guidance: bool = True,
         output: Output = "inpaint",
@@ -108,6 +124,8 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"blend_with must be 't' or 't-1', got {blend_with!r}.")
         if num_noises < 1:
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
+        if mask_size < 1:
+            raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -123,6 +141,7 @@ class InstDiffEdit(StagedEditor):
         self.guidance_scale = guidance_scale
         self.num_noises = num_noises
         self.attention_downsample = attention_downsample
+        self.mask_size = mask_size
         self.blend_with = blend_with
         self.mask_guidance = mask_guidance
 
@@ -163,11 +182,12 @@ class InstDiffEdit(StagedEditor):
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
         noise = torch.cat([d.noise((b, *z0.shape[1:]), generator) for generator in generators])
         renoised = d.noised_trajectory(z0, noise, timesteps, at=self.blend_with)
-        masks = [InstantMasks(self.refiner, token_layout(d.tokenizer, target), d.latent_size) for target in targets]
+        grid = (self.mask_size, self.mask_size)
+        masks = [InstantMasks(self.refiner, token_layout(d.tokenizer, target), grid, d.latent_size) for target in targets]
 
         def guide(step: DenoisingStep) -> torch.Tensor:
             attention = store.take()
-            binary = [state.update(attention[k * b : (k + 1) * b])[1] for k, state in enumerate(masks)]
+            binary = [state.update(attention[k * b : (k + 1) * b]) for k, state in enumerate(masks)]
             if not self.mask_guidance:
                 return step.latents
             rows = binary[0] if len(binary) == 1 else torch.stack(binary).repeat_interleave(b, dim=0)[:, None]
@@ -193,7 +213,7 @@ class InstDiffEdit(StagedEditor):
         return [
             FirstStage(
                 latents=latents[k * b : (k + 1) * b],
-                mask=state.history[-1],
+                mask=state.binary,
                 soft_mask=state.soft,
                 mask_history=torch.stack(state.history),
             )

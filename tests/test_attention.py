@@ -63,15 +63,20 @@ def test_taking_maps_before_any_unet_call_is_an_error(unet_inputs) -> None:
         store.take()
 
 
-def test_the_default_resolution_is_the_coarsest_where_down_and_up_blocks_both_cross_attend(tiny) -> None:
+def test_the_default_resolution_gives_maps_closest_to_the_papers_16x16(tiny) -> None:
     from diffusers import UNet2DConditionModel
 
     from instdiffedit.attention import default_downsample
 
-    assert default_downsample(tiny.base.unet) == 4  # tiny: latent/2 and latent/4
-    sd14_layout = UNet2DConditionModel(  # SD 1.x's block layout, tiny widths
-        block_out_channels=(8, 8, 8, 8), norm_num_groups=4, cross_attention_dim=8, attention_head_dim=2, layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    )
-    assert default_downsample(sd14_layout) == 4  # 16 x 16 of a 64 x 64 latent, as the paper
+    assert default_downsample(tiny.base.unet) == 2  # tiny: 32 x 32 latents, attention at 16 x 16 and 8 x 8
+
+    def sd14_layout(sample_size: int) -> UNet2DConditionModel:  # SD 1.x's block layout, tiny widths
+        return UNet2DConditionModel(
+            sample_size=sample_size, block_out_channels=(8, 8, 8, 8), norm_num_groups=4, cross_attention_dim=8,
+            attention_head_dim=2, layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        )
+
+    assert default_downsample(sd14_layout(64)) == 4  # 16 x 16 of a 64 x 64 latent, as the paper
+    assert default_downsample(sd14_layout(96)) == 4  # 768 px: 24 x 24 is closer to 16 x 16 than 48 x 48

@@ -118,3 +118,18 @@ def test_a_half_precision_model_edits_in_its_own_dtype(tiny, _private_cache, ite
     latents, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
     assert latents.dtype == torch.bfloat16
     assert masks.steps == 5
+
+
+def test_masks_are_made_on_the_papers_64x64_grid_and_resized_to_the_latents_for_the_blend(tiny, item) -> None:
+    import torch.nn.functional as F
+
+    editor = InstDiffEdit(tiny.base, num_inference_steps=STEPS)
+    _, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
+    latent_size = editor.diffusion.latent_size
+    assert masks.binary.shape == masks.soft.shape == (64, 64) != latent_size
+    assert masks.history[-1].shape == latent_size
+    expected = (F.interpolate(masks.binary[None, None], size=latent_size, mode="area")[0, 0] >= 0.5).float()
+    assert torch.equal(masks.history[-1], expected)
+    coarse = InstDiffEdit(tiny.base, num_inference_steps=STEPS, mask_size=latent_size[0])
+    _, same_grid = coarse.mask_guided_edit(item.image, item.target, _seeded())
+    assert same_grid.binary.shape == latent_size and torch.equal(same_grid.history[-1], same_grid.binary)
