@@ -19,6 +19,8 @@ from benchmarks.toy.captions import (
     captions,
     num_captions,
     object_phrase,
+    partial_caption,
+    training_captions,
 )
 from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES, Layout, render, sample_layouts
 from benchmarks.toy.split import ToyShapesSplit
@@ -57,6 +59,27 @@ class TestCaptions:
         )
         empty = sample_layouts(2, torch.Generator().manual_seed(0), min_objects=0, max_objects=0)
         assert captions(empty)[0] == f"a {list(BACKGROUNDS)[int(empty.background[0])]} background"
+
+    def test_a_partial_caption_names_the_chosen_objects_and_maybe_the_background(self):
+        layout = scene(["red", "blue", "orange"], ["circle", "square", "star"], "white")
+        assert partial_caption(layout, 0, [False, True, False], with_background=False) == "a blue square"
+        assert partial_caption(layout, 0, [True, False, True], with_background=True) == (
+            "a red circle and an orange star on a white background"
+        )
+        assert partial_caption(layout, 0, [False, False, False], with_background=False) == "on a white background"
+
+    def test_training_captions_are_full_partial_or_a_seeded_mix(self):
+        layout = sample_layouts(64, torch.Generator().manual_seed(3))
+        full = captions(layout)
+        assert training_captions(layout, torch.Generator().manual_seed(0), 0.0) == full
+        mixed = training_captions(layout, torch.Generator().manual_seed(0), 0.5)
+        assert mixed == training_captions(layout, torch.Generator().manual_seed(0), 0.5)
+        assert 0 < sum(m != f for m, f in zip(mixed, full)) < len(full)
+        partial = training_captions(layout, torch.Generator().manual_seed(0), 1.0)
+        for text, whole in zip(partial, full):  # every phrase of a partial caption is in the full one
+            objects, _, background = text.partition(" on ")
+            assert all(phrase in whole for phrase in objects.replace(" and ", ", ").split(", ") if phrase)
+            assert not background or whole.endswith("on " + background)
 
     def test_number_of_distinct_captions(self):
         assert num_captions() == 4 * (6 * 4 + 6 * 5 * 4**2 + 6 * 5 * 4 * 4**3)

@@ -70,6 +70,41 @@ def captions(layout: Layout) -> list[str]:
     return [caption(layout, i) for i in range(len(layout))]
 
 
+def partial_caption(layout: Layout, index: int, mentioned: Sequence[bool], with_background: bool) -> str:
+    """Scene ``index`` described in part: the ``mentioned`` slots' objects (of those present), and
+    the background phrase if ``with_background`` or if no object is mentioned.
+
+    "a blue square", "a red circle on a gray background", "on a gray background": the forms in
+    which the edit methods are prompted (the toy split's targets are such phrases).
+    """
+    present = layout.present[index].tolist()
+    colours, shapes = layout.colour[index].tolist(), layout.shape[index].tolist()
+    phrases = [object_phrase(c, s) for c, s, p, m in zip(colours, shapes, present, mentioned) if p and m]
+    background = background_phrase(int(layout.background[index]))
+    if not phrases:
+        return background
+    return f"{join_objects(phrases)} {background}" if with_background else join_objects(phrases)
+
+
+def training_captions(layout: Layout, generator: torch.Generator, partial_share: float) -> list[str]:
+    """Captions for training: the full caption, or for a ``partial_share`` of the scenes a
+    partial one (each object mentioned with probability 1/2, the background phrase with 1/2).
+
+    Full captions alone let every pixel read the whole scene from any token (the padding
+    positions of a causal encoder hold the whole caption), so nothing made a word's attention
+    land on its object; a caption naming only some of the objects does, and it is how the edit
+    methods prompt the model.
+    """
+    n = len(layout)
+    partial = (torch.rand(n, generator=generator) < partial_share).tolist()
+    mentioned = (torch.rand(n, layout.num_slots, generator=generator) < 0.5).tolist()
+    with_background = (torch.rand(n, generator=generator) < 0.5).tolist()
+    return [
+        partial_caption(layout, i, mentioned[i], with_background[i]) if partial[i] else caption(layout, i)
+        for i in range(n)
+    ]
+
+
 def num_captions(min_objects: int = 1, max_objects: int = 3) -> int:
     """How many distinct captions layouts with that many objects can have (colours distinct in a scene)."""
     total = 0
