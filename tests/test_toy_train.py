@@ -24,8 +24,8 @@ def test_identical_captions_are_all_positives_of_the_contrastive_loss() -> None:
     assert torch.equal(caption_targets(ids), torch.tensor([[0.5, 0, 0.5], [0, 1, 0], [0.5, 0, 0.5]]))
 
 
-def test_instdiffedit_reads_the_toy_unets_8x8_cross_attention() -> None:
-    assert default_downsample(build_unet(TrainConfig())) == 2  # 16 x 16 latents: attention at 16 and 8
+def test_instdiffedit_reads_the_toy_unets_16x16_cross_attention() -> None:
+    assert default_downsample(build_unet(TrainConfig())) == 1  # 16 x 16 latents: attention at 16 and 8
 
 
 def test_object_crops_frame_the_masked_object() -> None:

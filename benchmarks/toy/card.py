@@ -119,14 +119,18 @@ it exactly as on Stable Diffusion, and the toy split knows every edit's true reg
 
 ## Training
 `python -m benchmarks.toy.train --out models/toy` (seed {config['seed']}, configuration below and in `training.json`), on one
-{report['device']} with torch {report['torch']}: autoencoder {seconds['autoencoder']:.0f} s, denoiser {seconds['denoiser']:.0f} s (torch.compile
-included), classifier {seconds['classifier']:.0f} s. Scenes are rendered on the fly; captions are dropped {config['caption_dropout']:.0%} of the time
-for classifier-free guidance; the denoiser's weights are an exponential moving average. {classifier_note}
+{report['device']} with torch {report['torch']}: autoencoder {seconds['autoencoder']:.0f} s, text encoder {seconds.get('text_encoder', 0):.0f} s, denoiser {seconds['denoiser']:.0f} s
+(torch.compile included), classifier {seconds['classifier']:.0f} s: {sum(seconds.values()) / 60:.1f} minutes in all, before the evaluation below.
+Scenes are rendered on the fly; {config.get('partial_captions', 0):.0%} of them are captioned in part (some of the objects, the
+background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
+captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoiser's weights are an
+exponential moving average. {classifier_note}
 
 | part | steps x batch | losses (step: value) |
 |---|---|---|
 | autoencoder (MSE + KL) | {config['vae_steps']} x {config['batch_size']} | {_losses(report, 'autoencoder', 5)} |
-| UNet + text encoder (epsilon MSE) | {config['unet_steps']} x {config['batch_size']} | {_losses(report, 'denoiser', 6)} |
+| text encoder (contrastive on the end token, CLIP's way; then frozen) | {config.get('text_steps', 0)} x {config['batch_size']} | {_losses(report, 'text_encoder', 5) if 'text_encoder' in report['losses'] else '-'} |
+| UNet (epsilon MSE) | {config['unet_steps']} x {config['batch_size']} | {_losses(report, 'denoiser', 6)} |
 | classifier (cross-entropy, colour + shape) | {config['classifier_steps']} x {config['batch_size']} | {_losses(report, 'classifier', 4)} |
 
 Configuration: `{json.dumps(config)}`
