@@ -14,7 +14,6 @@ every edit would recompile it at every edit.
 from __future__ import annotations
 
 import math
-
 import re
 import weakref
 from collections.abc import Iterator

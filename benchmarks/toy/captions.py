@@ -53,11 +53,18 @@ def join_objects(phrases: Sequence[str]) -> str:
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
+def _object_phrases(layout: Layout, index: int, mentioned: Sequence[bool] | None = None) -> list[str]:
+    """The phrases of scene ``index``'s present objects in slot order (only the ``mentioned`` slots, if given)."""
+    present = layout.present[index].tolist()
+    if mentioned is not None:
+        present = [p and m for p, m in zip(present, mentioned)]
+    colours, shapes = layout.colour[index].tolist(), layout.shape[index].tolist()
+    return [object_phrase(c, s) for c, s, p in zip(colours, shapes, present) if p]
+
+
 def caption(layout: Layout, index: int) -> str:
     """The caption of scene ``index`` of ``layout``."""
-    present = layout.present[index].tolist()
-    colours, shapes = layout.colour[index].tolist(), layout.shape[index].tolist()
-    phrases = [object_phrase(c, s) for c, s, p in zip(colours, shapes, present) if p]
+    phrases = _object_phrases(layout, index)
     background = int(layout.background[index])
     if not phrases:
         name = list(BACKGROUNDS)[background]
@@ -77,9 +84,7 @@ def partial_caption(layout: Layout, index: int, mentioned: Sequence[bool], with_
     "a blue square", "a red circle on a gray background", "on a gray background": the forms in
     which the edit methods are prompted (the toy split's targets are such phrases).
     """
-    present = layout.present[index].tolist()
-    colours, shapes = layout.colour[index].tolist(), layout.shape[index].tolist()
-    phrases = [object_phrase(c, s) for c, s, p, m in zip(colours, shapes, present, mentioned) if p and m]
+    phrases = _object_phrases(layout, index, mentioned)
     background = background_phrase(int(layout.background[index]))
     if not phrases:
         return background
