@@ -24,11 +24,11 @@ class TrainConfig:
     vae_batch_size: int = 192
     dit_batch_size: int = 256  # the first rows of each denoiser batch
     text_steps: int = 800
-    vae_steps: int = 4000
+    vae_steps: int = 3000
     classifier_steps: int = 600
-    unet_steps: int = 12000
-    inpaint_steps: int = 12000
-    dit_steps: int = 12000
+    unet_steps: int = 10000
+    inpaint_steps: int = 10000
+    dit_steps: int = 10000
     classifier_pool: int = 2048  # autoencoded scenes the classifier's crops come from
     text_lr: float = 1e-3
     vae_lr: float = 5e-4
@@ -36,6 +36,7 @@ class TrainConfig:
     dit_lr: float = 4e-4
     warmup_steps: int = 200
     kl_weight: float = 1e-6
+    snr_gamma: float | None = 5.0  # Min-SNR loss weighting of the UNet and its twin (Hang et al., 2023); None: plain epsilon MSE
     splice_share: float = 0.5  # share of each autoencoder batch decoded from spliced latents
     caption_dropout: float = 0.1
     partial_captions: float = 0.5  # share of scenes captioned in part (some objects, background or not)

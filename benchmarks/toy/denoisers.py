@@ -1,6 +1,7 @@
 """The three denoisers the toy world trains on one stream of batches: what each step computes.
 
-* ``unet``: SD 1.x's ``UNet2DConditionModel``, epsilon prediction on SD 1.x's noise schedule;
+* ``unet``: SD 1.x's ``UNet2DConditionModel``, epsilon prediction on SD 1.x's noise schedule
+  (Min-SNR-weighted, a training choice that speeds convergence; the model is SD's);
 * ``inpaint``: its inpainting twin, trained as SD-inpainting (9 input channels: the noisy
   latents, the mask at the latent grid, the masked image's latents; random masks of
   :mod:`benchmarks.toy.masks`), so that ``StableDiffusionInpaintPipeline`` runs it;
@@ -68,6 +69,15 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         a = alphas[t].view(-1, 1, 1, 1)
         return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
 
+    def epsilon_loss(prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Epsilon MSE, per sample weighted by min(SNR, gamma) / SNR (Min-SNR; diffusers' compute_snr on
+        the device tensor, which a graph can hold) when ``snr_gamma`` is set."""
+        error = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
+        if config.snr_gamma is None:
+            return error.mean()
+        snr = alphas[t] / (1 - alphas[t])
+        return (error * snr.clamp(max=config.snr_gamma) / snr).mean()
+
     unet = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden).to(device).train()
 
     def unet_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -75,7 +85,7 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
         with bf16_autocast(device):
             prediction = unet(x, t, encoder_hidden_states=context).sample
-        return F.mse_loss(prediction.float(), noise)
+        return epsilon_loss(prediction, noise, t)
 
     twin = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(device).train()
     inpaint_masks = MaskSampler(config.mask_shares, device)
@@ -87,7 +97,7 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
         with bf16_autocast(device):
             prediction = twin(torch.cat([x, condition], dim=1), t, encoder_hidden_states=context).sample
-        return F.mse_loss(prediction.float(), noise)
+        return epsilon_loss(prediction, noise, t)
 
     dit = build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection,
                     config.dit_patch_size).to(device).train()

@@ -420,8 +420,10 @@ def evaluate_and_save(out: Path, pipes: list, classifier: ObjectClassifier, repo
                    generator=generator, output_type="pt").images
 
     report["generator_accuracy"], samples = generator_accuracy(sd_sampler, classifier, device, settings.per_prompt)
+    report["generator_accuracy"]["sampling"] = f"PNDM, {settings.sd_steps} steps, guidance 7.5"
     save_image(samples, out / "samples.png", nrow=8)  # 4 samples per prompt: colour x shape, gray background
     report["dit_generator_accuracy"], samples = generator_accuracy(sd3_sampler, classifier, device, settings.per_prompt)
+    report["dit_generator_accuracy"]["sampling"] = f"flow-matching Euler, {settings.dit_steps} steps, guidance 7.0"
     save_image(samples, sibling(out, "dit") / "samples.png", nrow=8)
     report["inpainting"], grid = inpainting_quality(inpaint, classifier, device, settings.inpaint_edits, settings.inpaint_steps)
     save_image(grid, sibling(out, "inpaint") / "samples.png", nrow=8)  # rows: inputs, regions, outputs
