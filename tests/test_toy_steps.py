@@ -15,12 +15,18 @@ from diffusers.training_utils import EMAModel
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import TrainConfig
 from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers
 from benchmarks.toy.nets import build_text_encoder
 from benchmarks.toy.render import render, sample_layouts
 from benchmarks.toy.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine
-from benchmarks.toy.train import set_latent_statistics, text_encoder_trainer, vae_trainer
+from benchmarks.toy.train import (
+    set_latent_statistics,
+    text_encoder_trainer,
+    vae_trainer,
+)
 
 TINY = replace(TrainConfig(), batch_size=4, dit_batch_size=2, text_hidden=32, text_layers=2, text_projection=16, vae_channels=(8, 16, 16),
                unet_channels=(8, 16, 32), dit_layers=2, dit_heads=2, dit_head_dim=8)
@@ -66,9 +72,6 @@ def trainers(batch) -> list[tuple[Trainer, dict[str, torch.Tensor]]]:
     def states(ids: torch.Tensor) -> dict[str, torch.Tensor]:
         output = encoder(ids, output_hidden_states=True)
         return {"context": output.last_hidden_state, "penultimate": output.hidden_states[-2], "pooled": output.text_embeds}
-
-    from benchmarks.toy.captions import CaptionTokenizer
-    from benchmarks.tiny_model import clip_tokenizer
 
     denoisers = denoiser_trainers(TINY, vae.module.eval(), states, CaptionTokenizer(clip_tokenizer()), CPU)
     with torch.no_grad():

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import StableDiffusion3Pipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import (
+    StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+)
 
 from benchmarks.tiny_model import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
@@ -17,7 +21,13 @@ from benchmarks.toy.config import TrainConfig
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.evaluation import EvalSettings
 from benchmarks.toy.folders import WITHOUT_T5
-from benchmarks.toy.nets import build_dit, build_text_encoder, build_unet, build_vae, object_crops
+from benchmarks.toy.nets import (
+    build_dit,
+    build_text_encoder,
+    build_unet,
+    build_vae,
+    object_crops,
+)
 from benchmarks.toy.train import assemble_pipelines, caption_targets, train
 from instdiffedit.attention import default_downsample
 
@@ -136,3 +146,19 @@ def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: 
     with pytest.raises(ValueError, match="text_hidden"):
         Checkpoint(None).load(tmp_path, replace(TINY, text_hidden=48))
     Checkpoint(None).load(tmp_path, replace(TINY, unet_steps=99))
+
+
+def test_the_smoke_run_s_projection_adds_the_untaken_steps_at_their_measured_times() -> None:
+    from benchmarks.toy.config import SMOKE_STEPS
+    from benchmarks.toy.train import projected_full_run
+
+    full = TrainConfig()
+    smoke = replace(full, **SMOKE_STEPS)
+    report = {"config": {k: getattr(smoke, k) for k in SMOKE_STEPS},
+              "seconds": {"text_encoder": 2.0, "autoencoder": 3.0, "classifier": 4.0, "denoisers": 5.0, "evaluation": 20.0, "total": 40.0},
+              "ms_per_step": {"text_encoder": 10.0, "vae": 20.0, "denoisers": 40.0, "denoisers/unet": 10.0, "denoisers/inpaint": 12.0,
+                              "denoisers/dit": 8.0}}
+    projection = projected_full_run(report, full)
+    assert projection["seconds"]["autoencoder"] == pytest.approx(3.0 + 20.0 * (full.vae_steps - smoke.vae_steps) / 1e3, abs=0.1)
+    assert projection["seconds"]["denoisers"] == pytest.approx(5.0 + 40.0 * (full.unet_steps - smoke.unet_steps) / 1e3, abs=0.1)
+    assert projection["fixed_seconds"] == 26.0

@@ -253,7 +253,7 @@ def run_loop(trainers: list[Trainer], batches: Callable[[], dict[str, torch.Tens
     probe_from, probe_steps = 5, 50
     iteration, measured_from, info = 0, None, {}
     each = {t.name: 0.0 for t in trainers}
-    progress = tqdm(total=max(t.total - t.done for t in trainers), desc=label, mininterval=10)
+    progress = tqdm(total=max(t.total - t.done for t in trainers), desc=label, mininterval=30)
     while any(t.done < t.total for t in trainers):
         inputs = batches()
         for trainer in trainers:

@@ -221,7 +221,7 @@ def train_classifier(config: TrainConfig, scenes: Iterator[Scenes], vae: Autoenc
     classifier = ObjectClassifier().to(device).train()
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=2e-3)
     losses = []
-    for step in tqdm(range(config.classifier_steps), desc="classifier", mininterval=10):
+    for step in tqdm(range(config.classifier_steps), desc="classifier", mininterval=30):
         pick = torch.randint(len(images), (config.batch_size,), generator=generator).to(device)
         colour_logits, shape_logits = classifier(object_crops(images[pick], masks[pick], generator))
         loss = F.cross_entropy(colour_logits, colours[pick]) + F.cross_entropy(shape_logits, shapes[pick])
@@ -500,20 +500,38 @@ def main(argv: list[str] | None = None) -> None:
                        checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke)
         if args.smoke:
             report["projected_full_run"] = projected_full_run(report, full)
-    print(json.dumps({k: v for k, v in report.items() if k != "losses"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("losses", "generator_accuracy", "dit_generator_accuracy")}, indent=1))
+    print(summary_line(report), flush=True)
+
+
+def summary_line(report: dict) -> str:
+    """The run's headline numbers on one line (the last line a GPU call's output shows)."""
+    autoencoder, inpainting = report["autoencoder"], report["inpainting"]
+    return (f"[toy.train] generator accuracy {report['generator_accuracy']['accuracy']:.1%} (UNet), "
+            f"{report['dit_generator_accuracy']['accuracy']:.1%} (DiT); twin: edit success {inpainting['edit_success']:.1%}, "
+            f"background PSNR {inpainting['background_psnr']:.1f} dB; reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB, "
+            f"splice PSNR {autoencoder['splice_psnr']:.1f} dB; steps {report['steps_done']}; {report['seconds']['total']:.0f} s")
 
 
 def projected_full_run(report: dict, full: TrainConfig) -> dict:
-    """The seconds the run would take at ``full``'s step counts, from the smoke run's per-step times and fixed costs."""
-    ms = report["ms_per_step"]
-    stages = {"text_encoder": full.text_steps, "vae": full.vae_steps}
-    seconds = {name: ms[name] * steps / 1e3 for name, steps in stages.items() if name in ms}
-    each = {name: ms.get(f"denoisers/{name}", 0.0) for name in DENOISERS}
-    steps = {"unet": full.unet_steps, "inpaint": full.inpaint_steps, "dit": full.dit_steps}
-    preparation = max(ms.get("denoisers", 0.0) - sum(each.values()), 0.0)  # rendering, encoding, text states per batch
-    seconds["denoisers"] = (sum(each[n] * steps[n] for n in DENOISERS) + preparation * max(steps.values())) / 1e3
-    seconds["classifier"] = report["seconds"].get("classifier", 0.0) * full.classifier_steps / max(report["config"]["classifier_steps"], 1)
-    fixed = report["seconds"]["total"] - sum(report["seconds"].get(k, 0.0) for k in ("text_encoder", "autoencoder", "classifier", "denoisers"))
+    """The seconds a run at ``full``'s step counts would take: each stage's measured seconds (capture
+    and warm-up included) plus its per-step time for the steps the smoke run did not take, and the
+    same fixed costs (start, evaluation, saving). An upper bound: the smoke run synchronises around every step."""
+    ms, measured, smoke = report["ms_per_step"], report["seconds"], report["config"]
+
+    def more(name: str) -> int:
+        return getattr(full, name) - smoke[name]
+
+    each = {name: ms[f"denoisers/{name}"] for name in DENOISERS}
+    preparation = max(ms["denoisers"] - sum(each.values()), 0.0)  # rendering, encoding, text states per batch
+    seconds = {
+        "text_encoder": measured["text_encoder"] + ms["text_encoder"] * more("text_steps") / 1e3,
+        "autoencoder": measured["autoencoder"] + ms["vae"] * more("vae_steps") / 1e3,
+        "classifier": measured["classifier"],
+        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in DENOISERS)
+                                              + preparation * max(more(f"{n}_steps") for n in DENOISERS)) / 1e3,
+    }
+    fixed = measured["total"] - sum(measured[name] for name in seconds)
     return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "fixed_seconds": round(fixed, 1),
             "total_seconds": round(sum(seconds.values()) + fixed, 1)}
 
