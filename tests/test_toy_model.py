@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
 from benchmarks.models import ModelUnavailableError
 from benchmarks.toy.evaluation import autoencoded
+from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
 from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import render, sample_layouts
@@ -56,10 +57,6 @@ def test_the_classifier_recognises_rendered_and_autoencoded_objects() -> None:
 
 
 def test_the_shipped_dit_loads_through_stable_diffusion_3_s_pipeline_and_generates_a_64_px_image() -> None:
-    from diffusers import StableDiffusion3Pipeline
-
-    from benchmarks.toy.folders import WITHOUT_T5
-
     pipe = StableDiffusion3Pipeline.from_pretrained(TOY_MODEL.parent / "toy-dit", torch_dtype=torch.float32, **WITHOUT_T5)
     pipe.set_progress_bar_config(disable=True)
     image = pipe("a red circle on a gray background", num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images[0]

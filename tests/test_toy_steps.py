@@ -11,14 +11,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from diffusers.training_utils import EMAModel
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel, compute_snr
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import TrainConfig
-from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers
+from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers, min_snr_weights
 from benchmarks.toy.nets import build_text_encoder
 from benchmarks.toy.render import render, sample_layouts
 from benchmarks.toy.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine
@@ -170,3 +171,11 @@ def test_a_trainer_restored_from_its_state_takes_the_same_next_step(batch) -> No
     assert second.done == first.done == 4
     assert all(torch.equal(a, b) for a, b in zip(first.params, second.params))
     assert all(torch.equal(a, b) for a, b in zip(first.ema.shadow, second.ema.shadow))
+
+
+def test_min_snr_weights_are_diffusers_for_an_epsilon_model() -> None:
+    scheduler = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG)
+    t = torch.tensor([0, 10, 250, 500, 999])
+    snr = compute_snr(scheduler, t)
+    expected = torch.stack([snr, 5.0 * torch.ones_like(snr)], dim=1).min(dim=1)[0] / snr  # train_text_to_image.py
+    assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0), expected)

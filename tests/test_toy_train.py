@@ -17,7 +17,7 @@ from diffusers import (
 
 from benchmarks.tiny_model import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
-from benchmarks.toy.config import TrainConfig
+from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.evaluation import EvalSettings
 from benchmarks.toy.folders import WITHOUT_T5
@@ -28,7 +28,13 @@ from benchmarks.toy.nets import (
     build_vae,
     object_crops,
 )
-from benchmarks.toy.train import assemble_pipelines, caption_targets, train
+from benchmarks.toy.train import (
+    Checkpoint,
+    assemble_pipelines,
+    caption_targets,
+    projected_full_run,
+    train,
+)
 from instdiffedit.attention import default_downsample
 
 TINY = replace(TrainConfig(), batch_size=4, vae_batch_size=4, dit_batch_size=2, pool_batches=2, text_steps=3, vae_steps=3, classifier_steps=2,
@@ -140,8 +146,6 @@ def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_a
 
 
 def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: Path) -> None:
-    from benchmarks.toy.train import Checkpoint
-
     Checkpoint(tmp_path).save(TINY)
     with pytest.raises(ValueError, match="text_hidden"):
         Checkpoint(None).load(tmp_path, replace(TINY, text_hidden=48))
@@ -149,9 +153,6 @@ def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: 
 
 
 def test_the_smoke_run_s_projection_adds_the_untaken_steps_at_their_measured_times() -> None:
-    from benchmarks.toy.config import SMOKE_STEPS
-    from benchmarks.toy.train import projected_full_run
-
     full = TrainConfig()
     smoke = replace(full, **SMOKE_STEPS)
     report = {"config": {k: getattr(smoke, k) for k in SMOKE_STEPS},

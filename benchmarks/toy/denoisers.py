@@ -38,6 +38,13 @@ def drop_captions(rows: torch.Tensor, unconditional: torch.Tensor, share: float)
     return torch.where(dropped, unconditional.to(rows.dtype), rows)
 
 
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR weights of an epsilon loss, min(SNR, gamma) / SNR at timesteps ``t`` (Hang et al., 2023, as diffusers'
+    training scripts compute them with ``compute_snr``, which copies the schedule to the device: a graph cannot hold that)."""
+    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+    return snr.clamp(max=gamma) / snr
+
+
 @torch.no_grad()
 def inpainting_condition(vae: AutoencoderKL, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """The twin's extra input channels for images in [0, 1] and masks (N, 1, H, W) in {0, 1}, as
@@ -70,13 +77,8 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
 
     def epsilon_loss(prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Epsilon MSE, per sample weighted by min(SNR, gamma) / SNR (Min-SNR; diffusers' compute_snr on
-        the device tensor, which a graph can hold) when ``snr_gamma`` is set."""
         error = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
-        if config.snr_gamma is None:
-            return error.mean()
-        snr = alphas[t] / (1 - alphas[t])
-        return (error * snr.clamp(max=config.snr_gamma) / snr).mean()
+        return error.mean() if config.snr_gamma is None else (error * min_snr_weights(alphas, t, config.snr_gamma)).mean()
 
     unet = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden).to(device).train()
 

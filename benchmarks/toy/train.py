@@ -90,6 +90,11 @@ class Scenes:
     layout: Layout
 
 
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; on CUDA through pinned memory, so that the copy does not wait for the queued steps."""
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+
+
 class SceneStream:
     """Endless batches of fresh scenes, resumable.
 
@@ -116,13 +121,13 @@ class SceneStream:
         return self.pool[self.taken - 1]
 
     def _draw(self) -> list[Scenes]:
+        # The host's work first, while the GPU works through the steps already queued; then copies
+        # that do not wait for them (pinned memory), and the rendering (one host sync, in render).
         n = self.batch_size * self.config.pool_batches
         layout = sample_layouts(n, self.generator)
-        images, masks = render(layout.to(self.device), IMAGE_SIZE, self.device)
-        ids = self.tokens(training_captions(layout, self.generator, self.config.partial_captions))
-        if self.device.type == "cuda":  # pinned, so that the copy does not wait for the queued steps
-            ids = ids.pin_memory()
-        ids = ids.to(self.device, non_blocking=True)
+        ids = _to_device(self.tokens(training_captions(layout, self.generator, self.config.partial_captions)), self.device)
+        on_device = Layout(**{f.name: _to_device(getattr(layout, f.name), self.device) for f in fields(Layout)})
+        images, masks = render(on_device, IMAGE_SIZE, self.device)
         return [Scenes(images[s : s + self.batch_size], masks[s : s + self.batch_size], ids[s : s + self.batch_size], layout[s : s + self.batch_size])
                 for s in range(0, n, self.batch_size)]
 
