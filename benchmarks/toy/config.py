@@ -21,8 +21,8 @@ class TrainConfig:
 
     seed: int = 0
     batch_size: int = 512  # text encoder, UNet, twin, classifier
-    vae_batch_size: int = 192
-    dit_batch_size: int = 256  # the first rows of each denoiser batch
+    vae_batch_size: int = 128
+    dit_batch_size: int = 128  # the first rows of each denoiser batch (its step costs ~4x the UNet's per sample: 333 text tokens)
     text_steps: int = 800
     vae_steps: int = 3000
     classifier_steps: int = 600
