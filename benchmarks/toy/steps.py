@@ -162,7 +162,7 @@ class Trainer:
         self.lr = LearningRate(self.optimizer, lr)
         self.ema = EMA(self.params, ema_decay) if ema_decay is not None else None
         self.clip = clip
-        self.run = TrainingStep(self._step, graphed)
+        self.run: TrainingStep | None = TrainingStep(self._step, graphed)
         self.done = 0
         self.losses: list[tuple[int, torch.Tensor]] = []
 
@@ -187,9 +187,11 @@ class Trainer:
         self.done += 1
 
     def finish(self) -> nn.Module:
-        """The trained module (its EMA weights if it has one), frozen, in eval mode."""
+        """The trained module (its EMA weights if it has one), frozen, in eval mode; the captured graph
+        (and the memory it holds) is let go: there are no more steps."""
         if self.ema is not None:
             self.ema.copy_to(self.params)
+        self.run = None
         return self.module.eval().requires_grad_(False)
 
     def loss_history(self) -> list[tuple[int, float]]:

@@ -360,7 +360,8 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     if any(t.done < t.total for t in trainers):
         info = clock.timed("denoisers", run_loop, trainers, prepared, denoiser_inputs(config), clock, "denoisers", deadline, EVAL_RESERVE_S,
                            save_denoisers if checkpoint_dir else None, checkpoint_every, time_each)
-        save_denoisers()
+        if checkpoint_dir:
+            save_denoisers()
     for trainer in trainers:
         losses[trainer.name] = trainer.loss_history()
     unet, twin, dit = (trainer.finish() for trainer in trainers)
