@@ -123,3 +123,24 @@ class _StubPipeline:
 
     def set_progress_bar_config(self, **kwargs):
         pass
+
+
+class TestSpeedOptions:
+    def test_every_model_config_defaults_to_the_librarys_fast_path(self):
+        from pathlib import Path
+
+        from omegaconf import OmegaConf
+
+        from instdiffedit.graphs import DEFAULT_FAST_PATH
+
+        for config in sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml")):
+            model = OmegaConf.load(config)
+            assert set(models.SPEED_OPTIONS) <= set(model), config.name
+            assert model.fast_path == DEFAULT_FAST_PATH, config.name
+
+    def test_an_unknown_fast_path_is_refused_before_any_model_loads(self, monkeypatch):
+        failing = _FailingPipeline(AssertionError("must not load"))
+        monkeypatch.setattr(models, "StableDiffusionPipeline", failing)
+        with pytest.raises(ValueError, match="model.fast_path: Unknown fast path 'turbo'; choose one of auto, graphs, compiled, eager"):
+            load_pretrained("/nowhere", fast_path="turbo")
+        assert failing.calls == []
