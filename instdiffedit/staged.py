@@ -9,8 +9,8 @@ the resizing back to the input image live here once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import PIL.Image
@@ -20,7 +20,11 @@ from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.diffusion import LatentDiffusion
-from instdiffedit.inpaint import Inpainter, LatentBlendInpainter, PipelineInpainter
+from instdiffedit.inpaint import (
+    Inpainter,
+    InpaintingModelInpainter,
+    LatentBlendInpainter,
+)
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
@@ -72,7 +76,7 @@ class StagedEditor(ABC):
         self.inpainter: Inpainter | None = None
         if output == "inpaint":
             self.inpainter = (
-                PipelineInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale)
+                InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.diffusion.resolution)
                 if inpaint_pipe is not None
                 else LatentBlendInpainter(self.diffusion, inpaint_steps, inpaint_guidance_scale)
             )
