@@ -56,6 +56,7 @@ from instdiffedit.graphs import DEFAULT_FAST_PATH, resolve_fast_path, unet_runne
 
 METHODS = ("instdiffedit", "diffedit", "sdedit", "diffedit_ddim", "ledits_pp")
 DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@4"
+CHECK_METHODS = "instdiffedit,diffedit,sdedit,instdiffedit@2"  # --check: the methods on the fast paths
 MODES = ("eager", "graphs", "compiled")
 DEFAULT_MODES = "eager,graphs,compiled"
 # The methods whose UNet calls go through the shared diffusion steps, so through the fast path.
@@ -428,7 +429,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=("sd14", "tiny"), default="sd14", help="random-weight architecture (ignored with --base)")
     parser.add_argument("--base", help="a real base pipeline (hub id or folder) instead of random weights")
     parser.add_argument("--inpaint", help="a real inpainting pipeline (with --base)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, from {', '.join(METHODS)}; instdiffedit@K: K items per batch")
+    parser.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)}; instdiffedit@K: K items per batch (default {DEFAULT_METHODS}; with --check {CHECK_METHODS})")
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated: {', '.join(MODES)}, each optionally +cl (channels_last)")
     parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(SHARED_STEPS)}; instdiffedit covers instdiffedit@K)")
     parser.add_argument("--warm-cache-modes", default="compiled", help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)")
@@ -448,6 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("outputs/speed"))
     parser.add_argument("--readme", type=Path, help="also put the table between the speed-table markers of this file")
     args = parser.parse_args(argv)
+    args.methods = args.methods or (CHECK_METHODS if args.check else DEFAULT_METHODS)
     if args.check:  # one timed edit, a short floor, eager first as the reference
         args.repeats = args.diffedit_repeats = args.floor_repeats = 1
         args.warm_cache_modes = ""

@@ -31,6 +31,7 @@ kernels of the eager forward), so it stays out of a run's identity.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -108,8 +109,10 @@ class CudaGraphs:
 
     The warm-ups run on the capture stream itself (lazily created per-stream library state,
     such as cuBLAS workspaces, must exist before a capture). The pool is shared safely because
-    a runner's graphs replay one at a time on one stream, and every graph's output stays alive
-    with its graph. Capture is thread-local: another thread's CUDA calls cannot invalidate it.
+    a runner's graphs replay one at a time on one stream and every graph's output stays alive
+    with its graph: a later capture may place its output in an earlier graph's scratch memory,
+    which is why callers get a copy of the output, taken before the next replay. Capture is
+    thread-local: another thread's CUDA calls cannot invalidate it.
     """
 
     def __init__(self) -> None:
@@ -145,19 +148,14 @@ def _unet_forward(unet: torch.nn.Module, sample: torch.Tensor, timestep: torch.T
     return unet.forward(sample, timestep, encoder_hidden_states=context).sample
 
 
-_compiled_forward: Callable | None = None
-
-
+@functools.cache
 def _compiled() -> Callable:
     """One ``torch.compile`` of the forward for every UNet (dynamo keeps an entry per UNet and signature)."""
-    global _compiled_forward
-    if _compiled_forward is None:
-        config = torch._dynamo.config
-        for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6; set whichever exists
-            if hasattr(config, name) and getattr(config, name) < RECOMPILE_LIMIT:
-                setattr(config, name, RECOMPILE_LIMIT)
-        _compiled_forward = torch.compile(_unet_forward, dynamic=False)
-    return _compiled_forward
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6; set whichever exists
+        if hasattr(config, name) and getattr(config, name) < RECOMPILE_LIMIT:
+            setattr(config, name, RECOMPILE_LIMIT)
+    return torch.compile(_unet_forward, dynamic=False)
 
 
 class UNetRunner:
@@ -291,7 +289,14 @@ class UNetRunner:
         capturer = self.capturer
         if capturer is None:
             capturer = self._cuda = self._cuda or CudaGraphs()
-        return _Entry(inputs, capturer.capture(forward, warmups), processors)
+        try:
+            graph = capturer.capture(forward, warmups)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"Capturing the UNet's {self.mode} forward for inputs {tuple(sample.shape)} failed ({error}); "
+                "fast_path='eager' (config model.fast_path=eager) runs without graphs."
+            ) from error
+        return _Entry(inputs, graph, processors)
 
 
 _RUNNERS: weakref.WeakKeyDictionary[torch.nn.Module, UNetRunner] = weakref.WeakKeyDictionary()

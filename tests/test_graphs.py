@@ -162,6 +162,24 @@ def test_processors_with_python_side_effects_are_refused_in_graphs(pipes) -> Non
     runner(sample, t, context)  # eager runs any processor
 
 
+class _Syncing(AttnProcessor2_0):
+    """Declares itself graph-safe but reads a value on the host, which a capture forbids."""
+
+    graph_safe = True
+
+    def __call__(self, attn, hidden_states, *args, **kwargs):
+        hidden_states.sum().item()
+        return super().__call__(attn, hidden_states, *args, **kwargs)
+
+
+def test_a_host_sync_during_a_capture_fails_with_the_way_out(pipes) -> None:
+    unet = pipes.base.unet
+    runner = set_fast_path(unet, "graphs", capturer=PlainGraphs())
+    unet.set_attn_processor({**unet.attn_processors, next(iter(unet.attn_processors)): _Syncing()})
+    with pytest.raises(RuntimeError, match=r"Capturing the UNet's graphs forward for inputs \(2, 4, 32, 32\) failed .*host sync: item.*fast_path='eager'"):
+        runner(torch.zeros(2, 4, 32, 32), torch.tensor(1.0), torch.zeros(2, 77, 32))
+
+
 def test_graphs_on_a_cpu_without_a_capturer_are_refused(pipes) -> None:
     with pytest.raises(ValueError, match="needs the UNet on a CUDA device"):
         set_fast_path(pipes.base.unet, "graphs")
