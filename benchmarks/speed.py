@@ -235,6 +235,11 @@ def _stand_in(value: Any) -> Any:
 
 @torch.no_grad()
 def replay(calls: list[Callable[[], object]], unets: list[torch.nn.Module], clock: Clock) -> float:
+    """Seconds to make the recorded calls again; the UNets' processors are put back after.
+
+    Replayed capture processors write into their store's current buffer, that of the row's own
+    shapes (its last edit's), where nobody reads them.
+    """
     runners = [unet_runner(unet) for unet in dict.fromkeys(unets)]
     processors = [runner.processors() for runner in runners]
     try:
