@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from instdiffedit.arithmetic import pil_bicubic_resize
+from instdiffedit.diffusion import LatentDiffusion
 from instdiffedit.refine import MaskRefiner, blur
 from instdiffedit.resizing import binary_mask_to_size
 from instdiffedit.tokens import TokenLayout
@@ -53,6 +54,24 @@ def test_the_mask_for_the_inpainting_is_pil_bicubic_then_binarised_at_one_half()
     expected = (upsampled.astype(np.float32) / 255 >= 0.5).astype(np.float32)  # as the SD-inpainting pipeline binarises
     assert np.array_equal(binary_mask_to_size(mask, (512, 512), "authors").numpy(), expected)
     assert torch.equal(binary_mask_to_size(mask, (512, 512), "float"), mask.repeat_interleave(8, 0).repeat_interleave(8, 1))
+
+
+def test_the_encoder_sees_the_image_resized_with_pil_bicubic(tiny) -> None:
+    d = LatentDiffusion(tiny.base)
+    image = PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    side = d.resolution
+    expected = np.asarray(image.resize((side, side), PIL.Image.Resampling.BICUBIC)).astype(np.float32) / 255 * 2 - 1
+    assert np.array_equal(d.preprocess(image)[0].permute(1, 2, 0).cpu().numpy(), expected)
+
+
+@pytest.mark.parametrize("strength", [0.35, 0.5, 0.55, 0.75, 0.95, 1.0])
+def test_a_strength_runs_int_steps_times_strength_steps(tiny, strength: float) -> None:
+    assert len(LatentDiffusion(tiny.base).timesteps(50, strength)) == int(50 * strength)
+
+
+def test_a_strength_that_runs_no_step_is_refused(tiny) -> None:
+    with pytest.raises(ValueError, match="runs no step"):
+        LatentDiffusion(tiny.base).timesteps(50, 0.01)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
