@@ -179,6 +179,29 @@ class LatentDiffusion:
             return [self.add_noise(z0, noise, t) for t in timesteps[1:]] + [z0.expand_as(noise)]
         raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
 
+    def noise_estimate(self, model_output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise estimate at timestep ``t`` from the model's output for the step that began at ``sample``.
+
+        An epsilon model's output is returned as it is. A v-prediction output is converted with
+        the schedule's alpha-bar a_t: eps = sqrt(a_t) v + sqrt(1 - a_t) x_t, where x_t is the
+        variance-preserving sample the UNet saw (schedulers that work in sigma space, whose
+        ``init_noise_sigma`` is not 1, hand it sample / sqrt(sigma_t^2 + 1) = sample sqrt(a_t)).
+        Looks the timestep up on the host: call it after a loop, not inside one.
+        """
+        prediction = self.scheduler.config.prediction_type
+        if prediction == "epsilon":
+            return model_output
+        if prediction != "v_prediction":
+            raise ValueError(f"No noise estimate from {prediction!r} model outputs; expected 'epsilon' or 'v_prediction'.")
+        scheduler = self.scheduler
+        if scheduler.init_noise_sigma != 1.0:  # sigma space: a_t = 1 / (sigma_t^2 + 1)
+            sigma = scheduler.sigmas[scheduler.index_for_timestep(t)].to(sample.device, torch.float32)
+            alpha_bar = 1 / (sigma**2 + 1)
+            sample = sample * alpha_bar.sqrt()
+        else:
+            alpha_bar = scheduler.alphas_cumprod[int(t)].to(sample.device, torch.float32)
+        return alpha_bar.sqrt() * model_output + (1 - alpha_bar).sqrt() * sample
+
     # -- denoising --------------------------------------------------------------------------
 
     def guided_noise(
