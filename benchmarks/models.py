@@ -63,6 +63,7 @@ def load_pretrained(
     *,
     device: str = "auto",
     dtype: str = "auto",
+    inpaint_dtype: str | None = None,
     variant: str | None = None,
     base_key: str = "model.base",
     inpaint_key: str = "model.inpaint",
@@ -71,13 +72,17 @@ def load_pretrained(
 ) -> Pipelines:
     """Load the base (and optionally the inpainting) pipeline from hub ids or local folders.
 
+    ``dtype`` is the base model's precision (see :func:`resolve_dtype`), ``inpaint_dtype`` the
+    inpainting model's (default: the same). The authors ran the base model in float32 and the
+    inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
     messages so the user knows which setting to change. ``compile`` and ``channels_last`` are
     applied by :func:`optimize`.
     """
     torch_device = resolve_device(device)
+    base_dtype = resolve_dtype(dtype, torch_device)
     options = {
-        "torch_dtype": resolve_dtype(dtype, torch_device),
+        "torch_dtype": base_dtype,
         "variant": variant,
         "use_safetensors": True,
         "safety_checker": None,
@@ -86,7 +91,8 @@ def load_pretrained(
     base_pipe = _load(StableDiffusionPipeline, base, base_key, options)
     inpaint_pipe = None
     if inpaint is not None:
-        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, options)
+        inpaint_options = {**options, "torch_dtype": base_dtype if inpaint_dtype is None else resolve_dtype(inpaint_dtype, torch_device)}
+        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, inpaint_options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)

@@ -92,6 +92,16 @@ class TestResolve:
     def test_explicit_dtypes(self, name, dtype):
         assert resolve_dtype(name, "cpu") == dtype
 
+    def test_the_inpainting_model_can_run_in_another_precision_than_the_base(self, tiny, _private_cache):
+        """The authors' setup: the base model in float32, SD-inpainting in float16."""
+        from benchmarks.tiny_model import TINY_MODEL_NAME
+
+        root = _private_cache / TINY_MODEL_NAME
+        mixed = load_pretrained(str(root / "base"), str(root / "inpaint"), device="cpu", dtype="float32", inpaint_dtype="bfloat16")
+        assert (mixed.base.unet.dtype, mixed.inpaint.unet.dtype) == (torch.float32, torch.bfloat16)
+        same = load_pretrained(str(root / "base"), str(root / "inpaint"), device="cpu", dtype="bfloat16")
+        assert (same.base.unet.dtype, same.inpaint.unet.dtype) == (torch.bfloat16, torch.bfloat16)
+
     def test_unknown_dtype_lists_the_allowed_values(self):
         with pytest.raises(ValueError, match="auto, float16, bfloat16, float32"):
             resolve_dtype("fp16", "cpu")
