@@ -10,22 +10,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from pie_layout import ITEMS, SIZE, box_mask, encode_runs, item_mask, write_pie_bench
 
 from benchmarks import pie_bench
 from benchmarks.metrics import mask_iou
-from benchmarks.pie_bench import (
-    EDIT_TYPES,
-    PieBenchSplit,
-    decode_mask,
-    edit_texts,
-    edited_phrase,
-    run_problem,
-)
+from benchmarks.pie_bench import EDIT_TYPES, PieBenchSplit, decode_mask, edit_texts, edited_phrase, run_problem
+from benchmarks.report import build_report
+from benchmarks.results import ResultsTable
 from benchmarks.splits import MissingFilesError
 from benchmarks.validation import SplitInputError
+
+from pie_layout import ITEMS, SIZE, box_mask, encode_runs, item_mask, write_pie_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,6 +194,34 @@ def test_an_empty_mask_is_flagged_and_a_long_blended_word_noted(tmp_path: Path) 
 # ------------------------------------------------------------------------------------------
 
 
+def test_the_report_breaks_a_split_down_by_edit_type_with_the_means_of_its_items(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    table = ResultsTable(tmp_path / "run" / "results.jsonl")
+    types = {"0": "random", "1": "change object", "9": "change style"}
+    for method in ("instdiffedit", "diffedit"):
+        for index in range(12):
+            type_id = list(types)[index % 3]
+            table.append({"item_id": f"i{index}", "method": method, "config_id": method, "dataset": "pie_bench", "status": "ok",
+                          "flags": "", "param.model": "tiny", "meta.edit_type": type_id, "meta.edit_type_name": types[type_id],
+                          "mask_iou": float(rng.uniform(0, 100)), "seconds": 1.0})
+    table.append({"item_id": "i12", "method": "diffedit", "config_id": "diffedit", "dataset": "pie_bench", "status": "failed",
+                  "error": "RuntimeError: simulated", "param.model": "tiny", "seconds": 0.1})
+    report = build_report([tmp_path / "run"], tmp_path / "report", only="tables")
+    by_type = next(t for t in report.tables if t.name == "pie_bench_by_edit_type")
+    numbers = by_type.numbers.set_index(["edit_type", "method"])
+    rows = table.frame()
+    ok = rows[rows["status"] == "ok"]
+    expected = ok.groupby(["meta.edit_type", "method"])["mask_iou"].mean()
+    for (type_id, method), mean in expected.items():
+        assert numbers.loc[(f"{type_id} {types[type_id]}", method), "mask_iou"] == pytest.approx(mean)
+    assert numbers.loc[("all", "diffedit"), "mask_iou"] == pytest.approx(ok[ok["method"] == "diffedit"]["mask_iou"].mean())
+    assert numbers.loc[("all", "diffedit"), "failed"] == 1 and numbers.loc[("1 change object", "diffedit"), "failed"] == 0
+    assert list(by_type.display["Edit type"].unique()) == ["0 random", "1 change object", "9 change style", "all"]
+    assert any("count in 'all' only" in note for note in by_type.notes)
+    assert (tmp_path / "report" / "tables" / "pie_bench_by_edit_type.tex").is_file()
+    assert not any(t.name.endswith("_by_edit_type") and t.name != "pie_bench_by_edit_type" for t in report.tables)
+
+
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
@@ -208,3 +233,26 @@ def test_run_py_without_a_root_stops_before_any_model_loads(tmp_path: Path) -> N
     message = result.stderr.strip().splitlines()[-1]
     assert pie_bench.DOWNLOAD_FORM in message and "dataset.root=" in message
     assert "CompVis" not in result.stderr  # the model was never asked for
+
+
+@pytest.mark.slow
+def test_run_py_edits_a_pie_bench_folder_and_the_report_breaks_it_down_by_edit_type(tmp_path: Path) -> None:
+    root = write_pie_bench(tmp_path / "PIE-Bench")
+    out = tmp_path / "outputs"
+    result = _run("run.py", "dataset=pie_bench", f"dataset.root={root}", "model=tiny", "logger=none", f"paths.output_root={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = ResultsTable(next(out.rglob("results.jsonl"))).frame()
+    assert sorted(rows["item_id"]) == sorted(ITEMS) and (rows["status"] == "ok").all()
+    assert sorted(rows["meta.edit_type"]) == ["0", "1", "9"] and rows["mask_iou"].notna().all()
+
+    report = _run("-m", "benchmarks.report", str(out), "--out", str(tmp_path / "report"), "--only", "tables")
+    assert report.returncode == 0, report.stderr[-3000:]
+    table = (tmp_path / "report" / "tables" / "pie_bench_by_edit_type.md").read_text()
+    for label in ("0 random", "1 change object", "9 change style", "| all "):
+        assert label in table, table
+    assert (tmp_path / "report" / "tables" / "pie_bench_by_edit_type.tex").is_file()
+    numbers = pd.read_csv(tmp_path / "report" / "tables" / "pie_bench_by_edit_type.csv")
+    by_type = numbers.set_index("edit_type")["mask_iou"]
+    ours = rows.set_index("meta.edit_type")["mask_iou"]
+    assert by_type["1 change object"] == pytest.approx(ours["1"])
+    assert by_type["all"] == pytest.approx(rows["mask_iou"].mean())
