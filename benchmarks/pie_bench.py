@@ -29,7 +29,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmarks.datasets import EditItem
-from benchmarks.splits import MissingFilesError
+from benchmarks.splits import MissingFilesError, _open_rgb
 from benchmarks.validation import Problems, SplitInputError
 
 log = logging.getLogger(__name__)
@@ -375,8 +375,7 @@ class PieBenchSplit:
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
-        with PIL.Image.open(entry.image) as image:
-            rgb = image.convert("RGB")
+        rgb = _open_rgb(entry.image)
         width, height = rgb.size
         mask = decode_mask(entry.runs, height, width, border=self.mask_border)
         flags = entry.flags + (("empty ground-truth mask: IoU undefined",) if not mask.any() else ())
