@@ -67,7 +67,9 @@ class StructureDistance:
     published numbers were computed that way); ``pixel_range=1`` normalises [0, 1] pixels, as
     DINO was trained. ``antialias=False`` resizes as torchvision 0.13 (the authors'
     environment) resized tensors. ``model`` injects a ViT whose ``blocks[layer].attn.qkv`` is
-    the usual fused ``nn.Linear`` (timm, or DINO's own ``vision_transformer``); the default is
+    the usual fused ``nn.Linear`` and whose ``patch_embed.patch_size`` is its patch (timm, or
+    DINO's own ``vision_transformer``); on images that are not square, timm's interpolation of
+    the position embeddings may differ slightly from DINO's. The default is
     timm's ``vit_base_patch8_224.dino``, the same DINO ViT-B/8 weights the authors load from
     torch hub (``facebookresearch/dino``, ``dino_vitb8``).
     """
@@ -93,12 +95,20 @@ class StructureDistance:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.qkv = self.model.blocks[layer].attn.qkv
+        patch = self.model.patch_embed.patch_size
+        self.patch = (patch, patch) if isinstance(patch, int) else tuple(patch)
         self.size, self.max_size, self.pixel_range, self.antialias = size, max_size, pixel_range, antialias
 
     def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
-        """1 x 3 x h x w: pixels times ``pixel_range``, short side resized to ``size``, ImageNet-normalised."""
+        """1 x 3 x h x w: pixels times ``pixel_range``, short side resized to ``size``, ImageNet-normalised.
+
+        The resized image is cut at its right and bottom to whole patches, the pixels DINO's
+        patch convolution ignores (PIE-Bench's 512 x 512 images resize to 224 x 224: nothing cut).
+        """
         pixels = image_to_tensor(image) * self.pixel_range
         resized = TF.resize(pixels, self.size, max_size=self.max_size, antialias=self.antialias)
+        height, width = resized.shape[1:]
+        resized = resized[:, : height - height % self.patch[0], : width - width % self.patch[1]]
         return TF.normalize(resized, IMAGENET_MEAN, IMAGENET_STD)[None].to(self.device)
 
     def self_similarity(self, image: PIL.Image.Image) -> torch.Tensor:

@@ -91,6 +91,14 @@ def test_dino_sees_pixels_in_0_255_as_the_authors_feed_it_resized_on_the_short_s
     assert authors(source, edited) != trained(source, edited)
 
 
+def test_the_resized_image_is_cut_to_whole_patches_as_dinos_patch_convolution_reads_it() -> None:
+    metric = StructureDistance(model=tiny_dino(), layer=1, size=60)  # 16-pixel patches
+    pixels = metric.preprocess(_random_image(50, 100, 3))  # resized to 60 x 120
+    assert pixels.shape == (1, 3, 48, 112)
+    item, result = EditItem("x", _random_image(50, 100, 3), "t"), EditResult(image=_random_image(50, 100, 4))
+    assert metric(item, result)["structure_distance"] > 0
+
+
 def test_structure_distance_without_weights_fails_in_one_sentence(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     try:
