@@ -88,11 +88,11 @@ def load_pretrained(
         "safety_checker": None,
         "requires_safety_checker": False,
     }
-    base_pipe = _load(StableDiffusionPipeline, base, base_key, options)
+    base_pipe = load_pipeline(StableDiffusionPipeline, base, base_key, options)
     inpaint_pipe = None
     if inpaint is not None:
         inpaint_options = {**options, "torch_dtype": base_dtype if inpaint_dtype is None else resolve_dtype(inpaint_dtype, torch_device)}
-        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, inpaint_options)
+        inpaint_pipe = load_pipeline(StableDiffusionInpaintPipeline, inpaint, inpaint_key, inpaint_options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
@@ -117,8 +117,12 @@ def optimize(pipes: Pipelines, *, compile: bool | str | None = None, channels_la
     return pipes
 
 
-def _load(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
-    """Load from a local folder, else from the hub cache, else (when online) from the hub."""
+def load_pipeline(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
+    """Load from a local folder, else from the hub cache, else (when online) from the hub.
+
+    ``pipeline_cls`` is any diffusers pipeline class; ``options`` go to its ``from_pretrained``.
+    ``key`` is the config key ``name`` came from, for the one-sentence error when it cannot be had.
+    """
     if _is_local_path(name):
         return _from_pretrained(pipeline_cls, str(_checked_folder(name, key)), **options)
     # A hit in the hub cache needs no network, so try it first even when online.
