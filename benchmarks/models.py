@@ -64,6 +64,7 @@ def load_pretrained(
     *,
     device: str = "auto",
     dtype: str = "auto",
+    inpaint_dtype: str | None = None,
     variant: str | None = None,
     base_key: str = "model.base",
     inpaint_key: str = "model.inpaint",
@@ -72,6 +73,9 @@ def load_pretrained(
 ) -> Pipelines:
     """Load the base (and optionally the inpainting) pipeline from hub ids or local folders.
 
+    ``dtype`` is the base model's precision (see :func:`resolve_dtype`), ``inpaint_dtype`` the
+    inpainting model's (default: the same). The authors ran the base model in float32 and the
+    inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
     messages so the user knows which setting to change. ``fast_path`` and ``channels_last`` are
     applied by :func:`optimize`.
@@ -81,17 +85,19 @@ def load_pretrained(
     except ValueError as error:
         raise ValueError(f"model.fast_path: {error}") from None
     torch_device = resolve_device(device)
+    base_dtype = resolve_dtype(dtype, torch_device)
     options = {
-        "torch_dtype": resolve_dtype(dtype, torch_device),
+        "torch_dtype": base_dtype,
         "variant": variant,
         "use_safetensors": True,
         "safety_checker": None,
         "requires_safety_checker": False,
     }
-    base_pipe = _load(StableDiffusionPipeline, base, base_key, options)
+    base_pipe = load_pipeline(StableDiffusionPipeline, base, base_key, options)
     inpaint_pipe = None
     if inpaint is not None:
-        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, options)
+        inpaint_options = {**options, "torch_dtype": base_dtype if inpaint_dtype is None else resolve_dtype(inpaint_dtype, torch_device)}
+        inpaint_pipe = load_pipeline(StableDiffusionInpaintPipeline, inpaint, inpaint_key, inpaint_options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
@@ -116,8 +122,12 @@ def optimize(pipes: Pipelines, *, fast_path: FastPath = DEFAULT_FAST_PATH, chann
     return pipes
 
 
-def _load(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
-    """Load from a local folder, else from the hub cache, else (when online) from the hub."""
+def load_pipeline(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
+    """Load from a local folder, else from the hub cache, else (when online) from the hub.
+
+    ``pipeline_cls`` is any diffusers pipeline class; ``options`` go to its ``from_pretrained``.
+    ``key`` is the config key ``name`` came from, for the one-sentence error when it cannot be had.
+    """
     if _is_local_path(name):
         return _from_pretrained(pipeline_cls, str(_checked_folder(name, key)), **options)
     # A hit in the hub cache needs no network, so try it first even when online.

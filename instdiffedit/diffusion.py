@@ -16,6 +16,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from instdiffedit.graphs import unet_runner
+from instdiffedit.resizing import to_working_size
 from instdiffedit.schedulers import precompute, scheduler_class
 
 
@@ -104,9 +105,13 @@ class LatentDiffusion:
     # -- pixels <-> latents ---------------------------------------------------------------
 
     def preprocess(self, image: PIL.Image.Image | Sequence[PIL.Image.Image]) -> torch.Tensor:
-        """RGB image(s) -> N x 3 x R x R in [-1, 1] on the device (resized without cropping)."""
+        """RGB image(s) -> N x 3 x R x R in [-1, 1] on the device.
+
+        Resized without cropping with PIL's bicubic, as the authors' code (and the inpainting
+        input, :func:`to_working_size`); the image processor then only scales the pixels.
+        """
         images = [image] if isinstance(image, PIL.Image.Image) else list(image)
-        rgb = [im.convert("RGB") for im in images]
+        rgb = [to_working_size(im, self.resolution) for im in images]
         pixels = self.pipe.image_processor.preprocess(rgb if len(rgb) > 1 else rgb[0], height=self.resolution, width=self.resolution)
         return pixels.to(self.device, self.dtype)
 
@@ -129,12 +134,16 @@ class LatentDiffusion:
     def timesteps(self, num_inference_steps: int, strength: float) -> torch.Tensor:
         """Reset the scheduler and return the last ``strength`` share of its timesteps.
 
-        Strength 0.5 of 50 steps starts 25 steps before the end, as img2img does.
+        ``int(num_inference_steps * strength)`` steps are run, as the authors' code and diffusers'
+        img2img count them (strength 0.5 of 50 starts 25 steps before the end; 0.35 runs 17).
         """
         if not 0 < strength <= 1:
             raise ValueError(f"strength must be in (0, 1], got {strength}.")
+        steps = min(int(num_inference_steps * strength), num_inference_steps)
+        if steps == 0:
+            raise ValueError(f"strength={strength} of {num_inference_steps} steps runs no step; raise strength or num_inference_steps.")
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        skipped = num_inference_steps - min(round(num_inference_steps * strength), num_inference_steps)
+        skipped = num_inference_steps - steps
         self._start_index = skipped * self.scheduler.order
         timesteps = self.scheduler.timesteps[self._start_index :]
         precompute(self.scheduler, timesteps)
@@ -173,6 +182,29 @@ class LatentDiffusion:
         if at == "t-1":
             return [self.add_noise(z0, noise, t) for t in timesteps[1:]] + [z0.expand_as(noise)]
         raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
+
+    def noise_estimate(self, model_output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise estimate at timestep ``t`` from the model's output for the step that began at ``sample``.
+
+        An epsilon model's output is returned as it is. A v-prediction output is converted with
+        the schedule's alpha-bar a_t: eps = sqrt(a_t) v + sqrt(1 - a_t) x_t, where x_t is the
+        variance-preserving sample the UNet saw (schedulers that work in sigma space, whose
+        ``init_noise_sigma`` is not 1, hand it sample / sqrt(sigma_t^2 + 1) = sample sqrt(a_t)).
+        Looks the timestep up on the host: call it after a loop, not inside one.
+        """
+        prediction = self.scheduler.config.prediction_type
+        if prediction == "epsilon":
+            return model_output
+        if prediction != "v_prediction":
+            raise ValueError(f"No noise estimate from {prediction!r} model outputs; expected 'epsilon' or 'v_prediction'.")
+        scheduler = self.scheduler
+        if scheduler.init_noise_sigma != 1.0:  # sigma space: a_t = 1 / (sigma_t^2 + 1)
+            sigma = scheduler.sigmas[scheduler.index_for_timestep(t)].to(sample.device, torch.float32)
+            alpha_bar = 1 / (sigma**2 + 1)
+            sample = sample * alpha_bar.sqrt()
+        else:
+            alpha_bar = scheduler.alphas_cumprod[int(t)].to(sample.device, torch.float32)
+        return alpha_bar.sqrt() * model_output + (1 - alpha_bar).sqrt() * sample
 
     # -- denoising --------------------------------------------------------------------------
 

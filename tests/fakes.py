@@ -72,6 +72,17 @@ def tiny_classifier(seed: int = 0) -> nn.Module:
 TINY_CLASSIFIER_DATA = {"input_size": (3, 32, 32), "interpolation": "bicubic", "crop_pct": 1.0}
 
 
+def tiny_dino(seed: int = 0) -> nn.Module:
+    """A random ViT of the DINO ViT-B/8 layout (timm's, fused qkv, CLS token) small enough for a CPU test: 2 blocks."""
+    import timm
+
+    torch.manual_seed(seed)
+    return timm.create_model(
+        "vit_base_patch8_224", pretrained=False, num_classes=0, embed_dim=24, depth=2, num_heads=2, patch_size=16,
+        dynamic_img_size=True,
+    ).eval()
+
+
 class HostSyncs(torch.overrides.TorchFunctionMode):
     """Records, while ``armed``, the calls that make the host wait for a CUDA device.
 
