@@ -30,6 +30,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from benchmarks.models import Pipelines, load_pretrained
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 # Bump the version whenever the architecture or the weight initialisation changes, so stale
 # caches are not reused.
@@ -215,14 +216,14 @@ def tiny_pipelines(
     *,
     device: str = "auto",
     inpaint: bool = True,
-    compile: bool | str | None = None,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
     """The tiny model, built once into ``<cache_dir>/tiny-v1`` and then loaded from disk.
 
     Loading goes through :func:`benchmarks.models.load_pretrained`, like a real model. The
     default ``cache_dir`` is ``$INSTDIFFEDIT_CACHE`` or ``~/.cache/instdiffedit``. Weights are
-    float32 on every device, so results do not depend on where the tests run. ``compile`` and
+    float32 on every device, so results do not depend on where the tests run. ``fast_path`` and
     ``channels_last``: see :func:`benchmarks.models.optimize`.
     """
     root = cache_root(cache_dir) / TINY_MODEL_NAME
@@ -233,7 +234,7 @@ def tiny_pipelines(
         str(root / "inpaint") if inpaint else None,
         device=device,
         dtype="float32",
-        compile=compile,
+        fast_path=fast_path,
         channels_last=channels_last,
     )
 

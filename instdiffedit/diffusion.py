@@ -15,8 +15,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from instdiffedit.graphs import unet_runner
 from instdiffedit.resizing import to_working_size
 from instdiffedit.schedulers import precompute, scheduler_class
+
 
 @dataclass(frozen=True)
 class DenoisingStep:
@@ -48,7 +50,8 @@ class LatentDiffusion:
     The scheduler is built from the pipeline's own noise schedule (``from_config``), so the
     betas always match the model; its class is a choice of the method (LMS in the paper).
     The scheduler is stateful (LMS keeps past derivatives): call :meth:`timesteps` at the start
-    of every denoising run.
+    of every denoising run. Every UNet call goes through the UNet's runner, in the model's fast
+    path (:mod:`instdiffedit.graphs`).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class LatentDiffusion:
         scheduler_cls = scheduler_class(scheduler)
         self.pipe = pipe
         self.unet = pipe.unet
+        self.runner = unet_runner(pipe.unet)
         self.vae = pipe.vae
         self.tokenizer = pipe.tokenizer
         self.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
@@ -211,12 +215,16 @@ class LatentDiffusion:
         embeddings: torch.Tensor,
         guidance_scale: float,
         max_rows: int | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The classifier-free-guided noise estimate for every row of ``x``.
+        """The classifier-free-guided noise estimate for every row of ``x`` (already scaled by
+        the scheduler's ``scale_model_input``) at the device timestep ``t``.
 
         ``embeddings`` is ``[uncond | cond]`` (two rows per latent row, see
         :meth:`guidance_embeddings`). Each UNet call takes ``[x | x]`` for a chunk of latent
         rows, at most ``max_rows`` UNet rows at a time (default: all rows in one call).
+        ``conditioning`` (one row per latent row) is concatenated to the UNet's input channels
+        after the latents, as the SD-inpainting UNet takes its mask and masked-image latents.
         """
         rows = x.shape[0]
         uncond, cond = embeddings[:rows], embeddings[rows:]
@@ -224,9 +232,11 @@ class LatentDiffusion:
         estimates = []
         for start in range(0, rows, chunk):
             part = slice(start, start + chunk)
-            model_input = self.scheduler.scale_model_input(torch.cat([x[part], x[part]]), t)
+            model_input = torch.cat([x[part], x[part]])
+            if conditioning is not None:
+                model_input = torch.cat([model_input, conditioning[part].repeat(2, 1, 1, 1)], dim=1)
             context = torch.cat([uncond[part], cond[part]])
-            eps_uncond, eps_cond = self.unet(model_input, t, encoder_hidden_states=context).sample.chunk(2)
+            eps_uncond, eps_cond = self.runner(model_input, t, context).chunk(2)
             estimates.append(eps_uncond + guidance_scale * (eps_cond - eps_uncond))
         return torch.cat(estimates)
 
@@ -239,12 +249,19 @@ class LatentDiffusion:
         guidance_scale: float,
         after_step: AfterStep | None = None,
         max_rows: int | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
+        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result.
+
+        The UNet takes each timestep as a device tensor; the scheduler takes it as a Python
+        number, read from the device once before the loop: schedulers that index their
+        host-side tables by the timestep (PNDM, DDIM) would otherwise wait for the device at
+        every step.
+        """
         self._begin(timesteps)
-        for i, t in enumerate(timesteps):
-            eps = self.guided_noise(x, t, embeddings, guidance_scale, max_rows)
-            x = self.scheduler.step(eps, t, x).prev_sample
+        for i, (t, t_host) in enumerate(zip(timesteps, timesteps.tolist(), strict=True)):
+            eps = self.guided_noise(self.scheduler.scale_model_input(x, t_host), t, embeddings, guidance_scale, max_rows, conditioning)
+            x = self.scheduler.step(eps, t_host, x).prev_sample
             if after_step is not None:
                 x = after_step(DenoisingStep(i, t, x, eps))
         return x

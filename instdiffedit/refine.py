@@ -56,7 +56,8 @@ def word_maps(
     """
     check_arithmetic(arithmetic)
     columns = [attention[..., 0]]
-    columns += [attention[..., list(span)].mean(dim=-1) for span in layout.spans]
+    # A word's tokens are consecutive: a slice, not a list index (a host-to-device copy on CUDA).
+    columns += [attention[..., span[0] : span[-1] + 1].mean(dim=-1) for span in layout.spans]
     columns.append(attention[..., layout.end])
     maps = torch.stack(columns)
     if arithmetic == "float":
@@ -82,7 +83,7 @@ def word_positions(maps: torch.Tensor, th1: float, th2: float) -> torch.Tensor:
     flat = maps.flatten(1).to(torch.float64)
     words = flat[1:-1]
     key = F.cosine_similarity(words, flat[:1], dim=1).argmax()
-    similarity = F.cosine_similarity(words, words[key][None], dim=1)
+    similarity = F.cosine_similarity(words, words.index_select(0, key[None]), dim=1)  # words[key] would sync
     similarity = torch.where(torch.arange(len(words), device=maps.device) == key, 1.0, similarity)
     signs = (similarity >= th1).long() - (similarity <= th2).long()
     zero = signs.new_zeros(1)

@@ -9,8 +9,8 @@ the resizing back to the input image live here once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import PIL.Image
@@ -20,7 +20,11 @@ from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.arithmetic import Arithmetic, check_arithmetic
 from instdiffedit.diffusion import LatentDiffusion
-from instdiffedit.inpaint import Inpainter, LatentBlendInpainter, PipelineInpainter
+from instdiffedit.inpaint import (
+    Inpainter,
+    InpaintingModelInpainter,
+    LatentBlendInpainter,
+)
 from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
@@ -78,7 +82,7 @@ class StagedEditor(ABC):
         self.inpainter: Inpainter | None = None
         if output == "inpaint":
             self.inpainter = (
-                PipelineInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale)
+                InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.diffusion.resolution)
                 if inpaint_pipe is not None
                 else LatentBlendInpainter(self.diffusion, inpaint_steps, inpaint_guidance_scale)
             )

@@ -133,3 +133,32 @@ class _StubPipeline:
 
     def set_progress_bar_config(self, **kwargs):
         pass
+
+
+class TestSpeedOptions:
+    def test_every_model_config_whose_loader_takes_the_speed_options_sets_the_librarys_defaults(self):
+        import importlib
+        import inspect
+        from pathlib import Path
+
+        from omegaconf import OmegaConf
+
+        from instdiffedit.graphs import DEFAULT_FAST_PATH
+
+        checked = []
+        for config in sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml")):
+            model = OmegaConf.load(config)
+            module, _, name = model._target_.rpartition(".")
+            if "fast_path" not in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
+                continue
+            assert set(models.SPEED_OPTIONS) <= set(model), config.name
+            assert model.fast_path == DEFAULT_FAST_PATH, config.name
+            checked.append(config.stem)
+        assert {"sd14", "tiny", "toy"} <= set(checked)
+
+    def test_an_unknown_fast_path_is_refused_before_any_model_loads(self, monkeypatch):
+        failing = _FailingPipeline(AssertionError("must not load"))
+        monkeypatch.setattr(models, "StableDiffusionPipeline", failing)
+        with pytest.raises(ValueError, match="model.fast_path: Unknown fast path 'turbo'; choose one of auto, graphs, compiled, eager"):
+            load_pretrained("/nowhere", fast_path="turbo")
+        assert failing.calls == []
