@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from benchmarks.models import ModelUnavailableError, Pipelines, load_pretrained
 from benchmarks.toy.folders import sibling
 from benchmarks.toy.nets import ObjectClassifier
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
 
@@ -40,15 +41,16 @@ def toy_pipelines(
     inpaint: bool = True,
     device: str = "auto",
     dtype: str = "auto",
-    compile: bool | str | None = None,
+    inpaint_dtype: str | None = None,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
     """The toy model as the base pipeline and its twin (``<folder>-inpaint``) as the inpainting pipeline,
     as SD 1.4 and SD-inpainting; ``inpaint=False`` leaves the twin out (methods then inpaint by latent blending)."""
     twin = str(toy_folder(folder, "inpaint")) if inpaint else None
     return load_pretrained(
-        str(toy_folder(folder)), twin, device=device, dtype=dtype, base_key="model.folder", inpaint_key="model.folder",
-        compile=compile, channels_last=channels_last,
+        str(toy_folder(folder)), twin, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
+        inpaint_key="model.folder", fast_path=fast_path, channels_last=channels_last,
     )
 
 
