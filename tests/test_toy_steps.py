@@ -2,7 +2,8 @@
 
 A graph captured on the GPU replays the kernels of one call; it cannot hold a host sync (reading
 a tensor's value), a tensor made from host values, or Python-side state that changes between
-steps. These tests run every model's step on the CPU and check those properties of it.
+steps. These tests run every model's step on the CPU and check those properties of it (host
+syncs: tests/fakes.HostSyncs).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel, compute_snr
+from fakes import HostSyncs
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
@@ -32,28 +33,6 @@ from benchmarks.toy.train import (
 TINY = replace(TrainConfig(), batch_size=4, dit_batch_size=2, text_hidden=32, text_layers=2, text_projection=16, vae_channels=(8, 16, 16),
                unet_channels=(8, 16, 32), dit_layers=2, dit_heads=2, dit_head_dim=8)
 CPU = torch.device("cpu")
-NOT_IN_A_GRAPH = {
-    "_local_scalar_dense": "reads a tensor's value on the host (.item(), bool(), int())",
-    "nonzero": "has a data-dependent shape (a host sync)",
-    "masked_select": "has a data-dependent shape (a host sync)",
-    "lift_fresh": "makes a tensor from host values (a host-to-device copy during capture)",
-}
-
-
-class GraphSafety(TorchDispatchMode):
-    """Records the ops of a call that a CUDA graph capture cannot hold."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func._schema.name.split("::")[-1]
-        if name in NOT_IN_A_GRAPH:
-            self.found.add(f"{name}: {NOT_IN_A_GRAPH[name]}")
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.fixture(scope="module")
 def batch() -> dict[str, torch.Tensor]:
     layout = sample_layouts(TINY.batch_size, torch.Generator().manual_seed(0))
@@ -87,19 +66,13 @@ def test_every_model_s_loss_backward_clipping_and_ema_update_are_capturable(trai
     # The optimiser's update is left out: on the CPU AdamW reads its step count on the host; on the
     # GPU the training builds it capturable (fused), which is what that flag is for.
     for trainer, inputs in trainers:
-        with GraphSafety() as safety:
+        with HostSyncs(armed=True) as syncs:
             trainer.optimizer.zero_grad(set_to_none=True)
             trainer.loss_fn(inputs).backward()
             torch.nn.utils.clip_grad_norm_(trainer.params, 1.0, foreach=True)
             if trainer.ema is not None:
                 trainer.ema.update()
-        assert not safety.found, f"{trainer.name}: {sorted(safety.found)}"
-
-
-def test_the_graph_safety_check_catches_a_host_read() -> None:
-    with GraphSafety() as safety:
-        float(torch.ones(2).sum())
-    assert safety.found
+        assert not syncs.calls, f"{trainer.name}: {sorted(set(syncs.calls))}"
 
 
 def test_on_the_cpu_the_step_the_graph_would_capture_runs_as_is() -> None:
