@@ -172,6 +172,7 @@ def run(
     metrics = metrics or {}
     logger = logger or NullLogger()
     done_elsewhere = set(done_elsewhere)
+    table.repair()  # a torn last line (a killed run) goes to <file>.torn; its item is done again
     done = table.completed(method, config_id) | done_elsewhere
     todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))

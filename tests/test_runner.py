@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy
@@ -93,6 +94,32 @@ def test_a_torn_last_line_is_skipped_when_reading(tmp_path) -> None:
     with table.path.open("a") as f:
         f.write('{"item_id": "b", "meth')
     assert [r["item_id"] for r in table.rows()] == ["a"]
+
+
+def test_a_resume_after_a_torn_last_line_redoes_its_item_keeps_the_fragment_and_counts_every_item(dataset, tmp_path, caplog) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    _run(dataset, GroundTruthEditor(dataset), table)
+    whole = table.path.read_bytes()
+    last = whole.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    table.path.write_bytes(whole[: len(whole) - len(last) // 2 - 1])  # the last row cut in half, no newline
+    fragment = table.path.read_bytes().rsplit(b"\n", 1)[1]
+
+    resumed = GroundTruthEditor(dataset)
+    summary = _run(dataset, resumed, ResultsTable(table.path))
+    assert resumed.calls == ["synthetic-00004"]
+    assert [json.loads(line)["item_id"] for line in table.path.read_text().splitlines()] == dataset.item_ids()
+    assert summary.loc[("gt", "cfg"), "items"] == 5
+    torn = tmp_path / "results.jsonl.torn"
+    assert torn.read_bytes() == fragment + b"\n", "the torn line is kept aside, never dropped"
+    assert any(str(torn) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_appends_start_on_a_fresh_line_even_after_a_torn_one(tmp_path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"item_id": "a", "method": "m", "config_id": "c", "status": "ok"}\n{"item_id": "b", "me')
+    ResultsTable(path).append({"item_id": "c", "method": "m", "config_id": "c", "status": "ok"})
+    assert [r["item_id"] for r in ResultsTable(path).rows()] == ["a", "c"]
+    assert (tmp_path / "results.jsonl.torn").read_text() == '{"item_id": "b", "me\n'
 
 
 def test_shards_are_disjoint_and_together_cover_the_split(dataset) -> None:
