@@ -15,6 +15,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.downloads import DownloadError
+from benchmarks.interrupts import Aborted, Interrupted
 from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import SPEED_OPTIONS, ModelUnavailableError
@@ -95,6 +96,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
+    except (Interrupted, Aborted) as stopped:
+        print(f"\n{stopped}", file=sys.stderr)
+        raise SystemExit(stopped.exit_code) from None
     finally:
         logger.close()
     summary.to_csv(out / shard.file_name("summary", "csv"))

@@ -44,7 +44,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     after = _listing(USER_CACHE)
     if after != _USER_CACHE_BEFORE:
         changed = sorted(set(after.items()) ^ set(_USER_CACHE_BEFORE.items()))
-        print(f"\nerror: the tests wrote into {USER_CACHE} (the user's own cache): {[path for path, _ in changed][:5]}")
+        print(
+            f"\nerror: {USER_CACHE} (the user's own cache) changed during the tests: a test, a subprocess it started "
+            f"or another process on this machine wrote {[path for path, _ in changed][:5]}"
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 

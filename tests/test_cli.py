@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,46 @@ def test_the_default_run_edits_the_toy_split_with_the_toy_model_and_shows_refere
     assert "reference: disc" in result.stdout and "reference: full" in result.stdout
     rows = [json.loads(line) for line in (tmp_path / "toy" / "toy_shapes" / "instdiffedit" / "dataset.n=4" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["status"] == "ok" and r["edit_success"] in (0.0, 1.0) for r in rows)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _start_then_signal(tmp_path: Path, *signals: signal.Signals) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """run.py on 9 items in batches of 3; once the first batch is written and the second is in flight, ``signals``
+    (0.2 s apart). Returns the finished process and its rows."""
+    args = ["model=tiny", "dataset=synthetic", "dataset.n=9", "dataset.size=64", "batch_size=3", "logger=none",
+            "method.num_inference_steps=10", "method.inpaint_steps=4", f"paths.output_root={tmp_path}"]
+    run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=9,dataset.size=64,method.inpaint_steps=4,method.num_inference_steps=10"
+    job = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(_rows(run_dir)) < 3 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for number in signals:
+        time.sleep(0.2)  # the second batch is being edited (it takes seconds)
+        job.send_signal(number)
+    stdout, stderr = job.communicate(timeout=240)
+    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr), _rows(run_dir)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_and_writes_the_batch_in_flight_then_exits_with_a_message(tmp_path: Path) -> None:
+    result, rows = _start_then_signal(tmp_path, signal.SIGTERM)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), "the second batch is finished, the third never starts"
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("Stopped by SIGTERM after the batch in flight: 6 item(s) written by this run, 3 left")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_rows_written_before(tmp_path: Path) -> None:
+    result, rows = _start_then_signal(tmp_path, signal.SIGINT, signal.SIGINT)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr[-3000:]
+    assert [r["item_id"] for r in rows] == [f"synthetic-{i:05d}" for i in range(3)]
+    assert "Stopped at once by a second signal (SIGINT)" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_model_that_cannot_be_downloaded_stops_the_run_with_one_sentence(tmp_path: Path) -> None:
