@@ -21,6 +21,21 @@ log = logging.getLogger(__name__)
 
 KEY = ("item_id", "method", "config_id")
 TORN_SUFFIX = ".torn"
+BOOKKEEPING_COLUMNS = frozenset({"seed", "batch_size", "finished_at"})
+"""Numeric columns that are no result: the item's seed, how many items shared its UNet calls, when it finished."""
+NON_RESULT_PREFIXES = ("param.", "seconds_", "meta.")
+"""Column families that are no per-item result: settings, the phases' seconds, the item's own data."""
+COST_COLUMNS = ("seconds", "unet_evals")
+
+
+def metric_columns(rows: pd.DataFrame) -> list[str]:
+    """The numeric per-item results among ``rows``' columns in display order: metrics, then cost."""
+    metrics = [
+        c for c in rows.columns
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in BOOKKEEPING_COLUMNS and c not in COST_COLUMNS
+        and not c.startswith(NON_RESULT_PREFIXES)
+    ]
+    return metrics + [c for c in COST_COLUMNS if c in rows]
 
 
 class ResultsTable:

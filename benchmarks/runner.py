@@ -23,7 +23,7 @@ from benchmarks.datasets import EditDataset, EditItem
 from benchmarks.interrupts import Interrupted, stop_after_batch
 from benchmarks.loggers import NullLogger, RunLogger
 from benchmarks.metrics import saved_pairs
-from benchmarks.results import ResultsTable
+from benchmarks.results import ResultsTable, metric_columns
 from benchmarks.sharding import RESULTS_STEM, shard_file_name
 from instdiffedit.types import EditResult, Editor
 
@@ -263,6 +263,7 @@ def _finish_row(
     if image_dir is not None:
         _save_outputs(image_dir, item, result)
     row.update({f"meta.{k}": v for k, v in item.meta.items()})
+    row.update(target=item.target, source=item.source)  # the edit, as reports print it
     row.update(status="ok", flags="; ".join(item.flags), **values)
     row["batch_size"] = batch_size  # items edited together: its seconds are a 1/batch_size share
 
@@ -283,17 +284,6 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         }
     )
     ok_groups = ok.groupby(["method", "config_id"], sort=True)
-    for column in _metric_columns(ok):
+    for column in metric_columns(ok):
         summary[column] = ok_groups[column].mean()
     return summary
-
-
-def _metric_columns(rows: pd.DataFrame) -> list[str]:
-    """Numeric per-item results in display order: metrics first, then cost."""
-    cost = [c for c in ("seconds", "unet_evals") if c in rows]
-    metrics = [
-        c
-        for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at", "batch_size") and not c.startswith(("param.", "seconds_", "meta."))
-    ]
-    return metrics + cost
