@@ -10,6 +10,7 @@ loads, and all that are missing are listed in one error.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -186,9 +187,13 @@ class EditingMaskSplit:
         self.entries = {e.id: e for e in entries}
         images: dict[str, Path] = {}
         masks: dict[str, Path] = {}
-        for stem, paths in _index_images(folder).items():
+        index = _index_images(folder)
+        # Folders above every file (an archive's top folder, "Editing-Mask/") say nothing about masks.
+        files = [path for paths in index.values() for path in paths]
+        shared = Path(os.path.commonpath([p.parent for p in files])) if files else folder
+        for stem, paths in index.items():
             for path in paths:
-                if _is_mask(path, folder):
+                if _is_mask(path, shared):
                     masks.setdefault(_mask_key(path), path)
                 else:
                     images.setdefault(stem, path)
@@ -200,6 +205,10 @@ class EditingMaskSplit:
 
     def item_ids(self) -> list[str]:
         return list(self.entries)
+
+    def target_classes(self) -> list[str]:
+        """The target classes of the ImageNet-style items: edit accuracy picks among these (nan for the others)."""
+        return sorted({e.meta["target_class"] for e in self.entries.values() if e.kind == "imagenet"})
 
     def prepare(self, base: StableDiffusionPipeline) -> None:
         pass

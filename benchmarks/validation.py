@@ -32,7 +32,12 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from benchmarks.downloads import DownloadError
-from benchmarks.models import ModelUnavailableError, check_model_source, load_pretrained, resolve_dtype
+from benchmarks.models import (
+    ModelUnavailableError,
+    check_model_source,
+    load_pretrained,
+    resolve_dtype,
+)
 from benchmarks.runner import Shard, check_batch_size
 from benchmarks.splits import MissingFilesError
 

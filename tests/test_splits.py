@@ -217,6 +217,23 @@ def test_the_readme_describes_every_split_folders_layout(split) -> None:
     assert split.layout in readme
 
 
+@pytest.mark.parametrize("layout", ["folders", "flat"])
+def test_an_archive_whose_top_folder_is_named_editing_mask_still_tells_images_from_masks(layout: str, tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    top = root / "Editing-Mask"  # the word "mask" in a folder above every file
+    (top).mkdir(parents=True)
+    (top / "Editing-Mask_list.txt").write_bytes(LIST_LINES.encode())
+    for item in ("1", "7", "ILSVRC2012_val_00028602"):
+        _image(top / ("images" if layout == "folders" else "") / f"{item}.jpg")
+        _mask(top / ("masks" / Path(f"{item}.png") if layout == "folders" else Path(f"{item}_mask.png")))
+    split = EditingMaskSplit(root=str(root), list_path=str(top / "Editing-Mask_list.txt"))
+    assert split.images["1"].suffix == ".jpg" and split.masks["1"].suffix == ".png"
+
+
+def test_editing_mask_lists_the_target_classes_of_its_imagenet_style_items(editing_mask_folder) -> None:
+    assert EditingMaskSplit(root=str(editing_mask_folder)).target_classes() == ["Afghan hound"]
+
+
 def test_an_extracted_editing_mask_archive_in_the_cache_is_used_without_the_archive(editing_mask_folder, tmp_path) -> None:
     cache = tmp_path / "cache"
     (cache / "editing_mask").mkdir(parents=True)
