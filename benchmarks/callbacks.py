@@ -69,7 +69,7 @@ class SweepSummary(Callback):
 
 
 class ValidateConfig(Callback):
-    """Checks the composed config before a run starts (:mod:`benchmarks.validation`).
+    """Checks the composed config before a run starts (:mod:`benchmarks.config_check`).
 
     Every problem is one ``error:`` line on stderr and the run exits with 2, before any model
     loads; warnings are printed and the run goes on. A single run is checked in
@@ -87,7 +87,7 @@ class ValidateConfig(Callback):
 
     @staticmethod
     def _check(config: DictConfig, job_started: bool = False) -> None:
-        from benchmarks.validation import check_run_config
+        from benchmarks.config_check import check_run_config
 
         check = check_run_config(config)
         for warning in check.warnings:
