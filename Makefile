@@ -1,7 +1,7 @@
 # The same commands a fresh machine, CI (.ci/run) and the README use.
 PYTHON ?= python
 
-.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-tiny clean
+.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-check bench-tiny clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -53,6 +53,9 @@ scaling:  ## items/s on 1 vs 2 GPUs (one shard each, hydra/launcher=local_gpus);
 
 bench:  ## speed of every method at paper settings on this GPU (SD 1.4 architecture); writes docs/speed/ and README's table
 	$(PYTHON) -m benchmarks.speed --out docs/speed --readme README.md
+
+bench-check:  ## on a GPU, in about a minute: CUDA graphs give eager's masks and images (exit 1 if not)
+	$(PYTHON) -m benchmarks.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check
 
 bench-tiny:  ## the same benchmark's plumbing on the tiny model, on the CPU, in a minute
 	$(PYTHON) -m benchmarks.speed --arch tiny --quick --device cpu --modes eager,eager+cl --repeats 1 --out outputs/speed-tiny

@@ -3,7 +3,8 @@
 Couairon et al., "DiffEdit: Diffusion-based semantic image editing with mask guidance"
 (arXiv 2210.11427); the protocol is the InstDiffEdit authors' baseline: for each of n noises,
 the strength-0.5 denoising is run to the end twice, conditioned on the source and on the target
-text; the mask is where the last noise predictions differ. The original paper's variant
+text; the mask is where the last noise estimates differ: mean over the noises, min-max, blur,
+threshold. The original paper's variant
 (DDIM encoding, a single noise estimate per noise) is :mod:`baselines.diffedit_ddim`.
 """
 
@@ -13,6 +14,7 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
+from instdiffedit.arithmetic import Arithmetic, uint8_cast
 from instdiffedit.diffusion import DenoisingStep
 from instdiffedit.refine import blur, minmax
 from instdiffedit.staged import FirstStage, Output, StagedEditor
@@ -24,7 +26,11 @@ class DiffEdit(StagedEditor):
     Args (defaults are the InstDiffEdit authors'):
         num_noises: n noises whose difference maps are averaged.
         num_inference_steps, strength, guidance_scale: each of the 2n runs (LMS, last 25 of 50, CFG 7.5).
-        threshold, blur_kernel, blur_sigma: min-max, one 5x5 blur with sigma 1, > 0.3.
+        threshold, blur_kernel, blur_sigma: min-max, one ``cv2.GaussianBlur(m, (5, 5), 1)``, > 0.3
+            (no second min-max after the blur, as the authors' code).
+        arithmetic: "authors" casts the min-max map to uint8 levels before the blur and resizes
+            the mask for the inpainting as the authors' code (see :class:`StagedEditor`); "float"
+            keeps the float map and resizes with nearest.
         unet_batch_size: UNet rows per call; the n noises x 2 texts x CFG = 40 rows are split
             into calls of at most this many (results do not depend on it).
         output, inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
@@ -48,6 +54,7 @@ class DiffEdit(StagedEditor):
         inpaint_guidance_scale: float = 7.5,
         scheduler: str = "LMSDiscreteScheduler",
         resolution: int | None = None,
+        arithmetic: Arithmetic = "authors",
     ) -> None:
         if num_noises < 1 or unet_batch_size < 2:
             raise ValueError(f"Need num_noises >= 1 and unet_batch_size >= 2, got {num_noises} and {unet_batch_size}.")
@@ -59,6 +66,7 @@ class DiffEdit(StagedEditor):
             inpaint_guidance_scale=inpaint_guidance_scale,
             scheduler=scheduler,
             resolution=resolution,
+            arithmetic=arithmetic,
         )
         self.num_noises = num_noises
         self.num_inference_steps = num_inference_steps
@@ -73,30 +81,36 @@ class DiffEdit(StagedEditor):
     def difference_map(self, image: PIL.Image.Image, source: str, target: str, generator: torch.Generator | None) -> torch.Tensor:
         """Mean over the noises of ||e_source - e_target||_2 over latent channels (h x w).
 
-        All 2n runs share one batch ``[source x n | target x n]`` (noise i in rows i and n + i)
-        and one scheduler, so the n noises x 2 texts x CFG go through the UNet together.
+        e are the guided noise estimates of the last step (a v-prediction model's outputs are
+        converted to noise estimates first). All 2n runs share one batch ``[source x n | target
+        x n]`` (noise i in rows i and n + i) and one scheduler, so the n noises x 2 texts x CFG
+        go through the UNet together.
         """
         d = self.diffusion
         n = self.num_noises
         z0 = d.encode(image)
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
         noise = d.noise((n, *z0.shape[1:]), generator).repeat(2, 1, 1, 1)
-        last: list[torch.Tensor] = []
+        x = d.add_noise(z0, noise, timesteps[0])
+        last = {"sample": x}  # the last step's input latents and guided model output
 
-        def keep_last_prediction(step: DenoisingStep) -> torch.Tensor:
+        def keep_last_step(step: DenoisingStep) -> torch.Tensor:
+            if step.index == len(timesteps) - 2:
+                last["sample"] = step.latents
             if step.index == len(timesteps) - 1:
-                last.append(step.noise_pred)
+                last["output"] = step.noise_pred
             return step.latents
 
         d.denoise(
-            d.add_noise(z0, noise, timesteps[0]),
+            x,
             timesteps,
             d.guidance_embeddings([source] * n + [target] * n),
             self.guidance_scale,
-            after_step=keep_last_prediction,
+            after_step=keep_last_step,
             max_rows=self.unet_batch_size,
         )
-        eps_source, eps_target = last[0].float().chunk(2)
+        eps = d.noise_estimate(last["output"].float(), last["sample"].float(), timesteps[-1])
+        eps_source, eps_target = eps.chunk(2)
         return (eps_source - eps_target).norm(dim=1).mean(dim=0)
 
     def first_stage(
@@ -109,6 +123,8 @@ class DiffEdit(StagedEditor):
         generator: torch.Generator | None,
     ) -> FirstStage:
         """Without a source text the reference is the unconditional text "" (as DiffEdit allows)."""
-        difference = self.difference_map(image, source or "", target, generator)
-        soft = minmax(blur(minmax(difference)[None], self.blur_kernel, self.blur_sigma))[0]
-        return FirstStage(mask=(soft > self.threshold).float(), soft_mask=soft)
+        levels = minmax(self.difference_map(image, source or "", target, generator)) * 255
+        if self.arithmetic == "authors":
+            levels = uint8_cast(levels)
+        blurred = blur(levels[None], self.blur_kernel, self.blur_sigma)[0]
+        return FirstStage(mask=(blurred > 255 * self.threshold).float(), soft_mask=blurred / 255)

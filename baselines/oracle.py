@@ -10,11 +10,12 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
+from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.staged import FirstStage, StagedEditor
 
 
 class OracleInpaint(StagedEditor):
-    """Inpaint the ground-truth mask with the target text."""
+    """Inpaint the ground-truth mask with the target text (``arithmetic``: how it is resized, see :class:`StagedEditor`)."""
 
     requires_ground_truth_mask = True
 
@@ -27,6 +28,7 @@ class OracleInpaint(StagedEditor):
         inpaint_guidance_scale: float = 7.5,
         scheduler: str = "LMSDiscreteScheduler",
         resolution: int | None = None,
+        arithmetic: Arithmetic = "authors",
     ) -> None:
         super().__init__(
             pipe,
@@ -36,6 +38,7 @@ class OracleInpaint(StagedEditor):
             inpaint_guidance_scale=inpaint_guidance_scale,
             scheduler=scheduler,
             resolution=resolution,
+            arithmetic=arithmetic,
         )
 
     def first_stage(

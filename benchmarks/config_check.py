@@ -238,11 +238,10 @@ def _toy_model_warning(cfg: DictConfig) -> str | None:
     from benchmarks.toy.model import toy_pipelines
     from benchmarks.toy.split import ToyShapesSplit
 
-    split = _target(cfg.dataset).name
-    if _target(cfg.model) is toy_pipelines and split != ToyShapesSplit.name:
+    if _target(cfg.model) is toy_pipelines and _target(cfg.dataset) is not ToyShapesSplit:
         return (
             f"model=toy is the toy world's model, made for dataset={ToyShapesSplit.name} (64 px scenes of coloured "
-            f"shapes): its edits of {split} items mean little (the paper's models: model=sd14)."
+            f"shapes): its edits of {cfg.hydra.runtime.choices.dataset} items mean little (the paper's models: model=sd14)."
         )
     return None
 

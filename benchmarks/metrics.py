@@ -245,45 +245,49 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
 
 
-_ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+_LPIPS_TRUNKS = {"alex": ("AlexNet", "alexnet-owt-7be5be79.pth"), "squeeze": ("SqueezeNet 1.1", "squeezenet1_1-b8a52dc0.pth")}
+"""LPIPS trunks: torchvision's ImageNet network and its weight file name in the torch hub cache."""
 
 
-def load_lpips(weights: str | None = None, *, key: str = "metrics.lpips.weights", off: str = "~metrics.lpips") -> nn.Module:
-    """LPIPS v0.1 with the AlexNet trunk (the ``lpips`` package; its linear layers ship with it).
+def load_lpips(
+    weights: str | None = None, *, net: str = "alex", key: str = "metrics.lpips.weights", off: str = "~metrics.lpips"
+) -> nn.Module:
+    """LPIPS v0.1 with the AlexNet (``net="alex"``) or SqueezeNet 1.1 (``"squeeze"``) trunk (the ``lpips``
+    package; its linear layers ship with it, the same as torchmetrics' copies).
 
-    The trunk is torchvision's ImageNet AlexNet: from ``weights`` (a torchvision AlexNet state
-    dict, e.g. ``alexnet-owt-7be5be79.pth``) when given, else from the torch hub cache or
+    The trunk is torchvision's ImageNet network: from ``weights`` (a torchvision state dict,
+    e.g. ``alexnet-owt-7be5be79.pth``) when given, else from the torch hub cache or
     torchvision's download.
     """
     import lpips
 
+    if net not in _LPIPS_TRUNKS:
+        raise ValueError(f"LPIPS trunk must be one of {sorted(_LPIPS_TRUNKS)}, got {net!r}.")
+    trunk, file = _LPIPS_TRUNKS[net]
+    what = f"LPIPS needs torchvision's ImageNet {trunk} weights ({file}), "
     with warnings.catch_warnings():  # torchvision's deprecation of `pretrained=`, used by lpips
         warnings.simplefilter("ignore", UserWarning)
         if weights is None:
             try:
-                return lpips.LPIPS(net="alex", verbose=False).eval()
+                return lpips.LPIPS(net=net, verbose=False).eval()
             except (OSError, RuntimeError) as error:
                 raise _unavailable(
-                    f"LPIPS needs torchvision's ImageNet AlexNet weights ({_ALEXNET_FILE}), which",
+                    what + "which",
                     f"are not in the torch hub cache ({torch.hub.get_dir()}) and could not be downloaded ({_short(error)})",
-                    key, off, f"/path/to/{_ALEXNET_FILE}",
+                    key, off, f"/path/to/{file}",
                 ) from None
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise _unavailable(
-                f"LPIPS needs torchvision's ImageNet AlexNet weights ({_ALEXNET_FILE}), and", f"{path} is not a file",
-                key, off, f"/path/to/{_ALEXNET_FILE}",
-            )
-        model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+            raise _unavailable(what + "and", f"{path} is not a file", key, off, f"/path/to/{file}")
+        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
-    # lpips splits AlexNet's `features` into slices that keep the torchvision child names.
+    # lpips splits the trunk's `features` into slices that keep the torchvision child names.
     for name, parameter in model.net.named_parameters():
         source = "features." + name.split(".", 1)[1]
         if source not in state:
             raise _unavailable(
-                "LPIPS needs torchvision's ImageNet AlexNet weights, and",
-                f"{path} is not a torchvision AlexNet state dict (no {source})", key, off, f"/path/to/{_ALEXNET_FILE}",
+                what + "and", f"{path} is not a torchvision {trunk} state dict (no {source})", key, off, f"/path/to/{file}"
             )
         parameter.data.copy_(state[source])
     return model.eval()
@@ -377,17 +381,23 @@ def load_timm_classifier(
     *,
     key: str = "metrics.accuracy.weights",
     off: str = "~metrics.accuracy",
+    what: str | None = None,
+    **create_kwargs: Any,
 ) -> nn.Module:
-    """A pretrained timm classifier, from a local weight file, the HF cache, or the hub."""
+    """A pretrained timm model, from a local weight file, the HF cache, or the hub.
+
+    ``what`` begins the error sentence (default: EditAccuracy's); ``create_kwargs`` go to
+    ``timm.create_model`` (e.g. ``dynamic_img_size=True``).
+    """
     import timm
     from huggingface_hub import try_to_load_from_cache
 
-    what = f"EditAccuracy needs the ImageNet weights of timm's {model_name!r}"
+    what = what or f"EditAccuracy needs the ImageNet weights of timm's {model_name!r}"
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise _unavailable(what + ", and", f"{path} is not a file", key, off, "/path/to/weights.safetensors")
-        return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}).eval()
+        return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **create_kwargs).eval()
     pretrained_cfg = timm.models.get_pretrained_cfg(model_name)
     if pretrained_cfg is None:
         raise ValueError(f"timm has no pretrained model named {model_name!r}.")
@@ -396,12 +406,12 @@ def load_timm_classifier(
         for filename in ("model.safetensors", "pytorch_model.bin"):
             cached = try_to_load_from_cache(hub_id, filename)
             if isinstance(cached, str):
-                return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": cached}).eval()
+                return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **create_kwargs).eval()
     if _hub_offline():
         reason = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
     else:
         try:
-            return timm.create_model(model_name, pretrained=True).eval()
+            return timm.create_model(model_name, pretrained=True, **create_kwargs).eval()
         except (OSError, RuntimeError) as error:
             reason = f"not in the local Hugging Face cache and could not be downloaded ({type(error).__name__})"
     raise _unavailable(what + ", which are", reason, key, off, "/path/to/weights.safetensors")

@@ -18,6 +18,7 @@ from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
 from instdiffedit.acceleration import accelerate
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath, check_fast_path
 
 SD14_BASE = "CompVis/stable-diffusion-v1-4"
 SD_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
@@ -25,7 +26,7 @@ SD_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 _TRUTHY = {"1", "on", "yes", "true"}
 
-SPEED_OPTIONS = ("compile", "channels_last")
+SPEED_OPTIONS = ("fast_path", "channels_last")
 """Model config keys that change speed, never results: left out of a run's identity (its config hash)."""
 
 
@@ -64,56 +65,70 @@ def load_pretrained(
     *,
     device: str = "auto",
     dtype: str = "auto",
+    inpaint_dtype: str | None = None,
     variant: str | None = None,
     base_key: str = "model.base",
     inpaint_key: str = "model.inpaint",
-    compile: bool | str | None = None,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
     """Load the base (and optionally the inpainting) pipeline from hub ids or local folders.
 
+    ``dtype`` is the base model's precision (see :func:`resolve_dtype`), ``inpaint_dtype`` the
+    inpainting model's (default: the same). The authors ran the base model in float32 and the
+    inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
-    messages so the user knows which setting to change. ``compile`` and ``channels_last`` are
+    messages so the user knows which setting to change. ``fast_path`` and ``channels_last`` are
     applied by :func:`optimize`.
     """
+    try:
+        check_fast_path(fast_path)
+    except ValueError as error:
+        raise ValueError(f"model.fast_path: {error}") from None
     torch_device = resolve_device(device)
+    base_dtype = resolve_dtype(dtype, torch_device)
     options = {
-        "torch_dtype": resolve_dtype(dtype, torch_device),
+        "torch_dtype": base_dtype,
         "variant": variant,
         "use_safetensors": True,
         "safety_checker": None,
         "requires_safety_checker": False,
     }
-    base_pipe = _load(StableDiffusionPipeline, base, base_key, options)
+    base_pipe = load_pipeline(StableDiffusionPipeline, base, base_key, options)
     inpaint_pipe = None
     if inpaint is not None:
-        inpaint_pipe = _load(StableDiffusionInpaintPipeline, inpaint, inpaint_key, options)
+        inpaint_options = {**options, "torch_dtype": base_dtype if inpaint_dtype is None else resolve_dtype(inpaint_dtype, torch_device)}
+        inpaint_pipe = load_pipeline(StableDiffusionInpaintPipeline, inpaint, inpaint_key, inpaint_options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
             pipe.set_progress_bar_config(disable=True)
-    return optimize(Pipelines(base=base_pipe, inpaint=inpaint_pipe), compile=compile, channels_last=channels_last)
+    return optimize(Pipelines(base=base_pipe, inpaint=inpaint_pipe), fast_path=fast_path, channels_last=channels_last)
 
 
-def optimize(pipes: Pipelines, *, compile: bool | str | None = None, channels_last: bool = False) -> Pipelines:
+def optimize(pipes: Pipelines, *, fast_path: FastPath = DEFAULT_FAST_PATH, channels_last: bool = False) -> Pipelines:
     """Speed-ups that keep results (see :func:`instdiffedit.acceleration.accelerate`), in place.
 
-    ``compile`` applies to the UNets (the denoising loops' cost); ``channels_last`` to the
-    UNets and the VAEs (all convolutional). Without either, the pipelines are left untouched.
+    ``fast_path`` applies to the UNets (the denoising loops' cost); ``channels_last`` to the
+    UNets and the VAEs (all convolutional). With the defaults, the pipelines are left untouched.
     """
-    if compile in (None, False) and not channels_last:
+    if fast_path == DEFAULT_FAST_PATH and not channels_last:
         return pipes
     for pipe in (pipes.base, pipes.inpaint):
         if pipe is None:
             continue
-        accelerate(pipe.unet, compile=compile, channels_last=channels_last)
+        accelerate(pipe.unet, fast_path=fast_path, channels_last=channels_last)
         if channels_last:
             accelerate(pipe.vae, channels_last=True)
     return pipes
 
 
-def _load(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
-    """Load from a local folder, else from the hub cache, else (when online) from the hub."""
+def load_pipeline(pipeline_cls: type, name: str, key: str, options: dict) -> StableDiffusionPipeline:
+    """Load from a local folder, else from the hub cache, else (when online) from the hub.
+
+    ``pipeline_cls`` is any diffusers pipeline class; ``options`` go to its ``from_pretrained``.
+    ``key`` is the config key ``name`` came from, for the one-sentence error when it cannot be had.
+    """
     if _is_local_path(name):
         return _from_pretrained(pipeline_cls, str(_checked_folder(name, key)), **options)
     # A hit in the hub cache needs no network, so try it first even when online.

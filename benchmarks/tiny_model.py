@@ -15,11 +15,13 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from diffusers import (
     AutoencoderKL,
+    DiffusionPipeline,
     PNDMScheduler,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
@@ -28,6 +30,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from benchmarks.models import Pipelines, load_pretrained
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 # Bump the version whenever the architecture or the weight initialisation changes, so stale
 # caches are not reused.
@@ -130,10 +133,10 @@ def build_tiny_pipelines(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        vae = _vae()
-        text_encoder = _text_encoder()
-        unet = _unet(in_channels=4)
-        inpaint_unet = _unet(in_channels=9)
+        vae = tiny_vae()
+        text_encoder = CLIPTextModel(tiny_clip_config())
+        unet = tiny_unet(in_channels=4)
+        inpaint_unet = tiny_unet(in_channels=9)
     for model in (vae, text_encoder, unet, inpaint_unet):
         model.eval()
     shared = {
@@ -151,8 +154,11 @@ def build_tiny_pipelines(
     return base, inpaint
 
 
-def _vae() -> AutoencoderKL:
-    # Two levels: one downsampling, so latents are IMAGE_SIZE / 2.
+def tiny_vae(latent_channels: int = 4, scaling_factor: float = 0.18215, **config: object) -> AutoencoderKL:
+    """The tiny models' VAE: two levels, one downsampling, so latents are IMAGE_SIZE / 2.
+
+    ``config`` adds other AutoencoderKL settings (e.g. SD3's shift factor); the defaults are SD 1.x's.
+    """
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -160,46 +166,50 @@ def _vae() -> AutoencoderKL:
         up_block_types=("UpDecoderBlock2D",) * 2,
         block_out_channels=(32, 64),
         layers_per_block=1,
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=32,
         sample_size=IMAGE_SIZE,
-        scaling_factor=0.18215,
+        scaling_factor=scaling_factor,
+        **config,
     )
 
 
-def _text_encoder() -> CLIPTextModel:
-    config = CLIPTextConfig(
+def tiny_clip_config(**widths: int) -> CLIPTextConfig:
+    """The tiny CLIP text encoder's config, on CLIP's real vocabulary and 77 positions.
+
+    ``widths`` overrides sizes (``hidden_size``, ``projection_dim``) for the text encoders of
+    other families; the defaults are the tiny SD 1.x model's.
+    """
+    defaults = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    return CLIPTextConfig(
         vocab_size=49408,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         max_position_embeddings=_CONTEXT_LENGTH,
         bos_token_id=49406,
         eos_token_id=49407,
         pad_token_id=49407,
+        **{**defaults, **widths},
     )
-    return CLIPTextModel(config)
 
 
-def _unet(in_channels: int) -> UNet2DConditionModel:
+def tiny_unet(in_channels: int, **config: object) -> UNet2DConditionModel:
+    """The tiny UNet; ``config`` overrides settings (SDXL's text-time conditioning, wider text)."""
     # SD leaves its lowest resolution without attention; the tiny UNet leaves out the highest
     # (a 1024-token self-attention would dominate its cost on a CPU). Cross-attention exists
     # at latent/2 and /4 in both directions: InstDiffEdit reads latent/4, LEDITS++ needs both.
-    return UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 2,
-        in_channels=in_channels,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(16, 32, 64),
-        layers_per_block=1,
-        cross_attention_dim=32,
+    defaults = {
+        "sample_size": IMAGE_SIZE // 2,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "block_out_channels": (16, 32, 64),
+        "layers_per_block": 1,
+        "cross_attention_dim": 32,
         # diffusers' legacy name: SD UNets read it as the number of heads, so every head is
         # 16 wide; 2 and 4 heads at latent/2 and /4 (and 4 in the mid block).
-        attention_head_dim=(1, 2, 4),
-        norm_num_groups=8,
-    )
+        "attention_head_dim": (1, 2, 4),
+        "norm_num_groups": 8,
+    }
+    return UNet2DConditionModel(in_channels=in_channels, **{**defaults, **config})
 
 
 def _scheduler() -> PNDMScheduler:
@@ -211,17 +221,17 @@ def tiny_pipelines(
     *,
     device: str = "auto",
     inpaint: bool = True,
-    compile: bool | str | None = None,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
     """The tiny model, built once into ``<cache_dir>/tiny-v1`` and then loaded from disk.
 
     Loading goes through :func:`benchmarks.models.load_pretrained`, like a real model. The
     default ``cache_dir`` is ``$INSTDIFFEDIT_CACHE`` or ``~/.cache/instdiffedit``. Weights are
-    float32 on every device, so results do not depend on where the tests run. ``compile`` and
+    float32 on every device, so results do not depend on where the tests run. ``fast_path`` and
     ``channels_last``: see :func:`benchmarks.models.optimize`.
     """
-    root = _cache_root(cache_dir) / TINY_MODEL_NAME
+    root = cache_root(cache_dir) / TINY_MODEL_NAME
     if not root.is_dir():
         _build_into(root)
     return load_pretrained(
@@ -229,29 +239,34 @@ def tiny_pipelines(
         str(root / "inpaint") if inpaint else None,
         device=device,
         dtype="float32",
-        compile=compile,
+        fast_path=fast_path,
         channels_last=channels_last,
     )
 
 
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+def cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    """``cache_dir``, else ``$INSTDIFFEDIT_CACHE``, else ``~/.cache/instdiffedit``."""
     if cache_dir is None:
         cache_dir = os.environ.get("INSTDIFFEDIT_CACHE") or "~/.cache/instdiffedit"
     return Path(cache_dir).expanduser()
 
 
 def _build_into(root: Path) -> None:
-    """Save the tiny pipelines to ``root`` atomically: staged in a sibling temp dir, then renamed.
+    base, inpaint = build_tiny_pipelines()
+    save_pipelines(root, {"base": base, "inpaint": inpaint})
+
+
+def save_pipelines(root: Path, pipelines: Mapping[str, DiffusionPipeline]) -> None:
+    """Save each pipeline to ``root/<name>`` atomically: staged in a sibling temp dir, then renamed.
 
     A crash leaves at most a hidden temp dir, never a partial ``root``; when a concurrent
     process wins the rename, its copy is kept.
     """
     root.parent.mkdir(parents=True, exist_ok=True)
-    base, inpaint = build_tiny_pipelines()
     with tempfile.TemporaryDirectory(prefix=f".{root.name}-", dir=root.parent) as tmp:
         staging = Path(tmp, root.name)
-        base.save_pretrained(staging / "base", safe_serialization=True)
-        inpaint.save_pretrained(staging / "inpaint", safe_serialization=True)
+        for name, pipe in pipelines.items():
+            pipe.save_pretrained(staging / name, safe_serialization=True)
         try:
             staging.rename(root)
         except OSError:

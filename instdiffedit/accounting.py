@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import torch
 
+from instdiffedit.graphs import unet_runner
+
 PHASES = ("mask", "edit", "inpaint")
 
 
@@ -43,23 +45,26 @@ class UNetEvalCounter:
     def __init__(self) -> None:
         self.count = 0
 
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        sample = args[0] if args else kwargs["sample"]
+    def add(self, sample: torch.Tensor, *_: object) -> None:
         self.count += int(sample.shape[0])
+
+    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        self.add(args[0] if args else kwargs["sample"])
 
 
 @contextmanager
 def count_unet_evals(*unets: torch.nn.Module | None) -> Iterator[UNetEvalCounter]:
     """Count the image-evaluations of every given UNet (``None`` entries are skipped).
 
-    A forward pre-hook sees every call, including those made inside diffusers pipelines
-    (inpainting, LEDITS++) that the methods do not drive step by step.
+    The shared diffusion steps call a UNet through its runner (eager or replayed from a CUDA
+    graph, never through the module's hooks), which reports every call; a forward pre-hook
+    sees the calls made inside diffusers pipelines (LEDITS++, DiffEdit-DDIM).
     """
     counter = UNetEvalCounter()
-    handles = [
-        unet.register_forward_pre_hook(counter._hook, with_kwargs=True)
-        for unet in dict.fromkeys(u for u in unets if u is not None)
-    ]
+    handles = []
+    for unet in dict.fromkeys(u for u in unets if u is not None):
+        handles.append(unet_runner(unet).listen(counter.add))
+        handles.append(unet.register_forward_pre_hook(counter._hook, with_kwargs=True))
     try:
         yield counter
     finally:

@@ -2,13 +2,19 @@
 
 A capturing processor wraps the layer's own processor: the layer's output is computed exactly
 as before (SDPA stays in charge), and the attention probabilities of the conditional rows are
-recomputed from the same query and key projections and accumulated on the device. Only the
+recomputed from the same query and key projections and written on the device. Only the
 cross-attention layers of the down and up blocks at the requested resolution are wrapped; the
 original processors come back when the context exits.
 
+The capture works inside CUDA graphs (:mod:`instdiffedit.graphs`): before each UNet call the
+store picks a preallocated buffer for the call's shapes, each layer writes its maps into its
+own slot of it in place, and :meth:`CrossAttentionStore.take` averages the slots outside the
+graph. Writes rather than sums: running a call again (a warm-up, then the replay) leaves the
+same values, so nothing has to be reset between calls.
+
 The capturing processors (and their store) are made once per UNet and layer set and reused by
-every later capture: a ``torch.compile``d UNet guards on its processors, so new objects at
-every edit would recompile it at every edit.
+every later capture: graphs are keyed by the processors' identity and a compiled UNet guards on
+it, so new objects at every edit would capture (or compile) again at every edit.
 """
 
 from __future__ import annotations
@@ -23,24 +29,40 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
+from instdiffedit.graphs import is_graph_safe, unet_runner
+
 _CROSS_ATTENTION = re.compile(r"^(down|up)_blocks\.(\d+)\.attentions\.\d+\.transformer_blocks\.\d+\.attn2\.processor$")
 
 
 class CrossAttentionStore:
-    """Accumulates one UNet call's cross-attention maps, averaged over heads and layers.
+    """The cross-attention maps of the latest UNet call, averaged over heads and layers.
 
-    ``take()`` returns ``R x h x w x L`` (R conditional rows, L text tokens) in float32 and
-    starts the next call afresh. Float32 keeps the step-by-step averages exact in fp16 models.
+    ``take()`` returns ``R x h x w x L`` (R conditional rows, L text tokens) in float32, once
+    per call. Float32 keeps the averages exact in fp16 models.
     """
 
-    def __init__(self, spatial: tuple[int, int], conditional_only: bool = True) -> None:
+    def __init__(self, spatial: tuple[int, int], layers: int, conditional_only: bool = True) -> None:
         self.spatial = spatial
+        self.layers = layers
         self.conditional_only = conditional_only
-        self._sum: torch.Tensor | None = None
-        self._layers = 0
+        self._buffers: dict[tuple, torch.Tensor] = {}
+        self.slots: torch.Tensor | None = None  # layers x R x (h w) x L: the current call's buffer
+        self._unread = False
+
+    def prepare(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
+        """Before a UNet call: select (allocating once) the slots for its rows and text length."""
+        rows = sample.shape[0] // 2 if self.conditional_only else sample.shape[0]
+        key = (rows, encoder_hidden_states.shape[1], sample.device)
+        slots = self._buffers.get(key)
+        if slots is None:
+            height, width = self.spatial
+            slots = torch.zeros(self.layers, rows, height * width, key[1], dtype=torch.float32, device=sample.device)
+            self._buffers[key] = slots
+        self.slots = slots
+        self._unread = True
 
     @torch.no_grad()
-    def record(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
+    def record(self, layer: int, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
         if self.conditional_only:
             half = hidden_states.shape[0] // 2
             hidden_states, encoder_hidden_states = hidden_states[half:], encoder_hidden_states[half:]
@@ -50,28 +72,28 @@ class CrossAttentionStore:
         key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
         probs = attn.get_attention_scores(query, key)  # (rows * heads) x HW x L
         rows = hidden_states.shape[0]
-        per_row = probs.float().view(rows, attn.heads, *probs.shape[1:]).mean(dim=1)
-        self._sum = per_row if self._sum is None else self._sum + per_row
-        self._layers += 1
-
-    def reset(self) -> None:
-        """Forget a partial call (e.g. one interrupted by an error)."""
-        self._sum, self._layers = None, 0
+        self.slots[layer].copy_(probs.float().view(rows, attn.heads, *probs.shape[1:]).mean(dim=1))
 
     def take(self) -> torch.Tensor:
-        if self._sum is None:
-            raise RuntimeError("No cross-attention was recorded: was the UNet called inside the capture context?")
-        maps = (self._sum / self._layers).unflatten(1, self.spatial)
-        self._sum, self._layers = None, 0
-        return maps
+        """The latest call's maps; an error if no UNet call came since the last ``take()``."""
+        if not self._unread:
+            raise RuntimeError("No cross-attention was recorded since the last take(): was the UNet called inside the capture context?")
+        self._unread = False
+        return self.slots.mean(dim=0).unflatten(1, self.spatial)
 
 
 class CapturingProcessor:
-    """Runs the wrapped processor unchanged and hands the layer's inputs to a store."""
+    """Runs the wrapped processor unchanged and hands the layer's inputs to a store, as slot ``layer``."""
 
-    def __init__(self, inner: object, store: CrossAttentionStore) -> None:
+    def __init__(self, inner: object, store: CrossAttentionStore, layer: int) -> None:
         self.inner = inner
         self.store = store
+        self.layer = layer
+
+    @property
+    def graph_safe(self) -> bool:
+        """The store writes on the device only; graph-safe whenever the wrapped processor is."""
+        return is_graph_safe(self.inner)
 
     def __call__(
         self,
@@ -85,7 +107,7 @@ class CapturingProcessor:
         if encoder_hidden_states is None or attention_mask is not None or hidden_states.ndim != 3:
             raise ValueError("CapturingProcessor supports unmasked cross-attention on token sequences only.")
         output = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
-        self.store.record(attn, hidden_states, encoder_hidden_states)
+        self.store.record(self.layer, attn, hidden_states, encoder_hidden_states)
         return output
 
 
@@ -165,12 +187,24 @@ def capture_cross_attention(
         raise ValueError(f"Latent size {latent_size} is not divisible by the attention downsample {downsample}.")
     original = unet.attn_processors
     store, wrapped = _capturing_processors(unet, original, (height // downsample, width // downsample), downsample, conditional_only)
-    store.reset()
+    # Calls through the UNet's runner (the diffusion steps') and direct calls both prepare the store.
+    handles = [
+        unet_runner(unet).listen(store.prepare),
+        unet.register_forward_pre_hook(lambda _, args, kwargs: store.prepare(*_unet_inputs(args, kwargs)), with_kwargs=True),
+    ]
     unet.set_attn_processor({**original, **wrapped})
     try:
         yield store
     finally:
         unet.set_attn_processor(dict(original))
+        for handle in handles:
+            handle.remove()
+
+
+def _unet_inputs(args: tuple, kwargs: dict) -> tuple:
+    """``(sample, timestep, encoder_hidden_states)`` of a ``UNet2DConditionModel`` call."""
+    named = dict(zip(("sample", "timestep", "encoder_hidden_states"), args)) | kwargs
+    return named["sample"], named["timestep"], named["encoder_hidden_states"]
 
 
 _Capture = tuple[CrossAttentionStore, dict[str, CapturingProcessor]]
@@ -194,7 +228,7 @@ def _capturing_processors(
     per_unet = _CAPTURES.setdefault(unet, {})
     cached = per_unet.get(key)
     if cached is None or any(cached[1][name].inner is not original[name] for name in names):
-        store = CrossAttentionStore(spatial, conditional_only)
-        cached = store, {name: CapturingProcessor(original[name], store) for name in names}
+        store = CrossAttentionStore(spatial, len(names), conditional_only)
+        cached = store, {name: CapturingProcessor(original[name], store, layer) for layer, name in enumerate(names)}
         per_unet[key] = cached
     return cached

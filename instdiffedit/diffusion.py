@@ -15,7 +15,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from instdiffedit.graphs import unet_runner
+from instdiffedit.resizing import to_working_size
 from instdiffedit.schedulers import precompute, scheduler_class
+
 
 @dataclass(frozen=True)
 class DenoisingStep:
@@ -47,7 +50,8 @@ class LatentDiffusion:
     The scheduler is built from the pipeline's own noise schedule (``from_config``), so the
     betas always match the model; its class is a choice of the method (LMS in the paper).
     The scheduler is stateful (LMS keeps past derivatives): call :meth:`timesteps` at the start
-    of every denoising run.
+    of every denoising run. Every UNet call goes through the UNet's runner, in the model's fast
+    path (:mod:`instdiffedit.graphs`).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class LatentDiffusion:
         scheduler_cls = scheduler_class(scheduler)
         self.pipe = pipe
         self.unet = pipe.unet
+        self.runner = unet_runner(pipe.unet)
         self.vae = pipe.vae
         self.tokenizer = pipe.tokenizer
         self.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
@@ -100,9 +105,13 @@ class LatentDiffusion:
     # -- pixels <-> latents ---------------------------------------------------------------
 
     def preprocess(self, image: PIL.Image.Image | Sequence[PIL.Image.Image]) -> torch.Tensor:
-        """RGB image(s) -> N x 3 x R x R in [-1, 1] on the device (resized without cropping)."""
+        """RGB image(s) -> N x 3 x R x R in [-1, 1] on the device.
+
+        Resized without cropping with PIL's bicubic, as the authors' code (and the inpainting
+        input, :func:`to_working_size`); the image processor then only scales the pixels.
+        """
         images = [image] if isinstance(image, PIL.Image.Image) else list(image)
-        rgb = [im.convert("RGB") for im in images]
+        rgb = [to_working_size(im, self.resolution) for im in images]
         pixels = self.pipe.image_processor.preprocess(rgb if len(rgb) > 1 else rgb[0], height=self.resolution, width=self.resolution)
         return pixels.to(self.device, self.dtype)
 
@@ -125,12 +134,16 @@ class LatentDiffusion:
     def timesteps(self, num_inference_steps: int, strength: float) -> torch.Tensor:
         """Reset the scheduler and return the last ``strength`` share of its timesteps.
 
-        Strength 0.5 of 50 steps starts 25 steps before the end, as img2img does.
+        ``int(num_inference_steps * strength)`` steps are run, as the authors' code and diffusers'
+        img2img count them (strength 0.5 of 50 starts 25 steps before the end; 0.35 runs 17).
         """
         if not 0 < strength <= 1:
             raise ValueError(f"strength must be in (0, 1], got {strength}.")
+        steps = min(int(num_inference_steps * strength), num_inference_steps)
+        if steps == 0:
+            raise ValueError(f"strength={strength} of {num_inference_steps} steps runs no step; raise strength or num_inference_steps.")
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        skipped = num_inference_steps - min(round(num_inference_steps * strength), num_inference_steps)
+        skipped = num_inference_steps - steps
         self._start_index = skipped * self.scheduler.order
         timesteps = self.scheduler.timesteps[self._start_index :]
         precompute(self.scheduler, timesteps)
@@ -170,6 +183,29 @@ class LatentDiffusion:
             return [self.add_noise(z0, noise, t) for t in timesteps[1:]] + [z0.expand_as(noise)]
         raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
 
+    def noise_estimate(self, model_output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise estimate at timestep ``t`` from the model's output for the step that began at ``sample``.
+
+        An epsilon model's output is returned as it is. A v-prediction output is converted with
+        the schedule's alpha-bar a_t: eps = sqrt(a_t) v + sqrt(1 - a_t) x_t, where x_t is the
+        variance-preserving sample the UNet saw (schedulers that work in sigma space, whose
+        ``init_noise_sigma`` is not 1, hand it sample / sqrt(sigma_t^2 + 1) = sample sqrt(a_t)).
+        Looks the timestep up on the host: call it after a loop, not inside one.
+        """
+        prediction = self.scheduler.config.prediction_type
+        if prediction == "epsilon":
+            return model_output
+        if prediction != "v_prediction":
+            raise ValueError(f"No noise estimate from {prediction!r} model outputs; expected 'epsilon' or 'v_prediction'.")
+        scheduler = self.scheduler
+        if scheduler.init_noise_sigma != 1.0:  # sigma space: a_t = 1 / (sigma_t^2 + 1)
+            sigma = scheduler.sigmas[scheduler.index_for_timestep(t)].to(sample.device, torch.float32)
+            alpha_bar = 1 / (sigma**2 + 1)
+            sample = sample * alpha_bar.sqrt()
+        else:
+            alpha_bar = scheduler.alphas_cumprod[int(t)].to(sample.device, torch.float32)
+        return alpha_bar.sqrt() * model_output + (1 - alpha_bar).sqrt() * sample
+
     # -- denoising --------------------------------------------------------------------------
 
     def guided_noise(
@@ -179,12 +215,16 @@ class LatentDiffusion:
         embeddings: torch.Tensor,
         guidance_scale: float,
         max_rows: int | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The classifier-free-guided noise estimate for every row of ``x``.
+        """The classifier-free-guided noise estimate for every row of ``x`` (already scaled by
+        the scheduler's ``scale_model_input``) at the device timestep ``t``.
 
         ``embeddings`` is ``[uncond | cond]`` (two rows per latent row, see
         :meth:`guidance_embeddings`). Each UNet call takes ``[x | x]`` for a chunk of latent
         rows, at most ``max_rows`` UNet rows at a time (default: all rows in one call).
+        ``conditioning`` (one row per latent row) is concatenated to the UNet's input channels
+        after the latents, as the SD-inpainting UNet takes its mask and masked-image latents.
         """
         rows = x.shape[0]
         uncond, cond = embeddings[:rows], embeddings[rows:]
@@ -192,9 +232,11 @@ class LatentDiffusion:
         estimates = []
         for start in range(0, rows, chunk):
             part = slice(start, start + chunk)
-            model_input = self.scheduler.scale_model_input(torch.cat([x[part], x[part]]), t)
+            model_input = torch.cat([x[part], x[part]])
+            if conditioning is not None:
+                model_input = torch.cat([model_input, conditioning[part].repeat(2, 1, 1, 1)], dim=1)
             context = torch.cat([uncond[part], cond[part]])
-            eps_uncond, eps_cond = self.unet(model_input, t, encoder_hidden_states=context).sample.chunk(2)
+            eps_uncond, eps_cond = self.runner(model_input, t, context).chunk(2)
             estimates.append(eps_uncond + guidance_scale * (eps_cond - eps_uncond))
         return torch.cat(estimates)
 
@@ -207,12 +249,19 @@ class LatentDiffusion:
         guidance_scale: float,
         after_step: AfterStep | None = None,
         max_rows: int | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
+        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result.
+
+        The UNet takes each timestep as a device tensor; the scheduler takes it as a Python
+        number, read from the device once before the loop: schedulers that index their
+        host-side tables by the timestep (PNDM, DDIM) would otherwise wait for the device at
+        every step.
+        """
         self._begin(timesteps)
-        for i, t in enumerate(timesteps):
-            eps = self.guided_noise(x, t, embeddings, guidance_scale, max_rows)
-            x = self.scheduler.step(eps, t, x).prev_sample
+        for i, (t, t_host) in enumerate(zip(timesteps, timesteps.tolist(), strict=True)):
+            eps = self.guided_noise(self.scheduler.scale_model_input(x, t_host), t, embeddings, guidance_scale, max_rows, conditioning)
+            x = self.scheduler.step(eps, t_host, x).prev_sample
             if after_step is not None:
                 x = after_step(DenoisingStep(i, t, x, eps))
         return x

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
+from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.attention import capture_cross_attention
 from instdiffedit.diffusion import DenoisingStep, blend_latents
-from instdiffedit.refine import MaskRefiner, word_maps
+from instdiffedit.refine import MaskRefiner
 from instdiffedit.staged import FirstStage, Output, StagedEditor
 from instdiffedit.tokens import TokenLayout, token_layout
 
@@ -52,7 +53,7 @@ class InstantMasks:
         step_mean = step_attention.mean(dim=0)
         self.attention = step_mean if self.attention is None else self.attention + step_mean
         self.steps += 1
-        maps = word_maps(self.attention / self.steps, self.layout, self.size)
+        maps = self.refiner.word_maps(self.attention / self.steps, self.layout, self.size)
         if self.positions is None:
             self.positions = self.refiner.positions(maps)
         self.soft, self.binary = self.refiner(maps, self.positions)
@@ -79,7 +80,12 @@ class InstDiffEdit(StagedEditor):
             (50 and 0.5: the last 25 steps).
         guidance_scale: classifier-free guidance, unconditional prompt "".
         num_noises: B noises denoised together; their attention is averaged.
-        th1, th2, threshold, blur_kernel, blur_sigma, blur_passes: see :class:`MaskRefiner`.
+        th1, th2, threshold, blur_kernel, blur_sigma, blur_passes: see :class:`MaskRefiner`
+            (``blur_sigma=0``: OpenCV's fixed 5-tap table, as the authors' ``GaussianBlur(m, (5, 5), 0)``).
+        arithmetic: "authors" computes the word maps and the mask handed to the inpainting with
+            the authors' arithmetic (uint8 casts, PIL's bicubic, the inpainting pipeline's 0.5
+            binarisation; see :func:`~instdiffedit.refine.word_maps`), emulated on the device;
+            "float" is the unquantised float path (bilinear word maps, nearest final mask).
         attention_downsample: capture cross-attention at latent / this; default, the level where
             the down and up blocks both cross-attend whose maps are closest to the paper's 16 x 16
             (latent / 4 for SD 1.x at 512 px; see :func:`default_downsample`).
@@ -108,8 +114,9 @@ class InstDiffEdit(StagedEditor):
         th2: float = 0.6,
         threshold: float = 0.2,
         blur_kernel: int = 5,
-        blur_sigma: float = 1.1,
+        blur_sigma: float = 0.0,
         blur_passes: int = 2,
+        arithmetic: Arithmetic = "authors",
         attention_downsample: int | None = None,
         mask_size: int = 64,
         blend_with: Literal["t", "t-1"] = "t",
@@ -127,7 +134,7 @@ class InstDiffEdit(StagedEditor):
         if mask_size < 1:
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
         # Every setting is checked before the pipelines are touched (the harness checks a config so).
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes)
+        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -136,6 +143,7 @@ class InstDiffEdit(StagedEditor):
             inpaint_guidance_scale=inpaint_guidance_scale,
             scheduler=scheduler,
             resolution=resolution,
+            arithmetic=arithmetic,
         )
         self.num_inference_steps = num_inference_steps
         self.strength = strength

@@ -12,6 +12,8 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from instdiffedit.arithmetic import Arithmetic, check_arithmetic, pil_bicubic_resize
+
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int], mode: Literal["nearest", "bilinear"]) -> torch.Tensor:
     """An h x w map resized to ``size`` (H, W), as float32 on the CPU, values kept in [0, 1].
@@ -20,6 +22,19 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int], mode: Literal["neares
     """
     resized = F.interpolate(mask[None, None].float(), size=size, mode=mode)[0, 0]
     return resized.clamp(0, 1).cpu()
+
+
+def binary_mask_to_size(mask: torch.Tensor, size: tuple[int, int], arithmetic: Arithmetic) -> torch.Tensor:
+    """A binary h x w mask resized to ``size`` (H, W), binary (float32), on the mask's device.
+
+    "authors": as the authors hand their 64 x 64 mask to SD-inpainting: the 0/255 image resized
+    with PIL's bicubic, then binarised at 0.5 as the inpainting pipeline does (levels >= 128).
+    "float": nearest.
+    """
+    check_arithmetic(arithmetic)
+    if arithmetic == "float":
+        return F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0]
+    return (pil_bicubic_resize((mask > 0.5).float() * 255, size) >= 128).float()
 
 
 def to_working_size(image: PIL.Image.Image, side: int) -> PIL.Image.Image:

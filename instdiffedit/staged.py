@@ -9,19 +9,23 @@ the resizing back to the input image live here once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.arithmetic import Arithmetic, check_arithmetic
 from instdiffedit.diffusion import LatentDiffusion
-from instdiffedit.inpaint import Inpainter, LatentBlendInpainter, PipelineInpainter
-from instdiffedit.resizing import to_input_size, to_working_size
+from instdiffedit.inpaint import (
+    Inpainter,
+    InpaintingModelInpainter,
+    LatentBlendInpainter,
+)
+from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
 Output = Literal["inpaint", "decode"]
@@ -49,6 +53,9 @@ class StagedEditor(ABC):
         inpaint_steps, inpaint_guidance_scale: the inpainting's schedule.
         scheduler: the diffusers scheduler class of the method's own denoising loops.
         resolution: working resolution in pixels; default, the UNet's native size.
+        arithmetic: how the first stage's mask is resized to the working resolution for the
+            inpainting: "authors" as the authors' code (PIL bicubic, then binarised at 0.5 as
+            the SD-inpainting pipeline does), "float" nearest (see :func:`binary_mask_to_size`).
     """
 
     first_stage_phase: ClassVar[str] = "mask"
@@ -64,15 +71,18 @@ class StagedEditor(ABC):
         inpaint_guidance_scale: float = 7.5,
         scheduler: str = "LMSDiscreteScheduler",
         resolution: int | None = None,
+        arithmetic: Arithmetic = "authors",
     ) -> None:
         if output not in ("inpaint", "decode"):
             raise ValueError(f"output must be 'inpaint' or 'decode', got {output!r}.")
+        check_arithmetic(arithmetic)
+        self.arithmetic = arithmetic
         self.diffusion = LatentDiffusion(pipe, scheduler=scheduler, resolution=resolution)
         self.output = output
         self.inpainter: Inpainter | None = None
         if output == "inpaint":
             self.inpainter = (
-                PipelineInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale)
+                InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.diffusion.resolution)
                 if inpaint_pipe is not None
                 else LatentBlendInpainter(self.diffusion, inpaint_steps, inpaint_guidance_scale)
             )
@@ -168,6 +178,6 @@ class StagedEditor(ABC):
         if any(mask is None for mask in masks):
             raise ValueError(f"{type(self).__name__} produced no mask to inpaint; use output='decode'.")
         side = self.diffusion.resolution
-        work_masks = torch.cat([F.interpolate(m[None, None].float(), size=(side, side), mode="nearest") for m in masks])
+        work_masks = torch.stack([binary_mask_to_size(m, (side, side), self.arithmetic) for m in masks])[:, None]
         work_images = [to_working_size(image, side) for image in images]
         return self.inpainter.batch(work_images, work_masks, list(targets), list(generators))

@@ -9,35 +9,49 @@ from transformers import PreTrainedTokenizerBase
 
 @dataclass(frozen=True)
 class TokenLayout:
-    """Positions in the padded token sequence: the start token is always position 0.
+    """Positions in the padded token sequence (columns of the text-attention maps).
 
     ``spans[k]`` lists the positions of ``words[k]``'s tokens (several for words the BPE
-    splits, e.g. "Shiba" -> "shi", "ba"); ``end`` is the position of the end token.
+    splits, e.g. "Shiba" -> "shi", "ba"); ``end`` is the position of the end token;
+    ``reference`` the positions whose mean is the map InstDiffEdit inverts: the start token,
+    position 0, for CLIP sequences (see :mod:`instdiffedit.token_references` for T5 text).
     """
 
     words: tuple[str, ...]
     spans: tuple[tuple[int, ...], ...]
     end: int
+    reference: tuple[int, ...] = (0,)
 
 
 def token_layout(tokenizer: PreTrainedTokenizerBase, text: str) -> TokenLayout:
-    """Align the whitespace-separated words of ``text`` with the tokenizer's positions.
+    """Align the whitespace-separated words of ``text`` with a CLIP tokenizer's positions."""
+    words, spans, end = align_words(tokenizer, text, first=1, capacity=tokenizer.model_max_length - 2)
+    return TokenLayout(words=words, spans=spans, end=end)
 
-    Each word is tokenised alone and must reproduce the next tokens of the whole text (true for
-    CLIP's BPE, which never merges across spaces); anything else is an error, never a guess.
+
+def align_words(
+    tokenizer: PreTrainedTokenizerBase, text: str, first: int, capacity: int
+) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], int]:
+    """The words of ``text``, each word's token positions, and the position after the last one.
+
+    ``first`` is the position of the text's first token (1 after CLIP's start token, 0 in T5's
+    sequences); ``capacity`` the number of text tokens the sequence holds. Each word is
+    tokenised alone and must reproduce the next tokens of the whole text (true for CLIP's BPE
+    and T5's SentencePiece, which never merge across spaces); anything else is an error, never
+    a guess.
     """
     words = tuple(text.split())
     if not words:
         raise ValueError("The edit text is empty: InstDiffEdit needs at least one word to locate.")
     ids = tokenizer(text, add_special_tokens=False).input_ids
-    capacity = tokenizer.model_max_length - 2
     if len(ids) > capacity:
         raise ValueError(f"The edit text {text!r} has {len(ids)} tokens; the text encoder takes at most {capacity}.")
-    spans, position = [], 1
+    spans, position = [], first
     for word in words:
         word_ids = tokenizer(word, add_special_tokens=False).input_ids
-        if not word_ids or ids[position - 1 : position - 1 + len(word_ids)] != word_ids:
+        offset = position - first
+        if not word_ids or ids[offset : offset + len(word_ids)] != word_ids:
             raise ValueError(f"Could not align the word {word!r} of {text!r} with the tokenizer's tokens.")
         spans.append(tuple(range(position, position + len(word_ids))))
         position += len(word_ids)
-    return TokenLayout(words=words, spans=tuple(spans), end=position)
+    return words, tuple(spans), position

@@ -6,6 +6,8 @@ constructor arguments (never through a user-facing switch).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import PIL.Image
 import torch
@@ -68,3 +70,86 @@ def tiny_classifier(seed: int = 0) -> nn.Module:
 
 
 TINY_CLASSIFIER_DATA = {"input_size": (3, 32, 32), "interpolation": "bicubic", "crop_pct": 1.0}
+
+
+def tiny_dino(seed: int = 0) -> nn.Module:
+    """A random ViT of the DINO ViT-B/8 layout (timm's, fused qkv, CLS token) small enough for a CPU test: 2 blocks."""
+    import timm
+
+    torch.manual_seed(seed)
+    return timm.create_model(
+        "vit_base_patch8_224", pretrained=False, num_classes=0, embed_dim=24, depth=2, num_heads=2, patch_size=16,
+        dynamic_img_size=True,
+    ).eval()
+
+
+class HostSyncs(torch.overrides.TorchFunctionMode):
+    """Records, while ``armed``, the calls that make the host wait for a CUDA device.
+
+    On a CPU nothing waits, so the calls themselves are caught: reading values (``item``,
+    ``tolist``, ``bool``/``int``/``float`` of a tensor, ``numpy``), copies to the host
+    (``cpu``), data-dependent shapes (``nonzero``, boolean-mask indexing), indexing with a 0-d
+    integer tensor (an ``item`` in disguise) or with a Python list (a host-to-device copy), and
+    tensors built from Python data. ``raise_on_sync`` turns a record into an error.
+    """
+
+    READS: ClassVar[set[str]] = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "nonzero", "argwhere", "tensor", "as_tensor"}
+
+    def __init__(self, armed: bool = False, raise_on_sync: bool = False) -> None:
+        super().__init__()
+        self.armed = armed
+        self.raise_on_sync = raise_on_sync
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.armed and (why := self._sync(func, args)):
+            if self.raise_on_sync:
+                raise RuntimeError(f"host sync: {why}")
+            self.calls.append(why)
+        return func(*args, **(kwargs or {}))
+
+    def _sync(self, func, args) -> str | None:
+        name = getattr(func, "__name__", "")
+        if name in self.READS:
+            return name
+        if name in ("__getitem__", "__setitem__") and len(args) > 1:
+            for index in args[1] if isinstance(args[1], tuple) else (args[1],):
+                if isinstance(index, list):
+                    return f"{name} with a list index"
+                if isinstance(index, torch.Tensor) and (index.dtype == torch.bool or (index.ndim == 0 and not index.is_floating_point())):
+                    return f"{name} with a {'boolean' if index.dtype == torch.bool else '0-d integer'} tensor index"
+        return None
+
+
+class PlainGraph:
+    """A stand-in for a captured CUDA graph: ``replay()`` runs the forward again on the static
+    inputs and copies the result into the same ``output`` tensor, as a replay overwrites it."""
+
+    def __init__(self, forward) -> None:
+        self.forward = forward
+        self.output = forward()
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.output.copy_(self.forward())
+        self.replays += 1
+
+
+class PlainGraphs:
+    """A :class:`instdiffedit.graphs.Capturer` for CPUs: the capture step replaced by plain calls.
+
+    Capturing runs the forward with host syncs forbidden, as a CUDA stream capture does.
+    """
+
+    def __init__(self) -> None:
+        self.graphs: list[PlainGraph] = []
+        self.warmups = 0
+
+    def capture(self, forward, warmups) -> PlainGraph:
+        for warmup in warmups:
+            warmup()
+            self.warmups += 1
+        with HostSyncs(armed=True, raise_on_sync=True):
+            graph = PlainGraph(forward)
+        self.graphs.append(graph)
+        return graph

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import PIL.Image
 import pytest
 import torch
+from diffusers import LMSDiscreteScheduler
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
 from benchmarks.datasets import SyntheticDataset
-from instdiffedit import InstDiffEdit
+from instdiffedit import InstDiffEdit, LatentDiffusion
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +92,58 @@ def test_the_no_mask_ablation_changes_the_edit_but_still_reports_the_mask(tiny, 
     assert unguided.unet_evals == guided.unet_evals == 5 * 6
     assert unguided.mask is not None and unguided.mask.shape == guided.mask.shape
     assert unguided.image.tobytes() != guided.image.tobytes()
+
+
+def test_diffedit_thresholds_the_blurred_map_without_a_second_min_max(tiny, monkeypatch) -> None:
+    """The authors: min-max, blur, > 0.3. A lone hot pixel blurs to 0.16 and stays out of the mask."""
+    difference = torch.zeros(32, 32)
+    difference[4:20, 4:20] = 0.5  # a broad region of half the peak difference
+    difference[26, 26] = 1.0  # one hot pixel
+    editor = DiffEdit(tiny.base, output="decode")
+    monkeypatch.setattr(editor, "difference_map", lambda *args: difference)
+    stage = editor.first_stage(PIL.Image.new("RGB", (64, 64)), target="b", source="a", mask=None, generator=None)
+    assert stage.mask[26, 26] == 0 and stage.mask[12, 12] == 1
+    assert stage.soft_mask.max() < 0.6  # not renormalised to 1 after the blur
+
+
+class _AsVPrediction(torch.nn.Module):
+    """An epsilon UNet reparametrised as a v-prediction one: v = (eps - sqrt(1 - a_t) x_t) / sqrt(a_t)."""
+
+    def __init__(self, unet: torch.nn.Module, alphas_cumprod: torch.Tensor) -> None:
+        super().__init__()
+        self.inner, self.config, self.alphas_cumprod = unet, unet.config, alphas_cumprod
+
+    device = property(lambda self: self.inner.device)
+    dtype = property(lambda self: self.inner.dtype)
+
+    def forward(self, sample: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor) -> SimpleNamespace:
+        eps = self.inner(sample, t, encoder_hidden_states=encoder_hidden_states).sample
+        a = self.alphas_cumprod[int(t)]
+        return SimpleNamespace(sample=(eps - (1 - a).sqrt() * sample) / a.sqrt())
+
+
+def _with_prediction(base, prediction: str) -> SimpleNamespace:
+    """The base pipeline's parts with a v-prediction twin of its UNet; the last step at t = 99, not 0."""
+    scheduler = LMSDiscreteScheduler.from_config(base.scheduler.config, timestep_spacing="trailing", prediction_type=prediction)
+    unet = base.unet if prediction == "epsilon" else _AsVPrediction(base.unet, scheduler.alphas_cumprod)
+    parts = ("vae", "tokenizer", "vae_scale_factor", "encode_prompt", "image_processor")
+    return SimpleNamespace(unet=unet, scheduler=scheduler, **{name: getattr(base, name) for name in parts})
+
+
+@pytest.mark.parametrize("scheduler", ["LMSDiscreteScheduler", "DDIMScheduler"])
+def test_diffedit_on_a_v_prediction_model_compares_noise_estimates(tiny, item, scheduler: str) -> None:
+    maps = []
+    for prediction in ("epsilon", "v_prediction"):
+        editor = DiffEdit(_with_prediction(tiny.base, prediction), num_noises=2, num_inference_steps=10, output="decode", scheduler=scheduler)
+        maps.append(editor.difference_map(item.image, item.source, item.target, _seeded()))
+    torch.testing.assert_close(maps[1], maps[0], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("scheduler", ["LMSDiscreteScheduler", "DDIMScheduler"])
+def test_a_v_prediction_converts_to_the_noise_that_made_the_sample(tiny, scheduler: str) -> None:
+    d = LatentDiffusion(_with_prediction(tiny.base, "v_prediction"), scheduler=scheduler)
+    t = d.timesteps(10, 0.5)[2]
+    x0, eps = torch.randn(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = d.scheduler.alphas_cumprod[int(t)]
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+    torch.testing.assert_close(d.noise_estimate(v, d.add_noise(x0, eps, t), t), eps, rtol=1e-4, atol=1e-5)

@@ -13,6 +13,7 @@ from benchmarks.config_check import check_run_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
 def _check(*overrides: str):
@@ -24,6 +25,12 @@ def _check(*overrides: str):
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_config_passes_as_shipped(method: str) -> None:
     assert _check(f"method={method}").errors == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_fits_its_loaders_signature(model: str, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # hub ids are looked up only when the hub is off
+    assert _check(f"model={model}").errors == []
 
 
 @pytest.mark.parametrize(

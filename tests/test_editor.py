@@ -56,9 +56,9 @@ def test_edit_returns_an_image_and_masks_at_the_input_size_with_timings_and_unet
     assert 0 <= result.soft_mask.min() and result.soft_mask.max() <= 1
     assert set(result.timings) == {"mask", "edit", "inpaint", "total"}
     assert result.timings["total"] >= result.timings["mask"] + result.timings["inpaint"]
-    # 5 guided steps x (3 uncond + 3 cond) rows, then the inpainting pipeline's own steps x 2 rows.
-    inpaint_steps = len(tiny.inpaint.scheduler.timesteps)
-    assert result.unet_evals == 5 * 6 + inpaint_steps * 2
+    # 5 guided steps x (3 uncond + 3 cond) rows, then the inpainting's 5 PNDM calls (4 steps) x 2 rows.
+    assert len(editor.inpainter.diffusion.scheduler.timesteps) == 5
+    assert result.unet_evals == 5 * 6 + 5 * 2
 
 
 def test_the_same_seed_gives_the_same_edit(tiny, item) -> None:

@@ -1,5 +1,6 @@
 """The fast paths give what the plain path gives: channels_last, batched edits, the runner's
-throughput mode, and (slow) a compiled UNet. On the tiny model, on the CPU."""
+throughput mode, and (slow) a compiled UNet. On the tiny model, on the CPU (CUDA graphs:
+tests/test_graphs.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from benchmarks.results import ResultsTable
 from benchmarks.runner import item_seed, run
 from benchmarks.tiny_model import tiny_pipelines
 from instdiffedit import EditResult, InstDiffEdit
-from instdiffedit.acceleration import accelerate, compile_mode
+from instdiffedit.graphs import set_fast_path
 
 STEPS = 10  # strength 0.5: 5 guided steps
 INPAINT_STEPS = 4
@@ -104,22 +105,17 @@ def test_a_failing_batch_is_redone_one_item_at_a_time(dataset, tmp_path) -> None
 
 @pytest.mark.slow
 def test_a_compiled_unet_gives_the_plain_paths_masks(tiny, dataset, _private_cache: Path) -> None:
-    """torch.compile of the UNet (inductor, CPU here): same masks and images as eager, and a
-    second edit runs without recompiling (the capture processors are reused)."""
+    """fast_path="compiled" on a CPU (inductor, no graphs): same masks and images as eager, and
+    a second edit runs without recompiling (the capture processors are reused)."""
     item = dataset.load(dataset.item_ids()[0])
     editor = InstDiffEdit(tiny_pipelines(_private_cache, device="cpu", inpaint=False).base, None, num_inference_steps=4, output="decode")
     plain = _edit(editor, item)
-    accelerate(editor.diffusion.unet, compile=True)
-    assert compile_mode(editor.diffusion.unet) == "default"
+    set_fast_path(editor.diffusion.unet, "compiled")
     torch._dynamo.utils.counters.clear()
     compiled = _edit(editor, item)
     frames = sum(torch._dynamo.utils.counters["frames"].values())
     again = _edit(editor, item)
+    assert frames > 0, "the UNet was not compiled"
     assert sum(torch._dynamo.utils.counters["frames"].values()) == frames, "the second edit recompiled"
     assert torch.equal(compiled.mask_history, plain.mask_history) and torch.equal(again.mask, plain.mask)
     assert numpy.abs(numpy.asarray(compiled.image, float) - numpy.asarray(plain.image, float)).max() <= 2
-
-
-def test_unknown_compile_modes_are_refused() -> None:
-    with pytest.raises(ValueError, match="compile must be one of"):
-        accelerate(torch.nn.Linear(1, 1), compile="fastest")

@@ -92,6 +92,16 @@ class TestResolve:
     def test_explicit_dtypes(self, name, dtype):
         assert resolve_dtype(name, "cpu") == dtype
 
+    def test_the_inpainting_model_can_run_in_another_precision_than_the_base(self, tiny, _private_cache):
+        """The authors' setup: the base model in float32, SD-inpainting in float16."""
+        from benchmarks.tiny_model import TINY_MODEL_NAME
+
+        root = _private_cache / TINY_MODEL_NAME
+        mixed = load_pretrained(str(root / "base"), str(root / "inpaint"), device="cpu", dtype="float32", inpaint_dtype="bfloat16")
+        assert (mixed.base.unet.dtype, mixed.inpaint.unet.dtype) == (torch.float32, torch.bfloat16)
+        same = load_pretrained(str(root / "base"), str(root / "inpaint"), device="cpu", dtype="bfloat16")
+        assert (same.base.unet.dtype, same.inpaint.unet.dtype) == (torch.bfloat16, torch.bfloat16)
+
     def test_unknown_dtype_lists_the_allowed_values(self):
         with pytest.raises(ValueError, match="auto, float16, bfloat16, float32"):
             resolve_dtype("fp16", "cpu")
@@ -123,3 +133,32 @@ class _StubPipeline:
 
     def set_progress_bar_config(self, **kwargs):
         pass
+
+
+class TestSpeedOptions:
+    def test_every_model_config_whose_loader_takes_the_speed_options_sets_the_librarys_defaults(self):
+        import importlib
+        import inspect
+        from pathlib import Path
+
+        from omegaconf import OmegaConf
+
+        from instdiffedit.graphs import DEFAULT_FAST_PATH
+
+        checked = []
+        for config in sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml")):
+            model = OmegaConf.load(config)
+            module, _, name = model._target_.rpartition(".")
+            if "fast_path" not in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
+                continue
+            assert set(models.SPEED_OPTIONS) <= set(model), config.name
+            assert model.fast_path == DEFAULT_FAST_PATH, config.name
+            checked.append(config.stem)
+        assert {"sd14", "tiny", "toy"} <= set(checked)
+
+    def test_an_unknown_fast_path_is_refused_before_any_model_loads(self, monkeypatch):
+        failing = _FailingPipeline(AssertionError("must not load"))
+        monkeypatch.setattr(models, "StableDiffusionPipeline", failing)
+        with pytest.raises(ValueError, match="model.fast_path: Unknown fast path 'turbo'; choose one of auto, graphs, compiled, eager"):
+            load_pretrained("/nowhere", fast_path="turbo")
+        assert failing.calls == []

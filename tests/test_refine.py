@@ -56,23 +56,42 @@ def test_refined_mask_finds_a_noisy_object_better_than_the_raw_word_map(seed: in
     assert mask_iou(refined, truth) > mask_iou(raw, truth) + 0.1
 
 
-def test_word_maps_average_the_tokens_of_a_split_word_and_keep_start_and_end_columns() -> None:
-    attention = torch.zeros(4, 4, 77)
-    attention[0, 0, 2] = 1.0
-    attention[3, 3, 3] = 1.0
-    layout = TokenLayout(words=("shiba",), spans=((2, 3),), end=4)
-    maps = word_maps(attention, layout, (4, 4))
-    assert maps.shape == (3, 4, 4)  # start, "shiba", end
-    expected = minmax(attention[..., 2:4].mean(-1))
-    torch.testing.assert_close(maps[1], expected)
+@pytest.mark.parametrize("arithmetic", ["authors", "float"])
+def test_a_split_word_gets_the_map_of_its_tokens_mean(arithmetic: str) -> None:
+    attention = torch.rand(16, 16, 77, generator=torch.Generator().manual_seed(3))
+    split = TokenLayout(words=("shiba",), spans=((2, 3),), end=4)
+    maps = word_maps(attention, split, (SIZE, SIZE), arithmetic)
+    assert maps.shape == (3, SIZE, SIZE)  # start, "shiba", end
+
+    merged = attention.clone()
+    merged[..., 2] = attention[..., 2:4].mean(-1)
+    plain = word_maps(merged, TokenLayout(words=("shiba",), spans=((2,),), end=4), (SIZE, SIZE), arithmetic)
+    torch.testing.assert_close(maps, plain)
+
+
+@pytest.mark.parametrize("arithmetic", ["authors", "float"])
+def test_the_start_tokens_map_is_inverted_to_highlight_the_object(arithmetic: str) -> None:
+    attention, truth, layout = _noisy_attention(0)
+    maps = word_maps(attention, layout, (SIZE, SIZE), arithmetic)
+    assert mask_iou(maps[0] > 0.5, truth) > 0.8
 
 
 def test_positions_mark_the_object_words_positive_and_the_background_words_negative() -> None:
     obj = _disc(SIZE, 20, 20, 10)
     background = 1 - obj
-    maps = torch.stack([background, obj, obj * 0.9 + 0.05, background, torch.full_like(obj, 0.5)])
+    maps = torch.stack([obj, obj, obj * 0.9 + 0.05, background, torch.full_like(obj, 0.5)])  # inverted start first
     positions = word_positions(maps, th1=0.9, th2=0.6)
     assert positions.tolist() == [0, 1, 1, -1, 0]  # start and end tokens are never chosen
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_key_word_is_positive_even_when_th1_is_1(seed: int) -> None:
+    """cos(k*, k*) rounds below 1 in about 4 of 10 cases; the authors set k*'s score to 1."""
+    maps = torch.rand(6, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+    positions = word_positions(maps, th1=1.0, th2=0.6)
+    assert (positions == 1).sum() >= 1
+    _, binary = MaskRefiner(th1=1.0)(maps, positions)
+    assert binary.sum() > 0
 
 
 def test_aggregation_subtracts_the_background_words() -> None:
@@ -100,7 +119,9 @@ def test_a_single_word_uses_its_own_map() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"th1": 0.5, "th2": 0.6}, {"threshold": 1.0}, {"blur_kernel": 4}], ids=["th2>th1", "phi=1", "even-kernel"]
+    "kwargs",
+    [{"th1": 0.5, "th2": 0.6}, {"threshold": 1.0}, {"blur_kernel": 4}, {"blur_passes": -1}, {"arithmetic": "fast"}],
+    ids=["th2>th1", "phi=1", "even-kernel", "negative-passes", "unknown-arithmetic"],
 )
 def test_refiner_rejects_settings_that_cannot_work(kwargs: dict) -> None:
     with pytest.raises(ValueError):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.report import figures
+from benchmarks.report.edit_types import edit_type_tables
 from benchmarks.report.load import load_results
 from benchmarks.report.tables import Reporter, Table
 
@@ -115,7 +116,7 @@ def build_report(
         raise ValueError(f"only must be 'tables', 'figures' or None, got {only!r}.")
     reporter = Reporter(load_results(paths), confidence=confidence, resamples=resamples, seed=seed)
     report = Report(Path(out))
-    report.tables = reporter.all_tables()
+    report.tables = reporter.all_tables() + edit_type_tables(reporter)
     if only != "figures":
         for table in report.tables:
             report.files += table.write(report.folder / "tables")

@@ -35,6 +35,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "accuracy": ("accuracy (%)", ".1f"),
     "unedited": ("unedited (%)", ".1f"),
     "clip_score": ("CLIP score", ".3f"),
+    "structure_distance": ("structure x1000", ".2f"),
+    "pie_bg_psnr": ("PIE bg PSNR (dB)", ".2f"),
+    "pie_bg_lpips": ("PIE bg LPIPS x1000", ".1f"),
+    "pie_bg_mse": ("PIE bg MSE x10000", ".1f"),
+    "pie_bg_ssim": ("PIE bg SSIM x100", ".2f"),
+    "clip_whole": ("CLIP whole", ".2f"),
+    "clip_edited": ("CLIP edited", ".2f"),
     "seconds": ("s / image", ".2f"),
     "unet_evals": ("UNet evals", ".0f"),
 }
@@ -44,6 +51,8 @@ SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
     "editing_mask": ("Editing-Mask", ("mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "seconds")),
     "imagenet": ("ImageNet", ("lpips", "csfid", "sfid", "accuracy", "seconds")),
     "imagen": ("Imagen", ("lpips", "fid", "clip_score", "seconds")),
+    "pie_bench": ("PIE-Bench", ("mask_iou", "changing_rate", "structure_distance", "pie_bg_psnr", "pie_bg_lpips", "pie_bg_mse",
+                                "pie_bg_ssim", "clip_whole", "clip_edited", "seconds")),
 }
 """The paper's layout per split; other splits (toy_shapes, synthetic) show every metric they have."""
 
@@ -174,7 +183,7 @@ class Reporter:
             notes.append(NOTES["incomplete"])
         missing = [m for m in metrics if m not in ours or ours[m].isna().all()]
         if missing:
-            notes.append(f"Not measured in these runs: {', '.join(missing)} (model-backed metrics need metrics=paper).")
+            notes.append(f"Not measured in these runs: {', '.join(missing)} (model-backed metrics need metrics=paper, PIE-Bench's metrics=pie_bench).")
         if "changing_rate" in metrics:
             notes.append(NOTES["changing_rate"])
         corpus = [m for m in metrics if m in CORPUS_COLUMNS]

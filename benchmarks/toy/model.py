@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from benchmarks.models import ModelUnavailableError, Pipelines, load_pretrained
 from benchmarks.toy.train import ObjectClassifier
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
 
@@ -35,12 +36,12 @@ def toy_pipelines(
     *,
     device: str = "auto",
     dtype: str = "auto",
-    compile: bool | str | None = None,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
     """The toy model as the base pipeline; no inpainting model (methods inpaint by latent blending)."""
     return load_pretrained(
-        str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder", compile=compile, channels_last=channels_last
+        str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder", fast_path=fast_path, channels_last=channels_last
     )
 
 

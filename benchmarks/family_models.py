@@ -1,0 +1,92 @@
+"""Loading SDXL, SD 3.x and FLUX.1 pipelines (and their inpainting twins) from hub ids or folders.
+
+The same loading path as :func:`benchmarks.models.load_pretrained` (local folder, else the hub
+cache, else the hub; one sentence when a model cannot be had), with the pipeline classes of
+each family. The returned pipelines carry the family's name and native resolution, which the
+backbones of the library will read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffusers import (
+    DiffusionPipeline,
+    FluxFillPipeline,
+    FluxPipeline,
+    StableDiffusion3Pipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
+
+from benchmarks.models import Pipelines, load_pipeline, resolve_device, resolve_dtype
+
+
+@dataclass(frozen=True)
+class Family:
+    """The diffusers pipeline classes of one model family.
+
+    ``inpaint`` is the class of the family's inpainting twin (a model fine-tuned with the mask
+    and the masked image as extra inputs), or None where the family has none and inpainting
+    blends latents with the base model.
+    """
+
+    base: type[DiffusionPipeline]
+    inpaint: type[DiffusionPipeline] | None
+
+
+FAMILIES: dict[str, Family] = {
+    "sdxl": Family(StableDiffusionXLPipeline, StableDiffusionXLInpaintPipeline),
+    "sd3": Family(StableDiffusion3Pipeline, None),
+    "flux": Family(FluxPipeline, FluxFillPipeline),
+}
+
+
+@dataclass
+class FamilyPipelines(Pipelines):
+    """Pipelines of one family (a key of :data:`FAMILIES`) and its native image side in pixels."""
+
+    family: str
+    resolution: int
+
+
+def load_family(
+    family: str,
+    base: str,
+    inpaint: str | None = None,
+    *,
+    resolution: int,
+    device: str = "auto",
+    dtype: str = "auto",
+    variant: str | None = None,
+    family_key: str = "model.family",
+    base_key: str = "model.base",
+    inpaint_key: str = "model.inpaint",
+) -> FamilyPipelines:
+    """Load a family's base pipeline (and its inpainting twin) from hub ids or local folders.
+
+    ``dtype``: as :func:`benchmarks.models.resolve_dtype` (``"auto"`` is float16 on CUDA, so
+    name bfloat16 for SD 3.x and FLUX.1). ``variant`` selects weight files such as
+    ``*.fp16.safetensors`` in both repositories. Bad names fail before anything loads.
+    """
+    spec = _family(family, family_key)
+    if inpaint is not None and spec.inpaint is None:
+        raise ValueError(
+            f"The {family} family has no inpainting twin, but {inpaint_key}={inpaint!r}; set "
+            f"{inpaint_key}=null to inpaint by blending latents with the base model."
+        )
+    torch_device = resolve_device(device)
+    options = {"torch_dtype": resolve_dtype(dtype, torch_device), "variant": variant, "use_safetensors": True}
+    base_pipe = load_pipeline(spec.base, base, base_key, options)
+    inpaint_pipe = None if inpaint is None else load_pipeline(spec.inpaint, inpaint, inpaint_key, options)
+    for pipe in (base_pipe, inpaint_pipe):
+        if pipe is not None:
+            pipe.to(torch_device)
+            pipe.set_progress_bar_config(disable=True)
+    return FamilyPipelines(base=base_pipe, inpaint=inpaint_pipe, family=family, resolution=resolution)
+
+
+def _family(family: str, key: str) -> Family:
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown {key} {family!r}; expected one of: {', '.join(FAMILIES)}.")
+    return FAMILIES[family]

@@ -1,0 +1,317 @@
+"""The UNet fast path: every UNet call of the shared diffusion steps, eager or replayed from CUDA graphs.
+
+At one edit's batch sizes a Stable Diffusion UNet call is bound by the host launching its
+~1,000 kernels, not by the GPU running them. A CUDA graph of the whole forward turns those
+launches into one. :class:`UNetRunner` keeps one graph per call signature (the shapes, dtypes
+and devices of the latents, the timestep and the text embeddings: batch rows, latent size,
+text length) and per set of attention processors (so attention capture on and off are
+different graphs). The first call of a signature is captured: a warm-up forward on a side
+stream, then the capture on that stream, every graph of a runner sharing one memory pool;
+each call copies its inputs into the graph's static input buffers, replays the graph and
+returns a copy of its static output.
+
+A replay repeats what the forward did on the device at capture time, nothing it did in
+Python. Only attention processors whose every effect is on the device may be captured:
+diffusers' plain ones, and processors that declare ``graph_safe`` (the cross-attention
+capture writes its maps into preallocated buffers, see :mod:`instdiffedit.attention`). The
+scheduler step, the mask update and all other per-step work run between the replays, as in
+eager mode, and nothing in a denoising loop waits for the device.
+
+Modes, a model-level choice (:func:`set_fast_path`; config key ``model.fast_path``):
+
+- ``"graphs"``: the eager forward, captured into CUDA graphs (CUDA only).
+- ``"compiled"``: the forward compiled by ``torch.compile`` (inductor's fused kernels, static
+  shapes), captured into the same graphs on CUDA; on a CPU, the compiled forward alone.
+- ``"eager"``: plain calls.
+- ``"auto"`` (default): ``"graphs"`` on CUDA, ``"eager"`` elsewhere.
+
+Results do not depend on the mode beyond floating-point effects (graphs replay the very
+kernels of the eager forward), so it stays out of a run's identity.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from diffusers.models.attention_processor import (
+    Attention,
+    AttnProcessor,
+    AttnProcessor2_0,
+)
+from torch.utils.hooks import RemovableHandle
+
+FastPath = Literal["auto", "graphs", "compiled", "eager"]
+FAST_PATHS: tuple[str, ...] = ("auto", "graphs", "compiled", "eager")
+DEFAULT_FAST_PATH: FastPath = "auto"
+
+Listener = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+"""Called with ``(sample, timestep, encoder_hidden_states)`` before every call a runner serves."""
+
+# diffusers' processors whose forward only launches kernels: no Python state, no host syncs.
+_PLAIN_PROCESSORS = (AttnProcessor, AttnProcessor2_0)
+
+# A compiled forward is specialised per UNet, call signature and processor set; a benchmark of
+# every method meets a dozen of them, more than dynamo's default limit.
+RECOMPILE_LIMIT = 64
+
+
+def check_fast_path(mode: str) -> FastPath:
+    """``mode`` if it names a fast path, else a ValueError listing them."""
+    if mode not in FAST_PATHS:
+        raise ValueError(f"Unknown fast path {mode!r}; choose one of {', '.join(FAST_PATHS)}.")
+    return mode  # type: ignore[return-value]
+
+
+def resolve_fast_path(mode: str, device: torch.device | str) -> str:
+    """The mode a UNet on ``device`` runs in: ``"auto"`` is graphs on CUDA, eager elsewhere."""
+    check_fast_path(mode)
+    if mode == "auto":
+        return "graphs" if torch.device(device).type == "cuda" else "eager"
+    return mode
+
+
+def is_graph_safe(processor: object) -> bool:
+    """Whether an attention processor's every effect is on the device (so a graph replays it whole)."""
+    return type(processor) in _PLAIN_PROCESSORS or getattr(processor, "graph_safe", False) is True
+
+
+class Graph(Protocol):
+    """A captured forward: ``replay()`` recomputes ``output`` from the static inputs, in place."""
+
+    output: torch.Tensor
+
+    def replay(self) -> None: ...
+
+
+class Capturer(Protocol):
+    """Makes :class:`Graph` objects: runs ``warmups`` (the first eagerly), then captures ``forward``."""
+
+    def capture(self, forward: Callable[[], torch.Tensor], warmups: Sequence[Callable[[], object]]) -> Graph: ...
+
+
+@dataclass
+class _CudaGraph:
+    graph: torch.cuda.CUDAGraph
+    output: torch.Tensor
+
+    def replay(self) -> None:
+        self.graph.replay()
+
+
+class CudaGraphs:
+    """CUDA graph capture on one side stream, all graphs sharing one memory pool.
+
+    The warm-ups run on the capture stream itself (lazily created per-stream library state,
+    such as cuBLAS workspaces, must exist before a capture). The pool is shared safely because
+    a runner's graphs replay one at a time on one stream and every graph's output stays alive
+    with its graph: a later capture may place its output in an earlier graph's scratch memory,
+    which is why callers get a copy of the output, taken before the next replay. Capture is
+    thread-local: another thread's CUDA calls cannot invalidate it.
+    """
+
+    def __init__(self) -> None:
+        self.stream = torch.cuda.Stream()
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def capture(self, forward: Callable[[], torch.Tensor], warmups: Sequence[Callable[[], object]]) -> Graph:
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            for warmup in warmups:
+                warmup()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream, capture_error_mode="thread_local"):
+            output = forward()
+        torch.cuda.current_stream().wait_stream(self.stream)
+        return _CudaGraph(graph, output)
+
+
+@dataclass
+class _Entry:
+    """One captured signature: its static inputs, its graph, and the processors it was captured with."""
+
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    graph: Graph
+    processors: tuple[object, ...]  # held so that the ids in the key stay theirs
+
+
+def _signature(tensor: torch.Tensor) -> tuple:
+    return tensor.shape, tensor.dtype, tensor.device
+
+
+def _unet_forward(unet: torch.nn.Module, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    return unet.forward(sample, timestep, encoder_hidden_states=context).sample
+
+
+@functools.cache
+def _compiled() -> Callable:
+    """One ``torch.compile`` of the forward for every UNet (dynamo keeps an entry per UNet and signature)."""
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6; set whichever exists
+        if hasattr(config, name) and getattr(config, name) < RECOMPILE_LIMIT:
+            setattr(config, name, RECOMPILE_LIMIT)
+    return torch.compile(_unet_forward, dynamic=False)
+
+
+class UNetRunner:
+    """How the shared diffusion steps call one UNet: ``runner(sample, timestep, context)`` is its
+    ``forward(...).sample``, in the runner's fast path.
+
+    Calls go to ``unet.forward`` directly, never through the module's ``__call__``: its forward
+    hooks do not see them (a replay runs no Python at all); :meth:`listen` sees every call.
+    ``timestep`` must be a tensor on the UNet's device (a Python number would be copied from
+    the host at every call, and captured as a constant).
+
+    Moving or converting the UNet's weights (``.to(...)``, channels_last) drops its graphs.
+    """
+
+    def __init__(self, unet: torch.nn.Module, mode: FastPath = DEFAULT_FAST_PATH, capturer: Capturer | None = None) -> None:
+        self._unet = weakref.ref(unet)  # the registry maps the UNet to its runner: no strong reference back
+        self._attention = [(name, module) for name, module in unet.named_modules() if isinstance(module, Attention)]
+        self._listeners: OrderedDict[int, Listener] = OrderedDict()
+        self._graphs: dict[tuple, _Entry] = {}
+        self._weights: tuple | None = None
+        self._cuda: CudaGraphs | None = None
+        self.mode: FastPath = DEFAULT_FAST_PATH
+        self.capturer: Capturer | None = None
+        self.set_mode(mode, capturer)
+
+    @property
+    def unet(self) -> torch.nn.Module:
+        unet = self._unet()
+        if unet is None:
+            raise RuntimeError("The UNet of this runner no longer exists.")
+        return unet
+
+    def set_mode(self, mode: FastPath, capturer: Capturer | None = None) -> None:
+        """Switch modes, dropping every graph. ``capturer`` replaces CUDA graph capture on any
+        device (the tests' plain calls); without one, graphs are CUDA graphs, on CUDA only."""
+        check_fast_path(mode)
+        if mode == "graphs" and capturer is None and self.unet.device.type != "cuda":
+            raise ValueError(f"fast_path='graphs' needs the UNet on a CUDA device; it is on {self.unet.device}. Use 'auto' or 'eager'.")
+        self.mode, self.capturer = mode, capturer
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop every graph and its memory pool (the next call of each signature captures again)."""
+        self._graphs.clear()
+        self._cuda = None
+
+    @property
+    def graph_count(self) -> int:
+        return len(self._graphs)
+
+    def listen(self, listener: Listener) -> RemovableHandle:
+        """Call ``listener(sample, timestep, context)`` before every call; ``.remove()`` the handle to stop."""
+        handle = RemovableHandle(self._listeners)
+        self._listeners[handle.id] = listener
+        return handle
+
+    def processors(self) -> tuple[object, ...]:
+        """The attention processors in module order (a graph's key holds them by identity)."""
+        return tuple(module.processor for _, module in self._attention)
+
+    def set_processors(self, processors: Sequence[object]) -> None:
+        """Put back processors taken by :meth:`processors` (e.g. to replay recorded calls)."""
+        for (_, module), processor in zip(self._attention, processors, strict=True):
+            module.set_processor(processor)
+
+    @torch.no_grad()
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if not isinstance(timestep, torch.Tensor):
+            raise TypeError(f"UNetRunner takes the timestep as a tensor on the UNet's device, got {type(timestep).__name__}.")
+        for listener in tuple(self._listeners.values()):
+            listener(sample, timestep, context)
+        if self._graphed(sample.device):
+            return self._replay(sample, timestep, context)
+        forward = _compiled() if self.mode == "compiled" else _unet_forward
+        return forward(self.unet, sample, timestep, context)
+
+    def _graphed(self, device: torch.device) -> bool:
+        if self.mode == "eager":
+            return False
+        if self.capturer is not None or device.type == "cuda":
+            return True
+        if self.mode == "graphs":
+            raise RuntimeError(f"fast_path='graphs' needs CUDA, but the call's tensors are on {device}.")
+        return False  # auto and compiled on a CPU: no graphs
+
+    def _replay(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        self._drop_graphs_if_weights_moved()
+        key = (_signature(sample), _signature(timestep), _signature(context), tuple(map(id, self.processors())))
+        entry = self._graphs.get(key)
+        if entry is None:
+            entry = self._graphs[key] = self._capture(sample, timestep, context)
+        for static, value in zip(entry.inputs, (sample, timestep, context)):
+            static.copy_(value)
+        entry.graph.replay()
+        return entry.graph.output.clone()
+
+    def _drop_graphs_if_weights_moved(self) -> None:
+        first = next(self.unet.parameters())
+        weights = (first.data_ptr(), first.dtype, first.device)
+        if weights != self._weights:
+            self.clear()
+            self._weights = weights
+
+    def _capture(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> _Entry:
+        processors = self.processors()
+        unsafe = [(name, type(p).__name__) for (name, _), p in zip(self._attention, processors) if not is_graph_safe(p)]
+        if unsafe:
+            name, kind = unsafe[0]
+            raise ValueError(
+                f"CUDA graphs replay only attention processors without Python side effects; {name} has {kind} "
+                f"({len(unsafe)} such layers). Use fast_path='eager' with these processors."
+            )
+        unet = self.unet
+        inputs = (sample.clone(), timestep.clone(), context.clone())
+
+        def eager() -> torch.Tensor:
+            return _unet_forward(unet, *inputs)
+
+        if self.mode == "compiled":
+            compiled = _compiled()
+
+            def forward() -> torch.Tensor:
+                return compiled(unet, *inputs)
+
+            # The eager call first: it makes lazily allocated state (the capture's buffers) before
+            # dynamo traces, so the traced code never allocates it; the compiled call compiles and
+            # autotunes, which must not happen during a capture.
+            warmups = [eager, forward]
+        else:
+            forward, warmups = eager, [eager]
+        capturer = self.capturer
+        if capturer is None:
+            capturer = self._cuda = self._cuda or CudaGraphs()
+        try:
+            graph = capturer.capture(forward, warmups)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"Capturing the UNet's {self.mode} forward for inputs {tuple(sample.shape)} failed ({error}); "
+                "fast_path='eager' (config model.fast_path=eager) runs without graphs."
+            ) from error
+        return _Entry(inputs, graph, processors)
+
+
+_RUNNERS: weakref.WeakKeyDictionary[torch.nn.Module, UNetRunner] = weakref.WeakKeyDictionary()
+
+
+def unet_runner(unet: torch.nn.Module) -> UNetRunner:
+    """The runner of ``unet`` (made at first use, in the default mode); one per UNet."""
+    runner = _RUNNERS.get(unet)
+    if runner is None:
+        runner = _RUNNERS[unet] = UNetRunner(unet)
+    return runner
+
+
+def set_fast_path(unet: torch.nn.Module, mode: FastPath, *, capturer: Capturer | None = None) -> UNetRunner:
+    """Choose ``unet``'s fast path for every method that uses it (a model-level choice)."""
+    runner = unet_runner(unet)
+    runner.set_mode(mode, capturer)
+    return runner

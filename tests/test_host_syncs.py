@@ -1,0 +1,104 @@
+"""Nothing inside a denoising loop waits for the device: InstDiffEdit's mask loop, DiffEdit's,
+SDEdit's, and both inpainting loops (the SD-inpainting model's and latent blending).
+
+The loops are watched from their first scheduler call to their end. On a CPU the calls that
+would wait on a GPU are caught (tests/fakes.HostSyncs); on CUDA (``pytest -m cuda``) torch's
+sync debug mode raises at any synchronising operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+from fakes import HostSyncs
+
+from baselines import DiffEdit, SDEdit
+from benchmarks.datasets import SyntheticDataset
+from benchmarks.tiny_model import tiny_pipelines
+from instdiffedit import InstDiffEdit
+from instdiffedit.diffusion import LatentDiffusion
+
+STEPS = 10
+
+
+@pytest.fixture(scope="module")
+def item():
+    dataset = SyntheticDataset(n=1, size=64, seed=2)
+    return dataset.load(dataset.item_ids()[0])
+
+
+@contextmanager
+def inside_denoising_loops(monkeypatch, arm: Callable[[], None], disarm: Callable[[], None]) -> Iterator[list[int]]:
+    """Call ``arm()`` at each loop's first scheduler call and ``disarm()`` when the loop returns;
+    yields the number of loops watched."""
+    loops = [0]
+    denoise = LatentDiffusion.denoise
+
+    def watched(self, *args, **kwargs):
+        scheduler = self.scheduler
+        scale = scheduler.scale_model_input
+
+        def first_call_arms(*a, **k):
+            arm()
+            return scale(*a, **k)
+
+        scheduler.scale_model_input = first_call_arms
+        try:
+            return denoise(self, *args, **kwargs)
+        finally:
+            del scheduler.scale_model_input
+            disarm()
+            loops[0] += 1
+
+    monkeypatch.setattr(LatentDiffusion, "denoise", watched)
+    yield loops
+
+
+def _editors(pipes) -> dict[str, object]:
+    return {
+        "instdiffedit": InstDiffEdit(pipes.base, pipes.inpaint, num_inference_steps=STEPS, inpaint_steps=4),
+        "instdiffedit, latent-blend inpainting": InstDiffEdit(pipes.base, None, num_inference_steps=STEPS, inpaint_steps=4),
+        "diffedit": DiffEdit(pipes.base, pipes.inpaint, num_noises=2, num_inference_steps=STEPS, inpaint_steps=4),
+        "sdedit": SDEdit(pipes.base, num_inference_steps=STEPS),
+    }
+
+
+def _edit(editor, item, k: int = 1) -> None:
+    generators = [torch.Generator().manual_seed(s) for s in range(k)]
+    editor.edit_batch([item.image] * k, targets=[item.target] * k, sources=[item.source] * k, generators=generators)
+
+
+@pytest.mark.parametrize("method", ["instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit"])
+def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny, item, monkeypatch, method: str) -> None:
+    editor = _editors(tiny)[method]
+    _edit(editor, item)  # first runs fill the schedulers' memos
+    syncs = HostSyncs()
+    with inside_denoising_loops(monkeypatch, lambda: setattr(syncs, "armed", True), lambda: setattr(syncs, "armed", False)) as loops, syncs:
+        _edit(editor, item, k=2 if method == "instdiffedit" else 1)
+    assert loops[0] == (1 if method == "sdedit" else 2)
+    assert syncs.calls == [], sorted(set(syncs.calls))
+
+
+def test_the_watch_catches_a_sync_inside_a_loop(tiny, item, monkeypatch) -> None:
+    editor = _editors(tiny)["sdedit"]
+    real_step = editor.diffusion.scheduler.step
+    monkeypatch.setattr(editor.diffusion.scheduler, "step", lambda eps, t, x: (eps.sum().item(), real_step(eps, t, x))[1])
+    syncs = HostSyncs()
+    with inside_denoising_loops(monkeypatch, lambda: setattr(syncs, "armed", True), lambda: setattr(syncs, "armed", False)), syncs:
+        _edit(editor, item)
+    assert syncs.calls == ["item"] * (STEPS // 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("fast_path", ["eager", "graphs"])
+def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatch, fast_path: str) -> None:
+    pipes = tiny_pipelines(_private_cache, device="cuda", fast_path=fast_path)
+    arm, disarm = (lambda: torch.cuda.set_sync_debug_mode("error")), (lambda: torch.cuda.set_sync_debug_mode(0))
+    for name, editor in _editors(pipes).items():
+        _edit(editor, item)  # warm: graphs captured (a capture synchronises), memos filled
+        with inside_denoising_loops(monkeypatch, arm, disarm):
+            _edit(editor, item, k=2 if name == "instdiffedit" else 1)
