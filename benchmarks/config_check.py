@@ -23,7 +23,6 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
@@ -171,10 +170,11 @@ def _method_errors(node: DictConfig) -> list[str]:
     bad_types = _type_errors("method", settings, factory)
     parameters, _, _ = _signature(factory)
     defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
-    well_typed = {k: (defaults[k] if k in bad_types and k in defaults else v) for k, v in settings.items() if k not in bad_types or k in defaults}
+    # A setting of the wrong type is tried at its default, so that the constructor checks the others.
+    well_typed = {k: defaults[k] if k in bad_types else v for k, v in settings.items() if k not in bad_types or k in defaults}
 
     def build(values: dict[str, Any]) -> Any:
-        return partial(factory, **values)(_NoModel(), _NoModel())
+        return factory(_NoModel(), _NoModel(), **values)
 
     return [*bad_types.values(), *_range_errors("method", well_typed, build, defaults)]
 
