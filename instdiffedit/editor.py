@@ -133,6 +133,8 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
         if mask_size < 1:
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
+        # Every setting is checked before the pipelines are touched (the harness checks a config so).
+        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -143,7 +145,6 @@ class InstDiffEdit(StagedEditor):
             resolution=resolution,
             arithmetic=arithmetic,
         )
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
         self.num_inference_steps = num_inference_steps
         self.strength = strength
         self.guidance_scale = guidance_scale
