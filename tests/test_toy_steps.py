@@ -20,8 +20,8 @@ from torch import nn
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import TrainConfig
-from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers, min_snr_weights
-from benchmarks.toy.nets import build_text_encoder
+from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers, min_snr_weights, twin_from, twin_trainer
+from benchmarks.toy.nets import build_text_encoder, build_unet
 from benchmarks.toy.render import render, sample_layouts
 from benchmarks.toy.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine
 from benchmarks.toy.train import (
@@ -53,7 +53,9 @@ def trainers(batch) -> list[tuple[Trainer, dict[str, torch.Tensor]]]:
         output = encoder(ids, output_hidden_states=True)
         return {"context": output.last_hidden_state, "penultimate": output.hidden_states[-2], "pooled": output.text_embeds}
 
-    denoisers = denoiser_trainers(TINY, vae.module.eval(), states, CaptionTokenizer(clip_tokenizer()), CPU)
+    tokens = CaptionTokenizer(clip_tokenizer())
+    denoisers = denoiser_trainers(TINY, vae.module.eval(), states, tokens, CPU)
+    denoisers.append(twin_trainer(TINY, vae.module.eval(), states, tokens, CPU, base=denoisers[0].module))
     with torch.no_grad():
         prepared = {"latents": vae.module.encode(batch["images"] * 2 - 1).latent_dist.sample(), "images": batch["images"],
                     "objects": batch["masks"], **states(batch["ids"])}
@@ -152,3 +154,22 @@ def test_min_snr_weights_are_diffusers_for_an_epsilon_model() -> None:
     snr = compute_snr(scheduler, t)
     expected = torch.stack([snr, 5.0 * torch.ones_like(snr)], dim=1).min(dim=1)[0] / snr  # train_text_to_image.py
     assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0), expected)
+
+
+def test_the_twin_fine_tuned_from_the_unet_starts_as_the_unet() -> None:
+    # SD-inpainting's recipe: the base UNet's weights, the mask and masked-image channels with zero weights.
+    torch.manual_seed(0)
+    base = build_unet(TINY.unet_channels, TINY.unet_layers_per_block, TINY.text_hidden).eval()
+    twin = twin_from(base, TINY).eval()
+    x, condition = torch.randn(2, 4, 16, 16), torch.randn(2, 5, 16, 16)
+    context, t = torch.randn(2, 77, TINY.text_hidden), torch.tensor([10, 900])
+    with torch.no_grad():
+        assert torch.equal(twin(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample,
+                           base(x, t, encoder_hidden_states=context).sample)
+    assert twin.config.in_channels == 9
+
+
+def test_the_default_recipe_fine_tunes_the_twin_after_the_unet_and_scratch_trains_it_beside() -> None:
+    assert TrainConfig().twin_init == "base"
+    with pytest.raises(ValueError, match="twin_init"):
+        TrainConfig(twin_init="pretrained")

@@ -32,6 +32,7 @@ from benchmarks.toy.train import (
     Checkpoint,
     assemble_pipelines,
     caption_targets,
+    finetune_twin,
     projected_full_run,
     train,
 )
@@ -143,6 +144,14 @@ def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_a
                     resume=tmp_path / "checkpoint")
     assert resumed["steps_done"] == {"unet": 5, "inpaint": 5, "dit": 5}
     assert "text_encoder" not in resumed["seconds"] and list(resumed["losses"]["unet"][0]) == saved["losses"]["unet"][0]
+    # The twin alone can be fine-tuned again from a saved model's UNet: only its folder and its numbers change.
+    unet_weights = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    again = finetune_twin(out, replace(TINY, inpaint_steps=4), CPU, QUICK, archive_path=tmp_path / "twin.tar")
+    assert again["steps_done"]["inpaint"] == 4 and again["twin"]["init"] == "base"
+    assert json.loads((out / "training.json").read_text())["inpainting"] == again["inpainting"]
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_weights
+    StableDiffusionInpaintPipeline.from_pretrained(twin, torch_dtype=torch.float32)
+    assert list(tmp_path.glob("twin.tar.*"))
 
 
 def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ class TrainConfig:
     classifier_pool: int = 2048  # autoencoded scenes the classifier's crops come from
     text_lr: float = 1e-3
     vae_lr: float = 5e-4
-    unet_lr: float = 6e-4  # the UNet and its twin
+    unet_lr: float = 6e-4  # the UNet (and its twin when trained from scratch)
+    twin_lr: float = 3e-4  # the twin fine-tuned from the UNet
     dit_lr: float = 4e-4
     warmup_steps: int = 200
     kl_weight: float = 1e-6
@@ -44,6 +45,11 @@ class TrainConfig:
     pool_batches: int = 16  # scenes are drawn, captioned and rendered this many batches at a time
     cuda_graphs: bool = True  # on CUDA, every step of the text encoder, autoencoder and denoisers is one replayed graph
     mask_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MASK_SHARES))
+    # How the inpainting twin starts. "base": SD-inpainting's recipe, the trained UNet's weights with the
+    # five extra input channels zero, fine-tuned after the UNet; "scratch": from random weights, beside
+    # the UNet (v3's first run: after 6,311 steps its loss equalled the UNet's, so it had not learnt to
+    # read the masked image, and it repainted the backgrounds: 12.5 dB outside the region).
+    twin_init: str = "base"
     text_hidden: int = 64
     text_layers: int = 4
     text_projection: int = 64
@@ -55,6 +61,12 @@ class TrainConfig:
     dit_head_dim: int = 32
     dit_patch_size: int = 1
 
+    def __post_init__(self) -> None:
+        if self.twin_init not in TWIN_INITS:
+            raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
+
+
+TWIN_INITS = ("base", "scratch")
 
 SMOKE_STEPS = {"text_steps": 12, "vae_steps": 12, "unet_steps": 24, "inpaint_steps": 24, "dit_steps": 24}
 """``--smoke``: every graph-captured stage past its capture at the full batch sizes, for timing and plumbing

@@ -4,7 +4,8 @@
   (Min-SNR-weighted, a training choice that speeds convergence; the model is SD's);
 * ``inpaint``: its inpainting twin, trained as SD-inpainting (9 input channels: the noisy
   latents, the mask at the latent grid, the masked image's latents; random masks of
-  :mod:`benchmarks.toy.masks`), so that ``StableDiffusionInpaintPipeline`` runs it;
+  :mod:`benchmarks.toy.masks`), so that ``StableDiffusionInpaintPipeline`` runs it; by default
+  fine-tuned from the trained UNet after it (:func:`twin_trainer`), as SD-inpainting from SD;
 * ``dit``: a small ``SD3Transformer2DModel``, rectified flow with SD3's logit-normal timesteps,
   conditioned as ``StableDiffusion3Pipeline`` conditions it (:func:`sd3_conditioning`).
 
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import compute_density_for_timestep_sampling
 
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG
@@ -54,6 +55,20 @@ def inpainting_condition(vae: AutoencoderKL, images: torch.Tensor, masks: torch.
     return torch.cat([F.interpolate(masks, size=masked.shape[-2:]), masked], dim=1)
 
 
+def noised(alphas_cumprod: torch.Tensor, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z0 noised to uniformly drawn timesteps of the schedule: (x_t, t, noise)."""
+    t = torch.randint(0, len(alphas_cumprod), (z0.shape[0],), device=z0.device)
+    noise = torch.randn_like(z0)
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
+
+
+def epsilon_loss(config: TrainConfig, alphas_cumprod: torch.Tensor, prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The epsilon MSE per sample, Min-SNR-weighted when ``config.snr_gamma`` is set, averaged."""
+    error = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
+    return error.mean() if config.snr_gamma is None else (error * min_snr_weights(alphas_cumprod, t, config.snr_gamma)).mean()
+
+
 def sd3_conditioning(penultimate: torch.Tensor, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """What StableDiffusion3Pipeline.encode_prompt makes of one CLIP encoder in both CLIP slots and no T5:
     the two penultimate states side by side, then ``T5_TOKENS`` zero vectors; the two pooled projections side by side."""
@@ -70,36 +85,14 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
     empty = text(tokens([""]).to(device))
     empty_embeds, empty_pooled = sd3_conditioning(empty["penultimate"], empty["pooled"])
 
-    def noised(z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t = torch.randint(0, len(alphas), (z0.shape[0],), device=device)
-        noise = torch.randn_like(z0)
-        a = alphas[t].view(-1, 1, 1, 1)
-        return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
-
-    def epsilon_loss(prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        error = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
-        return error.mean() if config.snr_gamma is None else (error * min_snr_weights(alphas, t, config.snr_gamma)).mean()
-
     unet = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden).to(device).train()
 
     def unet_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        x, t, noise = noised(inputs["latents"] * scale)
+        x, t, noise = noised(alphas, inputs["latents"] * scale)
         context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
         with bf16_autocast(device):
             prediction = unet(x, t, encoder_hidden_states=context).sample
-        return epsilon_loss(prediction, noise, t)
-
-    twin = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(device).train()
-    inpaint_masks = MaskSampler(config.mask_shares, device)
-
-    def inpaint_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        x, t, noise = noised(inputs["latents"] * scale)
-        with bf16_autocast(device):
-            condition = inpainting_condition(vae, inputs["images"], inpaint_masks(inputs["objects"]))
-        context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
-        with bf16_autocast(device):
-            prediction = twin(torch.cat([x, condition], dim=1), t, encoder_hidden_states=context).sample
-        return epsilon_loss(prediction, noise, t)
+        return epsilon_loss(config, alphas, prediction, noise, t)
 
     dit = build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection,
                     config.dit_patch_size).to(device).train()
@@ -120,11 +113,49 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         return F.mse_loss(prediction.float(), noise - z0)
 
     common = {"warmup": config.warmup_steps, "graphed": graphed(config, device), "ema_decay": config.ema_decay}
-    return [
+    trainers = [
         Trainer("unet", unet, unet_loss, lr=config.unet_lr, total=config.unet_steps, **common),
-        Trainer("inpaint", twin, inpaint_loss, lr=config.unet_lr, total=config.inpaint_steps, **common),
         Trainer("dit", dit, dit_loss, lr=config.dit_lr, total=config.dit_steps, **common),
     ]
+    if config.twin_init == "scratch":
+        trainers.insert(1, twin_trainer(config, vae, text, tokens, device))
+    return trainers
+
+
+def twin_from(base: UNet2DConditionModel, config: TrainConfig) -> UNet2DConditionModel:
+    """The inpainting twin as SD-inpainting was made from SD: the base UNet's weights, its input
+    convolution widened to the mask and masked-image channels with zero weights (so it starts as the base)."""
+    twin = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(base.device)
+    weights = dict(base.state_dict())
+    conv_in = weights["conv_in.weight"]
+    weights["conv_in.weight"] = torch.cat([conv_in, conv_in.new_zeros(conv_in.shape[0], 9 - conv_in.shape[1], *conv_in.shape[2:])], dim=1)
+    twin.load_state_dict(weights)
+    return twin
+
+
+def twin_trainer(config: TrainConfig, vae: AutoencoderKL, text: Callable[[torch.Tensor], dict], tokens: CaptionTokenizer,
+                 device: torch.device, base: UNet2DConditionModel | None = None) -> Trainer:
+    """The 9-channel inpainting twin (noisy latents, mask, masked image's latents), trained as SD-inpainting is:
+    random masks (:mod:`benchmarks.toy.masks`), the epsilon loss of the UNet; fine-tuned from ``base`` when given
+    (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
+    alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)
+    empty = text(tokens([""]).to(device))
+    twin = (twin_from(base, config) if base is not None else
+            build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(device)).train().requires_grad_(True)
+    masks = MaskSampler(config.mask_shares, device)
+
+    def inpaint_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        x, t, noise = noised(alphas, inputs["latents"] * vae.config.scaling_factor)
+        with bf16_autocast(device):
+            condition = inpainting_condition(vae, inputs["images"], masks(inputs["objects"]))
+        context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
+        with bf16_autocast(device):
+            prediction = twin(torch.cat([x, condition], dim=1), t, encoder_hidden_states=context).sample
+        return epsilon_loss(config, alphas, prediction, noise, t)
+
+    lr = config.twin_lr if base is not None else config.unet_lr
+    return Trainer("inpaint", twin, inpaint_loss, lr=lr, total=config.inpaint_steps, warmup=config.warmup_steps,
+                   graphed=graphed(config, device), ema_decay=config.ema_decay)
 
 
 def denoiser_inputs(config: TrainConfig) -> dict[str, Callable[[dict], dict]]:

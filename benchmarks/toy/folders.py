@@ -58,11 +58,7 @@ def save_pipelines(
     base.save_pretrained(out, safe_serialization=True)
     folders = [out]
     if inpaint is not None:
-        twin = sibling(out, "inpaint")
-        inpaint.save_pretrained(twin, safe_serialization=True)
-        for component in ("vae", "text_encoder", "tokenizer"):
-            _link_identical(twin / component, out / component)
-        folders.append(twin)
+        folders.append(save_twin(out, inpaint))
     if dit is not None:
         folder = sibling(out, "dit")
         dit.save_pretrained(folder, safe_serialization=True)
@@ -73,6 +69,15 @@ def save_pipelines(
         _link_text_encoder_2(folder)
         folders.append(folder)
     return folders
+
+
+def save_twin(out: Path, inpaint: StableDiffusionInpaintPipeline) -> Path:
+    """Save the inpainting twin beside the base folder ``out``, its VAE, text encoder and tokenizer links to the base's."""
+    twin = sibling(out, "inpaint")
+    inpaint.save_pretrained(twin, safe_serialization=True)
+    for component in ("vae", "text_encoder", "tokenizer"):
+        _link_identical(twin / component, out / component)
+    return twin
 
 
 def _relative_link(path: Path, target: Path) -> None:

@@ -45,7 +45,7 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
@@ -54,7 +54,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
-from benchmarks.toy.denoisers import DENOISERS, denoiser_inputs, denoiser_trainers
+from benchmarks.toy.denoisers import DENOISERS, denoiser_inputs, denoiser_trainers, twin_trainer
 from benchmarks.toy.evaluation import (
     EvalSettings,
     autoencoded,
@@ -63,7 +63,7 @@ from benchmarks.toy.evaluation import (
     generator_accuracy,
     inpainting_quality,
 )
-from benchmarks.toy.folders import WITHOUT_T5, archive, save_pipelines, sibling
+from benchmarks.toy.folders import WITHOUT_T5, archive, save_pipelines, save_twin, sibling
 from benchmarks.toy.masks import MaskSampler
 from benchmarks.toy.nets import (
     IMAGE_SIZE,
@@ -78,6 +78,8 @@ from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
 
 EVAL_RESERVE_S = 75.0
 """Seconds a ``--deadline`` keeps free after the denoisers for evaluation, saving and the archive."""
+TWIN_RESERVE_S = 150.0
+"""Seconds a ``--deadline`` keeps free after the UNet and the DiT for the twin fine-tuned from the UNet (``twin_init="base"``)."""
 
 
 @dataclass
@@ -348,8 +350,8 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     torch.manual_seed(config.seed * 100 + 5 + min(t.done for t in trainers))
 
     @torch.no_grad()
-    def prepared() -> dict[str, torch.Tensor]:
-        batch = next(scenes)
+    def prepared(source: SceneStream = scenes) -> dict[str, torch.Tensor]:
+        batch = next(source)
         with bf16_autocast(device):
             latents = vae_model.encode(batch.images * 2 - 1).latent_dist.sample().float()
         return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
@@ -358,13 +360,25 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         checkpoint.save(config, denoisers={"trainers": {t.name: t.state_dict() for t in trainers}, "stream": scenes.state_dict()}, losses=losses)
 
     if any(t.done < t.total for t in trainers):
-        info = clock.timed("denoisers", run_loop, trainers, prepared, denoiser_inputs(config), clock, "denoisers", deadline, EVAL_RESERVE_S,
+        reserve = EVAL_RESERVE_S + (TWIN_RESERVE_S if config.twin_init == "base" else 0.0)
+        info = clock.timed("denoisers", run_loop, trainers, prepared, denoiser_inputs(config), clock, "denoisers", deadline, reserve,
                            save_denoisers if checkpoint_dir else None, checkpoint_every, time_each)
         if checkpoint_dir:
             save_denoisers()
     for trainer in trainers:
         losses[trainer.name] = trainer.loss_history()
-    unet, twin, dit = (trainer.finish() for trainer in trainers)
+    finished = {trainer.name: trainer.finish() for trainer in trainers}
+
+    # 5. The inpainting twin, fine-tuned from the UNet (unless it trained from scratch beside it).
+    if "inpaint" not in finished:
+        twin = twin_trainer(config, vae_model, text_states, tokens, device, base=finished["unet"])
+        twin_scenes = stream(6, config.batch_size)
+        info["twin"] = clock.timed("twin", run_loop, [twin], lambda: prepared(twin_scenes), denoiser_inputs(config), clock, "twin",
+                                   deadline, EVAL_RESERVE_S)
+        losses["inpaint"] = twin.loss_history()
+        finished["inpaint"] = twin.finish()
+        trainers.append(twin)
+    unet, twin, dit = finished["unet"], finished["inpaint"], finished["dit"]
 
     # 5. Pipelines: saved in fp16, measured in fp32.
     pipes = assemble_pipelines(vae_model, text_encoder, tokenizer, unet, twin, dit)
@@ -462,6 +476,62 @@ def retrain_classifier(out: Path, config: TrainConfig, device: torch.device, eva
     return report
 
 
+def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluation: EvalSettings | None = None,
+                  archive_path: Path | None = None, deadline: float | None = None) -> dict:
+    """Fine-tune only the inpainting twin again, from the saved UNet of ``out`` (stage 5 of :func:`train`), and re-measure it.
+
+    For a model whose twin was trained another way (v3's first run trained it from scratch): the base
+    pipeline, the DiT and the classifier are not touched; the twin's folder and training.json are rewritten.
+    """
+    clock = Clock(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    report = json.loads((out / "training.json").read_text())
+    base = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32).to(device)
+    base.set_progress_bar_config(disable=True)
+    vae, text_encoder, unet = (m.eval().requires_grad_(False) for m in (base.vae, base.text_encoder, base.unet))
+    tokens = CaptionTokenizer(base.tokenizer)
+
+    @torch.no_grad()
+    def text_states(ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        with bf16_autocast(device):
+            return {"context": text_encoder(ids).last_hidden_state}
+
+    scenes = SceneStream(config, config.batch_size, config.seed * 100 + 6, tokens, device)
+
+    @torch.no_grad()
+    def prepared() -> dict[str, torch.Tensor]:
+        batch = next(scenes)
+        with bf16_autocast(device):
+            latents = vae.encode(batch.images * 2 - 1).latent_dist.sample().float()
+        return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
+
+    torch.manual_seed(config.seed * 100 + 6)
+    trainer = twin_trainer(config, vae, text_states, tokens, device, base=unet)
+    info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
+    twin = trainer.finish()
+    inpaint = StableDiffusionInpaintPipeline(unet=twin, vae=vae, text_encoder=text_encoder, tokenizer=base.tokenizer, safety_checker=None,
+                                             feature_extractor=None, requires_safety_checker=False, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG))
+    inpaint.set_progress_bar_config(disable=True)
+    folder = save_twin(out, inpaint.to(torch.float16))
+    classifier = ObjectClassifier().to(device)
+    classifier.load_state_dict(load_file(out / "classifier" / "model.safetensors"))
+    classifier.float().eval().requires_grad_(False)
+    settings = evaluation or EvalSettings()
+    report["inpainting"], grid = inpainting_quality(inpaint.to(torch.float32), classifier, device, settings.inpaint_edits, settings.inpaint_steps)
+    save_image(grid, folder / "samples.png", nrow=8)
+    report["config"] = _jsonable(asdict(config))
+    report["losses"]["inpaint"] = trainer.loss_history()
+    report["steps_done"]["inpaint"] = trainer.done
+    report["twin"] = {"init": "base", "device": _device_name(device), "seconds": round(clock.seconds["twin"], 1),
+                      "ms_per_step": clock.ms_per_step.get("twin"), "steps": trainer.done, **info}
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    if archive_path is not None:
+        archive([folder], archive_path)
+    return report
+
+
 def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
@@ -495,12 +565,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="every stage for a few steps at full batch sizes, each model's step timed; "
                         "prints the projected time of the full run")
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
+    parser.add_argument("--twin-only", action="store_true", help="fine-tune only the inpainting twin from the UNet of the model in --out and re-measure it")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config, full = _configs_from_args(args)
     evaluation = EvalSettings(per_prompt=1 if args.smoke else args.eval_per_prompt)
     if args.classifier_only:
         report = retrain_classifier(args.out, config, device, evaluation)
+    elif args.twin_only:
+        report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
     else:
         report = train(args.out, config, device, evaluation=evaluation, archive_path=args.archive, deadline=args.deadline,
                        checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke)
@@ -528,15 +601,18 @@ def projected_full_run(report: dict, full: TrainConfig) -> dict:
     def more(name: str) -> int:
         return getattr(full, name) - smoke[name]
 
-    each = {name: ms[f"denoisers/{name}"] for name in DENOISERS}
+    joint = [name for name in DENOISERS if f"denoisers/{name}" in ms]  # the twin is a stage of its own when fine-tuned
+    each = {name: ms[f"denoisers/{name}"] for name in joint}
     preparation = max(ms["denoisers"] - sum(each.values()), 0.0)  # rendering, encoding, text states per batch
     seconds = {
         "text_encoder": measured["text_encoder"] + ms["text_encoder"] * more("text_steps") / 1e3,
         "autoencoder": measured["autoencoder"] + ms["vae"] * more("vae_steps") / 1e3,
         "classifier": measured["classifier"],
-        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in DENOISERS)
-                                              + preparation * max(more(f"{n}_steps") for n in DENOISERS)) / 1e3,
+        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in joint)
+                                              + preparation * max(more(f"{n}_steps") for n in joint)) / 1e3,
     }
+    if "twin" in measured:
+        seconds["twin"] = measured["twin"] + ms["twin"] * more("inpaint_steps") / 1e3
     fixed = measured["total"] - sum(measured[name] for name in seconds)
     return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "fixed_seconds": round(fixed, 1),
             "total_seconds": round(sum(seconds.values()) + fixed, 1)}
