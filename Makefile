@@ -49,16 +49,16 @@ readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=t
 	echo "$(README_MODEL)" > docs/figures/MODEL
 
 scaling:  ## items/s on 1 vs 2 GPUs (one shard each, hydra/launcher=local_gpus); writes docs/figures/scaling.{json,png}
-	$(PYTHON) -m benchmarks.scaling --model tiny --dataset toy_shapes --n 64 --gpus 1 2
+	$(PYTHON) -m benchmarks.perf.scaling --model tiny --dataset toy_shapes --n 64 --gpus 1 2
 
 bench:  ## speed of every method at paper settings on this GPU (SD 1.4 architecture); writes docs/speed/ and README's table
-	$(PYTHON) -m benchmarks.speed --out docs/speed --readme README.md
+	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --readme README.md
 
 bench-check:  ## on a GPU, in about a minute: CUDA graphs give eager's masks and images (exit 1 if not)
-	$(PYTHON) -m benchmarks.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check
+	$(PYTHON) -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check
 
 bench-tiny:  ## the same benchmark's plumbing on the tiny model, on the CPU, in a minute
-	$(PYTHON) -m benchmarks.speed --arch tiny --quick --device cpu --modes eager,eager+cl --repeats 1 --out outputs/speed-tiny
+	$(PYTHON) -m benchmarks.perf.speed --arch tiny --quick --device cpu --modes eager,eager+cl --repeats 1 --out outputs/speed-tiny
 
 clean:
 	rm -rf outputs multirun wandb .pytest_cache report

@@ -12,8 +12,8 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.gpus import job_gpu, launcher_gpus
-from benchmarks.sharding import run_folder_name, shard_tag
+from benchmarks.run.gpus import job_gpu, launcher_gpus
+from benchmarks.run.sharding import run_folder_name, shard_tag
 
 # The run folder is named by the overrides (paths in them escaped); a run without any goes to ".../default".
 OmegaConf.register_new_resolver("run_key", run_folder_name, replace=True)
@@ -26,7 +26,9 @@ OmegaConf.register_new_resolver("job_gpu", job_gpu, replace=True)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> pd.DataFrame:
-    from benchmarks.harness import run_from_config  # heavy imports only once Hydra has parsed the command line
+    from benchmarks.run.harness import (
+        run_from_config,  # heavy imports only once Hydra has parsed the command line
+    )
 
     return run_from_config(cfg)
 

@@ -27,7 +27,7 @@ os.environ.update(
 import pytest
 import torch
 
-from benchmarks.models import Pipelines
+from benchmarks.models.loading import Pipelines
 
 USER_CACHE = Path.home() / ".cache" / "instdiffedit"
 
@@ -61,7 +61,7 @@ def _private_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(_private_cache: Path) -> Pipelines:
-    from benchmarks.tiny_model import tiny_pipelines
+    from benchmarks.models.tiny import tiny_pipelines
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return tiny_pipelines(_private_cache, device="cpu")

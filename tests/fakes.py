@@ -49,7 +49,7 @@ def tiny_clip(seed: int = 0):
     """A random CLIPModel small enough for a CPU test, and a processor with the real CLIP tokenizer."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from benchmarks.tiny_model import clip_tokenizer
+    from benchmarks.models.tiny import clip_tokenizer
 
     torch.manual_seed(seed)
     config = CLIPConfig(

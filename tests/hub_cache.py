@@ -12,7 +12,7 @@ are noise: nothing here measures anything.
 
 The Stable Diffusion repositories hold what the hub's do (``model_index.json`` with the safety
 checker and the feature extractor, the fp16 variant files beside the full-precision ones), with
-the tiny SD-architecture model of :mod:`benchmarks.tiny_model` (64 px) in place of the weights.
+the tiny SD-architecture model of :mod:`benchmarks.models.tiny` (64 px) in place of the weights.
 The torchvision, torch-fidelity and timm architectures are fixed, so their state dicts have the
 real shapes; to keep the files small, large tensors are views of one shared random pool (a
 saved view stores only its storage, once) where the network normalises its activations.
@@ -34,9 +34,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from benchmarks.downloads import extract_zip
-from benchmarks.models import SD14_BASE, SD_INPAINT
-from benchmarks.splits import EDITING_MASK_ZIP, LISTS, EditingMaskSplit, ListEntry
+from benchmarks.data.downloads import extract_zip
+from benchmarks.data.splits import EDITING_MASK_ZIP, LISTS, EditingMaskSplit, ListEntry
+from benchmarks.models.loading import SD14_BASE, SD_INPAINT
 
 CLIP_REPO = "openai/clip-vit-large-patch14"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
@@ -126,7 +126,7 @@ def save_stable_diffusion_repos(hf_home: Path) -> None:
     )
     from transformers import CLIPImageProcessor
 
-    from benchmarks.tiny_model import build_tiny_pipelines
+    from benchmarks.models.tiny import build_tiny_pipelines
 
     base, inpaint = build_tiny_pipelines()
     with torch.random.fork_rng(devices=[]):
@@ -154,7 +154,7 @@ def _hub_tokenizer_files(folder: Path) -> None:
     configs (transformers 5 saves a tokenizer.json instead, a path the real repositories do not take)."""
     import json
 
-    from benchmarks.tiny_model import save_clip_vocabulary
+    from benchmarks.models.tiny import save_clip_vocabulary
 
     for path in folder.iterdir():
         path.unlink()
@@ -258,9 +258,9 @@ def save_split_files(instdiffedit_cache: Path, lists: Path) -> None:
 
     The archive (``Editing-Mask/images/<id>.png``, ``Editing-Mask/masks/<id>.png``; the real
     archive's layout is undocumented, the loader matches files by stem) is built as a zip and
-    extracted by the harness's own :func:`benchmarks.downloads.extract_zip`, as after a download.
+    extracted by the harness's own :func:`benchmarks.data.downloads.extract_zip`, as after a download.
     """
-    from benchmarks.splits import parse_list
+    from benchmarks.data.splits import parse_list
 
     for split, name in LIST_FILES.items():
         target = instdiffedit_cache / split / name

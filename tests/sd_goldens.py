@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from baselines import DiffEdit, DiffEditDDIM, LeditsPP, OracleInpaint, SDEdit
-from benchmarks.datasets import EditItem, SyntheticDataset
+from benchmarks.data.items import EditItem
+from benchmarks.data.synthetic import SyntheticDataset
 from instdiffedit import EditResult, InstDiffEdit
 
 SEED = 20240117
@@ -87,7 +88,7 @@ def summary(result: EditResult) -> dict:
 
 
 if __name__ == "__main__":
-    from benchmarks.tiny_model import tiny_pipelines
+    from benchmarks.models.tiny import tiny_pipelines
 
     torch.set_num_threads(1)
     pipes = tiny_pipelines(device="cpu")

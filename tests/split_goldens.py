@@ -40,8 +40,14 @@ from fakes import (
 from hub_cache import LIST_FILES, _image
 from pie_layout import write_pie_bench
 
-from benchmarks.datasets import SyntheticDataset
-from benchmarks.feature_means import compute_feature_means
+from benchmarks.data.pie_bench import PieBenchSplit
+from benchmarks.data.splits import (
+    EditingMaskSplit,
+    ImageNetSplit,
+    ImagenSplit,
+    parse_list,
+)
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import (
     FID,
     SFID,
@@ -54,11 +60,14 @@ from benchmarks.metrics import (
     _imagenet_names,
     imagenet_class_index,
 )
-from benchmarks.pie_bench import PieBenchSplit
-from benchmarks.pie_metrics import PieBackground, PieCLIPSimilarity, StructureDistance
-from benchmarks.results import ResultsTable
-from benchmarks.runner import Shard, run
-from benchmarks.splits import EditingMaskSplit, ImageNetSplit, ImagenSplit, parse_list
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.metrics.pie_bench import (
+    PieBackground,
+    PieCLIPSimilarity,
+    StructureDistance,
+)
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import Shard, run
 from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
 from instdiffedit import InstDiffEdit
@@ -167,7 +176,7 @@ def _pie_bench(work: Path) -> tuple[Any, dict, dict]:
 
 def _folder(work: Path) -> tuple[Any, dict, dict]:
     """A manifest of two photos, one with a mask, as ``tests/test_folder_split.py`` writes them."""
-    from benchmarks.folder_split import FolderSplit
+    from benchmarks.data.folder_split import FolderSplit
 
     rng = np.random.default_rng(3)
     (work / "photos").mkdir()
@@ -226,7 +235,7 @@ def _pinned(value: float) -> float | str:
 if __name__ == "__main__":
     import tempfile
 
-    from benchmarks.tiny_model import tiny_pipelines
+    from benchmarks.models.tiny import tiny_pipelines
 
     if not lists_present():
         raise SystemExit(f"error: the authors' lists are not in {LISTS}; set INSTDIFFEDIT_LISTS.")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import lpips
 import PIL.Image
+from fakes import TINY_CLASSIFIER_DATA, ChannelMeans, tiny_classifier, tiny_clip
 
-from benchmarks.datasets import EditItem, SyntheticDataset
-from benchmarks.feature_means import compute_feature_means
+from benchmarks.data.items import EditItem
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import (
     FID,
     SFID,
@@ -24,11 +25,10 @@ from benchmarks.metrics import (
     LPIPSDistance,
     MaskIoU,
 )
-from benchmarks.results import ResultsTable
-from benchmarks.runner import run
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import run
 from instdiffedit import InstDiffEdit
-
-from fakes import TINY_CLASSIFIER_DATA, ChannelMeans, tiny_classifier, tiny_clip
 
 TENCH, GOLDFISH = "n01440764", "n01443537"
 

@@ -10,7 +10,7 @@ import torch
 from diffusers import LMSDiscreteScheduler
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
-from benchmarks.datasets import SyntheticDataset
+from benchmarks.data.synthetic import SyntheticDataset
 from instdiffedit import InstDiffEdit, LatentDiffusion
 
 

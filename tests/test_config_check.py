@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import run  # noqa: F401  (registers the resolvers)
-from benchmarks.config_check import check_run_config
+from benchmarks.run.config_check import check_run_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))

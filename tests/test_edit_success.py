@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
 from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
 from instdiffedit.types import EditResult

@@ -6,7 +6,7 @@ import PIL.Image
 import pytest
 import torch
 
-from benchmarks.datasets import SyntheticDataset
+from benchmarks.data.synthetic import SyntheticDataset
 from instdiffedit import EditResult, InstDiffEdit
 
 STEPS = 10  # strength 0.5 -> 5 guided steps: enough to exercise the loop, cheap on a CPU
@@ -110,8 +110,8 @@ def test_unknown_settings_are_refused_with_the_allowed_values(tiny, kwargs: dict
 
 def test_a_half_precision_model_edits_in_its_own_dtype(tiny, _private_cache, item) -> None:
     """The blend with the float32 mask must not promote the latents (the fp16 UNet rejects float32)."""
-    from benchmarks.models import load_pretrained
-    from benchmarks.tiny_model import TINY_MODEL_NAME
+    from benchmarks.models.loading import load_pretrained
+    from benchmarks.models.tiny import TINY_MODEL_NAME
 
     half = load_pretrained(str(_private_cache / TINY_MODEL_NAME / "base"), None, device="cpu", dtype="bfloat16")
     editor = InstDiffEdit(half.base, num_inference_steps=STEPS)

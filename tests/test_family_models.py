@@ -10,9 +10,12 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from benchmarks.family_models import FamilyPipelines, load_family
-from benchmarks.models import ModelUnavailableError
-from benchmarks.tiny_families import TINY_FAMILY_VERSION, tiny_family_pipelines
+from benchmarks.models.families import FamilyPipelines, load_family
+from benchmarks.models.loading import ModelUnavailableError
+from benchmarks.models.tiny_families import (
+    TINY_FAMILY_VERSION,
+    tiny_family_pipelines,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REAL = {

@@ -10,11 +10,11 @@ import numpy
 import pytest
 import torch
 
-from benchmarks.datasets import SyntheticDataset
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import MaskIoU
-from benchmarks.results import ResultsTable
-from benchmarks.runner import item_seed, run
-from benchmarks.tiny_model import tiny_pipelines
+from benchmarks.models.tiny import tiny_pipelines
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import item_seed, run
 from instdiffedit import EditResult, InstDiffEdit
 from instdiffedit.graphs import set_fast_path
 

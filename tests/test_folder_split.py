@@ -13,10 +13,10 @@ import PIL.Image
 import pytest
 import torch
 
-from benchmarks.folder_split import FolderSplit
-from benchmarks.results import ResultsTable
-from benchmarks.splits import MissingFilesError
-from benchmarks.validation import SplitInputError
+from benchmarks.data.folder_split import FolderSplit
+from benchmarks.data.splits import MissingFilesError
+from benchmarks.data.validation import SplitInputError
+from benchmarks.run.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]
 

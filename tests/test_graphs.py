@@ -11,8 +11,8 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from fakes import PlainGraphs
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
-from benchmarks.datasets import SyntheticDataset
-from benchmarks.tiny_model import tiny_pipelines
+from benchmarks.data.synthetic import SyntheticDataset
+from benchmarks.models.tiny import tiny_pipelines
 from instdiffedit import InstDiffEdit
 from instdiffedit.acceleration import accelerate
 from instdiffedit.attention import capture_cross_attention

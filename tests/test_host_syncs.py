@@ -16,8 +16,8 @@ import torch
 from fakes import HostSyncs
 
 from baselines import DiffEdit, SDEdit
-from benchmarks.datasets import SyntheticDataset
-from benchmarks.tiny_model import tiny_pipelines
+from benchmarks.data.synthetic import SyntheticDataset
+from benchmarks.models.tiny import tiny_pipelines
 from instdiffedit import InstDiffEdit
 from instdiffedit.diffusion import LatentDiffusion
 

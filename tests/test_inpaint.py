@@ -7,7 +7,7 @@ import numpy
 import pytest
 import torch
 
-from benchmarks.datasets import SyntheticDataset
+from benchmarks.data.synthetic import SyntheticDataset
 from instdiffedit.inpaint import InpaintingModelInpainter
 
 STEPS = 4

@@ -17,7 +17,7 @@ from diffusers import FluxPipeline
 from diffusers.models import attention_processor
 from diffusers.models.transformers import transformer_flux
 
-from benchmarks.tiny_families import tiny_family_pipelines
+from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit.joint_attention import (
     capture_joint_attention,
     joint_attention_layers,

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 import run  # noqa: F401  (registers the resolvers)
-from benchmarks.gpus import job_gpu, launcher_gpus
+from benchmarks.run.gpus import job_gpu, launcher_gpus
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -10,7 +10,7 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 
-from benchmarks.loggers import NullLogger, WandbLogger
+from benchmarks.run.loggers import NullLogger, WandbLogger
 
 
 class FakeRun:

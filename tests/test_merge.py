@@ -8,10 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.merge import MERGED_NAME, comparable, completed_elsewhere, find_run_dirs, format_report, load_results, main, merge_run
-from benchmarks.results import ResultsTable
-from benchmarks.runner import Shard
-from benchmarks.sharding import parse_results_name, read_item_list, shard_file_name, shard_tag, write_item_list
+from benchmarks.run.merge import (
+    MERGED_NAME,
+    comparable,
+    completed_elsewhere,
+    find_run_dirs,
+    format_report,
+    load_results,
+    main,
+    merge_run,
+)
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import Shard
+from benchmarks.run.sharding import (
+    parse_results_name,
+    read_item_list,
+    shard_file_name,
+    shard_tag,
+    write_item_list,
+)
 
 ITEMS = [f"item-{i:02d}" for i in range(6)]
 

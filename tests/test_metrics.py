@@ -9,9 +9,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from fakes import ChannelMeans, RecordingDistance
 
-from benchmarks.datasets import EditItem, SyntheticDataset
-from benchmarks.feature_means import compute_feature_means, main as feature_means_main
+from benchmarks.data.items import EditItem
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import (
     FID,
     SFID,
@@ -28,9 +29,9 @@ from benchmarks.metrics import (
     saved_pairs,
     ssim_outside,
 )
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.metrics.feature_means import main as feature_means_main
 from instdiffedit.types import EditResult
-
-from fakes import ChannelMeans, RecordingDistance
 
 TENCH, GOLDFISH = "n01440764", "n01443537"  # ImageNet-1k classes 0 and 1
 
@@ -292,7 +293,7 @@ def test_sfid_needs_a_matching_means_file(tmp_path: Path) -> None:
         SFID(feature=ChannelMeans())
     message = str(error.value)
     assert "metrics.corpus.sfid.means=/path/to/means.pt" in message and "~metrics.corpus.sfid" in message
-    assert "python -m benchmarks.feature_means" in message and message.count(". ") == 0
+    assert "python -m benchmarks.metrics.feature_means" in message and message.count(". ") == 0
     with pytest.raises(MetricUnavailableError, match="is not a file"):
         SFID(means=str(tmp_path / "missing.pt"), feature=ChannelMeans())
 

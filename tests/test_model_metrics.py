@@ -9,9 +9,11 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from fakes import RecordingDistance
+from fakes import tiny_clip as tiny_clip_model
 from torch import nn
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
 from benchmarks.metrics import (
     FID,
     SFID,
@@ -24,9 +26,6 @@ from benchmarks.metrics import (
     load_lpips,
 )
 from instdiffedit.types import EditResult
-
-from fakes import RecordingDistance
-from fakes import tiny_clip as tiny_clip_model
 
 
 def _random_image(height: int, width: int, seed: int = 0) -> PIL.Image.Image:

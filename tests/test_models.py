@@ -8,8 +8,8 @@ import huggingface_hub
 import pytest
 import torch
 
-from benchmarks import models
-from benchmarks.models import (
+from benchmarks.models import loading
+from benchmarks.models.loading import (
     SD14_BASE,
     ModelUnavailableError,
     load_pretrained,
@@ -48,7 +48,7 @@ class TestUnavailableModels:
     def test_unreachable_hub_tries_the_cache_then_the_network_once(self, monkeypatch):
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         fake = _FailingPipeline(OSError("Cannot load model"), cause=ConnectionError("dns"))
-        monkeypatch.setattr(models, "StableDiffusionPipeline", fake)
+        monkeypatch.setattr(loading, "StableDiffusionPipeline", fake)
 
         with pytest.raises(ModelUnavailableError, match="the hub is unreachable") as caught:
             load_pretrained("someone/some-model", device="cpu")
@@ -58,7 +58,7 @@ class TestUnavailableModels:
 
     def test_hub_cache_hit_needs_no_network(self, monkeypatch):
         fake = _FailingPipeline(None)
-        monkeypatch.setattr(models, "StableDiffusionPipeline", fake)
+        monkeypatch.setattr(loading, "StableDiffusionPipeline", fake)
         load_pretrained("someone/some-model", device="cpu")
         assert [call["local_files_only"] for call in fake.calls] == [True]
 
@@ -94,7 +94,7 @@ class TestResolve:
 
     def test_the_inpainting_model_can_run_in_another_precision_than_the_base(self, tiny, _private_cache):
         """The authors' setup: the base model in float32, SD-inpainting in float16."""
-        from benchmarks.tiny_model import TINY_MODEL_NAME
+        from benchmarks.models.tiny import TINY_MODEL_NAME
 
         root = _private_cache / TINY_MODEL_NAME
         mixed = load_pretrained(str(root / "base"), str(root / "inpaint"), device="cpu", dtype="float32", inpaint_dtype="bfloat16")
@@ -151,14 +151,14 @@ class TestSpeedOptions:
             module, _, name = model._target_.rpartition(".")
             if "fast_path" not in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
                 continue
-            assert set(models.SPEED_OPTIONS) <= set(model), config.name
+            assert set(loading.SPEED_OPTIONS) <= set(model), config.name
             assert model.fast_path == DEFAULT_FAST_PATH, config.name
             checked.append(config.stem)
         assert {"sd14", "tiny", "toy"} <= set(checked)
 
     def test_an_unknown_fast_path_is_refused_before_any_model_loads(self, monkeypatch):
         failing = _FailingPipeline(AssertionError("must not load"))
-        monkeypatch.setattr(models, "StableDiffusionPipeline", failing)
+        monkeypatch.setattr(loading, "StableDiffusionPipeline", failing)
         with pytest.raises(ValueError, match="model.fast_path: Unknown fast path 'turbo'; choose one of auto, graphs, compiled, eager"):
             load_pretrained("/nowhere", fast_path="turbo")
         assert failing.calls == []

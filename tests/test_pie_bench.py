@@ -13,16 +13,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from benchmarks import pie_bench
-from benchmarks.metrics import mask_iou
-from benchmarks.pie_bench import EDIT_TYPES, PieBenchSplit, decode_mask, edit_texts, edited_phrase, run_problem
-from benchmarks.report import build_report
-from benchmarks.results import ResultsTable
-from benchmarks.splits import MissingFilesError
-from benchmarks.validation import SplitInputError
-
 from pie_layout import ITEMS, SIZE, box_mask, encode_runs, item_mask, write_pie_bench
+
+from benchmarks.data import pie_bench
+from benchmarks.data.pie_bench import (
+    EDIT_TYPES,
+    PieBenchSplit,
+    decode_mask,
+    edit_texts,
+    edited_phrase,
+    run_problem,
+)
+from benchmarks.data.splits import MissingFilesError
+from benchmarks.data.validation import SplitInputError
+from benchmarks.metrics import mask_iou
+from benchmarks.report import build_report
+from benchmarks.run.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,22 +12,33 @@ import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import RecordingDistance, tiny_clip, tiny_dino
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
+from pie_layout import ITEMS, write_pie_bench
 from torchmetrics.functional import mean_squared_error
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import (
+    peak_signal_noise_ratio,
+    structural_similarity_index_measure,
+)
 
-from benchmarks.datasets import EditItem
-from benchmarks.metrics import BackgroundPreservation, MetricUnavailableError, image_to_tensor, load_lpips
-from benchmarks.pie_bench import PieBenchSplit, with_border
-from benchmarks.pie_metrics import PieBackground, PieCLIPSimilarity, StructureDistance
-from benchmarks.results import ResultsTable
-from benchmarks.runner import run
+from benchmarks.data.items import EditItem
+from benchmarks.data.pie_bench import PieBenchSplit, with_border
+from benchmarks.metrics import (
+    BackgroundPreservation,
+    MetricUnavailableError,
+    image_to_tensor,
+    load_lpips,
+)
+from benchmarks.metrics.pie_bench import (
+    PieBackground,
+    PieCLIPSimilarity,
+    StructureDistance,
+)
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import run
 from instdiffedit import InstDiffEdit
 from instdiffedit.types import EditResult
-
-from fakes import RecordingDistance, tiny_clip, tiny_dino
-from pie_layout import ITEMS, write_pie_bench
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

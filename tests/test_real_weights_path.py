@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from hub_cache import LIST_FILES, FilledCache, build_filled_cache, imagenet_folders
 
-from benchmarks.runner import Shard
-from benchmarks.splits import parse_list
+from benchmarks.data.splits import parse_list
+from benchmarks.run.runner import Shard
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTS = Path(os.environ.get("INSTDIFFEDIT_LISTS", ROOT.parent / "shared" / "data" / "instdiffedit_lists"))
@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     val, train = imagenet_folders(root / "imagenet", imagenet, [e.meta["target_class"] for e in _items("imagenet")])
     means = root / "means.pt"
     made = subprocess.run(
-        [sys.executable, "-m", "benchmarks.feature_means", "--train-root", str(train), "--out", str(means),
+        [sys.executable, "-m", "benchmarks.metrics.feature_means", "--train-root", str(train), "--out", str(means),
          "--workers", "0", "--device", "cpu", "--batch-size", "8"],
         cwd=ROOT, env={**os.environ, **cache.env}, capture_output=True, text=True, timeout=300,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.references import reference_rows
+from benchmarks.metrics.references import reference_rows
 from benchmarks.toy.split import ToyShapesSplit
 
 

@@ -12,11 +12,12 @@ import PIL.Image
 import pytest
 import torch
 
-from benchmarks.datasets import EditItem, SyntheticDataset
-from benchmarks.interrupts import Aborted, Interrupted
+from benchmarks.data.items import EditItem
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import MaskIoU
-from benchmarks.results import ResultsTable
-from benchmarks.runner import Shard, config_hash, item_seed, run, summarize
+from benchmarks.run.interrupts import Aborted, Interrupted
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import Shard, config_hash, item_seed, run, summarize
 from instdiffedit import EditResult
 
 
@@ -231,7 +232,7 @@ def test_synthetic_items_are_reproducible_and_their_masks_match_their_pixels(dat
 
 
 def test_a_split_can_be_browsed_as_a_hugging_face_dataset(dataset, tmp_path, monkeypatch) -> None:
-    from benchmarks.datasets import to_hf_dataset
+    from benchmarks.data.items import to_hf_dataset
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
     hf = to_hf_dataset(dataset)

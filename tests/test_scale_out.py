@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.merge import comparable, format_report, merge_run
-from benchmarks.results import ResultsTable
+from benchmarks.run.merge import comparable, format_report, merge_run
+from benchmarks.run.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]
 # sdedit is the cheapest method; 64 px keeps an item near a second on one CPU thread.

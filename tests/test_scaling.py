@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scaling import combine, main, shard_rate
+from benchmarks.perf.scaling import combine, main, shard_rate
 
 
 def test_a_shards_rate_leaves_out_its_warm_up_items() -> None:

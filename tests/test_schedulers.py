@@ -7,8 +7,12 @@ import torch
 from diffusers import DDIMScheduler, LMSDiscreteScheduler
 from scipy import integrate
 
-from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG
-from instdiffedit.schedulers import CachedLMSDiscreteScheduler, precompute, scheduler_class
+from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG
+from instdiffedit.schedulers import (
+    CachedLMSDiscreteScheduler,
+    precompute,
+    scheduler_class,
+)
 
 
 def _run(scheduler: LMSDiscreteScheduler, steps: int = 50, start: int = 25) -> list[torch.Tensor]:

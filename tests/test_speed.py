@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks import speed
+from benchmarks.perf import speed
 
 
 def test_the_benchmark_writes_every_methods_row_and_the_readme_table(tmp_path) -> None:

@@ -14,10 +14,23 @@ import PIL.Image
 import pytest
 import torch
 
-from benchmarks.downloads import DownloadError, RemoteFile, extract_zip, fetch, git_blob_id
-from benchmarks.results import ResultsTable
-from benchmarks.runner import run
-from benchmarks.splits import LISTS, EditingMaskSplit, ImagenSplit, ImageNetSplit, MissingFilesError, parse_list
+from benchmarks.data.downloads import (
+    DownloadError,
+    RemoteFile,
+    extract_zip,
+    fetch,
+    git_blob_id,
+)
+from benchmarks.data.splits import (
+    LISTS,
+    EditingMaskSplit,
+    ImageNetSplit,
+    ImagenSplit,
+    MissingFilesError,
+    parse_list,
+)
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import run
 from instdiffedit import EditResult
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ from diffusers import (
 from diffusers.models.normalization import RMSNorm
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5EncoderModel
 
-from benchmarks import tiny_families
-from benchmarks.t5_tokenizer import t5_tokenizer
-from benchmarks.tiny_families import (
+from benchmarks.models import tiny_families
+from benchmarks.models.t5_tokenizer import t5_tokenizer
+from benchmarks.models.tiny_families import (
     IMAGE_SIZE,
     TINY_FAMILY_VERSION,
     build_tiny_flux,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers import StableDiffusionInpaintPipeline
 
-from benchmarks import tiny_model
-from benchmarks.models import Pipelines
-from benchmarks.tiny_model import (
+from benchmarks.models import tiny
+from benchmarks.models.loading import Pipelines
+from benchmarks.models.tiny import (
     TINY_MODEL_NAME,
     build_tiny_pipelines,
     clip_tokenizer,
@@ -159,7 +159,7 @@ class TestCache:
         def fail(*args, **kwargs):
             raise AssertionError("the cached model was rebuilt")
 
-        monkeypatch.setattr(tiny_model, "build_tiny_pipelines", fail)
+        monkeypatch.setattr(tiny, "build_tiny_pipelines", fail)
         again = tiny_pipelines(cache_dir, device="cpu")
 
         assert index.stat().st_mtime_ns == mtime

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.t5_tokenizer import t5_tokenizer
-from benchmarks.tiny_families import tiny_family_pipelines
-from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.models.t5_tokenizer import t5_tokenizer
+from benchmarks.models.tiny import clip_tokenizer
+from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit.token_references import (
     FLUX_T5_LENGTH,
     SD3_T5_LENGTH,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.models.tiny import clip_tokenizer
 from instdiffedit.tokens import token_layout
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
-from benchmarks.models import ModelUnavailableError
+from benchmarks.models.loading import ModelUnavailableError
 from benchmarks.toy.evaluation import autoencoded
 from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import (
     CaptionTokenizer,
     background_phrase,
@@ -22,7 +22,14 @@ from benchmarks.toy.captions import (
     partial_caption,
     training_captions,
 )
-from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES, Layout, render, sample_layouts
+from benchmarks.toy.render import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    Layout,
+    render,
+    sample_layouts,
+)
 from benchmarks.toy.split import ToyShapesSplit
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

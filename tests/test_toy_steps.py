@@ -17,10 +17,16 @@ from diffusers.training_utils import EMAModel, compute_snr
 from fakes import HostSyncs
 from torch import nn
 
-from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
+from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import TrainConfig
-from benchmarks.toy.denoisers import denoiser_inputs, denoiser_trainers, min_snr_weights, twin_from, twin_trainer
+from benchmarks.toy.denoisers import (
+    denoiser_inputs,
+    denoiser_trainers,
+    min_snr_weights,
+    twin_from,
+    twin_trainer,
+)
 from benchmarks.toy.nets import build_text_encoder, build_unet
 from benchmarks.toy.render import render, sample_layouts
 from benchmarks.toy.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine

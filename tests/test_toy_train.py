@@ -15,7 +15,7 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
-from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning

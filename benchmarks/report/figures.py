@@ -1,7 +1,7 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot state, any backend).
 
 Every function returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as PNG and PDF.
-Images come from a run folder's ``images/`` (see :func:`benchmarks.runner._save_outputs`):
+Images come from a run folder's ``images/`` (see :func:`benchmarks.run.runner._save_outputs`):
 ``<id>.input.png``, ``<id>.gt.png``, ``<id>.png`` (the edit), ``<id>.mask.png``, ``<id>.steps.npz``.
 """
 
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from benchmarks.report.load import RESULT_FILES
 from benchmarks.report.tables import METRICS
-from benchmarks.results import ResultsTable
+from benchmarks.run.results import ResultsTable
 
 DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
 CELL = 1.5  # inches per image panel

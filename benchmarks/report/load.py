@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.results import KEY, ResultsTable
-from benchmarks.sharding import read_item_list
+from benchmarks.run.results import KEY, ResultsTable
+from benchmarks.run.sharding import read_item_list
 
 RESULT_FILES = "results*.jsonl"
 REQUIRED_COLUMNS = ("item_id", "method", "config_id", "dataset", "status")

@@ -18,8 +18,8 @@ from benchmarks.report.configs import describe_configs, swept_params
 from benchmarks.report.load import CORPUS_COLUMNS, Results
 from benchmarks.report.published import PUBLISHED, PUBLISHED_SECONDS, SOURCE
 from benchmarks.report.stats import CONFIG, summarize
-from benchmarks.results import COST_COLUMNS
-from benchmarks.results import metric_columns as result_columns
+from benchmarks.run.results import COST_COLUMNS
+from benchmarks.run.results import metric_columns as result_columns
 
 METRICS: dict[str, tuple[str, str]] = {
     "mask_iou": ("mask IoU (%)", ".1f"),

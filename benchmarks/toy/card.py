@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.merge import load_results
-from benchmarks.references import reference_rows
-from benchmarks.runner import summarize
+from benchmarks.metrics.references import reference_rows
+from benchmarks.run.merge import load_results
+from benchmarks.run.runner import summarize
 from benchmarks.toy.model import TOY_MODEL
 from benchmarks.toy.split import ToyShapesSplit
 

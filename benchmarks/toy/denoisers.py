@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import compute_density_for_timestep_sampling
 
-from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG
+from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.config import TrainConfig, graphed
 from benchmarks.toy.masks import MaskSampler

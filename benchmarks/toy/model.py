@@ -15,7 +15,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from benchmarks.models import ModelUnavailableError, Pipelines, load_pretrained
+from benchmarks.models.loading import (
+    ModelUnavailableError,
+    Pipelines,
+    load_pretrained,
+)
 from benchmarks.toy.folders import sibling
 from benchmarks.toy.nets import ObjectClassifier
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath

@@ -27,9 +27,16 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
 from benchmarks.toy.captions import background_phrase, caption, object_phrase
-from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES, Layout, render, sample_layouts
+from benchmarks.toy.render import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    Layout,
+    render,
+    sample_layouts,
+)
 
 _COLOUR_NAMES = list(COLOURS)
 _BACKGROUND_NAMES = list(BACKGROUNDS)

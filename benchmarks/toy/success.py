@@ -9,7 +9,7 @@ import torch
 from scipy import ndimage
 from torchvision.transforms.functional import pil_to_tensor
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
 from benchmarks.toy.model import load_classifier
 from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES

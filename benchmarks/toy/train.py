@@ -51,10 +51,15 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
+from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
-from benchmarks.toy.denoisers import DENOISERS, denoiser_inputs, denoiser_trainers, twin_trainer
+from benchmarks.toy.denoisers import (
+    DENOISERS,
+    denoiser_inputs,
+    denoiser_trainers,
+    twin_trainer,
+)
 from benchmarks.toy.evaluation import (
     EvalSettings,
     autoencoded,
@@ -63,7 +68,13 @@ from benchmarks.toy.evaluation import (
     generator_accuracy,
     inpainting_quality,
 )
-from benchmarks.toy.folders import WITHOUT_T5, archive, save_pipelines, save_twin, sibling
+from benchmarks.toy.folders import (
+    WITHOUT_T5,
+    archive,
+    save_pipelines,
+    save_twin,
+    sibling,
+)
 from benchmarks.toy.masks import MaskSampler
 from benchmarks.toy.nets import (
     IMAGE_SIZE,

@@ -18,8 +18,8 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from benchmarks.models import Pipelines
-from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
+from benchmarks.models.loading import Pipelines
+from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 
 SD14_UNET = dict(
     sample_size=64,

@@ -1,7 +1,7 @@
 """Throughput vs GPUs: the same run as 1 shard and as N shards, one GPU each, through the launcher.
 
-    python -m benchmarks.scaling --model tiny --dataset toy_shapes --n 64          # on a machine with >= 2 GPUs
-    python -m benchmarks.scaling --model tiny --dataset synthetic --n 4 \\
+    python -m benchmarks.perf.scaling --model tiny --dataset toy_shapes --n 64          # on a machine with >= 2 GPUs
+    python -m benchmarks.perf.scaling --model tiny --dataset synthetic --n 4 \\
         --launcher submitit_local --override dataset.size=64 --out /tmp/scaling    # a CPU smoke test
 
 Each configuration runs exactly what a user would type (``run.py -m hydra/launcher=local_gpus
@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.merge import find_run_dirs, format_report, merge_run
-from benchmarks.results import ResultsTable
-from benchmarks.runner import Shard
+from benchmarks.run.merge import find_run_dirs, format_report, merge_run
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import Shard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TARGET_SPEEDUP = 1.8  # issue 8: two GPUs must process items at least 1.8x the rate of one
 
 
@@ -147,7 +147,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf.scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--dataset", default="toy_shapes")
     parser.add_argument("--method", default="instdiffedit")

@@ -12,7 +12,7 @@ What is allowed comes from the code the config sets up, never from a copy kept h
 - the model's local folders, and its hub ids when the hub is off (``HF_HUB_OFFLINE``), are looked
   up; ``device`` must exist on this machine; the harness's own keys are typed here.
 
-:func:`check_run_config` returns the errors and warnings; ``benchmarks.callbacks.ValidateConfig``
+:func:`check_run_config` returns the errors and warnings; ``benchmarks.run.callbacks.ValidateConfig``
 prints them and stops the run before Hydra creates its folder.
 """
 
@@ -30,15 +30,15 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from benchmarks.downloads import DownloadError
-from benchmarks.models import (
+from benchmarks.data.downloads import DownloadError
+from benchmarks.data.splits import MissingFilesError
+from benchmarks.models.loading import (
     ModelUnavailableError,
     check_model_source,
     load_pretrained,
     resolve_dtype,
 )
-from benchmarks.runner import Shard, check_batch_size
-from benchmarks.splits import MissingFilesError
+from benchmarks.run.runner import Shard, check_batch_size
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,

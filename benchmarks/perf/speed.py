@@ -1,10 +1,10 @@
 """The speed benchmark: every method at paper settings, in one process on one device.
 
-    python -m benchmarks.speed --out docs/speed                 # SD 1.4 architecture, random weights
-    python -m benchmarks.speed --modes eager,graphs --methods instdiffedit,diffedit
-    python -m benchmarks.speed --base /path/sd-v1-4 --inpaint /path/sd-inpainting   # real weights
-    python -m benchmarks.speed --arch sd14 --quick --modes eager,graphs --check     # GPU self-check, ~1 min
-    python -m benchmarks.speed --arch tiny --quick --device cpu  # the plumbing, on a CPU, in seconds
+    python -m benchmarks.perf.speed --out docs/speed                 # SD 1.4 architecture, random weights
+    python -m benchmarks.perf.speed --modes eager,graphs --methods instdiffedit,diffedit
+    python -m benchmarks.perf.speed --base /path/sd-v1-4 --inpaint /path/sd-inpainting   # real weights
+    python -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check     # GPU self-check, ~1 min
+    python -m benchmarks.perf.speed --arch tiny --quick --device cpu  # the plumbing, on a CPU, in seconds
 
 For each mode and method it reports seconds per edit (median over ``--repeats`` edits,
 device-synchronised at phase boundaries), split into mask / edit / inpaint; the first edit's
@@ -50,7 +50,7 @@ from typing import Any
 import numpy
 import torch
 
-from benchmarks.models import Pipelines, load_pretrained, resolve_device
+from benchmarks.models.loading import Pipelines, load_pretrained, resolve_device
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.graphs import DEFAULT_FAST_PATH, resolve_fast_path, unet_runner
 
@@ -117,13 +117,13 @@ def build_pipelines(arch: str, device: torch.device, dtype: torch.dtype, base: s
     if base is not None:
         return load_pretrained(base, inpaint, device=str(device), dtype={torch.float16: "float16", torch.float32: "float32", torch.bfloat16: "bfloat16"}[dtype])
     if arch == "tiny":
-        from benchmarks.tiny_model import build_tiny_pipelines
+        from benchmarks.models.tiny import build_tiny_pipelines
 
         pipes = Pipelines(*build_tiny_pipelines())
         for pipe in (pipes.base, pipes.inpaint):
             pipe.to(device, dtype)
         return pipes
-    from benchmarks.sd_architecture import build_sd14_pipelines
+    from benchmarks.models.sd_architecture import build_sd14_pipelines
 
     return build_sd14_pipelines(device, dtype)
 
@@ -346,7 +346,7 @@ def warm_cache_warmup(row: Row, args: argparse.Namespace) -> float:
     """The row's first-edit seconds in a second process sharing this one's compile cache."""
     with tempfile.TemporaryDirectory(prefix="instdiffedit-warm-cache-") as out:
         command = [
-            sys.executable, "-m", "benchmarks.speed", "--methods", row.method, "--modes", row.mode, "--warmup-only",
+            sys.executable, "-m", "benchmarks.perf.speed", "--methods", row.method, "--modes", row.mode, "--warmup-only",
             "--warm-cache-modes", "", "--out", out, "--device", args.device, "--dtype", args.dtype, "--seed", str(args.seed),
             "--compile-methods", args.compile_methods, *(["--inductor-cache", str(args.inductor_cache)] if args.inductor_cache else []),
         ]
@@ -433,7 +433,7 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf.speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=("sd14", "tiny"), default="sd14", help="random-weight architecture (ignored with --base)")
     parser.add_argument("--base", help="a real base pipeline (hub id or folder) instead of random weights")
     parser.add_argument("--inpaint", help="a real inpainting pipeline (with --base)")
@@ -562,7 +562,7 @@ def check(rows: list[Row]) -> None:
 
 def benchmark_input(pipes: Pipelines):
     """One synthetic item at the model's resolution: a red circle to turn into a blue square."""
-    from benchmarks.datasets import SyntheticDataset
+    from benchmarks.data.synthetic import SyntheticDataset
 
     side = pipes.base.unet.config.sample_size * pipes.base.vae_scale_factor
     item = SyntheticDataset(n=1, size=side, seed=0).load("synthetic-00000")
@@ -581,7 +581,7 @@ def describe(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
         "weights": f"weights {args.base} + {args.inpaint}" if args.base else f"{args.arch} architecture, random weights (same cost as real ones)",
         "default_mode": resolve_fast_path(DEFAULT_FAST_PATH, device),
         "inductor_cache": args.inductor_cache,
-        "command": "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.perf.speed " + " ".join(sys.argv[1:] if argv is None else argv),
         "paper_a30_seconds": PAPER_A30,
         "args": {k: str(v) for k, v in vars(args).items()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),

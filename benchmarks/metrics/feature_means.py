@@ -1,6 +1,6 @@
 """Mean Inception features of ImageNet train, overall and per class: the reference of SFID/CSFID.
 
-    python -m benchmarks.feature_means --train-root /path/to/ILSVRC2012/train --out means.pt
+    python -m benchmarks.metrics.feature_means --train-root /path/to/ILSVRC2012/train --out means.pt
 
 ``--train-root`` holds one folder per class, named by WordNet id (``n01440764/...JPEG``), as
 ImageNet's train set unpacks. Every image goes through FlexIT's preprocessing
@@ -37,7 +37,7 @@ from benchmarks.metrics import (
     inception_description,
     load_inception,
 )
-from benchmarks.models import resolve_device
+from benchmarks.models.loading import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def compute_feature_means(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.feature_means", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics.feature_means", description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-root", required=True, help="ImageNet train folder with one folder per WordNet id")
     parser.add_argument("--out", required=True, help="output file (.pt); <out>.partial holds progress")
     parser.add_argument("--weights", default=None, help="local copy of torch-fidelity's Inception weights")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from benchmarks.splits import MissingFilesError
+from benchmarks.data.splits import MissingFilesError
 
 
 class SplitInputError(MissingFilesError):

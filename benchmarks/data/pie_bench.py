@@ -28,9 +28,9 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmarks.datasets import EditItem
-from benchmarks.splits import MissingFilesError, _open_rgb
-from benchmarks.validation import Problems, SplitInputError
+from benchmarks.data.items import EditItem
+from benchmarks.data.splits import MissingFilesError, _open_rgb
+from benchmarks.data.validation import Problems, SplitInputError
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
             f"{path} has sha256 {digest}, not the published {MAPPING_SHA256}: download PIE-Bench again from {DOWNLOAD_FORM}."
         )
     if MAPPING_SHA256 is None:
-        log.info("%s has sha256 %s (not verified: benchmarks.pie_bench.MAPPING_SHA256 is not set).", path, digest)
+        log.info("%s has sha256 %s (not verified: benchmarks.data.pie_bench.MAPPING_SHA256 is not set).", path, digest)
     try:
         mapping = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -272,7 +272,7 @@ class PieBenchSplit:
     reproduces the authors' ``mask_decode`` exactly, frame of ones included; by default the
     ground-truth mask is the annotation alone, since the frame would count as missed edit
     region in every method's mask IoU (PIE-Bench's own metrics, which use the frame, add it
-    themselves: see :mod:`benchmarks.pie_metrics`).
+    themselves: see :mod:`benchmarks.metrics.pie_bench`).
     """
 
     name = "pie_bench"

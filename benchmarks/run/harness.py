@@ -14,17 +14,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.downloads import DownloadError
-from benchmarks.interrupts import Aborted, Interrupted
-from benchmarks.merge import completed_elsewhere
+from benchmarks.data.downloads import DownloadError
+from benchmarks.data.splits import MissingFilesError
 from benchmarks.metrics import MetricUnavailableError
-from benchmarks.models import SPEED_OPTIONS, ModelUnavailableError
-from benchmarks.references import reference_rows
+from benchmarks.metrics.references import reference_rows
+from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.report.figures import run_grid
-from benchmarks.results import ResultsTable
-from benchmarks.runner import Shard, config_hash, run
-from benchmarks.sharding import write_item_list
-from benchmarks.splits import MissingFilesError
+from benchmarks.run.interrupts import Aborted, Interrupted
+from benchmarks.run.merge import completed_elsewhere
+from benchmarks.run.results import ResultsTable
+from benchmarks.run.runner import Shard, config_hash, run
+from benchmarks.run.sharding import write_item_list
 
 COLUMN_NOTES = {
     "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
@@ -48,7 +48,7 @@ def _identity(cfg: DictConfig) -> dict:
 def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     """Run the configured method on the configured split; return (and print) the summary.
 
-    The config was checked before the run started (``benchmarks.callbacks.ValidateConfig``).
+    The config was checked before the run started (``benchmarks.run.callbacks.ValidateConfig``).
     What can only fail once loaded (weights that cannot be had, a setting the model refuses)
     ends the run with one ``error:`` line before any editing, and the run folder is removed
     again when it holds nothing but what Hydra wrote for this job.
@@ -167,7 +167,7 @@ def _log_device(device: str) -> None:
     The plain ``submitit_local`` launcher hands its jobs an empty ``CUDA_VISIBLE_DEVICES`` unless
     ``gpus_per_node`` is set, so on a GPU machine the jobs would quietly run on the CPU.
     """
-    from benchmarks.models import resolve_device
+    from benchmarks.models.loading import resolve_device
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     log.info("Device: %s (device=%s, CUDA_VISIBLE_DEVICES=%s).", resolve_device(device), device, visible)

@@ -1,6 +1,6 @@
 """Loading SDXL, SD 3.x and FLUX.1 pipelines (and their inpainting twins) from hub ids or folders.
 
-The same loading path as :func:`benchmarks.models.load_pretrained` (local folder, else the hub
+The same loading path as :func:`benchmarks.models.loading.load_pretrained` (local folder, else the hub
 cache, else the hub; one sentence when a model cannot be had), with the pipeline classes of
 each family. The returned pipelines carry the family's name and native resolution, which the
 backbones of the library will read.
@@ -19,7 +19,12 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 
-from benchmarks.models import Pipelines, load_pipeline, resolve_device, resolve_dtype
+from benchmarks.models.loading import (
+    Pipelines,
+    load_pipeline,
+    resolve_device,
+    resolve_dtype,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def load_family(
 ) -> FamilyPipelines:
     """Load a family's base pipeline (and its inpainting twin) from hub ids or local folders.
 
-    ``dtype``: as :func:`benchmarks.models.resolve_dtype` (``"auto"`` is float16 on CUDA, so
+    ``dtype``: as :func:`benchmarks.models.loading.resolve_dtype` (``"auto"`` is float16 on CUDA, so
     name bfloat16 for SD 3.x and FLUX.1). ``variant`` selects weight files such as
     ``*.fp16.safetensors`` in both repositories. Bad names fail before anything loads.
     """

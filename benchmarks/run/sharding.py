@@ -2,7 +2,7 @@
 
 Every shard of a run writes into the same folder (the folder is named by the run's settings,
 and ``shard.*`` never enter the name), so each shard's files carry a tag such as
-``shard-003-of-016``. The names are made here and parsed back by :mod:`benchmarks.merge`,
+``shard-003-of-016``. The names are made here and parsed back by :mod:`benchmarks.run.merge`,
 so the two can never drift apart. This module imports nothing heavy: ``run.py`` uses it to
 name Hydra's per-job files before any model code is imported.
 """

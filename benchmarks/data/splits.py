@@ -22,8 +22,8 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmarks.datasets import EditItem
-from benchmarks.downloads import RemoteFile, extract_zip, fetch
+from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
+from benchmarks.data.items import EditItem
 
 AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
 _RAW = f"https://raw.githubusercontent.com/xiaotianqing/InstDiffEdit/{AUTHORS_COMMIT}"

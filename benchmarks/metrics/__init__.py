@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torchvision.transforms import functional as TF
 
-from benchmarks.datasets import EditDataset, EditItem
-from benchmarks.models import resolve_device
+from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.models.loading import resolve_device
 from instdiffedit.types import EditResult
 
 log = logging.getLogger(__name__)
@@ -773,7 +773,7 @@ class FID:
 
 
 def load_feature_means(path: str | Path) -> dict[str, Any]:
-    """The ImageNet-train mean features written by ``python -m benchmarks.feature_means``."""
+    """The ImageNet-train mean features written by ``python -m benchmarks.metrics.feature_means``."""
     return torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
 
 
@@ -787,7 +787,7 @@ class SFID:
     The item's target class is ``meta["target_class"]``; ``csfid`` is nan when an item has none.
     Also reports ``sfid_items`` and ``csfid_classes``.
 
-    ``means`` is the file written by ``python -m benchmarks.feature_means``; it records how its
+    ``means`` is the file written by ``python -m benchmarks.metrics.feature_means``; it records how its
     features were made, and must match this metric's extractor. ``feature`` injects one.
     """
 
@@ -803,7 +803,7 @@ class SFID:
         config_key: str = "metrics.corpus.sfid",
     ) -> None:
         off = f"~{config_key}"
-        what = "SFID/CSFID need the mean Inception features of ImageNet train (computed once with `python -m benchmarks.feature_means --train-root /path/to/ILSVRC2012/train --out means.pt`)"
+        what = "SFID/CSFID need the mean Inception features of ImageNet train (computed once with `python -m benchmarks.metrics.feature_means --train-root /path/to/ILSVRC2012/train --out means.pt`)"
         if means is None:
             raise _unavailable(what + ", and", f"{config_key}.means is not set", f"{config_key}.means", off, "/path/to/means.pt")
         if not Path(means).expanduser().is_file():

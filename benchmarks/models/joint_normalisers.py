@@ -7,8 +7,8 @@ rescales each head's text block to one before heads and layers are averaged. Thi
 one denoiser call on random latents with each normaliser, min-max normalises every map of the
 text's tokens (as InstDiffEdit does before comparing maps) and prints how far apart they are.
 
-    python -m benchmarks.joint_normalisers                     # the tiny SD 3.5 and FLUX.1 models
-    python -m benchmarks.joint_normalisers --family flux --base black-forest-labs/FLUX.1-dev --size 1024
+    python -m benchmarks.models.joint_normalisers                     # the tiny SD 3.5 and FLUX.1 models
+    python -m benchmarks.models.joint_normalisers --family flux --base black-forest-labs/FLUX.1-dev --size 1024
 
 The tiny models' weights are random, so their numbers only show the code path; the real models'
 numbers are the ones to quote.
@@ -21,8 +21,8 @@ import argparse
 import torch
 from diffusers import FluxPipeline
 
-from benchmarks.family_models import FamilyPipelines, load_family
-from benchmarks.tiny_families import tiny_family_pipelines
+from benchmarks.models.families import FamilyPipelines, load_family
+from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit.joint_attention import Normaliser, capture_joint_attention, token_grid
 from instdiffedit.token_references import flux_parts, sd3_parts, text_layout
 

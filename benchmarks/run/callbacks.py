@@ -13,15 +13,15 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from benchmarks.harness import COLUMN_NOTES, discard_unstarted_job
-from benchmarks.merge import find_run_dirs, format_report, merge_run
-from benchmarks.sharding import parse_results_name
+from benchmarks.run.harness import COLUMN_NOTES, discard_unstarted_job
+from benchmarks.run.merge import find_run_dirs, format_report, merge_run
+from benchmarks.run.sharding import parse_results_name
 
 
 class SweepSummary(Callback):
     """After a ``--multirun`` sweep, print one table of every job's summary.
 
-    Jobs return their summary frame (see :func:`benchmarks.harness.run_from_config`). Jobs run
+    Jobs return their summary frame (see :func:`benchmarks.run.harness.run_from_config`). Jobs run
     by a launcher in other processes (``submitit_local``, ``slurm``, ``local_gpus``) report to
     no callback here, so after such a sweep the run folders it wrote are merged instead, and
     each one's completeness is printed: missing and failed items per shard.
@@ -69,13 +69,13 @@ class SweepSummary(Callback):
 
 
 class ValidateConfig(Callback):
-    """Checks the composed config before a run starts (:mod:`benchmarks.config_check`).
+    """Checks the composed config before a run starts (:mod:`benchmarks.run.config_check`).
 
     Every problem is one ``error:`` line on stderr and the run exits with 2, before any model
     loads; warnings are printed and the run goes on. A single run is checked in
     ``on_run_start``, before Hydra creates its folder, so a run that never started leaves no
     folder. A sweep's job is checked as it starts (Hydra has just made its folder): a job that
-    fails removes what Hydra wrote for it (:func:`benchmarks.harness.discard_unstarted_job`).
+    fails removes what Hydra wrote for it (:func:`benchmarks.run.harness.discard_unstarted_job`).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -87,7 +87,7 @@ class ValidateConfig(Callback):
 
     @staticmethod
     def _check(config: DictConfig, job_started: bool = False) -> None:
-        from benchmarks.config_check import check_run_config
+        from benchmarks.run.config_check import check_run_config
 
         check = check_run_config(config)
         for warning in check.warnings:

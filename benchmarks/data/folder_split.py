@@ -19,9 +19,9 @@ from pathlib import Path
 import PIL.Image
 from diffusers import StableDiffusionPipeline
 
-from benchmarks.datasets import EditItem
-from benchmarks.splits import MissingFilesError, _open_mask, _open_rgb
-from benchmarks.validation import Problems
+from benchmarks.data.items import EditItem
+from benchmarks.data.splits import MissingFilesError, _open_mask, _open_rgb
+from benchmarks.data.validation import Problems
 
 REQUIRED = ("image", "target")
 OPTIONAL = ("source", "mask", "prompt", "id")

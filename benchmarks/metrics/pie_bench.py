@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import functional as TF
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
+from benchmarks.data.pie_bench import with_border
 from benchmarks.metrics import (
     CLIPScore,
     _pair_tensors,
@@ -46,8 +47,7 @@ from benchmarks.metrics import (
     psnr,
     ssim_outside,
 )
-from benchmarks.models import resolve_device
-from benchmarks.pie_bench import with_border
+from benchmarks.models.loading import resolve_device
 from instdiffedit.types import EditResult
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

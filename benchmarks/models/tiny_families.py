@@ -16,10 +16,10 @@ are 32 x 32):
   embeddings and the guidance embedding; ``CLIPTextModel`` (pooled) + ``T5EncoderModel``; the
   Fill twin's transformer takes the packed latents, masked-image latents and mask.
 
-Tokenizers are the real CLIP BPE (:func:`benchmarks.tiny_model.clip_tokenizer`) and a T5-style
-SentencePiece tokenizer trained offline (:func:`benchmarks.t5_tokenizer.t5_tokenizer`). The
+Tokenizers are the real CLIP BPE (:func:`benchmarks.models.tiny.clip_tokenizer`) and a T5-style
+SentencePiece tokenizer trained offline (:func:`benchmarks.models.t5_tokenizer.t5_tokenizer`). The
 models are saved with ``save_pretrained`` in the folder layout of the hub repositories and
-loaded back through :func:`benchmarks.family_models.load_family`, as real models are.
+loaded back through :func:`benchmarks.models.families.load_family`, as real models are.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from transformers import (
     T5EncoderModel,
 )
 
-from benchmarks.family_models import FamilyPipelines, load_family
-from benchmarks.t5_tokenizer import t5_tokenizer
-from benchmarks.tiny_model import (
+from benchmarks.models.families import FamilyPipelines, load_family
+from benchmarks.models.t5_tokenizer import t5_tokenizer
+from benchmarks.models.tiny import (
     cache_root,
     clip_tokenizer,
     save_pipelines,
@@ -225,8 +225,8 @@ def tiny_family_pipelines(
 ) -> FamilyPipelines:
     """A family's tiny model, built once into ``<cache_dir>/tiny-<family>-v1`` and then loaded from disk.
 
-    Loading goes through :func:`benchmarks.family_models.load_family`, like a real model; the
-    cache folder is chosen as for :func:`benchmarks.tiny_model.tiny_pipelines`. Weights are
+    Loading goes through :func:`benchmarks.models.families.load_family`, like a real model; the
+    cache folder is chosen as for :func:`benchmarks.models.tiny.tiny_pipelines`. Weights are
     float32 on every device. ``inpaint``: load the twin, where the family has one.
     """
     if family not in TINY_BUILDERS:

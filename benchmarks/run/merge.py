@@ -7,8 +7,8 @@ the split's item list ``items.txt``. Merging reads them all and keeps one row pe
 read (shards re-run after a preemption append, they never rewrite). It then checks the
 set against the item list, shard by shard.
 
-    python -m benchmarks.merge outputs/sd14/imagenet/diffedit/default
-    python -m benchmarks.merge outputs            # every run folder below, e.g. a whole sweep
+    python -m benchmarks.run.merge outputs/sd14/imagenet/diffedit/default
+    python -m benchmarks.run.merge outputs            # every run folder below, e.g. a whole sweep
 
 For reports: :func:`load_results` gives the merged rows of every run folder below some paths.
 """
@@ -26,8 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.results import KEY, ResultsTable
-from benchmarks.sharding import ITEMS_FILE, parse_results_name, read_item_list, shard_file_name
+from benchmarks.run.results import KEY, ResultsTable
+from benchmarks.run.sharding import (
+    ITEMS_FILE,
+    parse_results_name,
+    read_item_list,
+    shard_file_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +270,7 @@ def _ids(ids: Sequence[str], limit: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.merge", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run.merge", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="run folders, or folders above them (a sweep's output root)")
     parser.add_argument("--no-write", action="store_true", help=f"only report; do not write {MERGED_NAME} per run folder")
     args = parser.parse_args(argv)

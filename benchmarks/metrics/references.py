@@ -8,7 +8,7 @@ from typing import Protocol
 import pandas as pd
 import torch
 
-from benchmarks.datasets import EditItem
+from benchmarks.data.items import EditItem
 from benchmarks.metrics import mask_iou
 
 

@@ -29,7 +29,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from benchmarks.models import Pipelines, load_pretrained
+from benchmarks.models.loading import Pipelines, load_pretrained
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 # Bump the version whenever the architecture or the weight initialisation changes, so stale
@@ -226,10 +226,10 @@ def tiny_pipelines(
 ) -> Pipelines:
     """The tiny model, built once into ``<cache_dir>/tiny-v1`` and then loaded from disk.
 
-    Loading goes through :func:`benchmarks.models.load_pretrained`, like a real model. The
+    Loading goes through :func:`benchmarks.models.loading.load_pretrained`, like a real model. The
     default ``cache_dir`` is ``$INSTDIFFEDIT_CACHE`` or ``~/.cache/instdiffedit``. Weights are
     float32 on every device, so results do not depend on where the tests run. ``fast_path`` and
-    ``channels_last``: see :func:`benchmarks.models.optimize`.
+    ``channels_last``: see :func:`benchmarks.models.loading.optimize`.
     """
     root = cache_root(cache_dir) / TINY_MODEL_NAME
     if not root.is_dir():

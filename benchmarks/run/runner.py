@@ -19,13 +19,13 @@ import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.datasets import EditDataset, EditItem
-from benchmarks.interrupts import Interrupted, stop_after_batch
-from benchmarks.loggers import NullLogger, RunLogger
+from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.metrics import saved_pairs
-from benchmarks.results import ResultsTable, metric_columns
-from benchmarks.sharding import RESULTS_STEM, shard_file_name
-from instdiffedit.types import EditResult, Editor
+from benchmarks.run.interrupts import Interrupted, stop_after_batch
+from benchmarks.run.loggers import NullLogger, RunLogger
+from benchmarks.run.results import ResultsTable, metric_columns
+from benchmarks.run.sharding import RESULTS_STEM, shard_file_name
+from instdiffedit.types import Editor, EditResult
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def run(
     goes on; a later run retries it.
 
     The first SIGINT (Ctrl-C) or SIGTERM finishes the batch in flight, writes its rows and raises
-    :class:`~benchmarks.interrupts.Interrupted`; a second one raises
-    :class:`~benchmarks.interrupts.Aborted` (a ``KeyboardInterrupt``) at once. Either way every row written before stays (rows are fsynced one by one).
+    :class:`~benchmarks.run.interrupts.Interrupted`; a second one raises
+    :class:`~benchmarks.run.interrupts.Aborted` (a ``KeyboardInterrupt``) at once. Either way every row written before stays (rows are fsynced one by one).
 
     ``corpus_metrics`` are computed at the end over every item done so far (this run's and
     earlier runs'), from the edited images saved in ``image_dir``, and join the summary.

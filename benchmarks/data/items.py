@@ -1,0 +1,77 @@
+"""One edit to make (:class:`EditItem`) and what a split is (:class:`EditDataset`): items by id, so runs can shard and resume by id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import PIL.Image
+import torch
+from diffusers import StableDiffusionPipeline
+
+if TYPE_CHECKING:
+    import datasets
+
+
+@dataclass(frozen=True)
+class EditItem:
+    """One edit to make: the input image, the edit texts, and the ground truth where known.
+
+    ``target`` is the edit text InstDiffEdit conditions on; ``source`` the text describing
+    what is replaced (DiffEdit needs it); ``prompt`` a full caption of the input. ``gt_mask``
+    is H x W, 1 where the edit should happen, at the image's resolution. ``flags`` say what
+    was off with the item's files but could be handled (a resized mask, an empty mask).
+    """
+
+    id: str
+    image: PIL.Image.Image
+    target: str
+    source: str | None = None
+    prompt: str | None = None
+    gt_mask: torch.Tensor | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+
+class EditDataset(Protocol):
+    """A split: item ids are cheap to list; items are loaded one at a time."""
+
+    name: str
+    has_masks: bool  # whether items carry ground-truth masks
+
+    def item_ids(self) -> list[str]: ...
+
+    def prepare(self, base: StableDiffusionPipeline) -> None:
+        """Called once the models are loaded (the Imagen split generates its inputs with ``base``)."""
+
+    def load(self, item_id: str) -> EditItem: ...
+
+
+def to_hf_dataset(split: EditDataset) -> datasets.Dataset:
+    """A split as a Hugging Face ``datasets.Dataset`` (images and masks as ``Image`` features).
+
+    For users who want to browse, filter or share a split with the ``datasets`` tooling; the
+    runner itself reads items one at a time through :meth:`EditDataset.load`.
+    """
+    import datasets
+
+    def rows():
+        for item_id in split.item_ids():
+            item = split.load(item_id)
+            mask = None
+            if item.gt_mask is not None:
+                mask = PIL.Image.fromarray((item.gt_mask.numpy() * 255).astype("uint8"))
+            yield {"id": item.id, "image": item.image, "mask": mask, "target": item.target,
+                   "source": item.source, "prompt": item.prompt}
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "mask": datasets.Image(),
+            "target": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "prompt": datasets.Value("string"),
+        }
+    )
+    return datasets.Dataset.from_generator(rows, features=features)
