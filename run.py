@@ -12,8 +12,8 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.run.folder import run_folder_name, shard_tag
 from benchmarks.run.gpus import job_gpu, launcher_gpus
-from benchmarks.run.sharding import run_folder_name, shard_tag
 
 # The run folder is named by the overrides (paths in them escaped); a run without any goes to ".../default".
 OmegaConf.register_new_resolver("run_key", run_folder_name, replace=True)

@@ -67,7 +67,8 @@ from benchmarks.metrics.pie_bench import (
     StructureDistance,
 )
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import Shard, run
+from benchmarks.run.folder import Shard
+from benchmarks.run.runner import run
 from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
 from instdiffedit import InstDiffEdit

@@ -8,25 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run.merge import (
+from benchmarks.run.folder import (
     MERGED_NAME,
-    comparable,
+    Shard,
     completed_elsewhere,
     find_run_dirs,
-    format_report,
-    load_results,
-    main,
-    merge_run,
-)
-from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import Shard
-from benchmarks.run.sharding import (
     parse_results_name,
     read_item_list,
+    read_results,
     shard_file_name,
     shard_tag,
     write_item_list,
 )
+from benchmarks.run.merge import comparable, format_report, main, merge_run
+from benchmarks.run.results import ResultsTable
 
 ITEMS = [f"item-{i:02d}" for i in range(6)]
 
@@ -127,7 +122,7 @@ def test_the_command_merges_every_run_folder_below_a_path_and_fails_on_gaps(tmp_
     for folder, shards in ((done, (0, 1)), (gaps, (0,))):
         write_item_list(folder, ITEMS)
         for index in shards:
-            _write_shard(folder, index, 2, [_row(i) for i in ITEMS[index::2]])
+            _write_shard(folder, index, 2, [_row(i, method=folder.parent.name) for i in ITEMS[index::2]])
     assert find_run_dirs([tmp_path]) == [gaps, done]
     assert main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -136,7 +131,7 @@ def test_the_command_merges_every_run_folder_below_a_path_and_fails_on_gaps(tmp_
     assert sorted(r["item_id"] for r in merged) == ITEMS
     assert main([str(done), "--no-write"]) == 0
     assert main([str(tmp_path / "nowhere")]) == 2
-    assert len(load_results([tmp_path])) == 9  # what a report reads: merged rows of every run, gaps included
+    assert len(read_results([tmp_path])) == 9  # what a report reads: merged rows of every run, gaps included
 
 
 def test_rows_compare_without_their_wall_clock_columns() -> None:

@@ -12,7 +12,6 @@ import torch
 from fakes import ChannelMeans, RecordingDistance
 
 from benchmarks.data.items import EditItem
-from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import (
     FID,
     SFID,
@@ -26,7 +25,6 @@ from benchmarks.metrics import (
     mask_iou,
     mse,
     psnr,
-    saved_pairs,
     ssim_outside,
 )
 from benchmarks.metrics.feature_means import compute_feature_means
@@ -304,16 +302,6 @@ def test_sfid_needs_a_matching_means_file(tmp_path: Path) -> None:
     compute_feature_means(_train_root(tmp_path), means, feature=ChannelMeans(), workers=0, progress=False)
     with pytest.raises(ValueError, match="recompute the means"):
         SFID(means=str(means), feature=OtherFeatures())
-
-
-def test_saved_pairs_reads_back_the_runs_images(tmp_path: Path) -> None:
-    dataset = SyntheticDataset(n=3, size=16)
-    ids = dataset.item_ids()
-    for item_id in ids[:2]:
-        dataset.load(item_id).image.save(tmp_path / f"{item_id}.png")
-    pairs = list(saved_pairs(dataset, tmp_path))
-    assert [item.id for item, _ in pairs] == ids[:2]  # the third has no saved image
-    assert all(np.array_equal(np.asarray(image), np.asarray(item.image)) for item, image in pairs)
 
 
 # ------------------------------------------------------------------------------------------

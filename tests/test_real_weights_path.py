@@ -20,7 +20,7 @@ import pytest
 from hub_cache import LIST_FILES, FilledCache, build_filled_cache, imagenet_folders
 
 from benchmarks.data.splits import parse_list
-from benchmarks.run.runner import Shard
+from benchmarks.run.folder import Shard
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTS = Path(os.environ.get("INSTDIFFEDIT_LISTS", ROOT.parent / "shared" / "data" / "instdiffedit_lists"))

@@ -16,7 +16,7 @@ from benchmarks.report import Reporter, ReportError, build_report, load_results,
 from benchmarks.report.__main__ import main
 from benchmarks.report.figures import qualitative_grid
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.sharding import write_item_list
+from benchmarks.run.folder import write_item_list
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = [f"toy-{i:05d}" for i in range(5)]

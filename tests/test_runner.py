@@ -17,7 +17,8 @@ from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics import MaskIoU
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import Shard, config_hash, item_seed, run, summarize
+from benchmarks.run.folder import Shard
+from benchmarks.run.runner import config_hash, item_seed, run, summarize
 from instdiffedit import EditResult
 
 

@@ -4,7 +4,7 @@ Per-item metrics are called as ``metric(item, result)`` and return named values 
 row; ``nan`` marks a value that is undefined for the item (never a made-up 0). Corpus metrics
 (FID, SFID/CSFID) need every item of a run at once: ``metric.compute(pairs)`` takes
 ``(item, edited image)`` pairs, normally read back from the images a run saved
-(:func:`saved_pairs`), so they are computed once at the end and survive resumed runs.
+(:func:`benchmarks.run.folder.saved_pairs`), so they are computed once at the end and survive resumed runs.
 
 Images are float tensors in [0, 1] of shape 3 x H x W; masks are H x W with 1 = edit region.
 
@@ -689,21 +689,6 @@ class EditAccuracy:
 
 
 Pairs = Iterable[tuple[EditItem, PIL.Image.Image]]
-
-
-def saved_pairs(dataset: EditDataset, image_dir: str | Path, item_ids: Iterable[str] | None = None) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
-    """``(item, edited image)`` for every item (of ``item_ids``, default all) whose edited image was saved.
-
-    Reads ``image_dir/<item id>.png`` as the runner writes them; items without one (failed or
-    not yet run) are skipped. Lazy: one image in memory at a time.
-    """
-    folder = Path(image_dir)
-    for item_id in dataset.item_ids() if item_ids is None else item_ids:
-        path = folder / f"{item_id}.png"
-        if path.is_file():
-            with PIL.Image.open(path) as image:
-                edited = image.convert("RGB")
-            yield dataset.load(item_id), edited
 
 
 def _batches(tensors: Iterable[tuple[torch.Tensor, Any]], batch_size: int) -> Iterator[tuple[torch.Tensor, list[Any]]]:

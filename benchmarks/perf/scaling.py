@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.run.merge import find_run_dirs, format_report, merge_run
+from benchmarks.run.folder import Shard, find_run_dirs
+from benchmarks.run.merge import format_report, merge_run
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import Shard
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET_SPEEDUP = 1.8  # issue 8: two GPUs must process items at least 1.8x the rate of one

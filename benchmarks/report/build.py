@@ -14,6 +14,7 @@ from benchmarks.report import figures
 from benchmarks.report.edit_types import edit_type_tables
 from benchmarks.report.load import load_results
 from benchmarks.report.tables import Reporter, Table
+from benchmarks.run.folder import INPUT, STEPS, find_image
 
 
 @dataclass
@@ -52,14 +53,14 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
         ok_everywhere = done.groupby("item_id")["config_id"].nunique()
         candidates = [i for i, n in ok_everywhere.items() if n == len(main)]
         chosen = _pick_items(candidates, items, n_items, seed)
-        saved = [i for i in chosen if figures.find_image([d for s in main["run_dirs"] for d in s], f"{i}.input.png")]
+        saved = [i for i in chosen if find_image([d for s in main["run_dirs"] for d in s], i, INPUT)]
         if saved:
             columns = [(label, sorted(dirs)) for label, dirs in zip(main["label"], main["run_dirs"])]
             grid = figures.qualitative_grid(saved, columns, edit_texts(rows))
             report.files += figures.save(grid, out, f"qualitative_{suffix}")
         else:
             report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
-                                  "(runs with save_images=true, and of this version, save <id>.input.png).")
+                                  f"(runs with save_images=true, and of this version, save <id>{INPUT}).")
         if "mask_iou" in rows and "seconds" in rows:
             numbers = reporter.stats(rows[(rows["model"] == model) & (rows["dataset"] == dataset)], ["mask_iou", "seconds"])
             numbers = numbers[numbers["mask_iou"].notna()]
@@ -70,15 +71,15 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
         if not instdiffedit.empty:
             dirs = sorted(instdiffedit["run_dirs"].iloc[0])
             ids = chosen + sorted(set(done[done["method"] == "instdiffedit"]["item_id"]) - set(chosen))
-            evolution = next(((i, p) for i in ids if (p := figures.find_image(dirs, f"{i}.steps.npz"))), None)
+            evolution = next(((i, p) for i in ids if (p := find_image(dirs, i, STEPS))), None)
         if evolution:
             item_id, path = evolution
-            image = figures._open(figures.find_image(dirs, f"{item_id}.input.png") or Path())
+            image = figures.open_image(find_image(dirs, item_id, INPUT))
             masks = np.load(path)["masks"]
             title = f"InstDiffEdit's instant masks, {item_id} ({model}, {dataset})"
             report.files += figures.save(figures.mask_evolution(masks, image, steps=steps, title=title), out, f"mask_evolution_{suffix}")
         else:
-            report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (<id>.steps.npz).")
+            report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (<id>{STEPS}).")
     for table in report.tables:
         if table.name.startswith("ablation_"):
             param = table.name.removeprefix("ablation_")
@@ -114,8 +115,9 @@ def build_report(
     drawn with ``seed``) are the qualitative grid's items."""
     if only not in (None, "tables", "figures"):
         raise ValueError(f"only must be 'tables', 'figures' or None, got {only!r}.")
-    reporter = Reporter(load_results(paths), confidence=confidence, resamples=resamples, seed=seed)
-    report = Report(Path(out))
+    results = load_results(paths)
+    reporter = Reporter(results, confidence=confidence, resamples=resamples, seed=seed)
+    report = Report(Path(out), skipped=list(results.notes))
     report.tables = reporter.all_tables() + edit_type_tables(reporter)
     if only != "figures":
         for table in report.tables:

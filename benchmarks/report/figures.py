@@ -1,8 +1,8 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot state, any backend).
 
 Every function returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as PNG and PDF.
-Images come from a run folder's ``images/`` (see :func:`benchmarks.run.runner._save_outputs`):
-``<id>.input.png``, ``<id>.gt.png``, ``<id>.png`` (the edit), ``<id>.mask.png``, ``<id>.steps.npz``.
+Images come from a run folder's ``images/``, found by the names :mod:`benchmarks.run.folder` gives
+them (the input, its ground truth, the edit, the method's mask, the per-step masks).
 """
 
 from __future__ import annotations
@@ -17,9 +17,16 @@ import PIL.Image
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from benchmarks.report.load import RESULT_FILES
 from benchmarks.report.tables import METRICS
-from benchmarks.run.results import ResultsTable
+from benchmarks.run.folder import (
+    EDIT,
+    GROUND_TRUTH,
+    INPUT,
+    MASK,
+    find_image,
+    read_results,
+    saved_items,
+)
 
 DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
 CELL = 1.5  # inches per image panel
@@ -54,20 +61,12 @@ def _show(ax: Axes, picture: np.ndarray | PIL.Image.Image | None, title: str = "
         ax.set_title(title, fontsize=7)
 
 
-def _open(path: Path) -> PIL.Image.Image | None:
-    if not path.is_file():
+def open_image(path: Path | None) -> PIL.Image.Image | None:
+    """The image at ``path`` in memory, or None without one."""
+    if path is None or not path.is_file():
         return None
     with PIL.Image.open(path) as image:
         return image.copy()
-
-
-def find_image(run_dirs: Sequence[str | Path], name: str) -> Path | None:
-    """``images/<name>`` in the first of ``run_dirs`` that has it (a configuration may span folders)."""
-    for run_dir in run_dirs:
-        path = Path(run_dir) / "images" / name
-        if path.is_file():
-            return path
-    return None
 
 
 def qualitative_grid(
@@ -82,8 +81,8 @@ def qualitative_grid(
     axes = figure.subplots(len(item_ids), width, squeeze=False)
     for row, item_id in enumerate(item_ids):
         dirs = [d for _, run_dirs in columns for d in run_dirs]
-        image = _open(find_image(dirs, f"{item_id}.input.png") or Path())
-        gt = _open(find_image(dirs, f"{item_id}.gt.png") or Path())
+        image = open_image(find_image(dirs, item_id, INPUT))
+        gt = open_image(find_image(dirs, item_id, GROUND_TRUTH))
         titles = row == 0
         _show(axes[row, 0], image, "input" if titles else "")
         axes[row, 0].set_ylabel(item_id, fontsize=7)
@@ -91,8 +90,8 @@ def qualitative_grid(
             axes[row, 0].set_xlabel(textwrap.fill(texts[item_id], 26), fontsize=6)
         _show(axes[row, 1], np.asarray(gt) / 255 if gt is not None else None, "ground truth" if titles else "", cmap="gray")
         for index, (label, run_dirs) in enumerate(columns):
-            mask = _open(find_image(run_dirs, f"{item_id}.mask.png") or Path())
-            output = _open(find_image(run_dirs, f"{item_id}.png") or Path())
+            mask = open_image(find_image(run_dirs, item_id, MASK))
+            output = open_image(find_image(run_dirs, item_id, EDIT))
             tinted = overlay(image, np.asarray(mask)) if mask is not None and image is not None else None
             _show(axes[row, 2 + 2 * index], tinted, f"{label}\nmask" if titles else "")
             _show(axes[row, 3 + 2 * index], output, f"{label}\noutput" if titles else "")
@@ -169,8 +168,7 @@ def edit_text(source: object, target: object) -> str:
 def run_grid(run_dir: str | Path, label: str, n_items: int = 4) -> Figure | None:
     """The qualitative grid of one run folder's first ``n_items`` saved items (for the run's own
     W&B panel), with their edit texts from its results; None when the run saved no images."""
-    images = Path(run_dir) / "images"
-    item_ids = sorted(p.name.removesuffix(".input.png") for p in images.glob("*.input.png"))[:n_items]
-    rows = [row for path in sorted(Path(run_dir).glob(RESULT_FILES)) for row in ResultsTable(path).rows()]
-    texts = {row["item_id"]: edit_text(row.get("source"), row["target"]) for row in rows if row.get("target")}
+    item_ids = saved_items(run_dir)[:n_items]
+    rows = read_results([run_dir]).to_dict("records")
+    texts = {row["item_id"]: edit_text(row.get("source"), row["target"]) for row in rows if isinstance(row.get("target"), str)}
     return qualitative_grid(item_ids, [(label, [run_dir])], texts) if item_ids else None

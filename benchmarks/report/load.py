@@ -1,8 +1,8 @@
-"""Reading result folders: every results file under the given paths, as one tidy pandas frame.
+"""Reading result folders for the report: every run folder under the given paths, as one tidy pandas frame.
 
-A results folder is what ``run.py`` writes (``results.jsonl`` or its shards
-``results.shard-XXX-of-YYY.jsonl``, ``summary.csv``, ``images/``); a multirun folder holds many.
-The report takes any mix of both and never needs to know how they were launched.
+A run folder is what ``run.py`` writes (:mod:`benchmarks.run.folder` names every file in it and
+reads its rows); a multirun folder holds many. The report takes any mix of both and never needs
+to know how they were launched.
 """
 
 from __future__ import annotations
@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.run.results import KEY, ResultsTable
-from benchmarks.run.sharding import read_item_list
+from benchmarks.run.folder import (
+    RESULTS_STEM,
+    ResultsFileError,
+    find_run_dirs,
+    read_item_list,
+    read_results,
+    shard_summaries,
+    summary_path,
+)
+from benchmarks.run.results import KEY
 
-RESULT_FILES = "results*.jsonl"
-REQUIRED_COLUMNS = ("item_id", "method", "config_id", "dataset", "status")
+REQUIRED_COLUMNS = (*KEY, "dataset", "status")
 CORPUS_COLUMNS = ("fid", "sfid", "csfid")
 """Metrics over a whole run: the runner keeps them in summary.csv only (one value per config, no items)."""
 
@@ -29,81 +36,74 @@ class ReportError(Exception):
 
 @dataclass
 class Results:
-    """The rows of every results file found, and the corpus metrics of their runs.
+    """The rows of every run folder found, and the corpus metrics of their runs.
 
-    ``rows``: one row per (item, method, config), the latest one winning (as in a results file),
-    with ``model`` (from ``param.model``) and ``run_dir`` (the folder it was read from) added.
-    ``corpus``: per (method, config_id), the columns of :data:`CORPUS_COLUMNS` found in the runs'
-    summary.csv files. ``split_items``: per run folder that recorded it (``items.txt``), the
-    split's item ids, so that a run which did not finish can be told apart.
+    ``rows``: one row per (item, method, config), as :func:`benchmarks.run.folder.read_results`
+    reads them, with ``model`` (from ``param.model``) and ``run_dir`` (the folder it was read
+    from). ``corpus``: per (method, config_id), the columns of :data:`CORPUS_COLUMNS` found in
+    the runs' summaries over the whole split. ``split_items``: per run folder that recorded it
+    (``items.txt``), the split's item ids, so that a run which did not finish can be told apart.
+    ``notes``: what was read but not shown, and why (corpus metrics only a shard computed).
     """
 
     rows: pd.DataFrame
     corpus: pd.DataFrame
     split_items: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
-def find_result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Every results file in or under ``paths`` (a results file itself is accepted too)."""
+def _run_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Every run folder in or under ``paths`` (a results file stands for its folder)."""
     if not paths:
         raise ReportError("No result folder given: pass one or more run folders or a multirun folder, e.g. outputs/.")
-    found: list[Path] = []
     for path in map(Path, paths):
         if not path.exists():
             raise ReportError(f"{path} does not exist: pass a folder that run.py wrote (it prints 'Results: <file>').")
-        found += [path] if path.is_file() else sorted(path.rglob(RESULT_FILES))
-    if not found:
+    run_dirs = find_run_dirs(paths, merged_only=True)
+    if not run_dirs:
         where = ", ".join(map(str, paths))
         raise ReportError(
-            f"No results files ({RESULT_FILES}) under {where}: run `python run.py ...` first "
+            f"No results files ({RESULTS_STEM}*.jsonl) under {where}: run `python run.py ...` first "
             "(see README, 'Tables and figures'), or point the report at the folder it wrote."
         )
-    return found
+    return run_dirs
 
 
-def _read(path: Path) -> pd.DataFrame:
-    table = ResultsTable(path)
-    columns = {column for row in table.rows() for column in row}
-    if not columns:
-        return pd.DataFrame()
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise ReportError(
-            f"{path} is not a results file of run.py: its rows lack {', '.join(missing)}. "
-            "Remove it from the report's folders or rerun the run that wrote it."
-        )
-    frame = table.frame()
-    frame["run_dir"] = str(path.parent)
-    return frame
-
-
-def _corpus(folders: Iterable[Path]) -> pd.DataFrame:
-    parts = []
+def _corpus(folders: Iterable[Path]) -> tuple[pd.DataFrame, list[str]]:
+    """The corpus metrics of each run over its whole split, and a note per run that has only shards' values."""
+    parts, notes = [], []
     for folder in folders:
-        summary = folder / "summary.csv"
+        summary = summary_path(folder)
         if summary.is_file():
             frame = pd.read_csv(summary)
             columns = [c for c in CORPUS_COLUMNS if c in frame]
             if columns and {"method", "config_id"} <= set(frame.columns):
                 parts.append(frame[["method", "config_id", *columns]])
+        elif any(set(CORPUS_COLUMNS) & set(pd.read_csv(path, nrows=0).columns) for path in shard_summaries(folder)):
+            notes.append(
+                f"corpus metrics of {folder}: only its shards computed them, each over its own slice "
+                f"({shard_summaries(folder)[0].name}, ...); run it unsharded after the merge to compute them over the whole split."
+            )
     if not parts:
-        return pd.DataFrame(columns=["method", "config_id"]).set_index(["method", "config_id"])
+        return pd.DataFrame(columns=["method", "config_id"]).set_index(["method", "config_id"]), notes
     corpus = pd.concat(parts).drop_duplicates(subset=["method", "config_id"], keep="last")
-    return corpus.set_index(["method", "config_id"])
+    return corpus.set_index(["method", "config_id"]), notes
 
 
 def load_results(paths: Sequence[str | os.PathLike]) -> Results:
-    """Read every results file under ``paths``; raise :class:`ReportError` when there is nothing to report."""
-    files = find_result_files(paths)
-    frames = [frame for frame in map(_read, files) if not frame.empty]
-    if not frames:
+    """Read every run folder under ``paths``; raise :class:`ReportError` when there is nothing to report."""
+    run_dirs = _run_dirs(paths)
+    try:
+        rows = read_results(run_dirs, required=REQUIRED_COLUMNS)
+    except ResultsFileError as error:
+        raise ReportError(str(error)) from None
+    if rows.empty:
         raise ReportError(
-            f"The results files under {', '.join(map(str, paths))} hold no rows yet ({len(files)} empty file(s)): "
+            f"The results files under {', '.join(map(str, paths))} hold no rows yet: "
             "let a run finish at least one item, then report again."
         )
-    rows = pd.concat(frames, ignore_index=True).drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
     rows["model"] = rows["param.model"].fillna("") if "param.model" in rows else ""
     rows["flags"] = rows["flags"].fillna("") if "flags" in rows else ""
-    folders = {f.parent for f in files}
-    split_items = {str(folder): items for folder in folders if (items := read_item_list(folder)) is not None}
-    return Results(rows=rows, corpus=_corpus(folders), split_items=split_items)
+    split_items = {str(folder): items for folder in run_dirs if (items := read_item_list(folder)) is not None}
+    corpus, notes = _corpus(run_dirs)
+    return Results(rows=rows, corpus=corpus, split_items=split_items, notes=notes)

@@ -13,9 +13,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from benchmarks.run.folder import find_run_dirs, results_files
 from benchmarks.run.harness import COLUMN_NOTES, discard_unstarted_job
-from benchmarks.run.merge import find_run_dirs, format_report, merge_run
-from benchmarks.run.sharding import parse_results_name
+from benchmarks.run.merge import format_report, merge_run
 
 
 class SweepSummary(Callback):
@@ -60,7 +60,7 @@ class SweepSummary(Callback):
         written = [
             run_dir
             for run_dir in (find_run_dirs([sweep_dir]) if sweep_dir.is_dir() else [])
-            if any(parse_results_name(p.name) and p.stat().st_mtime >= self.started - 1 for p in run_dir.iterdir())
+            if any(path.stat().st_mtime >= self.started - 1 for _, _, path in results_files(run_dir))
         ]
         if written:
             print("\nThe sweep's jobs ran in other processes; their results, merged per run folder:\n")

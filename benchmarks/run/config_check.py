@@ -38,7 +38,8 @@ from benchmarks.models.loading import (
     load_pretrained,
     resolve_dtype,
 )
-from benchmarks.run.runner import Shard, check_batch_size
+from benchmarks.run.folder import Shard
+from benchmarks.run.runner import check_batch_size
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,

@@ -20,11 +20,15 @@ from benchmarks.metrics import MetricUnavailableError
 from benchmarks.metrics.references import reference_rows
 from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.report.figures import run_grid
+from benchmarks.run.folder import (
+    IMAGES_DIR,
+    Shard,
+    completed_elsewhere,
+    write_item_list,
+)
 from benchmarks.run.interrupts import Aborted, Interrupted
-from benchmarks.run.merge import completed_elsewhere
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import Shard, config_hash, run
-from benchmarks.run.sharding import write_item_list
+from benchmarks.run.runner import config_hash, run
 
 COLUMN_NOTES = {
     "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
@@ -101,7 +105,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             metrics=metrics,
             corpus_metrics=corpus_metrics,
             logger=logger,
-            image_dir=out / "images" if cfg.save_images else None,
+            image_dir=out / IMAGES_DIR if cfg.save_images else None,
             done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
             batch_size=cfg.get("batch_size", 1),
         )
@@ -112,7 +116,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         raise SystemExit(stopped.exit_code) from None
     finally:
         logger.close()
-    summary.to_csv(out / shard.file_name("summary", "csv"))
+    summary.to_csv(out / shard.summary_name)
     shown = summary
     if hasattr(dataset, "reference_masks"):  # trivial masks' IoU on the same items, for scale
         shown = pd.concat([summary, reference_rows(dataset, shard.select(dataset.item_ids()))])

@@ -3,14 +3,14 @@
 A run split over N shards (``shard.count=N``) leaves N files in one folder,
 ``results.shard-000-of-N.jsonl`` ... (plus ``results.jsonl`` if it also ran unsharded), and
 the split's item list ``items.txt``. Merging reads them all and keeps one row per
-(item, method, config): an ``ok`` row wins over a failure, and among equals the last one
-read (shards re-run after a preemption append, they never rewrite). It then checks the
-set against the item list, shard by shard.
+(item, method, config) by the rule every reader follows (:func:`~benchmarks.run.results.one_row_per_key`:
+an ``ok`` row wins over a failure, and among equals the last one read; shards re-run after a
+preemption append, they never rewrite). It then checks the set against the item list, shard by shard.
 
     python -m benchmarks.run.merge outputs/sd14/imagenet/diffedit/default
     python -m benchmarks.run.merge outputs            # every run folder below, e.g. a whole sweep
 
-For reports: :func:`load_results` gives the merged rows of every run folder below some paths.
+Reports and other readers take the same rows through :func:`benchmarks.run.folder.read_results`.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.run.results import KEY, ResultsTable
-from benchmarks.run.sharding import (
+from benchmarks.run.folder import (
     ITEMS_FILE,
-    parse_results_name,
+    MERGED_NAME,
+    RESULTS_STEM,
+    find_run_dirs,
     read_item_list,
+    results_files,
     shard_file_name,
 )
+from benchmarks.run.results import KEY, ResultsTable, one_row_per_key
 
 log = logging.getLogger(__name__)
 
-MERGED_NAME = "results.merged.jsonl"
 #: Columns that differ between two runs computing the same thing: wall-clock time, where it ran,
 #: and how many items shared its UNet calls (a shard's last batch is smaller than a whole run's).
 WALL_CLOCK_PREFIXES = ("seconds",)
@@ -91,43 +93,19 @@ class MergeResult:
         return self.items is not None and not (self.missing or self.failed or foreign)
 
 
-def results_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
-    """``(index, count, path)`` of every results file in a run folder, unsharded first, then by count and index."""
-    found = []
-    for path in Path(run_dir).iterdir():
-        parsed = parse_results_name(path.name)
-        if parsed is not None and path.is_file():
-            found.append((*parsed, path))
-    return sorted(found, key=lambda f: (f[1], f[0]))
-
-
-def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every folder at or below ``paths`` that holds a results file (a run folder)."""
-    dirs: set[Path] = set()
-    for path in map(Path, paths):
-        if not path.exists():
-            raise FileNotFoundError(f"No such results folder: {path}")
-        candidates = [path] if path.is_file() else [path, *(p for p in path.rglob("*") if p.is_dir())]
-        for candidate in candidates:
-            folder = candidate.parent if candidate.is_file() else candidate
-            if any(parse_results_name(p.name) for p in folder.iterdir() if p.is_file()):
-                dirs.add(folder)
-    return sorted(dirs)
-
-
 def merge_run(run_dir: str | os.PathLike) -> MergeResult:
     """Read every results file of one run folder; one row per key; report per shard."""
     run_dir = Path(run_dir)
     files = results_files(run_dir)
     if not files:
-        raise FileNotFoundError(f"{run_dir} holds no results file (results.jsonl or results.shard-*-of-*.jsonl).")
+        raise FileNotFoundError(f"{run_dir} holds no results file ({shard_file_name(RESULTS_STEM, 'jsonl')} or {RESULTS_STEM}.shard-*-of-*.jsonl).")
     items = read_item_list(run_dir)
     read: list[dict] = []
     per_file: dict[Path, list[dict]] = {}
     for _, _, path in files:
         per_file[path] = ResultsTable(path).rows()
         read += per_file[path]
-    records = _one_row_per_key(read)
+    records = one_row_per_key(read)
     problems: list[str] = []
     if items is None:
         problems.append(
@@ -163,39 +141,10 @@ def merge_run(run_dir: str | os.PathLike) -> MergeResult:
                             f"(e.g. {shard.foreign[0]}): the split changed since it ran."
                         )
             elif items is None or shard.missing:
-                expected = shard_file_name("results", "jsonl", index, count)
+                expected = shard_file_name(RESULTS_STEM, "jsonl", index, count)
                 problems.append(f"{expected} does not exist: shard.index={index} of shard.count={count} never wrote a row.")
             shards.append(shard)
     return MergeResult(run_dir, records, shards, len(read) - len(records), problems, items)
-
-
-def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
-    """Items done (``ok``) for ``method`` and ``config_id`` in the run folder's results files other than ``own_file``.
-
-    A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
-    for corpus metrics over the whole split) only computes what no shard has done.
-    """
-    own = Path(own_file).name
-    return {
-        item
-        for _, _, path in (results_files(run_dir) if Path(run_dir).is_dir() else [])
-        if path.name != own
-        for item in ResultsTable(path).completed(method, config_id)
-    }
-
-
-def _one_row_per_key(rows: Iterable[dict]) -> list[dict]:
-    """One row per (item, method, config): the last ``ok`` row if any, else the last row."""
-    kept: dict[tuple, dict] = {}
-    for row in rows:
-        try:
-            key = tuple(row[k] for k in KEY)
-        except KeyError as error:
-            raise ValueError(f"A results row lacks the key column {error}; is this a results file of this harness?") from None
-        previous = kept.get(key)
-        if previous is None or row.get("status") == "ok" or previous.get("status") != "ok":
-            kept[key] = row
-    return list(kept.values())
 
 
 def _items_by_status(records: list[dict]) -> dict[str, set[str]]:
@@ -207,20 +156,6 @@ def _items_by_status(records: list[dict]) -> dict[str, set[str]]:
     ok = [{r["item_id"] for r in rows if r.get("status") == "ok"} for rows in groups.values()]
     done_ok = set.intersection(*ok) if ok else set()
     return {"any": set.intersection(*every) if every else set(), "ok": done_ok, "failed": set().union(*every) - done_ok}
-
-
-def load_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """The merged rows of every run folder at or below ``paths``, one frame (what a report reads).
-
-    Incomplete runs are included as they are, with a warning naming what is missing.
-    """
-    frames = []
-    for run_dir in find_run_dirs(paths):
-        result = merge_run(run_dir)
-        if not result.complete:
-            log.warning("%s is incomplete: %d missing, %d failed items.", run_dir, len(result.missing), len(result.failed))
-        frames.append(result.rows)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def comparable(rows: pd.DataFrame) -> pd.DataFrame:

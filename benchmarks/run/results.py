@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,25 @@ def metric_columns(rows: pd.DataFrame) -> list[str]:
         and not c.startswith(NON_RESULT_PREFIXES)
     ]
     return metrics + [c for c in COST_COLUMNS if c in rows]
+
+
+def one_row_per_key(rows: Iterable[dict]) -> list[dict]:
+    """One row per (item, method, config) of ``rows``: the last ``ok`` row if any, else the last row.
+
+    The rule of every reader (:meth:`ResultsTable.frame`, :func:`benchmarks.run.folder.read_results`,
+    the merge): a retried item's success replaces its failure, and a failure read after a success
+    (another shard count's file, say) never hides it. Rows keep the order their keys first appeared in.
+    """
+    kept: dict[tuple, dict] = {}
+    for row in rows:
+        try:
+            key = tuple(row[k] for k in KEY)
+        except KeyError as error:
+            raise ValueError(f"A results row lacks the key column {error}; is this a results file of this harness?") from None
+        previous = kept.get(key)
+        if previous is None or row.get("status") == "ok" or previous.get("status") != "ok":
+            kept[key] = row
+    return list(kept.values())
 
 
 class ResultsTable:
@@ -99,11 +119,8 @@ class ResultsTable:
         return rows
 
     def frame(self) -> pd.DataFrame:
-        """All rows, the latest row per key winning (a retried item replaces its failure)."""
-        frame = pd.DataFrame(self.rows())
-        if frame.empty:
-            return frame
-        return frame.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
+        """One row per key (see :func:`one_row_per_key`: a retried item's success replaces its failure)."""
+        return pd.DataFrame(one_row_per_key(self.rows()))
 
     def completed(self, method: str, config_id: str) -> set[str]:
         """Ids of items already done successfully for this method and config."""

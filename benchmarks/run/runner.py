@@ -9,22 +9,19 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy
 import pandas as pd
 import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
 from benchmarks.data.items import EditDataset, EditItem
-from benchmarks.metrics import saved_pairs
+from benchmarks.run.folder import Shard, save_item_images, saved_pairs
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
 from benchmarks.run.loggers import NullLogger, RunLogger
 from benchmarks.run.results import ResultsTable, metric_columns
-from benchmarks.run.sharding import RESULTS_STEM, shard_file_name
 from instdiffedit.types import Editor, EditResult
 
 log = logging.getLogger(__name__)
@@ -36,29 +33,6 @@ class CorpusMetric(Protocol):
     """A metric over a whole run (FID, SFID/CSFID): (item, edited image) pairs -> named values."""
 
     def compute(self, pairs: Iterable[tuple[EditItem, PIL.Image.Image]]) -> dict[str, float]: ...
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Items ``index, index + count, index + 2 count, ...`` of a split: disjoint, and together complete."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"shard.index must be in [0, shard.count), got index={self.index}, count={self.count}.")
-
-    def select(self, item_ids: Sequence[str]) -> list[str]:
-        return list(item_ids[self.index :: self.count])
-
-    @property
-    def results_name(self) -> str:
-        return self.file_name(RESULTS_STEM, "jsonl")
-
-    def file_name(self, stem: str, suffix: str) -> str:
-        """``stem.suffix`` unsharded, ``stem.shard-003-of-016.suffix`` for shard 3 of 16: shards share a folder."""
-        return shard_file_name(stem, suffix, self.index, self.count)
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -75,26 +49,6 @@ def item_seed(master_seed: int, item_id: str) -> int:
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short stable hash of everything that determines results: rows of different configs never mix."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
-    return PIL.Image.fromarray((mask.float().numpy() * 255).round().astype("uint8"))
-
-
-def _save_outputs(directory: Path, item: EditItem, result: EditResult) -> None:
-    """Everything a report draws for the item, beside the edit: ``<id>.png`` (the edit),
-    ``<id>.mask.png`` (the method's mask), ``<id>.input.png`` and ``<id>.gt.png`` (the input and
-    its ground-truth mask, so reports never reload the split), ``<id>.steps.npz`` (per-step masks).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    result.image.save(directory / f"{item.id}.png")
-    item.image.convert("RGB").save(directory / f"{item.id}.input.png")
-    if result.mask is not None:
-        _mask_image(result.mask).save(directory / f"{item.id}.mask.png")
-    if item.gt_mask is not None:
-        _mask_image(item.gt_mask).save(directory / f"{item.id}.gt.png")
-    if result.mask_history is not None:
-        numpy.savez_compressed(directory / f"{item.id}.steps.npz", masks=result.mask_history.numpy())
 
 
 def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) -> list[EditResult]:
@@ -261,7 +215,7 @@ def _finish_row(
     row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int
 ) -> None:
     if image_dir is not None:
-        _save_outputs(image_dir, item, result)
+        save_item_images(image_dir, item, result)
     row.update({f"meta.{k}": v for k, v in item.meta.items()})
     row.update(target=item.target, source=item.source)  # the edit, as reports print it
     row.update(status="ok", flags="; ".join(item.flags), **values)

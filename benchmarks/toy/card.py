@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.metrics.references import reference_rows
-from benchmarks.run.merge import load_results
+from benchmarks.run.folder import EDIT, find_image, read_results
 from benchmarks.run.runner import summarize
 from benchmarks.toy.model import TOY_MODEL
 from benchmarks.toy.split import ToyShapesSplit
@@ -29,7 +29,7 @@ COLUMNS = {"items": "items", "mask_iou": "mask IoU (%)", "edit_success": "edit s
 
 def evaluation_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Per method: the run's means, and the trivial masks' IoU on the same items."""
-    rows = load_results(run_dirs)
+    rows = read_results(run_dirs)
     if rows.empty:
         raise SystemExit(f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. `python run.py method=instdiffedit` first.")
     summary = summarize(rows).reset_index(level="config_id", drop=True)
@@ -94,11 +94,11 @@ def edit_grid(run_dirs: Sequence[str | os.PathLike], path: Path, n_items: int = 
     """The qualitative grid of the first ``n_items`` items every run saved (input, ground truth, then
     per run its mask and output), each row labelled with its edit ("a red circle -> a blue star");
     written to ``path``. None when the runs saved no images."""
-    from benchmarks.report.figures import find_image, qualitative_grid
+    from benchmarks.report.figures import qualitative_grid
 
-    columns = [(str(load_results([d])["method"].iloc[0]), [d]) for d in run_dirs]
-    items = sorted(load_results(run_dirs)["item_id"].unique())
-    shown = [i for i in items if all(find_image(dirs, f"{i}.png") for _, dirs in columns)][:n_items]
+    columns = [(str(read_results([d])["method"].iloc[0]), [d]) for d in run_dirs]
+    items = sorted(read_results(run_dirs)["item_id"].unique())
+    shown = [i for i in items if all(find_image(dirs, i, EDIT) for _, dirs in columns)][:n_items]
     if not shown:
         return None
     split = ToyShapesSplit(n=int(items[-1].rpartition("-")[2]) + 1)

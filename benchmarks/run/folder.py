@@ -1,0 +1,307 @@
+"""A run folder: every name in it, and the one reader of its results.
+
+A run writes into one folder, named by its settings (:func:`run_folder_name`); every shard of
+the run writes into the same folder, its own files tagged ``shard-003-of-016``
+(:class:`Shard`, :func:`shard_tag`)::
+
+    results.jsonl             one row per (item, method, config), appended as computed; shards:
+    results.shard-003-of-016.jsonl      results.shard-003-of-016.jsonl ...  (:mod:`benchmarks.run.results`)
+    results.jsonl.torn        torn last lines, moved aside by the next writer
+    results.merged.jsonl      the merged rows of all of them (``python -m benchmarks.run.merge``)
+    summary.csv               the printed summary, corpus metrics included (shards: summary.shard-...)
+    items.txt                 the split's item ids
+    images/<id>.png           the edit; <id>.mask.png, <id>.input.png, <id>.gt.png, <id>.steps.npz
+    run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml)
+
+Every name is made here and parsed back here, so writers and readers never drift apart.
+:func:`read_results` is how anything reads results (the merge, the report, the toy card, the
+sweep summary): one row per (item, method, config), the rule of
+:func:`benchmarks.run.results.one_row_per_key` applied over every file read. This module
+imports nothing heavier than pandas: ``run.py`` names Hydra's files with it before any model
+code is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import PIL.Image
+
+from benchmarks.run.results import KEY, ResultsTable, one_row_per_key
+
+if TYPE_CHECKING:
+    import torch
+
+    from benchmarks.data.items import EditDataset, EditItem
+    from instdiffedit.types import EditResult
+
+RESULTS_STEM = "results"
+SUMMARY_STEM = "summary"
+MERGED_NAME = "results.merged.jsonl"
+ITEMS_FILE = "items.txt"
+IMAGES_DIR = "images"
+
+EDIT, MASK, INPUT, GROUND_TRUTH, STEPS = ".png", ".mask.png", ".input.png", ".gt.png", ".steps.npz"
+"""What a run saves per item under ``images/``, as suffixes of the item id: the edit, the method's
+mask, the input, its ground-truth mask and (InstDiffEdit) the per-step masks."""
+
+MAX_RUN_NAME_BYTES = 200  # file systems allow 255 bytes per path component
+_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C"}
+_SHARD_FILE = re.compile(r"^results(?:\.shard-(\d{3,})-of-(\d{3,}))?\.jsonl$")
+
+
+def run_folder_name(override_dirname: str) -> str:
+    """The run folder's name from Hydra's ``override_dirname`` (``"default"`` for a run without overrides).
+
+    A path in an override (``dataset.root=/data/em``) must not nest folders: ``/`` and ``\\``
+    are percent-encoded, and ``%`` too, so that two different overrides never share a name
+    (``dataset.root=%2Fdata%2Fem``). Names without these characters are unchanged, so the
+    folders of earlier runs resume. A name over :data:`MAX_RUN_NAME_BYTES` keeps its beginning
+    and ends with a hash of the whole.
+    """
+    if not override_dirname:
+        return "default"
+    name = "".join(_ESCAPES.get(character, character) for character in override_dirname)
+    encoded = name.encode()
+    if len(encoded) <= MAX_RUN_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    head = encoded[: MAX_RUN_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return re.sub(r"%[0-9A-F]?$", "", head) + "-" + digest  # never half an escape
+
+
+def shard_tag(index: int, count: int, prefix: str = "") -> str:
+    """``""`` for an unsharded run, else ``prefix + "shard-003-of-016"``: what a shard adds to its file names."""
+    return "" if int(count) == 1 else f"{prefix}shard-{int(index):03d}-of-{int(count):03d}"
+
+
+def shard_file_name(stem: str, suffix: str, index: int = 0, count: int = 1) -> str:
+    """``results.jsonl`` unsharded, ``results.shard-003-of-016.jsonl`` for shard 3 of 16."""
+    return f"{stem}{shard_tag(index, count, '.')}.{suffix}"
+
+
+def parse_results_name(name: str) -> tuple[int, int] | None:
+    """``(index, count)`` of a results file name (``(0, 1)`` for ``results.jsonl``); None for other files."""
+    match = _SHARD_FILE.match(name)
+    if match is None:
+        return None
+    if match.group(1) is None:
+        return 0, 1
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Items ``index, index + count, index + 2 count, ...`` of a split: disjoint, and together complete."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard.index must be in [0, shard.count), got index={self.index}, count={self.count}.")
+
+    def select(self, item_ids: Sequence[str]) -> list[str]:
+        return list(item_ids[self.index :: self.count])
+
+    @property
+    def results_name(self) -> str:
+        return self.file_name(RESULTS_STEM, "jsonl")
+
+    @property
+    def summary_name(self) -> str:
+        return self.file_name(SUMMARY_STEM, "csv")
+
+    def file_name(self, stem: str, suffix: str) -> str:
+        """``stem.suffix`` unsharded, ``stem.shard-003-of-016.suffix`` for shard 3 of 16: shards share a folder."""
+        return shard_file_name(stem, suffix, self.index, self.count)
+
+
+# -- the split's item list ------------------------------------------------------------------
+
+
+def write_item_list(run_dir: str | os.PathLike, item_ids: Sequence[str]) -> None:
+    """Record the whole split's item ids (one per line) so a merge can tell which items are missing.
+
+    Every shard writes the same list; it goes through a temporary file and a rename, so shards
+    writing at the same moment never leave a torn file.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{item_id}\n" for item_id in item_ids)
+    target = run_dir / ITEMS_FILE
+    if target.exists() and target.read_text(encoding="utf-8") == text:
+        return
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=run_dir, prefix=".items-", delete=False) as f:
+        f.write(text)
+    os.replace(f.name, target)
+
+
+def read_item_list(run_dir: str | os.PathLike) -> list[str] | None:
+    """The split's item ids as recorded by :func:`write_item_list`, or None for a folder without a list."""
+    path = Path(run_dir) / ITEMS_FILE
+    if not path.exists():
+        return None
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- results files ---------------------------------------------------------------------------
+
+
+class ResultsFileError(ValueError):
+    """A file named like a results file whose rows are not a run's rows; the message names the file."""
+
+
+def results_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
+    """``(index, count, path)`` of every results file in a run folder, unsharded first, then by count and index."""
+    found = []
+    for path in Path(run_dir).iterdir():
+        parsed = parse_results_name(path.name)
+        if parsed is not None and path.is_file():
+            found.append((*parsed, path))
+    return sorted(found, key=lambda f: (f[1], f[0]))
+
+
+def _read_files(run_dir: Path) -> list[Path]:
+    """The files whose rows are the run's: its results files, or, in a folder that holds only the
+    merge of them (copied from a cluster, say), ``results.merged.jsonl``."""
+    files = [path for _, _, path in results_files(run_dir)]
+    merged = run_dir / MERGED_NAME
+    return files or ([merged] if merged.is_file() else [])
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike], *, merged_only: bool = False) -> list[Path]:
+    """Every folder at or below ``paths`` that holds a results file (a run folder); a file stands for
+    its folder. ``merged_only``: also folders that hold only ``results.merged.jsonl``.
+
+    Raises ``FileNotFoundError`` for a path that does not exist.
+    """
+    has_results = _read_files if merged_only else results_files
+    dirs: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"No such results folder: {path}")
+        candidates = [path.parent] if path.is_file() else [path, *(p for p in path.rglob("*") if p.is_dir())]
+        dirs.update(folder for folder in candidates if has_results(folder))
+    return sorted(dirs)
+
+
+def _checked_rows(path: Path, required: Sequence[str]) -> list[dict]:
+    rows = ResultsTable(path).rows()
+    columns = {column for row in rows for column in row}
+    missing = [c for c in required if c not in columns]
+    if rows and missing:
+        raise ResultsFileError(
+            f"{path} is not a results file of run.py: its rows lack {', '.join(missing)}. "
+            "Remove it from the folders read or rerun the run that wrote it."
+        )
+    return [{**row, "run_dir": str(path.parent)} for row in rows]
+
+
+def read_results(paths: Iterable[str | os.PathLike], required: Sequence[str] = KEY) -> pd.DataFrame:
+    """The rows of every run folder at or below ``paths`` as one frame, one row per (item, method,
+    config): an ``ok`` row wins over a failure, and among equals the last one read (run folders in
+    sorted order, each one's unsharded file first, then its shards by count and index). Each row
+    carries ``run_dir``, the folder it was read from. A folder that holds only ``results.merged.jsonl``
+    (the merge, copied without its shards) is read from that.
+
+    ``required``: columns every file's rows must have (:class:`ResultsFileError` names the file
+    otherwise). Empty folders give an empty frame; a path that does not exist raises ``FileNotFoundError``.
+    """
+    run_dirs = find_run_dirs(paths, merged_only=True)
+    rows = [row for run_dir in run_dirs for path in _read_files(run_dir) for row in _checked_rows(path, required)]
+    return pd.DataFrame(one_row_per_key(rows))
+
+
+def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
+    """Items done (``ok``) for ``method`` and ``config_id`` in the run folder's results files other than ``own_file``.
+
+    A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
+    for corpus metrics over the whole split) only computes what no shard has done.
+    """
+    own = Path(own_file).name
+    return {
+        item
+        for _, _, path in (results_files(run_dir) if Path(run_dir).is_dir() else [])
+        if path.name != own
+        for item in ResultsTable(path).completed(method, config_id)
+    }
+
+
+def summary_path(run_dir: str | os.PathLike) -> Path:
+    """The summary of the run over the whole split (``summary.csv``): the one corpus metrics are read from.
+
+    A shard's ``summary.shard-*.csv`` holds corpus metrics over the shard's own slice only; the
+    README says how to compute them over the whole split (an unsharded run after the merge).
+    """
+    return Path(run_dir) / Shard().summary_name
+
+
+def shard_summaries(run_dir: str | os.PathLike) -> list[Path]:
+    """The shards' summaries (``summary.shard-*-of-*.csv``) in a run folder."""
+    return sorted(Path(run_dir).glob(f"{SUMMARY_STEM}.shard-*-of-*.csv"))
+
+
+# -- the images of each item -----------------------------------------------------------------
+
+
+def image_path(image_dir: str | os.PathLike, item_id: str, kind: str = EDIT) -> Path:
+    """``image_dir/<item_id><kind>``: one of the files a run saves per item (see :data:`EDIT` and the others)."""
+    return Path(image_dir) / f"{item_id}{kind}"
+
+
+def find_image(run_dirs: Sequence[str | os.PathLike], item_id: str, kind: str = EDIT) -> Path | None:
+    """The item's saved ``kind`` file in the first of ``run_dirs`` that has it (a configuration may span folders)."""
+    for run_dir in run_dirs:
+        path = image_path(Path(run_dir) / IMAGES_DIR, item_id, kind)
+        if path.is_file():
+            return path
+    return None
+
+
+def saved_items(run_dir: str | os.PathLike) -> list[str]:
+    """The ids of the items whose images a run folder holds (those with a saved input), sorted."""
+    return sorted(p.name.removesuffix(INPUT) for p in (Path(run_dir) / IMAGES_DIR).glob(f"*{INPUT}"))
+
+
+def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
+    return PIL.Image.fromarray((mask.float().numpy() * 255).round().astype("uint8"))
+
+
+def save_item_images(image_dir: str | os.PathLike, item: EditItem, result: EditResult) -> None:
+    """Everything a report draws for the item, beside the edit: the edit, the method's mask, the
+    input and its ground-truth mask (so reports never reload the split), the per-step masks."""
+    import numpy
+
+    directory = Path(image_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    result.image.save(image_path(directory, item.id, EDIT))
+    item.image.convert("RGB").save(image_path(directory, item.id, INPUT))
+    if result.mask is not None:
+        _mask_image(result.mask).save(image_path(directory, item.id, MASK))
+    if item.gt_mask is not None:
+        _mask_image(item.gt_mask).save(image_path(directory, item.id, GROUND_TRUTH))
+    if result.mask_history is not None:
+        numpy.savez_compressed(image_path(directory, item.id, STEPS), masks=result.mask_history.numpy())
+
+
+def saved_pairs(
+    dataset: EditDataset, image_dir: str | os.PathLike, item_ids: Iterable[str] | None = None
+) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
+    """``(item, edited image)`` for every item (of ``item_ids``, default all) whose edit was saved in
+    ``image_dir``: what corpus metrics read, so they cover resumed runs too. Items without one
+    (failed or not yet run) are skipped. Lazy: one image in memory at a time."""
+    for item_id in dataset.item_ids() if item_ids is None else item_ids:
+        path = image_path(image_dir, item_id, EDIT)
+        if path.is_file():
+            with PIL.Image.open(path) as image:
+                edited = image.convert("RGB")
+            yield dataset.load(item_id), edited
