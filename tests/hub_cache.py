@@ -278,13 +278,13 @@ def save_split_files(instdiffedit_cache: Path, lists: Path) -> None:
 def imagenet_folders(root: Path, entries: Iterable[ListEntry], train_classes: Iterable[str]) -> tuple[Path, Path]:
     """A user's ImageNet validation folder (every listed file, flat) and a train folder with two
     images of each of ``train_classes`` (ImageNet names), one folder per WordNet id."""
-    from benchmarks.metrics import _imagenet_names, imagenet_class_index
+    from benchmarks.metrics.imagenet_classes import imagenet_class_index, imagenet_names
 
     val, train = root / "val", root / "train"
     val.mkdir(parents=True)
     for index, entry in enumerate(entries):
         (val / entry.meta["file"]).write_bytes(_image((80, 64), index, format="JPEG"))
-    wnids = _imagenet_names()[0]
+    wnids = imagenet_names()[0]
     for index, name in enumerate(sorted(set(train_classes))):
         folder = train / wnids[imagenet_class_index(name)]
         folder.mkdir(parents=True)

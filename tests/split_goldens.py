@@ -48,26 +48,24 @@ from benchmarks.data.splits import (
     parse_list,
 )
 from benchmarks.data.synthetic import SyntheticDataset
-from benchmarks.metrics import (
-    FID,
-    SFID,
+from benchmarks.metrics.corpus import FID, SFID
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.metrics.imagenet_classes import imagenet_class_index, imagenet_names
+from benchmarks.metrics.per_item import (
     BackgroundPreservation,
     ChangingRate,
     CLIPScore,
     EditAccuracy,
     LPIPSDistance,
     MaskIoU,
-    _imagenet_names,
-    imagenet_class_index,
 )
-from benchmarks.metrics.feature_means import compute_feature_means
 from benchmarks.metrics.pie_bench import (
     PieBackground,
     PieCLIPSimilarity,
     StructureDistance,
 )
-from benchmarks.run.results import ResultsTable
 from benchmarks.run.folder import Shard
+from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import run
 from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
@@ -111,7 +109,7 @@ def _paper_metrics(dataset: Any) -> dict[str, Any]:
 
 def _corpus(work: Path, classes: list[str]) -> dict[str, Any]:
     """FID and SFID/CSFID on channel means (known features), the means file made from two images per class."""
-    wnids = _imagenet_names()[0]
+    wnids = imagenet_names()[0]
     for index, name in enumerate(sorted(set(classes))):
         folder = work / "train" / wnids[imagenet_class_index(name)]
         folder.mkdir(parents=True)

@@ -15,9 +15,9 @@ from fakes import TINY_CLASSIFIER_DATA, ChannelMeans, tiny_classifier, tiny_clip
 
 from benchmarks.data.items import EditItem
 from benchmarks.data.synthetic import SyntheticDataset
-from benchmarks.metrics import (
-    FID,
-    SFID,
+from benchmarks.metrics.corpus import FID, SFID
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.metrics.per_item import (
     BackgroundPreservation,
     ChangingRate,
     CLIPScore,
@@ -25,7 +25,6 @@ from benchmarks.metrics import (
     LPIPSDistance,
     MaskIoU,
 )
-from benchmarks.metrics.feature_means import compute_feature_means
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import run
 from instdiffedit import InstDiffEdit

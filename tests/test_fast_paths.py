@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks.data.synthetic import SyntheticDataset
-from benchmarks.metrics import MaskIoU
+from benchmarks.metrics.per_item import MaskIoU
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import item_seed, run

@@ -12,23 +12,22 @@ import torch
 from fakes import ChannelMeans, RecordingDistance
 
 from benchmarks.data.items import EditItem
-from benchmarks.metrics import (
-    FID,
-    SFID,
-    BackgroundPreservation,
-    ChangingRate,
-    MaskIoU,
-    MetricUnavailableError,
+from benchmarks.metrics.corpus import FID, SFID
+from benchmarks.metrics.feature_means import compute_feature_means
+from benchmarks.metrics.feature_means import main as feature_means_main
+from benchmarks.metrics.functional import (
     changing_rate,
-    imagenet_class_index,
-    imagenet_class_indices,
     mask_iou,
     mse,
     psnr,
     ssim_outside,
 )
-from benchmarks.metrics.feature_means import compute_feature_means
-from benchmarks.metrics.feature_means import main as feature_means_main
+from benchmarks.metrics.imagenet_classes import (
+    imagenet_class_index,
+    imagenet_class_indices,
+)
+from benchmarks.metrics.per_item import BackgroundPreservation, ChangingRate, MaskIoU
+from benchmarks.metrics.weights import MetricUnavailableError
 from instdiffedit.types import EditResult
 
 TENCH, GOLDFISH = "n01440764", "n01443537"  # ImageNet-1k classes 0 and 1

@@ -14,17 +14,15 @@ from fakes import tiny_clip as tiny_clip_model
 from torch import nn
 
 from benchmarks.data.items import EditItem
-from benchmarks.metrics import (
-    FID,
-    SFID,
+from benchmarks.metrics.corpus import FID, SFID
+from benchmarks.metrics.functional import image_to_uint8
+from benchmarks.metrics.per_item import (
     BackgroundPreservation,
     CLIPScore,
     EditAccuracy,
     LPIPSDistance,
-    MetricUnavailableError,
-    image_to_uint8,
-    load_lpips,
 )
+from benchmarks.metrics.weights import MetricUnavailableError, load_lpips
 from instdiffedit.types import EditResult
 
 
@@ -258,7 +256,7 @@ def test_accuracy_loads_a_local_timm_weight_file(tmp_path: Path) -> None:
     import timm
     from safetensors.torch import save_file
 
-    from benchmarks.metrics import load_timm_classifier
+    from benchmarks.metrics.weights import load_timm_classifier
 
     torch.manual_seed(0)
     reference = timm.create_model("deit_tiny_patch16_224", pretrained=False)

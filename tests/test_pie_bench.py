@@ -26,7 +26,7 @@ from benchmarks.data.pie_bench import (
 )
 from benchmarks.data.splits import MissingFilesError
 from benchmarks.data.validation import SplitInputError
-from benchmarks.metrics import mask_iou
+from benchmarks.metrics.functional import mask_iou
 from benchmarks.report import build_report
 from benchmarks.run.results import ResultsTable
 

@@ -24,17 +24,14 @@ from torchmetrics.functional.image import (
 
 from benchmarks.data.items import EditItem
 from benchmarks.data.pie_bench import PieBenchSplit, with_border
-from benchmarks.metrics import (
-    BackgroundPreservation,
-    MetricUnavailableError,
-    image_to_tensor,
-    load_lpips,
-)
+from benchmarks.metrics.functional import image_to_tensor
+from benchmarks.metrics.per_item import BackgroundPreservation
 from benchmarks.metrics.pie_bench import (
     PieBackground,
     PieCLIPSimilarity,
     StructureDistance,
 )
+from benchmarks.metrics.weights import MetricUnavailableError, load_lpips
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import run
 from instdiffedit import InstDiffEdit

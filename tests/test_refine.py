@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.metrics import mask_iou
+from benchmarks.metrics.functional import mask_iou
 from instdiffedit.refine import MaskRefiner, aggregate, minmax, word_maps, word_positions
 from instdiffedit.tokens import TokenLayout
 

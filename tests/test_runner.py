@@ -14,10 +14,10 @@ import torch
 
 from benchmarks.data.items import EditItem
 from benchmarks.data.synthetic import SyntheticDataset
-from benchmarks.metrics import MaskIoU
+from benchmarks.metrics.per_item import MaskIoU
+from benchmarks.run.folder import Shard
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.folder import Shard
 from benchmarks.run.runner import config_hash, item_seed, run, summarize
 from instdiffedit import EditResult
 

@@ -5,7 +5,7 @@
 ``--train-root`` holds one folder per class, named by WordNet id (``n01440764/...JPEG``), as
 ImageNet's train set unpacks. Every image goes through FlexIT's preprocessing
 (Resize(256) + CenterCrop(256)) and the FID Inception v3 (2048-d pool features), exactly as
-:class:`benchmarks.metrics.SFID` treats edited images. The output, written atomically, holds
+:class:`benchmarks.metrics.corpus.SFID` treats edited images. The output, written atomically, holds
 ``mean`` (over all images), ``count``, ``class_means`` (1000 x D, ImageNet-1k index order,
 nan for classes without images), ``class_counts``, ``wnids`` and ``meta`` (how the features
 were made). Progress is checkpointed to ``<out>.partial`` every few batches; running the same
@@ -29,15 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from benchmarks.metrics import (
+from benchmarks.devices import resolve_device
+from benchmarks.metrics.functional import flexit_resize, image_to_uint8
+from benchmarks.metrics.imagenet_classes import imagenet_names
+from benchmarks.metrics.weights import (
     MetricUnavailableError,
-    _imagenet_names,
-    flexit_resize,
-    image_to_uint8,
     inception_description,
     load_inception,
 )
-from benchmarks.models.loading import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def list_train_images(train_root: str | Path, limit_per_class: int | None = None
     root = Path(train_root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"--train-root {root} is not a folder.")
-    wnids = _imagenet_names()[0]
+    wnids = imagenet_names()[0]
     index = {wnid: i for i, wnid in enumerate(wnids)}
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     unknown = [p.name for p in folders if p.name not in index]
@@ -109,7 +108,7 @@ def compute_feature_means(
     """Compute the means (see the module docstring), write them to ``out`` and return them.
 
     ``feature`` injects the extractor (uint8 N x 3 x size x size -> N x D); by default the FID
-    Inception v3 of :func:`benchmarks.metrics.load_inception` (``weights``: a local copy).
+    Inception v3 of :func:`benchmarks.metrics.weights.load_inception` (``weights``: a local copy).
     """
     out = Path(out).expanduser()
     partial = out.with_name(out.name + ".partial")
@@ -126,7 +125,7 @@ def compute_feature_means(
     feature = feature.to(torch_device).eval()
 
     sums: torch.Tensor | None = None
-    counts = torch.zeros(len(_imagenet_names()[0]), dtype=torch.int64)
+    counts = torch.zeros(len(imagenet_names()[0]), dtype=torch.int64)
     done = 0
     if partial.is_file():
         state = torch.load(partial, map_location="cpu", weights_only=True)
@@ -161,7 +160,7 @@ def compute_feature_means(
         "count": int(counts.sum()),
         "class_means": class_means,
         "class_counts": counts,
-        "wnids": list(_imagenet_names()[0]),
+        "wnids": list(imagenet_names()[0]),
         "meta": meta,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

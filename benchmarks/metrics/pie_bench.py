@@ -36,18 +36,16 @@ from torchvision.transforms import functional as TF
 
 from benchmarks.data.items import EditItem
 from benchmarks.data.pie_bench import with_border
-from benchmarks.metrics import (
-    CLIPScore,
-    _pair_tensors,
+from benchmarks.devices import resolve_device
+from benchmarks.metrics.functional import (
     image_to_tensor,
     image_to_uint8,
-    load_lpips,
-    load_timm_classifier,
     mse,
     psnr,
     ssim_outside,
 )
-from benchmarks.models.loading import resolve_device
+from benchmarks.metrics.per_item import CLIPScore, pair_tensors
+from benchmarks.metrics.weights import load_lpips, load_timm_classifier
 from instdiffedit.types import EditResult
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -163,7 +161,7 @@ class PieBackground:
         keep = (mask <= 0.5).float()
         if not keep.any():
             return dict.fromkeys(keys, math.nan)
-        source, edited = _pair_tensors(item, result)
+        source, edited = pair_tensors(item, result)
         source, edited = source * keep, edited * keep
         values = {
             "pie_bg_psnr": psnr(source, edited),
@@ -180,7 +178,7 @@ class PieBackground:
 class PieCLIPSimilarity:
     """PIE-Bench's ``clip_whole`` and ``clip_edited`` (torchmetrics' CLIP score, 0-100); see the module docstring.
 
-    Weights and injection as :class:`benchmarks.metrics.CLIPScore` (``model`` and ``processor``
+    Weights and injection as :class:`benchmarks.metrics.per_item.CLIPScore` (``model`` and ``processor``
     together). ``clip_edited`` is nan without a ground-truth mask or with an empty edit region.
     """
 

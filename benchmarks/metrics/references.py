@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from benchmarks.data.items import EditItem
-from benchmarks.metrics import mask_iou
+from benchmarks.metrics.functional import mask_iou
 
 
 class HasReferenceMasks(Protocol):

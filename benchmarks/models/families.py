@@ -19,12 +19,8 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 
-from benchmarks.models.loading import (
-    Pipelines,
-    load_pipeline,
-    resolve_device,
-    resolve_dtype,
-)
+from benchmarks.devices import resolve_device, resolve_dtype
+from benchmarks.models.loading import Pipelines, load_pipeline
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,7 @@ def load_family(
 ) -> FamilyPipelines:
     """Load a family's base pipeline (and its inpainting twin) from hub ids or local folders.
 
-    ``dtype``: as :func:`benchmarks.models.loading.resolve_dtype` (``"auto"`` is float16 on CUDA, so
+    ``dtype``: as :func:`benchmarks.devices.resolve_dtype` (``"auto"`` is float16 on CUDA, so
     name bfloat16 for SD 3.x and FLUX.1). ``variant`` selects weight files such as
     ``*.fp16.safetensors`` in both repositories. Bad names fail before anything loads.
     """

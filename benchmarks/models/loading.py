@@ -6,25 +6,27 @@ model included, so the code path exercised by the tests is the one real runs tak
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
-from huggingface_hub import try_to_load_from_cache
-from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from benchmarks.devices import resolve_device, resolve_dtype
+from benchmarks.hub import (
+    NOT_CACHED_OFFLINE,
+    NotOnHub,
+    cached_file,
+    cached_or_downloaded,
+    hub_offline,
+)
 from instdiffedit.acceleration import accelerate
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath, check_fast_path
 
 SD14_BASE = "CompVis/stable-diffusion-v1-4"
 SD_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
-
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-_TRUTHY = {"1", "on", "yes", "true"}
 
 SPEED_OPTIONS = ("fast_path", "channels_last")
 """Model config keys that change speed, never results: left out of a run's identity (its config hash)."""
@@ -42,23 +44,6 @@ class ModelUnavailableError(RuntimeError):
     """A model could neither be found locally nor downloaded; the message says how to fix it."""
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else goes to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
-    """``"auto"`` is float16 on CUDA and float32 elsewhere (half precision is slow on CPUs)."""
-    if dtype == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        allowed = ", ".join(["auto", *_DTYPES])
-        raise ValueError(f"Unknown dtype {dtype!r}; expected one of: {allowed}.")
-    return _DTYPES[dtype]
-
-
 def load_pretrained(
     base: str,
     inpaint: str | None = None,
@@ -74,7 +59,7 @@ def load_pretrained(
 ) -> Pipelines:
     """Load the base (and optionally the inpainting) pipeline from hub ids or local folders.
 
-    ``dtype`` is the base model's precision (see :func:`resolve_dtype`), ``inpaint_dtype`` the
+    ``dtype`` is the base model's precision (see :func:`benchmarks.devices.resolve_dtype`), ``inpaint_dtype`` the
     inpainting model's (default: the same). The authors ran the base model in float32 and the
     inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
@@ -131,19 +116,10 @@ def load_pipeline(pipeline_cls: type, name: str, key: str, options: dict) -> Sta
     """
     if _is_local_path(name):
         return _from_pretrained(pipeline_cls, str(_checked_folder(name, key)), **options)
-    # A hit in the hub cache needs no network, so try it first even when online.
     try:
-        return _from_pretrained(pipeline_cls, name, local_files_only=True, **options)
-    except OSError:
-        pass
-    if _hub_offline():
-        reason = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
-    else:
-        try:
-            return _from_pretrained(pipeline_cls, name, **options)
-        except OSError as exc:
-            reason = f"not in the local Hugging Face cache and {_download_failure(exc)}"
-    raise _unavailable(name, key, reason) from None
+        return cached_or_downloaded(lambda local: _from_pretrained(pipeline_cls, name, local_files_only=local, **options))
+    except NotOnHub as missing:
+        raise _unavailable(name, key, missing.reason) from None
 
 
 def check_model_source(name: str, key: str) -> None:
@@ -152,8 +128,8 @@ def check_model_source(name: str, key: str) -> None:
     while the hub is off (``HF_HUB_OFFLINE``)."""
     if _is_local_path(name):
         _checked_folder(name, key)
-    elif _hub_offline() and not isinstance(try_to_load_from_cache(name, "model_index.json"), str):
-        raise _unavailable(name, key, "not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+    elif hub_offline() and cached_file(name, "model_index.json") is None:
+        raise _unavailable(name, key, NOT_CACHED_OFFLINE)
 
 
 def _unavailable(name: str, key: str, reason: str) -> ModelUnavailableError:
@@ -194,18 +170,3 @@ def _checked_folder(name: str, key: str) -> Path:
             "(expected a diffusers pipeline saved with save_pretrained)."
         )
     return folder
-
-
-def _hub_offline() -> bool:
-    # Read at call time: huggingface_hub reads HF_HUB_OFFLINE only once, at import.
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
-
-
-def _download_failure(exc: BaseException) -> str:
-    """A short clause for why the download failed, found along the exception chain."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, RepositoryNotFoundError):
-            return "the hub has no such repository, or it is gated and needs `hf auth login`"
-        cause = cause.__cause__ or cause.__context__
-    return "the hub is unreachable"

@@ -50,7 +50,8 @@ from typing import Any
 import numpy
 import torch
 
-from benchmarks.models.loading import Pipelines, load_pretrained, resolve_device
+from benchmarks.devices import resolve_device
+from benchmarks.models.loading import Pipelines, load_pretrained
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.graphs import DEFAULT_FAST_PATH, resolve_fast_path, unet_runner
 

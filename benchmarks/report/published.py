@@ -4,7 +4,7 @@ Source: Zou et al., "Towards Efficient Diffusion-Based Image Editing with Instan
 Masks", AAAI 2024 (arXiv 2401.07709), Tables 1-3 and Sec. 4.4, as collected in the project's
 method notes (shared/docs/method.md). Units are the harness's: mask IoU in %, LPIPS x100,
 seconds per image (theirs on an A30 GPU, for all splits). Their changing rate has no published
-formula (ours: see benchmarks/metrics.py), so only its value can be set beside ours.
+formula (ours: see benchmarks/metrics/functional.py), so only its value can be set beside ours.
 """
 
 from __future__ import annotations

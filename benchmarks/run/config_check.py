@@ -32,11 +32,11 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from benchmarks.data.downloads import DownloadError
 from benchmarks.data.splits import MissingFilesError
+from benchmarks.devices import resolve_dtype
 from benchmarks.models.loading import (
     ModelUnavailableError,
     check_model_source,
     load_pretrained,
-    resolve_dtype,
 )
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.data.downloads import DownloadError
 from benchmarks.data.splits import MissingFilesError
-from benchmarks.metrics import MetricUnavailableError
 from benchmarks.metrics.references import reference_rows
+from benchmarks.metrics.weights import MetricUnavailableError
 from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.report.figures import run_grid
 from benchmarks.run.folder import (
@@ -171,7 +171,7 @@ def _log_device(device: str) -> None:
     The plain ``submitit_local`` launcher hands its jobs an empty ``CUDA_VISIBLE_DEVICES`` unless
     ``gpus_per_node`` is set, so on a GPU machine the jobs would quietly run on the CPU.
     """
-    from benchmarks.models.loading import resolve_device
+    from benchmarks.devices import resolve_device
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     log.info("Device: %s (device=%s, CUDA_VISIBLE_DEVICES=%s).", resolve_device(device), device, visible)

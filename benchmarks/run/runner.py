@@ -10,10 +10,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
@@ -24,15 +23,12 @@ from benchmarks.run.loggers import NullLogger, RunLogger
 from benchmarks.run.results import ResultsTable, metric_columns
 from instdiffedit.types import Editor, EditResult
 
+if TYPE_CHECKING:
+    from benchmarks.metrics.corpus import CorpusMetric
+
 log = logging.getLogger(__name__)
 
 Metric = Callable[[EditItem, EditResult], dict[str, float]]
-
-
-class CorpusMetric(Protocol):
-    """A metric over a whole run (FID, SFID/CSFID): (item, edited image) pairs -> named values."""
-
-    def compute(self, pairs: Iterable[tuple[EditItem, PIL.Image.Image]]) -> dict[str, float]: ...
 
 
 def check_batch_size(batch_size: int) -> None:
