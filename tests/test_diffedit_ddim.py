@@ -6,12 +6,11 @@ from __future__ import annotations
 import PIL.Image
 import pytest
 import torch
+from fakes import non_square_scene
 
 from baselines.diffedit_ddim import DiffEditDDIM
 from instdiffedit import EditResult
 from instdiffedit.resizing import resize_mask
-
-from fakes import non_square_scene
 
 STEPS, RATIO, MAPS = 8, 0.5, 3  # int(8 * 0.5) = 4 encoding and 4 decoding steps
 SOURCE, TARGET = "a red circle", "a blue square"

@@ -13,9 +13,8 @@ import PIL.Image
 import pytest
 import torch
 
+from benchmarks.data.files import MissingFilesError, SplitInputError
 from benchmarks.data.folder_split import FolderSplit
-from benchmarks.data.splits import MissingFilesError
-from benchmarks.data.validation import SplitInputError
 from benchmarks.run.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,11 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import DDIMScheduler
+from fakes import non_square_scene
 
 from baselines.ledits_pp import IntegerTimestepDDIMScheduler, LeditsPP
 from instdiffedit import EditResult
 from instdiffedit.resizing import resize_mask
-
-from fakes import non_square_scene
 
 STEPS = 8  # int(8 * (1 + skip 0.15)) = 9 scheduled, the last 8 inverted and regenerated
 SOURCE, TARGET = "a red circle", "a blue square"

@@ -16,6 +16,7 @@ import torch
 from pie_layout import ITEMS, SIZE, box_mask, encode_runs, item_mask, write_pie_bench
 
 from benchmarks.data import pie_bench
+from benchmarks.data.files import MissingFilesError, SplitInputError
 from benchmarks.data.pie_bench import (
     EDIT_TYPES,
     PieBenchSplit,
@@ -24,8 +25,6 @@ from benchmarks.data.pie_bench import (
     edited_phrase,
     run_problem,
 )
-from benchmarks.data.splits import MissingFilesError
-from benchmarks.data.validation import SplitInputError
 from benchmarks.metrics.functional import mask_iou
 from benchmarks.report import build_report
 from benchmarks.run.results import ResultsTable

@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.metrics.functional import mask_iou
-from instdiffedit.refine import MaskRefiner, aggregate, minmax, word_maps, word_positions
+from instdiffedit.refine import (
+    MaskRefiner,
+    aggregate,
+    minmax,
+    word_maps,
+    word_positions,
+)
 from instdiffedit.tokens import TokenLayout
 
 SIZE = 64  # latent size; attention comes at 16 x 16

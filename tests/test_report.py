@@ -14,8 +14,8 @@ import pytest
 
 from benchmarks.report import Reporter, ReportError, build_report, load_results, mean_ci
 from benchmarks.report.__main__ import main
-from benchmarks.report.figures import qualitative_grid
 from benchmarks.run.folder import write_item_list
+from benchmarks.run.grid import qualitative_grid
 from benchmarks.run.results import ResultsTable
 
 ROOT = Path(__file__).resolve().parents[1]

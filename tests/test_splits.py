@@ -21,12 +21,12 @@ from benchmarks.data.downloads import (
     fetch,
     git_blob_id,
 )
+from benchmarks.data.files import MissingFilesError
 from benchmarks.data.splits import (
     LISTS,
     EditingMaskSplit,
     ImageNetSplit,
     ImagenSplit,
-    MissingFilesError,
     parse_list,
 )
 from benchmarks.run.results import ResultsTable

@@ -9,10 +9,10 @@ import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
 from benchmarks.models.loading import ModelUnavailableError
+from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.evaluation import autoencoded
 from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
-from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import render, sample_layouts
 
 

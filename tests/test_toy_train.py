@@ -17,17 +17,12 @@ from diffusers import (
 
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
+from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.evaluation import EvalSettings
 from benchmarks.toy.folders import WITHOUT_T5
-from benchmarks.toy.nets import (
-    build_dit,
-    build_text_encoder,
-    build_unet,
-    build_vae,
-    object_crops,
-)
+from benchmarks.toy.nets import build_dit, build_text_encoder, build_unet, build_vae
 from benchmarks.toy.train import (
     Checkpoint,
     assemble_pipelines,

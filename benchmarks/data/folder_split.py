@@ -19,9 +19,8 @@ from pathlib import Path
 import PIL.Image
 from diffusers import StableDiffusionPipeline
 
+from benchmarks.data.files import MissingFilesError, Problems, open_mask, open_rgb
 from benchmarks.data.items import EditItem
-from benchmarks.data.splits import MissingFilesError, _open_mask, _open_rgb
-from benchmarks.data.validation import Problems
 
 REQUIRED = ("image", "target")
 OPTIONAL = ("source", "mask", "prompt", "id")
@@ -165,6 +164,6 @@ class FolderSplit:
 
     def load(self, item_id: str) -> EditItem:
         row = self.rows[item_id]
-        image = _open_rgb(row.image)
-        mask, flags = (None, []) if row.mask is None else _open_mask(row.mask, image.size)
+        image = open_rgb(row.image)
+        mask, flags = (None, []) if row.mask is None else open_mask(row.mask, image.size)
         return EditItem(item_id, image, row.target, row.source, row.prompt, mask, {"manifest_line": str(row.line)}, tuple(flags))

@@ -28,9 +28,8 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
+from benchmarks.data.files import MissingFilesError, Problems, SplitInputError, open_rgb
 from benchmarks.data.items import EditItem
-from benchmarks.data.splits import MissingFilesError, _open_rgb
-from benchmarks.data.validation import Problems, SplitInputError
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +374,7 @@ class PieBenchSplit:
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
-        rgb = _open_rgb(entry.image)
+        rgb = open_rgb(entry.image)
         width, height = rgb.size
         mask = decode_mask(entry.runs, height, width, border=self.mask_border)
         flags = entry.flags + (("empty ground-truth mask: IoU undefined",) if not mask.any() else ())

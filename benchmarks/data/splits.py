@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
+from benchmarks.data.files import IMAGE_SUFFIXES, MissingFilesError, open_mask, open_rgb
 from benchmarks.data.items import EditItem
 
 AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
@@ -42,11 +41,6 @@ LISTS = {
     ),
 }
 EDITING_MASK_ZIP = RemoteFile(f"{_RAW}/dataset/Editing-Mask.zip", git_blob="93a5af438bf0400b78bfbeb3f9e92c777bc93c23")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-class MissingFilesError(RuntimeError):
-    """Items of a split have no file; the message lists them and what was found."""
 
 
 @dataclass(frozen=True)
@@ -115,25 +109,6 @@ def _missing_error(split: str, missing: list[str], found: Iterable[str], fix: st
         f"{len(missing)} item(s) of {split} have no file: {', '.join(missing[:10])}"
         f"{' ...' if len(missing) > 10 else ''}; found {len(found)} file(s), e.g. {', '.join(found[:10]) or 'none'}. {fix}"
     )
-
-
-def _open_rgb(path: Path) -> PIL.Image.Image:
-    with PIL.Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def _open_mask(path: Path, size: tuple[int, int]) -> tuple[torch.Tensor, list[str]]:
-    """A binary mask (H x W float) for an image of ``size`` (W, H), and flags for what was off."""
-    flags = []
-    with PIL.Image.open(path) as mask:
-        mask = mask.convert("L")
-        if mask.size != size:
-            flags.append(f"mask {mask.size[0]}x{mask.size[1]} resized (nearest) to the image's {size[0]}x{size[1]}")
-            mask = mask.resize(size, PIL.Image.Resampling.NEAREST)
-        binary = torch.from_numpy(np.array(mask) > 127).float()
-    if binary.sum() == 0:
-        flags.append("empty ground-truth mask: IoU undefined")
-    return binary, flags
 
 
 _MASK_WORD = re.compile(r"[_\-. ]*mask[_\-. ]*", re.IGNORECASE)
@@ -215,8 +190,8 @@ class EditingMaskSplit:
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
-        image = _open_rgb(self.images[item_id])
-        mask, flags = _open_mask(self.masks[item_id], image.size)
+        image = open_rgb(self.images[item_id])
+        mask, flags = open_mask(self.masks[item_id], image.size)
         return EditItem(item_id, image, entry.target, entry.source, entry.prompt, mask, {"kind": entry.kind, **entry.meta}, tuple(flags))
 
 
@@ -259,7 +234,7 @@ class ImageNetSplit:
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
-        return EditItem(item_id, _open_rgb(self.images[item_id]), entry.target, entry.source, None, None, dict(entry.meta))
+        return EditItem(item_id, open_rgb(self.images[item_id]), entry.target, entry.source, None, None, dict(entry.meta))
 
 
 class ImagenSplit:
@@ -340,4 +315,4 @@ class ImagenSplit:
             path, source = self.images[item_id], f"user folder {self.folder}"
         else:
             path, source = self._generated(entry)
-        return EditItem(item_id, _open_rgb(path), entry.target, entry.source, entry.prompt, None, {"image_source": source})
+        return EditItem(item_id, open_rgb(path), entry.target, entry.source, entry.prompt, None, {"image_source": source})

@@ -6,18 +6,10 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionPipeline
 
+from benchmarks.data.colours import COLOURS
 from benchmarks.data.items import EditItem
 
-# Named colours and shapes keep the synthetic edit texts ordinary English for the tokenizer.
-_COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.85, 0.1, 0.1),
-    "green": (0.1, 0.7, 0.2),
-    "blue": (0.15, 0.25, 0.9),
-    "yellow": (0.95, 0.85, 0.1),
-    "purple": (0.55, 0.2, 0.7),
-    "orange": (0.95, 0.5, 0.05),
-}
-_SHAPES = ("circle", "square")
+_SHAPES = ("circle", "square")  # single CLIP tokens, as the colours
 
 
 class SyntheticDataset:
@@ -48,8 +40,8 @@ class SyntheticDataset:
         index = int(item_id.rsplit("-", 1)[1])
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         pick = lambda options: options[int(torch.randint(len(options), (1,), generator=gen))]  # noqa: E731
-        colour, shape = pick(list(_COLOURS)), pick(_SHAPES)
-        target_colour = pick([c for c in _COLOURS if c != colour])
+        colour, shape = pick(list(COLOURS)), pick(_SHAPES)
+        target_colour = pick([c for c in COLOURS if c != colour])
         target_shape = pick(_SHAPES)
 
         s = self.size
@@ -64,7 +56,7 @@ class SyntheticDataset:
         top, bottom = torch.rand(2, 3, generator=gen) * 0.5 + 0.25
         ramp = (yy / s)[None]
         background = top[:, None, None] * (1 - ramp) + bottom[:, None, None] * ramp
-        pixels = torch.where(mask, torch.tensor(_COLOURS[colour])[:, None, None], background)
+        pixels = torch.where(mask, torch.tensor(COLOURS[colour])[:, None, None], background)
         image = PIL.Image.fromarray((pixels.permute(1, 2, 0) * 255).round().byte().numpy())
         return EditItem(
             id=item_id,

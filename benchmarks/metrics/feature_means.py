@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from benchmarks.data.files import IMAGE_SUFFIXES
 from benchmarks.devices import resolve_device
 from benchmarks.metrics.functional import flexit_resize, image_to_uint8
 from benchmarks.metrics.imagenet_classes import imagenet_names
@@ -39,8 +40,6 @@ from benchmarks.metrics.weights import (
 )
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
 
 class _Images(Dataset):

@@ -15,6 +15,7 @@ from benchmarks.report.edit_types import edit_type_tables
 from benchmarks.report.load import load_results
 from benchmarks.report.tables import Reporter, Table
 from benchmarks.run.folder import INPUT, STEPS, find_image
+from benchmarks.run.grid import edit_text, open_image, qualitative_grid
 
 
 @dataclass
@@ -40,7 +41,7 @@ def edit_texts(rows: pd.DataFrame) -> dict[str, str]:
         return {}
     known = rows[rows["target"].notna()].drop_duplicates("item_id")
     sources = known["source"] if "source" in known else [None] * len(known)
-    return {item: figures.edit_text(source, target) for item, source, target in zip(known["item_id"], sources, known["target"])}
+    return {item: edit_text(source, target) for item, source, target in zip(known["item_id"], sources, known["target"])}
 
 
 def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | None, n_items: int, seed: int, steps: int) -> None:
@@ -56,7 +57,7 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
         saved = [i for i in chosen if find_image([d for s in main["run_dirs"] for d in s], i, INPUT)]
         if saved:
             columns = [(label, sorted(dirs)) for label, dirs in zip(main["label"], main["run_dirs"])]
-            grid = figures.qualitative_grid(saved, columns, edit_texts(rows))
+            grid = qualitative_grid(saved, columns, edit_texts(rows))
             report.files += figures.save(grid, out, f"qualitative_{suffix}")
         else:
             report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
@@ -74,7 +75,7 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
             evolution = next(((i, p) for i in ids if (p := find_image(dirs, i, STEPS))), None)
         if evolution:
             item_id, path = evolution
-            image = figures.open_image(find_image(dirs, item_id, INPUT))
+            image = open_image(find_image(dirs, item_id, INPUT))
             masks = np.load(path)["masks"]
             title = f"InstDiffEdit's instant masks, {item_id} ({model}, {dataset})"
             report.files += figures.save(figures.mask_evolution(masks, image, steps=steps, title=title), out, f"mask_evolution_{suffix}")

@@ -1,35 +1,21 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot state, any backend).
 
 Every function returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as PNG and PDF.
-Images come from a run folder's ``images/``, found by the names :mod:`benchmarks.run.folder` gives
-them (the input, its ground truth, the edit, the method's mask, the per-step masks).
+The qualitative grid, which a run also logs for itself, is :mod:`benchmarks.run.grid`.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import PIL.Image
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from benchmarks.report.tables import METRICS
-from benchmarks.run.folder import (
-    EDIT,
-    GROUND_TRUTH,
-    INPUT,
-    MASK,
-    find_image,
-    read_results,
-    saved_items,
-)
-
-DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
-CELL = 1.5  # inches per image panel
+from benchmarks.run.grid import CELL, overlay, show_panel
 
 
 def save(figure: Figure, folder: Path, name: str, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
@@ -38,64 +24,6 @@ def save(figure: Figure, folder: Path, name: str, formats: Sequence[str] = ("png
     for path in paths:
         figure.savefig(path, dpi=120, bbox_inches="tight")
     return paths
-
-
-def overlay(image: PIL.Image.Image, mask: np.ndarray) -> np.ndarray:
-    """The image (H x W x 3 in [0, 1]) dimmed outside ``mask`` (any size, nonzero = edit)."""
-    pixels = np.asarray(image.convert("RGB"), dtype=float) / 255
-    resized = PIL.Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).resize(image.size, PIL.Image.NEAREST)
-    selected = np.asarray(resized)[..., None] > 0
-    return np.where(selected, pixels, DIM * pixels)
-
-
-def _show(ax: Axes, picture: np.ndarray | PIL.Image.Image | None, title: str = "", cmap: str | None = None) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if picture is None:
-        ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, color="0.5")
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    else:
-        ax.imshow(picture, cmap=cmap, vmin=0, vmax=1 if cmap else None, interpolation="nearest")
-    if title:
-        ax.set_title(title, fontsize=7)
-
-
-def open_image(path: Path | None) -> PIL.Image.Image | None:
-    """The image at ``path`` in memory, or None without one."""
-    if path is None or not path.is_file():
-        return None
-    with PIL.Image.open(path) as image:
-        return image.copy()
-
-
-def qualitative_grid(
-    item_ids: Sequence[str], columns: Sequence[tuple[str, Sequence[str | Path]]], texts: Mapping[str, str] | None = None
-) -> Figure:
-    """One row per item: the input (with the item's edit text under it, from ``texts``), the
-    ground-truth mask, then per method its mask over the input and its output. ``columns`` are
-    (label, run folders) of the configurations to show."""
-    texts = texts or {}
-    width = 2 + 2 * len(columns)
-    figure = Figure(figsize=(CELL * width, CELL * len(item_ids) + 0.4), layout="constrained")
-    axes = figure.subplots(len(item_ids), width, squeeze=False)
-    for row, item_id in enumerate(item_ids):
-        dirs = [d for _, run_dirs in columns for d in run_dirs]
-        image = open_image(find_image(dirs, item_id, INPUT))
-        gt = open_image(find_image(dirs, item_id, GROUND_TRUTH))
-        titles = row == 0
-        _show(axes[row, 0], image, "input" if titles else "")
-        axes[row, 0].set_ylabel(item_id, fontsize=7)
-        if item_id in texts:
-            axes[row, 0].set_xlabel(textwrap.fill(texts[item_id], 26), fontsize=6)
-        _show(axes[row, 1], np.asarray(gt) / 255 if gt is not None else None, "ground truth" if titles else "", cmap="gray")
-        for index, (label, run_dirs) in enumerate(columns):
-            mask = open_image(find_image(run_dirs, item_id, MASK))
-            output = open_image(find_image(run_dirs, item_id, EDIT))
-            tinted = overlay(image, np.asarray(mask)) if mask is not None and image is not None else None
-            _show(axes[row, 2 + 2 * index], tinted, f"{label}\nmask" if titles else "")
-            _show(axes[row, 3 + 2 * index], output, f"{label}\noutput" if titles else "")
-    return figure
 
 
 def ablation_curves(numbers: pd.DataFrame, param: str, metrics: Sequence[str] = ("mask_iou", "changing_rate")) -> Figure:
@@ -151,24 +79,12 @@ def mask_evolution(masks: np.ndarray, image: PIL.Image.Image | None = None, *, s
     figure = Figure(figsize=(CELL * (len(chosen) + (image is not None)), CELL + 0.5), layout="constrained")
     axes = figure.subplots(1, len(chosen) + (image is not None), squeeze=False)[0]
     if image is not None:
-        _show(axes[0], image, "input")
+        show_panel(axes[0], image, "input")
     for ax, step in zip(axes[image is not None :], chosen):
         mask = masks[step].astype(float)
-        _show(ax, overlay(image, mask) if image is not None else mask, f"step {step + 1}/{total}", None if image is not None else "gray")
+        show_panel(ax, overlay(image, mask) if image is not None else mask, f"step {step + 1}/{total}", None if image is not None else "gray")
     if title:
         figure.suptitle(title, fontsize=8)
     return figure
 
 
-def edit_text(source: object, target: object) -> str:
-    """An item's edit as the grid prints it: ``source → target`` (the target alone without a source)."""
-    return f"{source} → {target}" if isinstance(source, str) and source else str(target)
-
-
-def run_grid(run_dir: str | Path, label: str, n_items: int = 4) -> Figure | None:
-    """The qualitative grid of one run folder's first ``n_items`` saved items (for the run's own
-    W&B panel), with their edit texts from its results; None when the run saved no images."""
-    item_ids = saved_items(run_dir)[:n_items]
-    rows = read_results([run_dir]).to_dict("records")
-    texts = {row["item_id"]: edit_text(row.get("source"), row["target"]) for row in rows if isinstance(row.get("target"), str)}
-    return qualitative_grid(item_ids, [(label, [run_dir])], texts) if item_ids else None

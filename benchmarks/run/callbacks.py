@@ -13,8 +13,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from benchmarks.run.folder import find_run_dirs, results_files
-from benchmarks.run.harness import COLUMN_NOTES, discard_unstarted_job
+from benchmarks.metrics.columns import column_notes
+from benchmarks.run.folder import discard_unstarted_job, find_run_dirs, results_files
 from benchmarks.run.merge import format_report, merge_run
 
 
@@ -47,9 +47,8 @@ class SweepSummary(Callback):
             table = pd.concat(self.summaries)
             print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and unet_evals per item)\n")
             print(table.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
-            for column, definition in COLUMN_NOTES.items():
-                if column in table:
-                    print(f"{column}: {definition}")
+            for note in column_notes(table.columns):
+                print(note)
         for overrides in self.unreported:
             print(f"No summary from the job with overrides: {overrides} (it failed, or ran in another process).")
         if not self.summaries and not self.unreported:
@@ -75,7 +74,7 @@ class ValidateConfig(Callback):
     loads; warnings are printed and the run goes on. A single run is checked in
     ``on_run_start``, before Hydra creates its folder, so a run that never started leaves no
     folder. A sweep's job is checked as it starts (Hydra has just made its folder): a job that
-    fails removes what Hydra wrote for it (:func:`benchmarks.run.harness.discard_unstarted_job`).
+    fails removes what Hydra wrote for it (:func:`benchmarks.run.folder.discard_unstarted_job`).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from benchmarks.data.downloads import DownloadError
-from benchmarks.data.splits import MissingFilesError
+from benchmarks.data.files import MissingFilesError
 from benchmarks.devices import resolve_dtype
 from benchmarks.models.loading import (
     ModelUnavailableError,

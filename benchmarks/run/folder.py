@@ -11,7 +11,8 @@ the run writes into the same folder, its own files tagged ``shard-003-of-016``
     summary.csv               the printed summary, corpus metrics included (shards: summary.shard-...)
     items.txt                 the split's item ids
     images/<id>.png           the edit; <id>.mask.png, <id>.input.png, <id>.gt.png, <id>.steps.npz
-    run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml)
+    run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml; a job that never
+                              started removes them again: :func:`discard_unstarted_job`)
 
 Every name is made here and parsed back here, so writers and readers never drift apart.
 :func:`read_results` is how anything reads results (the merge, the report, the toy card, the
@@ -24,6 +25,7 @@ code is imported.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import PIL.Image
+from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.run.results import KEY, ResultsTable, one_row_per_key
 
@@ -123,6 +126,46 @@ class Shard:
     def file_name(self, stem: str, suffix: str) -> str:
         """``stem.suffix`` unsharded, ``stem.shard-003-of-016.suffix`` for shard 3 of 16: shards share a folder."""
         return shard_file_name(stem, suffix, self.index, self.count)
+
+
+# -- Hydra's files of a job ------------------------------------------------------------------
+
+
+HYDRA_SAVED_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+"""What Hydra saves into a job's ``output_subdir`` when the job starts."""
+
+
+def discard_unstarted_job(hydra_cfg: DictConfig, stop: Path) -> None:
+    """Remove what Hydra wrote for a job that never started, if that is all its folder holds.
+
+    Hydra creates the job's folder, its ``output_subdir`` (``.hydra``) and its log file before
+    the job runs. When the folder holds nothing else (no results of an earlier run), those are
+    removed, and then every folder left empty up to ``stop`` (the output root), so a run that
+    never started leaves no folder behind.
+    """
+    out = Path(hydra_cfg.runtime.output_dir).resolve()
+    own: list[Path] = []
+    log_file = OmegaConf.select(hydra_cfg, "job_logging.handlers.file.filename")
+    if log_file is not None:
+        own.append(Path(log_file).resolve())
+    saved = None if hydra_cfg.output_subdir is None else (out / hydra_cfg.output_subdir).resolve()
+    if saved is not None:
+        own += [saved / name for name in HYDRA_SAVED_FILES]
+    if not out.is_dir() or any(p not in own for p in out.rglob("*") if not p.is_dir()):
+        return
+    for handler in list(logging.getLogger().handlers):  # Hydra's file handler holds the log open
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve() in own:
+            handler.close()
+            logging.getLogger().removeHandler(handler)
+    for path in own:
+        path.unlink(missing_ok=True)
+    stop, folder = stop.resolve(), saved or out
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there
+            break
+        folder = folder.parent
 
 
 # -- the split's item list ------------------------------------------------------------------

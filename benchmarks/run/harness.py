@@ -15,27 +15,23 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.data.downloads import DownloadError
-from benchmarks.data.splits import MissingFilesError
+from benchmarks.data.files import MissingFilesError
+from benchmarks.metrics.columns import column_notes
 from benchmarks.metrics.references import reference_rows
 from benchmarks.metrics.weights import MetricUnavailableError
 from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
-from benchmarks.report.figures import run_grid
 from benchmarks.run.folder import (
     IMAGES_DIR,
     Shard,
     completed_elsewhere,
+    discard_unstarted_job,
     write_item_list,
 )
+from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import config_hash, run
 
-COLUMN_NOTES = {
-    "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
-    "changing_rate": "mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
-    "(our definition: the paper reports the number without a formula).",
-    "edit_success": "toy split: share of edits whose target (colour and shape, or background colour) is recognised in the edited region.",
-}
 USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError, MetricUnavailableError)
 
 log = logging.getLogger(__name__)
@@ -122,47 +118,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         shown = pd.concat([summary, reference_rows(dataset, shard.select(dataset.item_ids()))])
     print(f"\nResults: {out / shard.results_name}\n")
     print(shown.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
-    for column, definition in COLUMN_NOTES.items():
-        if column in summary:
-            print(f"{column}: {definition}")
+    for note in column_notes(summary.columns):
+        print(note)
     return summary
-
-
-HYDRA_SAVED_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
-"""What Hydra saves into a job's ``output_subdir`` when the job starts."""
-
-
-def discard_unstarted_job(hydra_cfg: DictConfig, stop: Path) -> None:
-    """Remove what Hydra wrote for a job that never started, if that is all its folder holds.
-
-    Hydra creates the job's folder, its ``output_subdir`` (``.hydra``) and its log file before
-    the job runs. When the folder holds nothing else (no results of an earlier run), those are
-    removed, and then every folder left empty up to ``stop`` (the output root), so a run that
-    never started leaves no folder behind.
-    """
-    out = Path(hydra_cfg.runtime.output_dir).resolve()
-    own: list[Path] = []
-    log_file = OmegaConf.select(hydra_cfg, "job_logging.handlers.file.filename")
-    if log_file is not None:
-        own.append(Path(log_file).resolve())
-    saved = None if hydra_cfg.output_subdir is None else (out / hydra_cfg.output_subdir).resolve()
-    if saved is not None:
-        own += [saved / name for name in HYDRA_SAVED_FILES]
-    if not out.is_dir() or any(p not in own for p in out.rglob("*") if not p.is_dir()):
-        return
-    for handler in list(logging.getLogger().handlers):  # Hydra's file handler holds the log open
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve() in own:
-            handler.close()
-            logging.getLogger().removeHandler(handler)
-    for path in own:
-        path.unlink(missing_ok=True)
-    stop, folder = stop.resolve(), saved or out
-    while folder != stop and stop in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty: something else lives there
-            break
-        folder = folder.parent
 
 
 def _log_device(device: str) -> None:

@@ -94,7 +94,7 @@ def edit_grid(run_dirs: Sequence[str | os.PathLike], path: Path, n_items: int = 
     """The qualitative grid of the first ``n_items`` items every run saved (input, ground truth, then
     per run its mask and output), each row labelled with its edit ("a red circle -> a blue star");
     written to ``path``. None when the runs saved no images."""
-    from benchmarks.report.figures import qualitative_grid
+    from benchmarks.run.grid import qualitative_grid
 
     columns = [(str(read_results([d])["method"].iloc[0]), [d]) for d in run_dirs]
     items = sorted(read_results(run_dirs)["item_id"].unique())

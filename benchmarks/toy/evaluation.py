@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline
 
 from benchmarks.toy.captions import object_phrase
-from benchmarks.toy.nets import IMAGE_SIZE, ObjectClassifier, object_crops
+from benchmarks.toy.classifier import ObjectClassifier, object_crops
+from benchmarks.toy.nets import IMAGE_SIZE
 from benchmarks.toy.render import (
     BACKGROUNDS,
     COLOURS,

@@ -20,8 +20,8 @@ from benchmarks.models.loading import (
     Pipelines,
     load_pretrained,
 )
+from benchmarks.toy.classifier import ObjectClassifier
 from benchmarks.toy.folders import sibling
-from benchmarks.toy.nets import ObjectClassifier
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"

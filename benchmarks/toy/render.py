@@ -57,18 +57,10 @@ from typing import Sequence
 
 import torch
 
+from benchmarks.data.colours import COLOURS
+
 NUM_SLOTS = 3
 
-# RGB in [0, 1]: the same six colours as the synthetic split; any two of these and the
-# backgrounds are at least 0.3 apart (Euclidean).
-COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.85, 0.10, 0.10),
-    "green": (0.10, 0.70, 0.20),
-    "blue": (0.15, 0.25, 0.90),
-    "yellow": (0.95, 0.85, 0.10),
-    "purple": (0.55, 0.20, 0.70),
-    "orange": (0.95, 0.50, 0.05),
-}
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 BACKGROUNDS: dict[str, tuple[float, float, float]] = {
     "gray": (0.50, 0.50, 0.50),

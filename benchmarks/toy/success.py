@@ -10,8 +10,8 @@ from scipy import ndimage
 from torchvision.transforms.functional import pil_to_tensor
 
 from benchmarks.data.items import EditItem
+from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.model import load_classifier
-from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES
 from instdiffedit.types import EditResult
 

@@ -53,6 +53,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
+from benchmarks.toy.classifier import ObjectClassifier, object_crops
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
 from benchmarks.toy.denoisers import (
     DENOISERS,
@@ -76,14 +77,7 @@ from benchmarks.toy.folders import (
     sibling,
 )
 from benchmarks.toy.masks import MaskSampler
-from benchmarks.toy.nets import (
-    IMAGE_SIZE,
-    ObjectClassifier,
-    SceneEncoder,
-    build_text_encoder,
-    build_vae,
-    object_crops,
-)
+from benchmarks.toy.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
 from benchmarks.toy.render import Layout, render, sample_layouts
 from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
 
