@@ -66,7 +66,7 @@ from benchmarks.metrics.pie_bench import (
 )
 from benchmarks.run.folder import Shard
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import run
+from benchmarks.run.runner import RunSpec, run
 from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
 from instdiffedit import InstDiffEdit
@@ -210,11 +210,11 @@ def rows(pipes: Any, split: str, work: Path) -> dict[str, Any]:
     count = max(1, len(dataset.item_ids()) // 2)
     editor = InstDiffEdit(pipes.base, pipes.inpaint, num_inference_steps=10, inpaint_steps=4)
     table = ResultsTable(work / "results.jsonl")
-    summary = run(
-        editor, dataset, table, method="instdiffedit", config_id="golden", params={"split": split},
-        master_seed=MASTER_SEED, shard=Shard(0, count), metrics=metrics, corpus_metrics=corpus,
-        image_dir=work / "images", batch_size=2,
+    spec = RunSpec(
+        method="instdiffedit", config_id="golden", master_seed=MASTER_SEED, params={"split": split}, shard=Shard(0, count),
+        batch_size=2, image_dir=work / "images",
     )
+    summary = run(editor, dataset, table, spec, metrics=metrics, corpus_metrics=corpus)
     items = {}
     for row in table.rows():
         assert row["status"] == "ok", row.get("error")

@@ -26,7 +26,7 @@ from benchmarks.metrics.per_item import (
     MaskIoU,
 )
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import run
+from benchmarks.run.runner import RunSpec, run
 from instdiffedit import InstDiffEdit
 
 TENCH, GOLDFISH = "n01440764", "n01443537"
@@ -72,10 +72,8 @@ def test_every_metric_column_is_filled(tiny, tmp_path: Path) -> None:
             metric.prepare(dataset)
     editor = InstDiffEdit(tiny.base, tiny.inpaint, num_inference_steps=10, inpaint_steps=4)
     table = ResultsTable(tmp_path / "results.jsonl")
-    summary = run(
-        editor, dataset, table, method="instdiffedit", config_id="c", params={}, master_seed=0,
-        metrics=metrics, corpus_metrics=corpus, image_dir=tmp_path / "images",
-    )
+    spec = RunSpec(method="instdiffedit", config_id="c", master_seed=0, image_dir=tmp_path / "images")
+    summary = run(editor, dataset, table, spec, metrics=metrics, corpus_metrics=corpus)
 
     rows = table.frame()
     columns = ["mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "lpips", "clip_score", "accuracy", "unedited"]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import benchmarks.methods
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -149,7 +151,7 @@ def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
     assert result.stdout.strip() == "[]"
 
 
-METHODS = ("instdiffedit", "diffedit", "diffedit_ddim", "sdedit", "oracle_inpaint", "no_mask", "ledits_pp")
+METHODS = tuple(method.name for method in benchmarks.methods.METHODS)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics.per_item import MaskIoU
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import item_seed, run
+from benchmarks.run.runner import RunSpec, item_seed, run
 from instdiffedit import EditResult, InstDiffEdit
 from instdiffedit.graphs import set_fast_path
 
@@ -67,10 +67,8 @@ def test_the_runners_throughput_mode_writes_the_rows_of_one_at_a_time(tiny, data
     tables = {}
     for batch_size in (1, 2):
         tables[batch_size] = ResultsTable(tmp_path / f"b{batch_size}.jsonl")
-        run(
-            _editor(tiny), dataset, tables[batch_size], method="instdiffedit", config_id="c", params={},
-            master_seed=3, metrics={"mask_iou": MaskIoU()}, batch_size=batch_size,
-        )
+        spec = RunSpec(method="instdiffedit", config_id="c", master_seed=3, batch_size=batch_size)
+        run(_editor(tiny), dataset, tables[batch_size], spec, metrics={"mask_iou": MaskIoU()})
     one, batched = (tables[b].frame().set_index("item_id").sort_index() for b in (1, 2))
     assert list(batched.index) == dataset.item_ids() and (batched["status"] == "ok").all()
     assert list(batched["seed"]) == [item_seed(3, i) for i in dataset.item_ids()]
@@ -97,7 +95,7 @@ class _BatchFails:
 def test_a_failing_batch_is_redone_one_item_at_a_time(dataset, tmp_path) -> None:
     bad = dataset.load(dataset.item_ids()[1])
     table = ResultsTable(tmp_path / "r.jsonl")
-    run(_BatchFails(bad.image), dataset, table, method="m", config_id="c", params={}, master_seed=0, batch_size=3)
+    run(_BatchFails(bad.image), dataset, table, RunSpec(method="m", config_id="c", master_seed=0, batch_size=3))
     status = table.frame().set_index("item_id")["status"]
     assert status[bad.id] == "failed"
     assert (status.drop(bad.id) == "ok").all()

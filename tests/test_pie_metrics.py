@@ -33,7 +33,7 @@ from benchmarks.metrics.pie_bench import (
 )
 from benchmarks.metrics.weights import MetricUnavailableError, load_lpips
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import run
+from benchmarks.run.runner import RunSpec, run
 from instdiffedit import InstDiffEdit
 from instdiffedit.types import EditResult
 
@@ -257,7 +257,7 @@ def test_a_pie_bench_run_fills_every_pie_metric_column(tiny, tmp_path: Path) -> 
     }
     editor = InstDiffEdit(tiny.base, tiny.inpaint, num_inference_steps=10, inpaint_steps=4)
     table = ResultsTable(tmp_path / "results.jsonl")
-    run(editor, split, table, method="instdiffedit", config_id="c", params={}, master_seed=0, metrics=metrics, batch_size=3)
+    run(editor, split, table, RunSpec(method="instdiffedit", config_id="c", master_seed=0, batch_size=3), metrics=metrics)
     rows = table.frame().set_index("item_id")
     assert (rows["status"] == "ok").all()
     columns = ["structure_distance", "pie_bg_psnr", "pie_bg_mse", "pie_bg_ssim", "pie_bg_lpips", "clip_whole", "clip_edited"]

@@ -18,7 +18,7 @@ from benchmarks.metrics.per_item import MaskIoU
 from benchmarks.run.folder import Shard
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import config_hash, item_seed, run, summarize
+from benchmarks.run.runner import RunSpec, config_hash, item_seed, run, summarize
 from instdiffedit import EditResult
 
 
@@ -43,10 +43,8 @@ class GroundTruthEditor:
 
 
 def _run(dataset, editor, table, shard=Shard(), seed=1):
-    return run(
-        editor, dataset, table, method="gt", config_id="cfg", params={"threshold": 0.2}, master_seed=seed,
-        shard=shard, metrics={"mask_iou": MaskIoU()},
-    )
+    spec = RunSpec(method="gt", config_id="cfg", master_seed=seed, params={"threshold": 0.2}, shard=shard)
+    return run(editor, dataset, table, spec, metrics={"mask_iou": MaskIoU()})
 
 
 @pytest.fixture
@@ -88,7 +86,7 @@ def test_the_first_stop_signal_finishes_and_writes_the_batch_in_flight_then_stop
     table = ResultsTable(tmp_path / "results.jsonl")
     editor = GroundTruthEditor(dataset, signals={"synthetic-00002": [number]})
     with pytest.raises(Interrupted) as stopped:
-        run(editor, dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=2)
+        run(editor, dataset, table, RunSpec(method="gt", config_id="cfg", master_seed=1, batch_size=2))
     assert editor.calls == dataset.item_ids()[:4], "the batch of items 2 and 3 is finished, item 4 never started"
     assert [r["item_id"] for r in table.rows()] == dataset.item_ids()[:4]
     assert (stopped.value.signal, stopped.value.written, stopped.value.left) == (number, 4, 1)
@@ -100,7 +98,7 @@ def test_a_second_stop_signal_aborts_at_once_and_keeps_the_rows_written_before(d
     table = ResultsTable(tmp_path / "results.jsonl")
     editor = GroundTruthEditor(dataset, signals={"synthetic-00002": [signal.SIGINT, signal.SIGTERM]})
     with pytest.raises(Aborted) as aborted:
-        run(editor, dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=2)
+        run(editor, dataset, table, RunSpec(method="gt", config_id="cfg", master_seed=1, batch_size=2))
     assert aborted.value.exit_code == 128 + signal.SIGTERM
     assert editor.calls == dataset.item_ids()[:3]
     assert [r["item_id"] for r in table.rows()] == dataset.item_ids()[:2]
@@ -119,7 +117,7 @@ def test_inside_a_batch_each_items_row_is_on_disk_before_the_next_items_metrics_
         seen.append(len(table.rows()))
         return {}
 
-    run(BatchEditor(dataset), dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=5,
+    run(BatchEditor(dataset), dataset, table, RunSpec(method="gt", config_id="cfg", master_seed=1, batch_size=5),
         metrics={"probe": rows_on_disk})
     assert seen == [0, 1, 2, 3, 4]
     assert (table.frame()["batch_size"] == 5).all()
@@ -197,8 +195,8 @@ def test_sharded_runs_write_separate_files_with_the_same_rows_as_one_run(dataset
 
 def test_items_done_by_other_shards_of_the_run_are_skipped(dataset, tmp_path) -> None:
     editor = GroundTruthEditor(dataset)
-    run(editor, dataset, ResultsTable(tmp_path / "results.jsonl"), method="gt", config_id="cfg", params={},
-        master_seed=1, done_elsewhere={"synthetic-00001", "synthetic-00003"})
+    run(editor, dataset, ResultsTable(tmp_path / "results.jsonl"), RunSpec(method="gt", config_id="cfg", master_seed=1),
+        done_elsewhere={"synthetic-00001", "synthetic-00003"})
     assert editor.calls == ["synthetic-00000", "synthetic-00002", "synthetic-00004"]
 
 
@@ -253,18 +251,17 @@ class PairCounter:
 
 def test_corpus_metrics_cover_every_item_done_including_earlier_runs(dataset, tmp_path) -> None:
     table = ResultsTable(tmp_path / "results.jsonl")
-    common = dict(method="gt", config_id="cfg", params={}, master_seed=1, image_dir=tmp_path / "images",
-                  corpus_metrics={"count": PairCounter()})
+    spec, corpus = RunSpec(method="gt", config_id="cfg", master_seed=1, image_dir=tmp_path / "images"), {"count": PairCounter()}
     with pytest.raises(KeyboardInterrupt):
-        run(GroundTruthEditor(dataset, interrupt_on="synthetic-00003"), dataset, table, **common)
-    summary = run(GroundTruthEditor(dataset), dataset, table, **common)
+        run(GroundTruthEditor(dataset, interrupt_on="synthetic-00003"), dataset, table, spec, corpus_metrics=corpus)
+    summary = run(GroundTruthEditor(dataset), dataset, table, spec, corpus_metrics=corpus)
     assert summary.loc[("gt", "cfg"), "pairs"] == 5
 
 
 def test_corpus_metrics_without_saved_images_are_refused(dataset, tmp_path) -> None:
     with pytest.raises(ValueError, match="save_images"):
-        run(GroundTruthEditor(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), method="gt", config_id="c",
-            params={}, master_seed=1, corpus_metrics={"count": PairCounter()})
+        spec = RunSpec(method="gt", config_id="c", master_seed=1)
+        run(GroundTruthEditor(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), spec, corpus_metrics={"count": PairCounter()})
 
 
 def test_saved_images_hold_what_a_report_draws(dataset, tmp_path) -> None:
@@ -274,8 +271,8 @@ def test_saved_images_hold_what_a_report_draws(dataset, tmp_path) -> None:
             result.mask_history = torch.zeros(3, 4, 4, dtype=torch.bool)
             return result
 
-    run(WithHistory(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), method="gt", config_id="c", params={},
-        master_seed=1, image_dir=tmp_path / "images")
+    spec = RunSpec(method="gt", config_id="c", master_seed=1, image_dir=tmp_path / "images")
+    run(WithHistory(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), spec)
     item = dataset.load("synthetic-00000")
     saved = {p.name.removeprefix(item.id) for p in (tmp_path / "images").glob(f"{item.id}*")}
     assert saved == {".png", ".input.png", ".mask.png", ".gt.png", ".steps.npz"}

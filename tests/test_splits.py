@@ -30,7 +30,7 @@ from benchmarks.data.splits import (
     parse_list,
 )
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import run
+from benchmarks.run.runner import RunSpec, run
 from instdiffedit import EditResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +260,7 @@ def test_a_run_with_a_corrupt_image_finishes_and_records_the_failed_and_flagged_
     (editing_mask_folder / "images" / "1.jpg").write_bytes(b"not a jpeg")
     split = EditingMaskSplit(root=str(editing_mask_folder))
     table = ResultsTable(tmp_path / "results.jsonl")
-    summary = run(InputEditor(), split, table, method="input", config_id="c", params={}, master_seed=0)
+    summary = run(InputEditor(), split, table, RunSpec(method="input", config_id="c", master_seed=0))
     rows = table.frame().set_index("item_id")
     assert rows.loc["1", "status"] == "failed" and "UnidentifiedImageError" in rows.loc["1", "error"]
     assert rows.loc["7", "status"] == "ok" and "empty" in rows.loc["7", "flags"]

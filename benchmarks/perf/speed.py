@@ -51,11 +51,14 @@ import numpy
 import torch
 
 from benchmarks.devices import resolve_device
+from benchmarks.methods import BY_NAME, METHODS
 from benchmarks.models.loading import Pipelines, load_pretrained
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.graphs import DEFAULT_FAST_PATH, resolve_fast_path, unet_runner
 
-METHODS = ("instdiffedit", "diffedit", "sdedit", "diffedit_ddim", "ledits_pp")
+CONF = Path(__file__).resolve().parents[2] / "conf"
+TIMED = tuple(method.name for method in METHODS if method.role in ("method", "baseline"))
+"""What an edit costs is timed for InstDiffEdit and its baselines (:mod:`benchmarks.methods`), each as its config builds it."""
 DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@4"
 CHECK_METHODS = "instdiffedit,diffedit,sdedit,instdiffedit@2"  # --check: the methods on the fast paths
 MODES = ("eager", "graphs", "compiled")
@@ -67,13 +70,6 @@ SHARED_STEPS = ("instdiffedit", "diffedit", "sdedit")
 # by default only InstDiffEdit runs compiled; --compile-methods adds the others.
 DEFAULT_COMPILE_METHODS = "instdiffedit"
 PAPER_A30 = {"instdiffedit": 10.8, "diffedit": 64.0}  # seconds per image in the paper (A30)
-QUICK = {  # --quick: few steps, for tests of the plumbing only (not paper settings)
-    "instdiffedit": dict(num_inference_steps=10, inpaint_steps=4),
-    "diffedit": dict(num_noises=2, num_inference_steps=10, inpaint_steps=4),
-    "sdedit": dict(num_inference_steps=10),
-    "diffedit_ddim": dict(num_inference_steps=10, num_maps_per_mask=2),
-    "ledits_pp": dict(num_inversion_steps=10),
-}
 CHECK_MIN_MASK_IOU = 0.98  # --check: a fast mode's mask against eager's, same seed
 CHECK_MAX_IMAGE_DIFF = 2.0  # --check: mean |difference| of the images, in 0..255 levels
 
@@ -130,18 +126,22 @@ def build_pipelines(arch: str, device: torch.device, dtype: torch.dtype, base: s
 
 
 def build_editor(method: str, pipes: Pipelines, quick: bool) -> Any:
-    from baselines import DiffEdit, DiffEditDDIM, LeditsPP, SDEdit
-    from instdiffedit import InstDiffEdit
+    """The editor ``run.py method=<method>`` builds: from ``conf/method/<method>.yaml`` (composed by
+    Hydra, with the method's ``--quick`` overrides when ``quick``), on these pipelines."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
 
-    classes = {"instdiffedit": InstDiffEdit, "diffedit": DiffEdit, "sdedit": SDEdit, "diffedit_ddim": DiffEditDDIM, "ledits_pp": LeditsPP}
-    return classes[method](pipes.base, pipes.inpaint, **(QUICK[method] if quick else {}))
+    overrides = [f"method={method}", *(BY_NAME[method].quick if quick else ())]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return instantiate(cfg.method)(pipes.base, pipes.inpaint)
 
 
 def parse_method(spec: str) -> tuple[str, int]:
     """``instdiffedit@4`` -> ("instdiffedit", 4)."""
     name, _, batch = spec.partition("@")
-    if name not in METHODS:
-        raise SystemExit(f"error: unknown method {name!r}; choose from {', '.join(METHODS)} (optionally @K for K items per batch).")
+    if name not in TIMED:
+        raise SystemExit(f"error: unknown method {name!r}; choose from {', '.join(TIMED)} (optionally @K for K items per batch).")
     if batch and name != "instdiffedit":
         raise SystemExit(f"error: only instdiffedit has a batched (throughput) mode, got {spec!r}.")
     return name, int(batch or 1)
@@ -438,7 +438,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=("sd14", "tiny"), default="sd14", help="random-weight architecture (ignored with --base)")
     parser.add_argument("--base", help="a real base pipeline (hub id or folder) instead of random weights")
     parser.add_argument("--inpaint", help="a real inpainting pipeline (with --base)")
-    parser.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)}; instdiffedit@K: K items per batch (default {DEFAULT_METHODS}; with --check {CHECK_METHODS})")
+    parser.add_argument("--methods", help=f"comma-separated, from {', '.join(TIMED)}; instdiffedit@K: K items per batch (default {DEFAULT_METHODS}; with --check {CHECK_METHODS})")
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated: {', '.join(MODES)}, each optionally +cl (channels_last)")
     parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(SHARED_STEPS)}; instdiffedit covers instdiffedit@K)")
     parser.add_argument("--warm-cache-modes", default="compiled", help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)")

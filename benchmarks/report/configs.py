@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.methods import METHODS
 from benchmarks.report.stats import CONFIG
 
 IGNORED_PARAMS = ("param.model",)
-METHOD_ORDER = ("instdiffedit", "no_mask", "diffedit", "diffedit_ddim", "sdedit", "ledits_pp", "oracle_inpaint")
-"""Display order: the method first, its ablations, then the baselines; unknown methods follow alphabetically."""
+METHOD_ORDER = tuple(method.name for method in METHODS)
+"""Display order, that of :data:`benchmarks.methods.METHODS`; unknown methods follow alphabetically."""
 
 
 DATASET_PARAMS = "param.dataset."

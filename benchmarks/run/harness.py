@@ -30,7 +30,7 @@ from benchmarks.run.folder import (
 from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import config_hash, run
+from benchmarks.run.runner import RunSpec, config_hash, run
 
 USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError, MetricUnavailableError)
 
@@ -87,23 +87,25 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         group=choices["dataset"],
         config=OmegaConf.to_container(cfg, resolve=True),
     )
-    config_id = config_hash(identity)
+    spec = RunSpec(
+        method=choices["method"],
+        config_id=config_hash(identity),
+        master_seed=cfg.seed,
+        params=params,
+        shard=shard,
+        batch_size=cfg.get("batch_size", 1),
+        image_dir=out / IMAGES_DIR if cfg.save_images else None,
+    )
     try:
         summary = run(
             editor,
             dataset,
             ResultsTable(out / shard.results_name),
-            method=choices["method"],
-            config_id=config_id,
-            params=params,
-            master_seed=cfg.seed,
-            shard=shard,
+            spec,
             metrics=metrics,
             corpus_metrics=corpus_metrics,
             logger=logger,
-            image_dir=out / IMAGES_DIR if cfg.save_images else None,
-            done_elsewhere=completed_elsewhere(out, choices["method"], config_id, shard.results_name),
-            batch_size=cfg.get("batch_size", 1),
+            done_elsewhere=completed_elsewhere(out, spec.method, spec.config_id, shard.results_name),
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))

@@ -9,6 +9,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,40 @@ Metric = Callable[[EditItem, EditResult], dict[str, float]]
 def check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run computes and how: the rows' key and settings, the seeds, the slice, the batching.
+
+    ``method`` and ``config_id`` key the rows (see :func:`config_hash`); ``params`` become their
+    ``param.*`` columns; each item's seed is :func:`item_seed` of ``master_seed`` and its id;
+    ``shard`` selects the items; ``batch_size`` items are edited together (throughput mode);
+    ``image_dir`` receives each item's images (:func:`benchmarks.run.folder.save_item_images`),
+    None to save none.
+    """
+
+    method: str
+    config_id: str
+    master_seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    shard: Shard = Shard()
+    batch_size: int = 1
+    image_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_batch_size(self.batch_size)
+
+    def row(self, item_id: str, dataset: str) -> dict[str, Any]:
+        """The start of the item's row: its key, split, seed and the run's settings."""
+        return {
+            "item_id": item_id,
+            "method": self.method,
+            "config_id": self.config_id,
+            "dataset": dataset,
+            "seed": item_seed(self.master_seed, item_id),
+            **{f"param.{k}": v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))},
+        }
 
 
 def item_seed(master_seed: int, item_id: str) -> int:
@@ -80,22 +115,14 @@ def run(
     editor: Editor,
     dataset: EditDataset,
     table: ResultsTable,
+    spec: RunSpec,
     *,
-    method: str,
-    config_id: str,
-    params: Mapping[str, Any],
-    master_seed: int,
-    shard: Shard = Shard(),
     metrics: Mapping[str, Metric] | None = None,
     corpus_metrics: Mapping[str, CorpusMetric] | None = None,
     logger: RunLogger | None = None,
-    image_dir: Path | None = None,
     done_elsewhere: Iterable[str] = (),
-    batch_size: int = 1,
 ) -> pd.DataFrame:
-    """Run ``editor`` over the shard's items not yet done; return the summary of all rows.
-
-    ``config_id`` keys the rows (see :func:`config_hash`); ``params`` become ``param.*`` columns.
+    """Run ``editor`` over the items of ``spec.shard`` not yet done; return the summary of all rows.
 
     Each item's row is appended to ``table`` as soon as it is computed. An item whose loading,
     editing or metrics fail gets a row with ``status="failed"`` and the error, and the run
@@ -103,29 +130,30 @@ def run(
 
     The first SIGINT (Ctrl-C) or SIGTERM finishes the batch in flight, writes its rows and raises
     :class:`~benchmarks.run.interrupts.Interrupted`; a second one raises
-    :class:`~benchmarks.run.interrupts.Aborted` (a ``KeyboardInterrupt``) at once. Either way every row written before stays (rows are fsynced one by one).
+    :class:`~benchmarks.run.interrupts.Aborted` (a ``KeyboardInterrupt``) at once. Either way every
+    row written before stays (rows are fsynced one by one).
 
     ``corpus_metrics`` are computed at the end over every item done so far (this run's and
-    earlier runs'), from the edited images saved in ``image_dir``, and join the summary.
+    earlier runs'), from the edited images saved in ``spec.image_dir``, and join the summary.
 
     ``done_elsewhere``: items already done for this method and config in other results files of
     the run (other shards, or another ``shard.count``): skipped too, and counted by corpus metrics.
 
-    ``batch_size``: items edited together (throughput mode; the editor's ``edit_batch`` puts
+    ``spec.batch_size``: items edited together (throughput mode; the editor's ``edit_batch`` puts
     their UNet work into shared calls). Each item keeps its own seed, so its row is what it
     gets alone, up to floating-point effects of larger batches; its ``seconds*`` are its share
     of the batch's. A batch whose loading or editing fails is redone one item at a time, so
     only a bad item fails. Each item's row is appended as soon as its metrics are computed.
     """
-    check_batch_size(batch_size)
-    if corpus_metrics and image_dir is None:
+    method, config_id = spec.method, spec.config_id
+    if corpus_metrics and spec.image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
     logger = logger or NullLogger()
     done_elsewhere = set(done_elsewhere)
     table.repair()  # a torn last line (a killed run) goes to <file>.torn; its item is done again
     done = table.completed(method, config_id) | done_elsewhere
-    todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
+    todo = [i for i in spec.shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
     written = 0
 
@@ -137,16 +165,15 @@ def run(
         progress.update()
 
     with stop_after_batch() as stop, tqdm(total=len(todo), desc=f"{method} on {dataset.name}", unit="item") as progress:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            _edit_chunk(editor, dataset, chunk, method, config_id, params, master_seed, metrics, image_dir, write)
+        for start in range(0, len(todo), spec.batch_size):
+            _edit_chunk(editor, dataset, todo[start : start + spec.batch_size], spec, metrics, write)
             if stop.signal is not None:
                 raise Interrupted(stop.signal, written, len(todo) - written)
     summary = summarize(table.frame())
     for name, metric in (corpus_metrics or {}).items():
         done = sorted(table.completed(method, config_id) | done_elsewhere)
         log.info("Computing %s over %d edited images.", name, len(done))
-        for key, value in metric.compute(saved_pairs(dataset, image_dir, done)).items():
+        for key, value in metric.compute(saved_pairs(dataset, spec.image_dir, done)).items():
             summary.loc[(method, config_id), key] = value
     logger.log_summary(summary)
     return summary
@@ -156,33 +183,19 @@ def _edit_chunk(
     editor: Editor,
     dataset: EditDataset,
     item_ids: Sequence[str],
-    method: str,
-    config_id: str,
-    params: Mapping[str, Any],
-    master_seed: int,
+    spec: RunSpec,
     metrics: Mapping[str, Metric],
-    image_dir: Path | None,
     write: Callable[[dict[str, Any]], None],
 ) -> None:
     """Edit some items together and ``write`` each one's row as soon as its metrics are computed;
     when loading or editing the batch fails, each item again on its own."""
-    rows = {}
-    for item_id in item_ids:
-        seed = item_seed(master_seed, item_id)
-        rows[item_id] = {
-            "item_id": item_id,
-            "method": method,
-            "config_id": config_id,
-            "dataset": dataset.name,
-            "seed": seed,
-            **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
-        }
+    rows = {item_id: spec.row(item_id, dataset.name) for item_id in item_ids}
 
     def finish(item_id: str, edited: Callable[[], tuple[EditItem, EditResult]], batch_size: int) -> None:
         row, started = rows[item_id], time.perf_counter()
         try:
             item, result = edited()
-            _finish_row(row, item, result, measure(item, result, metrics), image_dir, batch_size)
+            _finish_row(row, item, result, measure(item, result, metrics), spec.image_dir, batch_size)
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)

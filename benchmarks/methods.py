@@ -1,0 +1,42 @@
+"""The methods the harness runs: one list, in display order.
+
+Each method is a config, ``conf/method/<name>.yaml`` (its ``_target_`` the editor class, every
+constructor default spelled out: ``tests/test_config.py`` checks the two agree), and one entry
+here, which says what the harness cannot read from the class: the method's part in a comparison
+(the reports order their rows by this list; the paper tables sweep every method that applies,
+:mod:`tests.test_config` checks the experiments against it) and the speed benchmark's ``--quick``
+overrides (few steps, for tests of its plumbing). What the editor itself can do it declares on
+its class. Adding a method is its class, its config and its entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["method", "ablation", "baseline", "upper bound"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """``name``: the config option (``method=<name>``); ``role``: InstDiffEdit itself, an ablation
+    of it, a baseline, or an upper bound no method can beat (given the ground truth); ``quick``:
+    Hydra overrides of the speed benchmark's ``--quick`` (not paper settings)."""
+
+    name: str
+    role: Role
+    quick: tuple[str, ...] = ()
+
+
+METHODS: tuple[Method, ...] = (
+    Method("instdiffedit", "method", quick=("method.num_inference_steps=10", "method.inpaint_steps=4")),
+    Method("no_mask", "ablation"),
+    Method("diffedit", "baseline", quick=("method.num_noises=2", "method.num_inference_steps=10", "method.inpaint_steps=4")),
+    Method("diffedit_ddim", "baseline", quick=("method.num_inference_steps=10", "method.num_maps_per_mask=2")),
+    Method("sdedit", "baseline", quick=("method.num_inference_steps=10",)),
+    Method("ledits_pp", "baseline", quick=("method.num_inversion_steps=10",)),
+    Method("oracle_inpaint", "upper bound"),
+)
+"""Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
+
+BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
