@@ -1,8 +1,13 @@
-"""Paper-style tables and figures regenerated from result files: ``python -m benchmarks.report <folders>``.
+"""Paper-style tables and figures regenerated from run folders: ``python -m benchmarks.report <folders>``.
 
-Reads every results file under the given folders with pandas (no W&B, no Hydra, no model), and
-writes Markdown and LaTeX tables (means with bootstrap intervals over items, item, failure and
-flag counts, the paper's published numbers beside ours) and matplotlib figures (PNG and PDF).
+Reads the rows of every run folder under the given paths through the one reader
+(:mod:`benchmarks.run.folder`; no W&B, no Hydra, no model: :mod:`~benchmarks.report.load`), names
+and orders the configurations found (:mod:`~benchmarks.report.configs`), and writes Markdown and
+LaTeX tables (means with bootstrap intervals over items, :mod:`~benchmarks.report.stats`; item,
+failure and flag counts; the paper's published numbers beside ours, :mod:`~benchmarks.report.published`;
+:mod:`~benchmarks.report.tables`, per edit type :mod:`~benchmarks.report.edit_types`) and
+matplotlib figures (PNG and PDF, :mod:`~benchmarks.report.figures`), all of it and an index page
+from :mod:`~benchmarks.report.build`.
 """
 
 from benchmarks.report.build import Report, build_report
