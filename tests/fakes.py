@@ -6,7 +6,7 @@ constructor arguments (never through a user-facing switch).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import PIL.Image
@@ -70,6 +70,37 @@ def tiny_classifier(seed: int = 0) -> nn.Module:
 
 
 TINY_CLASSIFIER_DATA = {"input_size": (3, 32, 32), "interpolation": "bicubic", "crop_pct": 1.0}
+
+
+def random_lpips(net: str = "alex", seed: int = 0) -> nn.Module:
+    """LPIPS with a random ``net`` trunk (its linear layers are the package's own)."""
+    import lpips
+
+    torch.manual_seed(seed)
+    return lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+
+
+def paper_metrics() -> dict[str, Any]:
+    """The per-item metrics of ``metrics=paper`` (``conf/metrics/paper.yaml``), every model a small random one."""
+    from benchmarks.metrics.per_item import (
+        BackgroundPreservation,
+        ChangingRate,
+        CLIPScore,
+        EditAccuracy,
+        LPIPSDistance,
+        MaskIoU,
+    )
+
+    alexnet = random_lpips("alex")
+    clip_model, clip_processor = tiny_clip()
+    return {
+        "mask_iou": MaskIoU(),
+        "changing_rate": ChangingRate(),
+        "background": BackgroundPreservation(lpips=True, lpips_model=alexnet),
+        "lpips": LPIPSDistance(model=alexnet),
+        "clip_score": CLIPScore(model=clip_model, processor=clip_processor),
+        "accuracy": EditAccuracy(model=tiny_classifier(), data_config=TINY_CLASSIFIER_DATA),
+    }
 
 
 def tiny_dino(seed: int = 0) -> nn.Module:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lpips
 import numpy as np
 import PIL.Image
 import torch
@@ -30,13 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fakes import (
-    TINY_CLASSIFIER_DATA,
-    ChannelMeans,
-    tiny_classifier,
-    tiny_clip,
-    tiny_dino,
-)
+from fakes import ChannelMeans, paper_metrics, random_lpips, tiny_clip, tiny_dino
 from hub_cache import LIST_FILES, _image
 from pie_layout import write_pie_bench
 
@@ -54,9 +47,6 @@ from benchmarks.metrics.imagenet_classes import imagenet_class_index, imagenet_n
 from benchmarks.metrics.per_item import (
     BackgroundPreservation,
     ChangingRate,
-    CLIPScore,
-    EditAccuracy,
-    LPIPSDistance,
     MaskIoU,
 )
 from benchmarks.metrics.pie_bench import (
@@ -81,11 +71,6 @@ def lists_present() -> bool:
     return all((LISTS / name).is_file() for name in LIST_FILES.values())
 
 
-def _lpips(net: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
-
-
 def _default_metrics() -> dict[str, Any]:
     """``metrics=default`` (``conf/metrics/default.yaml``) without the toy-only edit success."""
     return {"mask_iou": MaskIoU(), "changing_rate": ChangingRate(), "background": BackgroundPreservation(lpips=False)}
@@ -93,16 +78,7 @@ def _default_metrics() -> dict[str, Any]:
 
 def _paper_metrics(dataset: Any) -> dict[str, Any]:
     """``metrics=paper``'s per-item metrics with small random models, prepared for ``dataset`` as the harness does."""
-    alexnet = _lpips("alex")
-    clip_model, clip_processor = tiny_clip()
-    metrics = {
-        "mask_iou": MaskIoU(),
-        "changing_rate": ChangingRate(),
-        "background": BackgroundPreservation(lpips=True, lpips_model=alexnet),
-        "lpips": LPIPSDistance(model=alexnet),
-        "clip_score": CLIPScore(model=clip_model, processor=clip_processor),
-        "accuracy": EditAccuracy(model=tiny_classifier(), data_config=TINY_CLASSIFIER_DATA),
-    }
+    metrics = paper_metrics()
     metrics["accuracy"].prepare(dataset)
     return metrics
 
@@ -126,7 +102,7 @@ def _pie_metrics() -> dict[str, Any]:
     return {
         **_default_metrics(),
         "structure": StructureDistance(model=tiny_dino(), layer=1),
-        "pie_background": PieBackground(lpips_model=_lpips("squeeze")),
+        "pie_background": PieBackground(lpips_model=random_lpips("squeeze")),
         "pie_clip": PieCLIPSimilarity(model=clip_model, processor=clip_processor),
     }
 

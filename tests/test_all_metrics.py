@@ -9,22 +9,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lpips
 import PIL.Image
-from fakes import TINY_CLASSIFIER_DATA, ChannelMeans, tiny_classifier, tiny_clip
+from fakes import ChannelMeans, paper_metrics
 
 from benchmarks.data.items import EditItem
 from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics.corpus import FID, SFID
 from benchmarks.metrics.feature_means import compute_feature_means
-from benchmarks.metrics.per_item import (
-    BackgroundPreservation,
-    ChangingRate,
-    CLIPScore,
-    EditAccuracy,
-    LPIPSDistance,
-    MaskIoU,
-)
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, run
 from instdiffedit import InstDiffEdit
@@ -55,16 +46,7 @@ def _feature_means(tmp_path: Path) -> Path:
 
 
 def test_every_metric_column_is_filled(tiny, tmp_path: Path) -> None:
-    alexnet_lpips = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    clip_model, clip_processor = tiny_clip()
-    metrics = {
-        "mask_iou": MaskIoU(),
-        "changing_rate": ChangingRate(),
-        "background": BackgroundPreservation(lpips=True, lpips_model=alexnet_lpips),
-        "lpips": LPIPSDistance(model=alexnet_lpips),
-        "clip_score": CLIPScore(model=clip_model, processor=clip_processor),
-        "accuracy": EditAccuracy(model=tiny_classifier(), data_config=TINY_CLASSIFIER_DATA),
-    }
+    metrics = paper_metrics()
     corpus = {"fid": FID(feature=ChannelMeans()), "sfid": SFID(means=str(_feature_means(tmp_path)), feature=ChannelMeans())}
     dataset = SyntheticWithClasses(n=3, size=64)
     for metric in metrics.values():
