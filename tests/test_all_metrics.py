@@ -50,8 +50,7 @@ def test_every_metric_column_is_filled(tiny, tmp_path: Path) -> None:
     corpus = {"fid": FID(feature=ChannelMeans()), "sfid": SFID(means=str(_feature_means(tmp_path)), feature=ChannelMeans())}
     dataset = SyntheticWithClasses(n=3, size=64)
     for metric in metrics.values():
-        if hasattr(metric, "prepare"):
-            metric.prepare(dataset)
+        metric.prepare(dataset)
     editor = InstDiffEdit(tiny.base, tiny.inpaint, num_inference_steps=10, inpaint_steps=4)
     table = ResultsTable(tmp_path / "results.jsonl")
     spec = RunSpec(method="instdiffedit", config_id="c", master_seed=0, image_dir=tmp_path / "images")

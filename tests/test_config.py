@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 import run  # noqa: F401  (registers the run_key resolver)
@@ -57,6 +57,18 @@ def test_each_method_config_spells_out_its_constructors_defaults(option: str) ->
     parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
     defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty and k != "inpaint_pipe"}
     assert node == defaults
+
+
+@pytest.mark.parametrize("option", GROUPS["metrics"])
+def test_every_per_item_metric_config_builds_an_item_metric(option: str) -> None:
+    """The harness prepares every per-item metric with the split (ItemMetric.prepare), the corpus metrics apart."""
+    from benchmarks.metrics.per_item import ItemMetric
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"metrics={option}"])
+    for name, node in cfg.metrics.items():
+        if name != "corpus":
+            assert issubclass(get_class(node._target_), ItemMetric), name
 
 
 def test_cheap_components_instantiate() -> None:

@@ -14,6 +14,7 @@ from fakes import tiny_clip as tiny_clip_model
 from torch import nn
 
 from benchmarks.data.items import EditItem
+from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.metrics.corpus import FID, SFID
 from benchmarks.metrics.functional import image_to_uint8
 from benchmarks.metrics.per_item import (
@@ -233,11 +234,8 @@ def test_accuracy_classes_from_a_file_and_names_that_do_not_map(tmp_path: Path) 
 
 
 def test_accuracy_on_a_split_without_imagenet_classes_is_undefined_not_an_error() -> None:
-    class ImagenLike:
-        name = "imagen"
-
     metric = EditAccuracy(model=_FixedLogits(), data_config=SMALL)
-    metric.prepare(ImagenLike())  # metrics=paper on the Imagen split
+    metric.prepare(SyntheticDataset(n=1))  # like metrics=paper on the Imagen split: no target classes
     prompt_item = EditItem(id="y", image=_random_image(40, 48), target="a raccoon")
     assert all(math.isnan(v) for v in metric(prompt_item, EditResult(image=_random_image(40, 48))).values())
 

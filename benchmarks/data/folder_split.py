@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import PIL.Image
-from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.files import MissingFilesError, Problems, open_mask, open_rgb
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset, EditItem
 
 REQUIRED = ("image", "target")
 OPTIONAL = ("source", "mask", "prompt", "id")
@@ -132,7 +131,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     return rows
 
 
-class FolderSplit:
+class FolderSplit(EditDataset):
     """Your images from a manifest (see the module docstring); ``name`` labels the split in results and reports.
 
     ``has_masks`` is true when every row has a mask (methods that need one, like oracle
@@ -158,9 +157,6 @@ class FolderSplit:
 
     def item_ids(self) -> list[str]:
         return list(self.rows)
-
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
 
     def load(self, item_id: str) -> EditItem:
         row = self.rows[item_id]

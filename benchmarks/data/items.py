@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionPipeline
 
 if TYPE_CHECKING:
     import datasets
+    from diffusers import DiffusionPipeline
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,34 @@ class EditItem:
     flags: tuple[str, ...] = ()
 
 
-class EditDataset(Protocol):
-    """A split: item ids are cheap to list; items are loaded one at a time."""
+class EditDataset(ABC):
+    """A split: item ids are cheap to list; items are loaded one at a time.
+
+    What a split offers beyond its items it says here, explicitly; the defaults are those of a
+    split that offers nothing more, and the harness asks every split the same questions.
+    """
 
     name: str
-    has_masks: bool  # whether items carry ground-truth masks
+    has_masks: bool  # whether items carry ground-truth masks (methods that need one refuse splits without)
 
+    @abstractmethod
     def item_ids(self) -> list[str]: ...
 
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        """Called once the models are loaded (the Imagen split generates its inputs with ``base``)."""
-
+    @abstractmethod
     def load(self, item_id: str) -> EditItem: ...
+
+    def prepare(self, base: DiffusionPipeline) -> None:
+        """Called once the models are loaded (the Imagen split generates its inputs with ``base``); by default nothing."""
+
+    def target_classes(self) -> list[str] | None:
+        """The ImageNet classes edit accuracy picks among (the split's target classes), or None for a
+        split whose items carry no ImageNet class (their accuracy is undefined)."""
+        return None
+
+    def reference_masks(self) -> dict[str, torch.Tensor]:
+        """Trivial masks by name (H x W), whose IoU with the items' ground truth the summary shows
+        beside the methods', so that a mask IoU has a floor to beat; none by default."""
+        return {}
 
 
 def to_hf_dataset(split: EditDataset) -> datasets.Dataset:

@@ -26,10 +26,9 @@ from typing import Any, Literal
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.files import MissingFilesError, Problems, SplitInputError, open_rgb
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset, EditItem
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +263,7 @@ def _image_size(path: Path) -> tuple[int, int] | str:
         return f"unreadable image ({error})"
 
 
-class PieBenchSplit:
+class PieBenchSplit(EditDataset):
     """PIE-Bench's items from a folder in the authors' layout; ``edit_types`` selects types by id (default all).
 
     ``texts``: "phrases" (default) or "prompts", see :func:`edit_texts`. ``mask_border``: True
@@ -368,9 +367,6 @@ class PieBenchSplit:
 
     def item_ids(self) -> list[str]:
         return list(self.entries)
-
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]

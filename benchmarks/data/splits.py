@@ -22,7 +22,7 @@ from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
 from benchmarks.data.files import IMAGE_SUFFIXES, MissingFilesError, open_mask, open_rgb
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset, EditItem
 
 AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
 _RAW = f"https://raw.githubusercontent.com/xiaotianqing/InstDiffEdit/{AUTHORS_COMMIT}"
@@ -123,7 +123,7 @@ def _mask_key(path: Path) -> str:
     return _MASK_WORD.sub("", path.stem) or path.parent.name
 
 
-class EditingMaskSplit:
+class EditingMaskSplit(EditDataset):
     """The 200 Editing-Mask items with human masks (100 ImageNet-style, 100 Imagen-style lines).
 
     ``root``: a prepared local folder holding the images and masks (any layout, see
@@ -185,9 +185,6 @@ class EditingMaskSplit:
         """The target classes of the ImageNet-style items: edit accuracy picks among these (nan for the others)."""
         return sorted({e.meta["target_class"] for e in self.entries.values() if e.kind == "imagenet"})
 
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
-
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
         image = open_rgb(self.images[item_id])
@@ -195,7 +192,7 @@ class EditingMaskSplit:
         return EditItem(item_id, image, entry.target, entry.source, entry.prompt, mask, {"kind": entry.kind, **entry.meta}, tuple(flags))
 
 
-class ImageNetSplit:
+class ImageNetSplit(EditDataset):
     """The FlexIT ImageNet test split: 1,092 validation images, 273 target classes x 4.
 
     ``root`` is the user's ImageNet validation folder (flat, or in class subfolders): every
@@ -229,15 +226,12 @@ class ImageNetSplit:
         """The split's target class names (273 in the FlexIT split): edit accuracy picks among these."""
         return sorted({e.meta["target_class"] for e in self.entries.values()})
 
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
-
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
         return EditItem(item_id, open_rgb(self.images[item_id]), entry.target, entry.source, None, None, dict(entry.meta))
 
 
-class ImagenSplit:
+class ImagenSplit(EditDataset):
     """The 360 Imagen prompts, one edit each.
 
     The original Imagen samples are not public, so by default each prompt is generated once by

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.colours import COLOURS
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset, EditItem
 
 _SHAPES = ("circle", "square")  # single CLIP tokens, as the colours
 
 
-class SyntheticDataset:
+class SyntheticDataset(EditDataset):
     """N generated images, each with one coloured shape on a smooth background, and its exact mask.
 
     Needs no files, so the runner runs anywhere. Item ``i`` depends only on ``(seed, i)``.
@@ -30,9 +29,6 @@ class SyntheticDataset:
 
     def item_ids(self) -> list[str]:
         return [f"synthetic-{i:05d}" for i in range(self.n)]
-
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
 
     def load(self, item_id: str) -> EditItem:
         if item_id not in self.item_ids():

@@ -1,4 +1,4 @@
-"""Per-item metrics: called as ``metric(item, result)``, each returns named values for the item's row.
+"""Per-item metrics (:class:`ItemMetric`): called as ``metric(item, result)``, each returns named values for the item's row.
 
 ``nan`` marks a value that is undefined for the item (no ground-truth mask, an item without an
 ImageNet class), never a made-up 0. The model-backed ones (LPIPS, CLIP score, edit accuracy,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ from instdiffedit.types import EditResult
 log = logging.getLogger(__name__)
 
 
+class ItemMetric(ABC):
+    """A per-item metric: ``metric(item, result)`` gives named values for the item's row.
+
+    :meth:`prepare` is called with the split once it is built, before any editing: a metric that
+    needs something from the split (the edit accuracy, its target classes) takes it there; by
+    default a metric needs nothing.
+    """
+
+    def prepare(self, dataset: EditDataset) -> None:
+        """Take what the metric needs from the split; by default nothing."""
+
+    @abstractmethod
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]: ...
+
+
 def pair_tensors(item: EditItem, result: EditResult) -> tuple[torch.Tensor, torch.Tensor]:
     source, edited = image_to_tensor(item.image), image_to_tensor(result.image)
     if source.shape != edited.shape:
@@ -51,7 +67,7 @@ def pair_tensors(item: EditItem, result: EditResult) -> tuple[torch.Tensor, torc
     return source, edited
 
 
-class MaskIoU:
+class MaskIoU(ItemMetric):
     """Mask IoU (%) of the method's binary mask against the ground truth, at image resolution.
 
     nan (undefined) when the method has no mask, the item no ground truth, or an empty one.
@@ -63,7 +79,7 @@ class MaskIoU:
         return {"mask_iou": 100.0 * mask_iou(result.mask, item.gt_mask)}
 
 
-class ChangingRate:
+class ChangingRate(ItemMetric):
     """``changing_rate``: mean |pixel change| inside the ground-truth mask / outside it (see :func:`changing_rate`).
 
     Our definition; the paper gives none. nan without a ground-truth mask.
@@ -76,7 +92,7 @@ class ChangingRate:
         return {"changing_rate": changing_rate(source, edited, item.gt_mask)}
 
 
-class BackgroundPreservation:
+class BackgroundPreservation(ItemMetric):
     """How well the edit kept the input outside the ground-truth mask (PIE-Bench's background metrics).
 
     Columns, all against the input image and nan without a ground-truth mask:
@@ -123,7 +139,7 @@ class BackgroundPreservation:
         return values
 
 
-class LPIPSDistance:
+class LPIPSDistance(ItemMetric):
     """``lpips``: LPIPS (AlexNet, v0.1) of the edited image to the input, x100, with FlexIT's preprocessing.
 
     Both images go through Resize(256) + CenterCrop(256), are scaled to [-1, 1] and compared
@@ -182,7 +198,7 @@ class _CLIPFeatures(nn.Module):
         return self._embedding(self.model.get_text_features(*args, **kwargs))
 
 
-class CLIPScore:
+class CLIPScore(ItemMetric):
     """``clip_score``: cosine similarity of CLIP embeddings of the edited image and the target text.
 
     torchmetrics' CLIPScore (which reports ``max(100 cos, 0)``) divided by 100, as the paper
@@ -222,7 +238,7 @@ class CLIPScore:
         return {"clip_score": self.score(result.image, item.target)}
 
 
-class EditAccuracy:
+class EditAccuracy(ItemMetric):
     """FlexIT's edit accuracy: does an ImageNet classifier see the target class in the edited image?
 
     The classifier (timm ``deit_base_patch16_384`` by default, with timm's evaluation
@@ -279,11 +295,11 @@ class EditAccuracy:
         """
         if self.class_indices is not None:
             return
-        target_classes = getattr(dataset, "target_classes", None)
+        target_classes = dataset.target_classes()
         if target_classes is None:
             log.info("accuracy: dataset %s has no ImageNet target classes; its items' accuracy is n/a.", dataset.name)
             return
-        self.set_classes(target_classes())
+        self.set_classes(target_classes)
 
     def predict(self, image: PIL.Image.Image) -> int:
         """The ImageNet index of the top-1 class among the restricted classes."""

@@ -44,7 +44,7 @@ from benchmarks.metrics.functional import (
     psnr,
     ssim_outside,
 )
-from benchmarks.metrics.per_item import CLIPScore, pair_tensors
+from benchmarks.metrics.per_item import CLIPScore, ItemMetric, pair_tensors
 from benchmarks.metrics.weights import load_lpips, load_timm_classifier
 from instdiffedit.types import EditResult
 
@@ -57,7 +57,7 @@ def evaluation_mask(mask: torch.Tensor, border: bool) -> torch.Tensor:
     return with_border(mask) if border else mask
 
 
-class StructureDistance:
+class StructureDistance(ItemMetric):
     """``structure_distance``: PIE-Bench's DINO self-similarity distance of the edited image to the input, x10^3.
 
     ``pixel_range=255`` feeds DINO the pixels in [0, 255] before the ImageNet normalisation, as
@@ -129,7 +129,7 @@ class StructureDistance:
         return {"structure_distance": 1e3 * float(distance)}
 
 
-class PieBackground:
+class PieBackground(ItemMetric):
     """PIE-Bench's background preservation: ``pie_bg_psnr``, ``pie_bg_mse`` (x10^4), ``pie_bg_ssim`` (x10^2)
     and, with LPIPS on, ``pie_bg_lpips`` (x10^3); see the module docstring. nan without a ground-truth mask.
 
@@ -175,7 +175,7 @@ class PieBackground:
         return values
 
 
-class PieCLIPSimilarity:
+class PieCLIPSimilarity(ItemMetric):
     """PIE-Bench's ``clip_whole`` and ``clip_edited`` (torchmetrics' CLIP score, 0-100); see the module docstring.
 
     Weights and injection as :class:`benchmarks.metrics.per_item.CLIPScore` (``model`` and ``processor``

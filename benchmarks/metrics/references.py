@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import pandas as pd
-import torch
 
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset
 from benchmarks.metrics.functional import mask_iou
 
 
-class HasReferenceMasks(Protocol):
-    def load(self, item_id: str) -> EditItem: ...
-
-    def reference_masks(self) -> dict[str, torch.Tensor]: ...
-
-
-def reference_rows(dataset: HasReferenceMasks, item_ids: Sequence[str]) -> pd.DataFrame:
+def reference_rows(dataset: EditDataset, item_ids: Sequence[str]) -> pd.DataFrame:
     """Mean mask IoU (%) of each of the split's reference masks against the items' ground truth.
 
     Indexed like a run summary (method, config_id), with method ``reference: <name>``; only

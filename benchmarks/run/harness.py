@@ -62,9 +62,8 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         dataset = _build(cfg.dataset)
         metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
         corpus_metrics = metrics.pop("corpus", None) or {}
-        for metric in metrics.values():  # optional hook: metrics that need to know the split
-            if hasattr(metric, "prepare"):
-                metric.prepare(dataset)
+        for metric in metrics.values():  # what a metric needs from the split (ItemMetric.prepare)
+            metric.prepare(dataset)
         pipes = _build(cfg.model)
         try:
             editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
@@ -116,7 +115,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         logger.close()
     summary.to_csv(out / shard.summary_name)
     shown = summary
-    if hasattr(dataset, "reference_masks"):  # trivial masks' IoU on the same items, for scale
+    if dataset.reference_masks():  # trivial masks' IoU on the same items, for scale
         shown = pd.concat([summary, reference_rows(dataset, shard.select(dataset.item_ids()))])
     print(f"\nResults: {out / shard.results_name}\n")
     print(shown.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))

@@ -25,9 +25,8 @@ from dataclasses import dataclass, replace
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionPipeline
 
-from benchmarks.data.items import EditItem
+from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.toy.captions import background_phrase, caption, object_phrase
 from benchmarks.toy.render import (
     BACKGROUNDS,
@@ -65,7 +64,7 @@ class ToyEdit:
         return replace(layout, colour=colour, shape=shape)
 
 
-class ToyShapesSplit:
+class ToyShapesSplit(EditDataset):
     """A fixed, seeded list of ``n`` edits of toy scenes with exact masks (see the module)."""
 
     name = "toy_shapes"
@@ -81,9 +80,6 @@ class ToyShapesSplit:
 
     def item_ids(self) -> list[str]:
         return [f"toy-{i:05d}" for i in range(self.n)]
-
-    def prepare(self, base: StableDiffusionPipeline) -> None:
-        pass
 
     def index(self, item_id: str) -> int:
         prefix, _, number = item_id.rpartition("-")

@@ -10,13 +10,14 @@ from scipy import ndimage
 from torchvision.transforms.functional import pil_to_tensor
 
 from benchmarks.data.items import EditItem
+from benchmarks.metrics.per_item import ItemMetric
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.model import load_classifier
 from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES
 from instdiffedit.types import EditResult
 
 
-class EditSuccess:
+class EditSuccess(ItemMetric):
     """1 when the edited image shows the target, else 0; no column for items of other splits.
 
     * object edits: the object classifier must recognise the target colour *and* shape in a crop
