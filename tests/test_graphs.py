@@ -12,10 +12,12 @@ from fakes import PlainGraphs
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
 from benchmarks.datasets import SyntheticDataset
+from benchmarks.tiny_families import tiny_family_pipelines
 from benchmarks.tiny_model import tiny_pipelines
 from instdiffedit import InstDiffEdit
 from instdiffedit.acceleration import accelerate
 from instdiffedit.attention import capture_cross_attention
+from instdiffedit.backbones import denoiser_of
 from instdiffedit.graphs import (
     DEFAULT_FAST_PATH,
     check_fast_path,
@@ -76,6 +78,24 @@ def test_every_method_gets_the_eager_masks_and_images_through_graphs(tiny, pipes
                 assert torch.equal(result.mask, eager[name].mask), (name, attempt)
             assert result.unet_evals == eager[name].unet_evals, "the counter hears replays"
     assert all(graph.replays for capturer in capturers.values() for graph in capturer.graphs)
+
+
+@pytest.mark.parametrize("family", ["sdxl"])
+def test_every_family_gets_the_eager_masks_and_images_through_graphs(tiny_family, _private_cache, item, family: str) -> None:
+    """SDXL's extra conditioning (pooled text, size ids) as graph inputs."""
+    eager = {name: _edit(editor, item) for name, editor in _editors(tiny_family(family)).items()}
+    pipes = tiny_family_pipelines(family, _private_cache, device="cpu")
+    capturers = [PlainGraphs() for pipe in (pipes.base, pipes.inpaint) if pipe is not None]
+    for pipe, capturer in zip((pipes.base, pipes.inpaint), capturers):
+        set_fast_path(denoiser_of(pipe), "graphs", capturer=capturer)
+    for name, editor in _editors(pipes).items():
+        for attempt in ("captured", "replayed"):
+            result = _edit(editor, item)
+            assert _same_image(result.image, eager[name].image), (name, attempt)
+            if result.mask is not None:
+                assert torch.equal(result.mask, eager[name].mask), (name, attempt)
+            assert result.unet_evals == eager[name].unet_evals
+    assert all(graph.replays for capturer in capturers for graph in capturer.graphs)
 
 
 def test_one_graph_per_call_signature_and_attention_processor_set(pipes, item) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from diffusers import EulerDiscreteScheduler, LMSDiscreteScheduler
 from fakes import HostSyncs
 
 from baselines import DiffEdit, SDEdit
@@ -22,7 +23,7 @@ from instdiffedit import InstDiffEdit
 from instdiffedit.backbones import Backbone
 
 STEPS = 10
-FAMILIES = ("sd",)
+FAMILIES = ("sd", "sdxl")
 METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit")
 
 
@@ -32,10 +33,21 @@ def item():
     return dataset.load(dataset.item_ids()[0])
 
 
+# Schedulers that keep their sigmas on the CPU on purpose (diffusers' set_timesteps: `self.sigmas =
+# sigmas.to("cpu")  # to avoid too much CPU/GPU communication`): reading them waits for no device.
+HOST_TABLES = {EulerDiscreteScheduler: ("sigmas",), LMSDiscreteScheduler: ("sigmas",)}
+
+
+def _host_tables(scheduler) -> list[torch.Tensor]:
+    names = next((names for cls, names in HOST_TABLES.items() if isinstance(scheduler, cls)), ())
+    return [getattr(scheduler, name) for name in names]
+
+
 def watch_syncs(syncs: HostSyncs) -> tuple[Callable[[Backbone], None], Callable[[], None]]:
     """``arm`` and ``disarm`` callbacks that switch ``syncs`` on and off for one loop."""
 
     def arm(backbone: Backbone) -> None:
+        syncs.host_resident(*_host_tables(backbone.schedule.scheduler))
         syncs.armed = True
 
     return arm, lambda: setattr(syncs, "armed", False)

@@ -69,3 +69,18 @@ def test_a_model_without_the_9_channel_unet_is_refused_with_the_fix(tiny) -> Non
     four_channels = StableDiffusionInpaintPipeline(**{**tiny.inpaint.components, "unet": tiny.base.unet})
     with pytest.raises(ValueError, match="9 .*model.inpaint"):
         InpaintingModelInpainter(four_channels)
+
+
+def test_the_sdxl_twin_gets_its_pipelines_images(tiny_family, items) -> None:
+    """Our loop for SDXL's 9-channel twin against StableDiffusionXLInpaintPipeline at strength 1."""
+    twin = tiny_family("sdxl").inpaint
+    inpainter = InpaintingModelInpainter(twin, STEPS, resolution=SIDE)
+    images, prompts = [item.image for item in items], [item.target for item in items]
+    ours = inpainter.batch(images, _masks(2), prompts, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    for k in range(2):  # one at a time: the pipeline takes a single generator per call
+        (theirs,) = twin(
+            prompt=prompts[k], image=images[k], mask_image=_masks(2)[k : k + 1], height=SIDE, width=SIDE,
+            num_inference_steps=STEPS, generator=torch.Generator().manual_seed(k + 1), strength=1.0,  # its default is 0.9999
+        ).images
+        assert numpy.abs(_pixels(ours[k]) - _pixels(theirs)).max() <= 1, k
+    assert inpainter.guidance_scale == 7.5  # the twin pipeline's default

@@ -7,6 +7,7 @@ backbone from the pipeline's class:
 family       pipelines                               backbone
 ===========  ======================================  ==========================================
 ``sd``       ``StableDiffusion(Inpaint)Pipeline``    :class:`StableDiffusion`
+``sdxl``     ``StableDiffusionXL(Inpaint)Pipeline``  :class:`StableDiffusionXL`
 ===========  ======================================  ==========================================
 """
 
@@ -17,6 +18,8 @@ from diffusers import (
     DiffusionPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
 )
 
 from instdiffedit.backbones.base import (
@@ -30,10 +33,13 @@ from instdiffedit.backbones.base import (
     blend_latents,
 )
 from instdiffedit.backbones.sd import StableDiffusion
+from instdiffedit.backbones.sdxl import StableDiffusionXL
 
 BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
     StableDiffusionPipeline: StableDiffusion,
     StableDiffusionInpaintPipeline: StableDiffusion,
+    StableDiffusionXLPipeline: StableDiffusionXL,
+    StableDiffusionXLInpaintPipeline: StableDiffusionXL,
 }
 """The backbone of each pipeline class (subclasses of a class take its backbone)."""
 
@@ -85,6 +91,7 @@ __all__ = [
     "DenoisingStep",
     "Family",
     "StableDiffusion",
+    "StableDiffusionXL",
     "TextGuidance",
     "backbone_class",
     "backbone_for",
