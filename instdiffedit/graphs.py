@@ -44,11 +44,14 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
+from diffusers.models.attention import AttentionModuleMixin
 from diffusers.models.attention_processor import (
     Attention,
     AttnProcessor,
     AttnProcessor2_0,
+    JointAttnProcessor2_0,
 )
+from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 from torch.utils.hooks import RemovableHandle
 
 FastPath = Literal["auto", "graphs", "compiled", "eager"]
@@ -62,7 +65,7 @@ Forward = Callable[..., torch.Tensor]
 """``forward(model, sample, timestep, context, *conditioning)``: the model's prediction for one call."""
 
 # diffusers' processors whose forward only launches kernels: no Python state, no host syncs.
-_PLAIN_PROCESSORS = (AttnProcessor, AttnProcessor2_0)
+_PLAIN_PROCESSORS = (AttnProcessor, AttnProcessor2_0, JointAttnProcessor2_0, FluxAttnProcessor)
 
 # A compiled forward is specialised per UNet, call signature and processor set; a benchmark of
 # every method meets a dozen of them, more than dynamo's default limit.
@@ -182,7 +185,7 @@ class UNetRunner:
 
     def __init__(self, unet: torch.nn.Module, mode: FastPath = DEFAULT_FAST_PATH, capturer: Capturer | None = None) -> None:
         self._unet = weakref.ref(unet)  # the registry maps the UNet to its runner: no strong reference back
-        self._attention = [(name, module) for name, module in unet.named_modules() if isinstance(module, Attention)]
+        self._attention = [(name, m) for name, m in unet.named_modules() if isinstance(m, (Attention, AttentionModuleMixin))]
         self._listeners: OrderedDict[int, Listener] = OrderedDict()
         self._graphs: dict[tuple, _Entry] = {}
         self._weights: tuple | None = None

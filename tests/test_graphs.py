@@ -80,9 +80,10 @@ def test_every_method_gets_the_eager_masks_and_images_through_graphs(tiny, pipes
     assert all(graph.replays for capturer in capturers.values() for graph in capturer.graphs)
 
 
-@pytest.mark.parametrize("family", ["sdxl"])
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
 def test_every_family_gets_the_eager_masks_and_images_through_graphs(tiny_family, _private_cache, item, family: str) -> None:
-    """SDXL's extra conditioning (pooled text, size ids) as graph inputs."""
+    """SDXL's extra conditioning, SD 3.x's and FLUX.1's transformers (FLUX's packing inside the
+    graph) and the joint-attention capture writing in place, replayed."""
     eager = {name: _edit(editor, item) for name, editor in _editors(tiny_family(family)).items()}
     pipes = tiny_family_pipelines(family, _private_cache, device="cpu")
     capturers = [PlainGraphs() for pipe in (pipes.base, pipes.inpaint) if pipe is not None]

@@ -23,7 +23,7 @@ from instdiffedit import InstDiffEdit
 from instdiffedit.backbones import Backbone
 
 STEPS = 10
-FAMILIES = ("sd", "sdxl")
+FAMILIES = ("sd", "sdxl", "sd3", "flux")
 METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit")
 
 

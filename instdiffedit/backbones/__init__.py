@@ -8,6 +8,8 @@ family       pipelines                               backbone
 ===========  ======================================  ==========================================
 ``sd``       ``StableDiffusion(Inpaint)Pipeline``    :class:`StableDiffusion`
 ``sdxl``     ``StableDiffusionXL(Inpaint)Pipeline``  :class:`StableDiffusionXL`
+``sd3``      ``StableDiffusion3Pipeline``            :class:`StableDiffusion3`
+``flux``     ``FluxPipeline``, ``FluxFillPipeline``  :class:`Flux`, :class:`FluxFill`
 ===========  ======================================  ==========================================
 """
 
@@ -16,6 +18,9 @@ from __future__ import annotations
 import torch
 from diffusers import (
     DiffusionPipeline,
+    FluxFillPipeline,
+    FluxPipeline,
+    StableDiffusion3Pipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
     StableDiffusionXLInpaintPipeline,
@@ -32,7 +37,9 @@ from instdiffedit.backbones.base import (
     TextGuidance,
     blend_latents,
 )
+from instdiffedit.backbones.flux import Flux, FluxFill
 from instdiffedit.backbones.sd import StableDiffusion
+from instdiffedit.backbones.sd3 import StableDiffusion3
 from instdiffedit.backbones.sdxl import StableDiffusionXL
 
 BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
@@ -40,6 +47,9 @@ BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
     StableDiffusionInpaintPipeline: StableDiffusion,
     StableDiffusionXLPipeline: StableDiffusionXL,
     StableDiffusionXLInpaintPipeline: StableDiffusionXL,
+    StableDiffusion3Pipeline: StableDiffusion3,
+    FluxPipeline: Flux,
+    FluxFillPipeline: FluxFill,
 }
 """The backbone of each pipeline class (subclasses of a class take its backbone)."""
 
@@ -90,7 +100,10 @@ __all__ = [
     "Backbone",
     "DenoisingStep",
     "Family",
+    "Flux",
+    "FluxFill",
     "StableDiffusion",
+    "StableDiffusion3",
     "StableDiffusionXL",
     "TextGuidance",
     "backbone_class",

@@ -1,8 +1,13 @@
 """Noise schedules: how a backbone noises latents, steps the sampler and reads a noise estimate.
 
-:class:`DiffusionSchedule` (SD 1.x/2.x): a diffusers scheduler of the variance-preserving
-diffusion (LMS in the paper, DDIM, PNDM, Euler, ...) whose model predicts the noise
-(``epsilon``) or the velocity (``v_prediction``); noising is ``add_noise``.
+Two kinds cover the families:
+
+- :class:`DiffusionSchedule` (SD 1.x/2.x, SDXL): a diffusers scheduler of the variance-preserving
+  diffusion (LMS in the paper, DDIM, PNDM, Euler, ...) whose model predicts the noise
+  (``epsilon``) or the velocity (``v_prediction``); noising is ``add_noise``.
+- :class:`FlowMatchingSchedule` (SD 3.x, FLUX.1): rectified flow, ``x_t = (1 - s) x_0 + s e``
+  with the model predicting the velocity ``e - x_0``; an Euler step is ``x + (s_next - s) v``
+  (diffusers' ``FlowMatchEulerDiscreteScheduler``, whose ``sigmas`` are the ``s``).
 
 A schedule holds one stateful scheduler instance: call :meth:`NoiseSchedule.timesteps` at the
 start of every denoising run.
@@ -12,9 +17,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
 from instdiffedit.schedulers import precompute, scheduler_class
+
+_FLOW_MATCHING = (FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler)
 
 
 class NoiseSchedule(ABC):
@@ -78,7 +88,10 @@ class DiffusionSchedule(NoiseSchedule):
     """
 
     def __init__(self, name: str, config: dict) -> None:
-        super().__init__(scheduler_class(name).from_config(config))
+        cls = scheduler_class(name)
+        if issubclass(cls, _FLOW_MATCHING):
+            raise ValueError(f"scheduler={name!r} is a flow-matching scheduler, but this model is a diffusion model (epsilon or v); choose e.g. LMSDiscreteScheduler.")  # noqa: TRY004 (a config value)
+        super().__init__(cls.from_config(config))
 
     def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> None:
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -110,3 +123,51 @@ class DiffusionSchedule(NoiseSchedule):
         else:
             alpha_bar = scheduler.alphas_cumprod[int(t)].to(sample.device, torch.float32)
         return alpha_bar.sqrt() * prediction + (1 - alpha_bar).sqrt() * sample
+
+
+class FlowMatchingSchedule(NoiseSchedule):
+    """Rectified flow with diffusers' flow-matching Euler scheduler, set up as the family's pipeline does.
+
+    ``image_tokens`` (the denoiser's image sequence length) gives the resolution-dependent shift
+    ``mu`` of schedulers with ``use_dynamic_shifting`` (FLUX.1); ``linear_sigmas`` passes the
+    sigmas 1 .. 1/n as FLUX.1's pipelines do (SD 3.x's let the scheduler space them).
+    """
+
+    def __init__(self, name: str, config: dict, *, image_tokens: int, linear_sigmas: bool = False) -> None:
+        cls = scheduler_class(name)
+        if not issubclass(cls, FlowMatchEulerDiscreteScheduler):
+            raise ValueError(f"scheduler={name!r} cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler.")  # noqa: TRY004 (a config value)
+        super().__init__(cls.from_config(config))
+        self.image_tokens = image_tokens
+        self.linear_sigmas = linear_sigmas
+
+    def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> None:
+        options: dict = {}
+        if self.linear_sigmas:
+            options["sigmas"] = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        config = self.scheduler.config
+        if config.get("use_dynamic_shifting"):
+            options["mu"] = calculate_shift(
+                self.image_tokens,
+                config.get("base_image_seq_len", 256),
+                config.get("max_image_seq_len", 4096),
+                config.get("base_shift", 0.5),
+                config.get("max_shift", 1.15),
+            )
+        self.scheduler.set_timesteps(num_inference_steps, device=device, **options)
+
+    def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.scale_noise(z0.expand_as(noise), t.reshape(1), noise)
+
+    def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
+        """The noise itself: a full schedule starts at sigma 1."""
+        return noise
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """The sigma of timestep ``t`` (a host look-up: outside loops)."""
+        return self.scheduler.sigmas[self.scheduler.index_for_timestep(t)]
+
+    def noise_estimate(self, prediction: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """From the velocity v = e - x_0 at x_t = (1 - s) x_0 + s e: e = x_t + (1 - s) v."""
+        sigma = self.sigma(t).to(sample.device, torch.float32)
+        return sample + (1 - sigma) * prediction
