@@ -24,6 +24,7 @@ from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard, config_hash, run
 from benchmarks.sharding import write_item_list
 from benchmarks.splits import MissingFilesError
+from instdiffedit.backbones import check_family
 
 COLUMN_NOTES = {
     "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
@@ -53,6 +54,10 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         shard = Shard(cfg.shard.index, cfg.shard.count)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    try:
+        check_family(get_class(cfg.method._target_), cfg.model.family)  # before any model loads
+    except ValueError as error:
+        sys.exit(f"error: method={choices['method']} with model={choices['model']}: {error}")
     _log_device(cfg.device)
 
     dataset = _build(cfg.dataset)

@@ -63,6 +63,7 @@ def load_pretrained(
     base: str,
     inpaint: str | None = None,
     *,
+    family: str = "sd",
     device: str = "auto",
     dtype: str = "auto",
     inpaint_dtype: str | None = None,
@@ -79,8 +80,13 @@ def load_pretrained(
     inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
     messages so the user knows which setting to change. ``fast_path`` and ``channels_last`` are
-    applied by :func:`optimize`.
+    applied by :func:`optimize`. ``family`` is the model family the config declares (``model.family``):
+    these are SD 1.x/2.x pipelines; the other families load with
+    :func:`benchmarks.family_models.load_family`.
     """
+    if family != "sd":
+        raise ValueError(f"model.family={family!r}, but load_pretrained loads SD 1.x/2.x pipelines (family sd); load the "
+                         "other families with _target_: benchmarks.family_models.load_family.")
     check_speed_options(fast_path)
     torch_device = resolve_device(device)
     base_dtype = resolve_dtype(dtype, torch_device)

@@ -80,3 +80,14 @@ def test_the_phi_ablation_sweeps_the_papers_values() -> None:
         cfg = compose(config_name="config", overrides=["experiment=ablation_phi"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params["method.threshold"] == "0.1,0.2,0.3"
     assert cfg.hydra.runtime.choices.method == "instdiffedit" and cfg.hydra.runtime.choices.dataset == "editing_mask"
+
+
+@pytest.mark.parametrize("option", GROUPS["model"])
+def test_each_model_config_names_its_family_and_its_loader_takes_it(option: str) -> None:
+    """The harness refuses a method that does not run on the model's family from ``model.family``, before loading."""
+    from instdiffedit.backbones import FAMILY_NAMES
+
+    node = OmegaConf.load(CONF / "model" / f"{option}.yaml")
+    assert node.family in FAMILY_NAMES
+    module, _, name = node._target_.rpartition(".")
+    assert "family" in inspect.signature(getattr(importlib.import_module(module), name)).parameters

@@ -34,6 +34,7 @@ def toy_folder(folder: str | os.PathLike | None = None) -> Path:
 def toy_pipelines(
     folder: str | os.PathLike | None = None,
     *,
+    family: str = "sd",
     device: str = "auto",
     dtype: str = "auto",
     fast_path: FastPath = DEFAULT_FAST_PATH,
@@ -41,7 +42,7 @@ def toy_pipelines(
 ) -> Pipelines:
     """The toy model as the base pipeline; no inpainting model (methods inpaint by latent blending)."""
     return load_pretrained(
-        str(toy_folder(folder)), None, device=device, dtype=dtype, base_key="model.folder", fast_path=fast_path, channels_last=channels_last
+        str(toy_folder(folder)), None, family=family, device=device, dtype=dtype, base_key="model.folder", fast_path=fast_path, channels_last=channels_last
     )
 
 
