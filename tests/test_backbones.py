@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import FluxPipeline
+from diffusers import FluxPipeline, FluxTransformer2DModel
 
 from baselines import DiffEditDDIM, LeditsPP
 from instdiffedit import InstDiffEdit
@@ -23,6 +23,7 @@ from instdiffedit.backbones import (
 from instdiffedit.backbones.flux import image_ids
 
 FAMILIES = ("sd", "sdxl", "sd3", "flux")
+SAMPLERS = (*FAMILIES, "flux_schnell")
 PROMPT = "a blue square on a red background"
 STEPS = 4
 
@@ -31,19 +32,32 @@ def _noise(backbone, rows: int = 1) -> torch.Tensor:
     return backbone.noise((rows, backbone.latent_channels, *backbone.latent_size), torch.Generator().manual_seed(3))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+def schnell(flux: FluxPipeline) -> FluxPipeline:
+    """The tiny FLUX.1 [dev] with a random transformer without the guidance input, as [schnell]'s."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        transformer = FluxTransformer2DModel(**{**flux.transformer.config, "guidance_embeds": False}).eval()
+    return FluxPipeline(**{**flux.components, "transformer": transformer})
+
+
+@pytest.mark.parametrize("family", SAMPLERS)
 def test_the_backbone_samples_what_the_familys_pipeline_samples(tiny_family, family: str) -> None:
     """Text encoding and extra conditioning, the unconditional inputs, the denoiser's call (FLUX's
-    packing and ids inside it), the schedule (FLUX's shifted linear sigmas) and the guided step."""
-    pipe = tiny_family(family).base
+    packing and ids inside it), the schedule (FLUX's shifted linear sigmas) and the guided step
+    (classifier-free, embedded in FLUX.1 [dev], none in [schnell])."""
+    pipe = schnell(tiny_family("flux").base) if family == "flux_schnell" else tiny_family(family).base
     b = backbone_for(pipe, scheduler=type(pipe.scheduler).__name__)
     noise = _noise(b)
     timesteps = b.timesteps(STEPS, 1.0)
     ours = b.denoise(b.schedule.start_latents(noise), timesteps, b.text_guidance([PROMPT], 5.0))
     side = b.resolution
-    given = FluxPipeline._pack_latents(noise, 1, b.latent_channels, *b.latent_size) if family == "flux" else noise
-    theirs = pipe(PROMPT, latents=given, num_inference_steps=STEPS, guidance_scale=5.0, height=side, width=side, output_type="latent").images
-    if family == "flux":
+    flux = family.startswith("flux")
+    given = FluxPipeline._pack_latents(noise, 1, b.latent_channels, *b.latent_size) if flux else noise
+    length = {"max_sequence_length": b.max_sequence_length} if flux else {}  # the pipeline's default is [dev]'s 512
+    theirs = pipe(
+        PROMPT, latents=given, num_inference_steps=STEPS, guidance_scale=5.0, height=side, width=side, output_type="latent", **length
+    ).images
+    if flux:
         theirs = FluxPipeline._unpack_latents(theirs, side, side, b.vae_scale_factor)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
@@ -69,6 +83,9 @@ def test_classifier_free_guidance_and_embedded_guidance(tiny_family) -> None:
     guidance = flux.text_guidance(["a", "b"], 3.5)
     assert flux.guidance == "embedded" and guidance.uncond is None and guidance.rows_per_latent == 1
     assert torch.equal(guidance.cond[-1], torch.full((2,), 3.5))
+    undistilled = backbone_for(schnell(tiny_family("flux").base))
+    assert undistilled.guidance == "none" and len(undistilled.text_guidance(["a"], 3.5).cond) == 2  # text and pooled text only
+    assert (flux.max_sequence_length, undistilled.max_sequence_length) == (512, 256)
 
 
 def test_sdxl_takes_pooled_text_and_size_ids_and_zeros_as_unconditional(tiny_family) -> None:

@@ -224,17 +224,29 @@ def test_a_plain_cpu_run_calls_the_unet_eagerly(tiny, item) -> None:
 # -- CUDA only -------------------------------------------------------------------------------
 
 
+HALF = {"sd": torch.float16, "sdxl": torch.float16, "sd3": torch.bfloat16, "flux": torch.bfloat16}
+
+
+def cuda_pipes(cache, family: str, fast_path: str):
+    """A family's tiny model on CUDA (``"sd"``: the tiny SD model)."""
+    if family == "sd":
+        return tiny_pipelines(cache, device="cuda", fast_path=fast_path)
+    return tiny_family_pipelines(family, cache, device="cuda", fast_path=fast_path)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, dtype: str) -> None:
-    pipes = tiny_pipelines(_private_cache, device="cuda", fast_path="eager")
-    if dtype == "float16":
-        for pipe in (pipes.base, pipes.inpaint):
-            pipe.to(torch.float16)
+@pytest.mark.parametrize("half", [False, True])
+@pytest.mark.parametrize("family", list(HALF))
+def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, family: str, half: bool) -> None:
+    pipes = cuda_pipes(_private_cache, family, "eager")
+    pairs = [pipe for pipe in (pipes.base, pipes.inpaint) if pipe is not None]
+    if half:
+        for pipe in pairs:
+            pipe.to(HALF[family])
     eager = {name: _edit(editor, item) for name, editor in _editors(pipes).items()}
-    for unet in (pipes.base.unet, pipes.inpaint.unet):
-        set_fast_path(unet, "graphs")
+    for pipe in pairs:
+        set_fast_path(denoiser_of(pipe), "graphs")
     for name, editor in _editors(pipes).items():
         for attempt in ("captured", "replayed"):
             result = _edit(editor, item)
@@ -242,4 +254,5 @@ def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, dtype
             assert difference.max() <= 2, (name, attempt, difference.max())
             if result.mask is not None:
                 assert (result.mask != eager[name].mask).float().mean() <= 0.01, (name, attempt)
-    assert unet_runner(pipes.base.unet).graph_count == 3  # capture on (6 rows), DiffEdit's 8 rows, 2 rows
+    # the mask loop with its attention capture, DiffEdit's rows, SDEdit's rows
+    assert unet_runner(denoiser_of(pipes.base)).graph_count == 3

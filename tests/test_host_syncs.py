@@ -18,6 +18,7 @@ from fakes import HostSyncs
 
 from baselines import DiffEdit, SDEdit
 from benchmarks.datasets import SyntheticDataset
+from benchmarks.tiny_families import tiny_family_pipelines
 from benchmarks.tiny_model import tiny_pipelines
 from instdiffedit import InstDiffEdit
 from instdiffedit.backbones import Backbone
@@ -120,8 +121,12 @@ def test_the_watch_catches_a_sync_inside_a_loop(tiny, item, monkeypatch) -> None
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("fast_path", ["eager", "graphs"])
-def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatch, fast_path: str) -> None:
-    pipes = tiny_pipelines(_private_cache, device="cuda", fast_path=fast_path)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatch, family: str, fast_path: str) -> None:
+    if family == "sd":
+        pipes = tiny_pipelines(_private_cache, device="cuda", fast_path=fast_path)
+    else:
+        pipes = tiny_family_pipelines(family, _private_cache, device="cuda", fast_path=fast_path)
     arm, disarm = (lambda _: torch.cuda.set_sync_debug_mode("error")), (lambda: torch.cuda.set_sync_debug_mode(0))
     for name, editor in _editors(pipes).items():
         _edit(editor, item)  # warm: graphs captured (a capture synchronises), memos filled

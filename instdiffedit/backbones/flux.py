@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
-from diffusers import FluxPipeline
+from diffusers import DiffusionPipeline, FluxPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from instdiffedit.backbones.base import Family, Guidance
@@ -81,7 +81,7 @@ class Flux(JointAttentionBackbone):
     linear_sigmas: ClassVar[bool] = True
     forward: ClassVar[Forward] = staticmethod(flux_forward)
 
-    def __init__(self, pipe, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int | None = None) -> None:
+    def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int | None = None) -> None:
         self.max_sequence_length = max_sequence_length or (FLUX_T5_LENGTH if pipe.transformer.config.guidance_embeds else SCHNELL_T5_LENGTH)
         super().__init__(pipe, scheduler=scheduler, resolution=resolution)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones.base import Family
 from instdiffedit.backbones.joint import JointAttentionBackbone
@@ -44,7 +45,7 @@ class StableDiffusion3(JointAttentionBackbone):
     default_reference: ClassVar[Reference] = SD3_REFERENCE
     forward: ClassVar[Forward] = staticmethod(sd3_forward)
 
-    def __init__(self, pipe, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int = SD3_T5_LENGTH) -> None:
+    def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int = SD3_T5_LENGTH) -> None:
         self.max_sequence_length = max_sequence_length
         super().__init__(pipe, scheduler=scheduler, resolution=resolution)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones.base import Family
 from instdiffedit.backbones.sd import StableDiffusion
@@ -36,7 +37,7 @@ class StableDiffusionXL(StableDiffusion):
     family: ClassVar[Family] = "sdxl"
     forward: ClassVar[Forward] = staticmethod(sdxl_forward)
 
-    def __init__(self, pipe, *, scheduler: str | None = None, resolution: int | None = None) -> None:
+    def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None) -> None:
         if pipe.config.get("requires_aesthetics_score"):
             raise ValueError("SDXL models conditioned on aesthetic scores (the refiner) are not supported; use the base or inpainting model.")
         super().__init__(pipe, scheduler=scheduler, resolution=resolution)
