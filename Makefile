@@ -29,9 +29,10 @@ tables:  ## only the tables
 figures:  ## only the figures
 	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT) --only figures
 
-# The README's figures: a phi sweep and three methods on the toy split, then the report; one of
-# each figure kind is copied into docs/figures/. README_MODEL=toy once the toy model exists.
-README_MODEL ?= tiny
+# The README's figures: a phi sweep and three methods on the toy split with the trained toy
+# model, then the report; one of each figure kind is copied into docs/figures/.
+# README_MODEL=tiny draws them with the random plumbing model instead.
+README_MODEL ?= toy
 README_RUNS ?= outputs/readme
 README_ITEMS ?= 4
 

@@ -13,10 +13,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.gpus import job_gpu, launcher_gpus
-from benchmarks.sharding import shard_tag
+from benchmarks.sharding import run_folder_name, shard_tag
 
-# The run folder is named by the overrides; a run without any goes to ".../default".
-OmegaConf.register_new_resolver("run_key", lambda overrides: overrides or "default", replace=True)
+# The run folder is named by the overrides (paths in them escaped); a run without any goes to ".../default".
+OmegaConf.register_new_resolver("run_key", run_folder_name, replace=True)
 # Shards share the run folder; Hydra's per-job files carry the shard's tag so they never collide.
 OmegaConf.register_new_resolver("shard_tag", shard_tag, replace=True)
 # hydra/launcher=local_gpus: one GPU per job (Hydra carries resolvers into launched jobs).

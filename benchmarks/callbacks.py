@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pandas as pd
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from benchmarks.harness import COLUMN_NOTES
+from benchmarks.harness import COLUMN_NOTES, discard_unstarted_job
 from benchmarks.merge import find_run_dirs, format_report, merge_run
 from benchmarks.sharding import parse_results_name
 
@@ -64,3 +66,35 @@ class SweepSummary(Callback):
             print("\nThe sweep's jobs ran in other processes; their results, merged per run folder:\n")
         for run_dir in written:
             print(format_report(merge_run(run_dir)))
+
+
+class ValidateConfig(Callback):
+    """Checks the composed config before a run starts (:mod:`benchmarks.config_check`).
+
+    Every problem is one ``error:`` line on stderr and the run exits with 2, before any model
+    loads; warnings are printed and the run goes on. A single run is checked in
+    ``on_run_start``, before Hydra creates its folder, so a run that never started leaves no
+    folder. A sweep's job is checked as it starts (Hydra has just made its folder): a job that
+    fails removes what Hydra wrote for it (:func:`benchmarks.harness.discard_unstarted_job`).
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:
+            self._check(config, job_started=True)
+
+    @staticmethod
+    def _check(config: DictConfig, job_started: bool = False) -> None:
+        from benchmarks.config_check import check_run_config
+
+        check = check_run_config(config)
+        for warning in check.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if check.errors:
+            for error in check.errors:
+                print(f"error: {error}", file=sys.stderr)
+            if job_started:
+                discard_unstarted_job(config.hydra, stop=Path(str(config.paths.output_root)))
+            raise SystemExit(2)

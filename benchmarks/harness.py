@@ -11,10 +11,11 @@ from typing import Any
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.downloads import DownloadError
+from benchmarks.interrupts import Aborted, Interrupted
 from benchmarks.merge import completed_elsewhere
 from benchmarks.metrics import MetricUnavailableError
 from benchmarks.models import SPEED_OPTIONS, ModelUnavailableError
@@ -24,7 +25,6 @@ from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard, config_hash, run
 from benchmarks.sharding import write_item_list
 from benchmarks.splits import MissingFilesError
-from instdiffedit.backbones import check_family
 
 COLUMN_NOTES = {
     "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
@@ -46,34 +46,41 @@ def _identity(cfg: DictConfig) -> dict:
 
 
 def run_from_config(cfg: DictConfig) -> pd.DataFrame:
-    """Run the configured method on the configured split; return (and print) the summary."""
+    """Run the configured method on the configured split; return (and print) the summary.
+
+    The config was checked before the run started (``benchmarks.callbacks.ValidateConfig``).
+    What can only fail once loaded (weights that cannot be had, a setting the model refuses)
+    ends the run with one ``error:`` line before any editing, and the run folder is removed
+    again when it holds nothing but what Hydra wrote for this job.
+    """
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     out = Path(hydra_cfg.runtime.output_dir)
-    try:
-        shard = Shard(cfg.shard.index, cfg.shard.count)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    try:
-        check_family(get_class(cfg.method._target_), cfg.model.family)  # before any model loads
-    except ValueError as error:
-        sys.exit(f"error: method={choices['method']} with model={choices['model']}: {error}")
+    shard = Shard(cfg.shard.index, cfg.shard.count)
     _log_device(cfg.device)
-
-    dataset = _build(cfg.dataset)
-    write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
-    if getattr(get_class(cfg.method._target_), "requires_ground_truth_mask", False) and not dataset.has_masks:
-        sys.exit(f"error: method={choices['method']} needs ground-truth masks and dataset={choices['dataset']} has none.")
-    metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
-    corpus_metrics = metrics.pop("corpus", None) or {}
-    for metric in metrics.values():  # optional hook: metrics that need to know the split
-        if hasattr(metric, "prepare"):
-            metric.prepare(dataset)
-    pipes = _build(cfg.model)
+    try:
+        dataset = _build(cfg.dataset)
+        metrics = dict(_build(cfg.metrics))  # every model-backed metric loads its weights here, before any editing
+        corpus_metrics = metrics.pop("corpus", None) or {}
+        for metric in metrics.values():  # optional hook: metrics that need to know the split
+            if hasattr(metric, "prepare"):
+                metric.prepare(dataset)
+        pipes = _build(cfg.model)
+        try:
+            editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
+        except ValueError as error:  # a setting this model refuses (e.g. a resolution off its VAE factor)
+            sys.exit(f"error: method={choices['method']}: {error}")
+    except SystemExit:
+        discard_unstarted_job(hydra_cfg, stop=Path(cfg.paths.output_root))
+        raise
     dataset.prepare(pipes.base)
-    editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
+    write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
     identity = _identity(cfg)
-    params = {k: v for k, v in identity["method"].items() if not k.startswith("_")}
+    params = {
+        **{k: v for k, v in identity["method"].items() if not k.startswith("_")},
+        **{f"dataset.{k}": v for k, v in identity["dataset"].items() if k not in ("_target_", "cache_dir")},
+        "model": choices["model"],
+    }
     logger = instantiate(cfg.logger)
     logger.start(
         name=f"{choices['method']}-{choices['dataset']}-{choices['model']}",
@@ -88,7 +95,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             ResultsTable(out / shard.results_name),
             method=choices["method"],
             config_id=config_id,
-            params={**params, "model": choices["model"]},
+            params=params,
             master_seed=cfg.seed,
             shard=shard,
             metrics=metrics,
@@ -100,6 +107,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
+    except (Interrupted, Aborted) as stopped:
+        print(f"\n{stopped}", file=sys.stderr)
+        raise SystemExit(stopped.exit_code) from None
     finally:
         logger.close()
     summary.to_csv(out / shard.file_name("summary", "csv"))
@@ -112,6 +122,43 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         if column in summary:
             print(f"{column}: {definition}")
     return summary
+
+
+HYDRA_SAVED_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+"""What Hydra saves into a job's ``output_subdir`` when the job starts."""
+
+
+def discard_unstarted_job(hydra_cfg: DictConfig, stop: Path) -> None:
+    """Remove what Hydra wrote for a job that never started, if that is all its folder holds.
+
+    Hydra creates the job's folder, its ``output_subdir`` (``.hydra``) and its log file before
+    the job runs. When the folder holds nothing else (no results of an earlier run), those are
+    removed, and then every folder left empty up to ``stop`` (the output root), so a run that
+    never started leaves no folder behind.
+    """
+    out = Path(hydra_cfg.runtime.output_dir).resolve()
+    own: list[Path] = []
+    log_file = OmegaConf.select(hydra_cfg, "job_logging.handlers.file.filename")
+    if log_file is not None:
+        own.append(Path(log_file).resolve())
+    saved = None if hydra_cfg.output_subdir is None else (out / hydra_cfg.output_subdir).resolve()
+    if saved is not None:
+        own += [saved / name for name in HYDRA_SAVED_FILES]
+    if not out.is_dir() or any(p not in own for p in out.rglob("*") if not p.is_dir()):
+        return
+    for handler in list(logging.getLogger().handlers):  # Hydra's file handler holds the log open
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve() in own:
+            handler.close()
+            logging.getLogger().removeHandler(handler)
+    for path in own:
+        path.unlink(missing_ok=True)
+    stop, folder = stop.resolve(), saved or out
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there
+            break
+        folder = folder.parent
 
 
 def _log_device(device: str) -> None:

@@ -642,14 +642,18 @@ class EditAccuracy:
         self.class_indices = sorted(set(indices))
 
     def prepare(self, dataset: EditDataset) -> None:
-        """Take the split's target classes when none were configured."""
+        """Take the split's target classes when none were configured.
+
+        A split without ImageNet target classes (Imagen) has no item accuracy applies to: its
+        items carry no ``target_class``, so their accuracy is nan (undefined), as for the
+        Imagen-style items of Editing-Mask.
+        """
         if self.class_indices is not None:
             return
         target_classes = getattr(dataset, "target_classes", None)
         if target_classes is None:
-            raise ValueError(
-                f"EditAccuracy needs target classes and dataset {dataset.name!r} lists none: set metrics.accuracy.classes."
-            )
+            log.info("accuracy: dataset %s has no ImageNet target classes; its items' accuracy is n/a.", dataset.name)
+            return
         self.set_classes(target_classes())
 
     def predict(self, image: PIL.Image.Image) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
@@ -154,10 +155,24 @@ def load_pipeline(pipeline_cls: type, name: str, key: str, options: dict) -> Sta
             return _from_pretrained(pipeline_cls, name, **options)
         except OSError as exc:
             reason = f"not in the local Hugging Face cache and {_download_failure(exc)}"
-    raise ModelUnavailableError(
+    raise _unavailable(name, key, reason) from None
+
+
+def check_model_source(name: str, key: str) -> None:
+    """Raise :class:`ModelUnavailableError` now, before anything runs, for a model that cannot load:
+    a local folder that is missing or holds no pipeline, or a hub id that is not in the cache
+    while the hub is off (``HF_HUB_OFFLINE``)."""
+    if _is_local_path(name):
+        _checked_folder(name, key)
+    elif _hub_offline() and not isinstance(try_to_load_from_cache(name, "model_index.json"), str):
+        raise _unavailable(name, key, "not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+
+
+def _unavailable(name: str, key: str, reason: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
         f"Could not load {name!r} ({reason}); download it with `hf download {name}` "
         f"or set {key}=/path/to/local/folder."
-    ) from None
+    )
 
 
 def _from_pretrained(pipeline_cls: type, name: str, **kwargs) -> StableDiffusionPipeline:

@@ -20,9 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks.datasets import EditDataset, EditItem
+from benchmarks.interrupts import Interrupted, stop_after_batch
 from benchmarks.loggers import NullLogger, RunLogger
 from benchmarks.metrics import saved_pairs
-from benchmarks.results import ResultsTable
+from benchmarks.results import ResultsTable, metric_columns
 from benchmarks.sharding import RESULTS_STEM, shard_file_name
 from instdiffedit.types import EditResult, Editor
 
@@ -60,6 +61,11 @@ class Shard:
         return shard_file_name(stem, suffix, self.index, self.count)
 
 
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+
+
 def item_seed(master_seed: int, item_id: str) -> int:
     """The item's seed: a hash of the master seed and the item id, so it never depends on order or shard."""
     digest = hashlib.sha256(f"{master_seed}:{item_id}".encode()).digest()
@@ -91,19 +97,12 @@ def _save_outputs(directory: Path, item: EditItem, result: EditResult) -> None:
         numpy.savez_compressed(directory / f"{item.id}.steps.npz", masks=result.mask_history.numpy())
 
 
-def edit_item(editor: Editor, item: EditItem, seed: int, metrics: Mapping[str, Metric]) -> tuple[EditResult, dict[str, Any]]:
-    """Edit one item with a generator seeded for it and compute every metric's values."""
-    return edit_items(editor, [item], [seed], metrics)[0]
-
-
-def edit_items(
-    editor: Editor, items: Sequence[EditItem], seeds: Sequence[int], metrics: Mapping[str, Metric]
-) -> list[tuple[EditResult, dict[str, Any]]]:
+def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) -> list[EditResult]:
     """Edit items, together when there are several and the editor has ``edit_batch``, each with
-    a generator seeded for it; then compute every metric's values per item."""
+    a generator seeded for it."""
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     if len(items) > 1 and hasattr(editor, "edit_batch"):
-        results = editor.edit_batch(
+        return editor.edit_batch(
             [item.image for item in items],
             targets=[item.target for item in items],
             sources=[item.source for item in items],
@@ -111,20 +110,20 @@ def edit_items(
             masks=[item.gt_mask for item in items],
             generators=generators,
         )
-    else:
-        results = [
-            editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g)
-            for item, g in zip(items, generators, strict=True)
-        ]
-    out = []
-    for item, result in zip(items, results, strict=True):
-        values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
-        values["seconds"] = result.timings.get("total", math.nan)
-        values["unet_evals"] = result.unet_evals
-        for metric in metrics.values():
-            values.update(metric(item, result))
-        out.append((result, values))
-    return out
+    return [
+        editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g)
+        for item, g in zip(items, generators, strict=True)
+    ]
+
+
+def measure(item: EditItem, result: EditResult, metrics: Mapping[str, Metric]) -> dict[str, Any]:
+    """The row values of one edit: its timings, UNet evaluations and every metric's values."""
+    values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
+    values["seconds"] = result.timings.get("total", math.nan)
+    values["unet_evals"] = result.unet_evals
+    for metric in metrics.values():
+        values.update(metric(item, result))
+    return values
 
 
 def run(
@@ -150,8 +149,11 @@ def run(
 
     Each item's row is appended to ``table`` as soon as it is computed. An item whose loading,
     editing or metrics fail gets a row with ``status="failed"`` and the error, and the run
-    goes on; a later run retries it. Interrupts (Ctrl-C) stop the run and lose only the item
-    in flight.
+    goes on; a later run retries it.
+
+    The first SIGINT (Ctrl-C) or SIGTERM finishes the batch in flight, writes its rows and raises
+    :class:`~benchmarks.interrupts.Interrupted`; a second one raises
+    :class:`~benchmarks.interrupts.Aborted` (a ``KeyboardInterrupt``) at once. Either way every row written before stays (rows are fsynced one by one).
 
     ``corpus_metrics`` are computed at the end over every item done so far (this run's and
     earlier runs'), from the edited images saved in ``image_dir``, and join the summary.
@@ -162,27 +164,34 @@ def run(
     ``batch_size``: items edited together (throughput mode; the editor's ``edit_batch`` puts
     their UNet work into shared calls). Each item keeps its own seed, so its row is what it
     gets alone, up to floating-point effects of larger batches; its ``seconds*`` are its share
-    of the batch's. A batch that fails is redone one item at a time, so only a bad item fails.
-    The rows of a batch are appended together once it is done.
+    of the batch's. A batch whose loading or editing fails is redone one item at a time, so
+    only a bad item fails. Each item's row is appended as soon as its metrics are computed.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    check_batch_size(batch_size)
     if corpus_metrics and image_dir is None:
         raise ValueError("Corpus metrics (FID, SFID) read the saved edits: keep save_images=true.")
     metrics = metrics or {}
     logger = logger or NullLogger()
     done_elsewhere = set(done_elsewhere)
+    table.repair()  # a torn last line (a killed run) goes to <file>.torn; its item is done again
     done = table.completed(method, config_id) | done_elsewhere
     todo = [i for i in shard.select(dataset.item_ids()) if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
-    with tqdm(total=len(todo), desc=f"{method} on {dataset.name}", unit="item") as progress:
+    written = 0
+
+    def write(row: dict[str, Any]) -> None:
+        nonlocal written
+        table.append(row)
+        logger.log_row(row)
+        written += 1
+        progress.update()
+
+    with stop_after_batch() as stop, tqdm(total=len(todo), desc=f"{method} on {dataset.name}", unit="item") as progress:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            rows = _edit_chunk(editor, dataset, chunk, method, config_id, params, master_seed, metrics, image_dir, len(chunk))
-            for row in rows:
-                table.append(row)
-                logger.log_row(row)
-            progress.update(len(chunk))
+            _edit_chunk(editor, dataset, chunk, method, config_id, params, master_seed, metrics, image_dir, write)
+            if stop.signal is not None:
+                raise Interrupted(stop.signal, written, len(todo) - written)
     summary = summarize(table.frame())
     for name, metric in (corpus_metrics or {}).items():
         done = sorted(table.completed(method, config_id) | done_elsewhere)
@@ -203,9 +212,10 @@ def _edit_chunk(
     master_seed: int,
     metrics: Mapping[str, Metric],
     image_dir: Path | None,
-    batch_size: int,
-) -> list[dict[str, Any]]:
-    """The rows of some items edited together; on any failure, each item again on its own."""
+    write: Callable[[dict[str, Any]], None],
+) -> None:
+    """Edit some items together and ``write`` each one's row as soon as its metrics are computed;
+    when loading or editing the batch fails, each item again on its own."""
     rows = {}
     for item_id in item_ids:
         seed = item_seed(master_seed, item_id)
@@ -217,27 +227,34 @@ def _edit_chunk(
             "seed": seed,
             **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
         }
-    if len(item_ids) > 1:
+
+    def finish(item_id: str, edited: Callable[[], tuple[EditItem, EditResult]], batch_size: int) -> None:
+        row, started = rows[item_id], time.perf_counter()
         try:
-            items = [dataset.load(item_id) for item_id in item_ids]
-            done = edit_items(editor, items, [rows[i]["seed"] for i in item_ids], metrics)
-            for item, (result, values) in zip(items, done, strict=True):
-                _finish_row(rows[item.id], item, result, values, image_dir, batch_size)
-            return list(rows.values())
-        except Exception:  # redo one by one: only the item at fault gets a failed row
-            log.warning("A batch of %d items failed; editing them one at a time:\n%s", len(item_ids), traceback.format_exc())
-    for item_id in item_ids:
-        row = rows[item_id]
-        started = time.perf_counter()
-        try:
-            item = dataset.load(item_id)
-            result, values = edit_item(editor, item, row["seed"], metrics)
-            _finish_row(row, item, result, values, image_dir, 1)
+            item, result = edited()
+            _finish_row(row, item, result, measure(item, result, metrics), image_dir, batch_size)
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
-        row["finished_at"] = time.time()
-    return list(rows.values())
+        row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
+        write(row)
+
+    def alone(item_id: str) -> tuple[EditItem, EditResult]:
+        item = dataset.load(item_id)
+        return item, edit_items(editor, [item], [rows[item_id]["seed"]])[0]
+
+    if len(item_ids) > 1:
+        try:
+            items = [dataset.load(item_id) for item_id in item_ids]
+            results = edit_items(editor, items, [rows[i]["seed"] for i in item_ids])
+        except Exception:  # redo one by one: only the item at fault gets a failed row
+            log.warning("A batch of %d items failed; editing them one at a time:\n%s", len(item_ids), traceback.format_exc())
+        else:
+            for item, result in zip(items, results, strict=True):
+                finish(item.id, lambda item=item, result=result: (item, result), len(item_ids))
+            return
+    for item_id in item_ids:
+        finish(item_id, lambda item_id=item_id: alone(item_id), 1)
 
 
 def _finish_row(
@@ -246,9 +263,9 @@ def _finish_row(
     if image_dir is not None:
         _save_outputs(image_dir, item, result)
     row.update({f"meta.{k}": v for k, v in item.meta.items()})
+    row.update(target=item.target, source=item.source)  # the edit, as reports print it
     row.update(status="ok", flags="; ".join(item.flags), **values)
     row["batch_size"] = batch_size  # items edited together: its seconds are a 1/batch_size share
-    row["finished_at"] = time.time()  # wall clock, for throughput over a run's shards (never a result)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -267,17 +284,6 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         }
     )
     ok_groups = ok.groupby(["method", "config_id"], sort=True)
-    for column in _metric_columns(ok):
+    for column in metric_columns(ok):
         summary[column] = ok_groups[column].mean()
     return summary
-
-
-def _metric_columns(rows: pd.DataFrame) -> list[str]:
-    """Numeric per-item results in display order: metrics first, then cost."""
-    cost = [c for c in ("seconds", "unet_evals") if c in rows]
-    metrics = [
-        c
-        for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in (*cost, "seed", "finished_at", "batch_size") and not c.startswith(("param.", "seconds_", "meta."))
-    ]
-    return metrics + cost

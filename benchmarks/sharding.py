@@ -1,4 +1,4 @@
-"""The layout of a sharded run folder: file names per shard, and the split's item list.
+"""The layout of a sharded run folder: its name, file names per shard, and the split's item list.
 
 Every shard of a run writes into the same folder (the folder is named by the run's settings,
 and ``shard.*`` never enter the name), so each shard's files carry a tag such as
@@ -9,6 +9,7 @@ name Hydra's per-job files before any model code is imported.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -16,8 +17,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ITEMS_FILE = "items.txt"
+MAX_RUN_NAME_BYTES = 200  # file systems allow 255 bytes per path component
+_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C"}
 RESULTS_STEM = "results"
 _SHARD_FILE = re.compile(r"^results(?:\.shard-(\d{3,})-of-(\d{3,}))?\.jsonl$")
+
+
+def run_folder_name(override_dirname: str) -> str:
+    """The run folder's name from Hydra's ``override_dirname`` (``"default"`` for a run without overrides).
+
+    A path in an override (``dataset.root=/data/em``) must not nest folders: ``/`` and ``\\``
+    are percent-encoded, and ``%`` too, so that two different overrides never share a name
+    (``dataset.root=%2Fdata%2Fem``). Names without these characters are unchanged, so the
+    folders of earlier runs resume. A name over :data:`MAX_RUN_NAME_BYTES` keeps its beginning
+    and ends with a hash of the whole.
+    """
+    if not override_dirname:
+        return "default"
+    name = "".join(_ESCAPES.get(character, character) for character in override_dirname)
+    encoded = name.encode()
+    if len(encoded) <= MAX_RUN_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    head = encoded[: MAX_RUN_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return re.sub(r"%[0-9A-F]?$", "", head) + "-" + digest  # never half an escape
 
 
 def shard_tag(index: int, count: int, prefix: str = "") -> str:

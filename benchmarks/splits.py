@@ -10,6 +10,7 @@ loads, and all that are missing are listed in one error.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -150,43 +151,64 @@ def _mask_key(path: Path) -> str:
 class EditingMaskSplit:
     """The 200 Editing-Mask items with human masks (100 ImageNet-style, 100 Imagen-style lines).
 
-    ``root``: a prepared local folder holding the images and masks (any layout) and, unless
-    ``list_path`` is given, ``Editing-Mask_list.txt``; by default both are downloaded into the
-    cache and verified. Images and masks are matched to items by file stem, since the zip's
-    layout is undocumented: a file is a mask when "mask" is in its name or a parent folder's.
+    ``root``: a prepared local folder holding the images and masks (any layout, see
+    :attr:`layout`) and, unless ``list_path`` is given, ``Editing-Mask_list.txt``; by default
+    both are downloaded into the cache and verified, and the archive is extracted once (into
+    ``<cache>/editing_mask/files``, atomically; later runs use that folder). Images and masks
+    are matched to items by file stem, since the zip's layout is undocumented: a file is a mask
+    when "mask" is in its name or a parent folder's.
     """
 
     name = "editing_mask"
     has_masks = True
+    list_name = "Editing-Mask_list.txt"
+    layout = (
+        f"A dataset.root folder for editing_mask holds the authors' list {list_name} (or give it with "
+        "dataset.list_path=...) and, in any sub-folders, each listed item's image <id>.jpg (or .jpeg, .png, .bmp, "
+        ".webp) and its mask, a file with 'mask' in its name or in a folder's name (masks/<id>.png or "
+        "<id>_mask.png; white = the region to edit)."
+    )
 
     def __init__(self, root: str | None = None, list_path: str | None = None, cache_dir: str = "~/.cache/instdiffedit") -> None:
         cache = Path(cache_dir).expanduser() / self.name
         if root is None:
             entries = read_list(self.name, list_path, cache_dir, "dataset.list_path")
-            archive = fetch(EDITING_MASK_ZIP, cache / "Editing-Mask.zip", what="the Editing-Mask images and masks", config_key="dataset.root=/path/to/unzipped/Editing-Mask")
-            folder = extract_zip(archive, cache / "files")
+            folder = cache / "files"
+            if not folder.is_dir():  # extracted once, atomically, from the verified archive
+                archive = fetch(EDITING_MASK_ZIP, cache / "Editing-Mask.zip", what="the Editing-Mask images and masks", config_key="dataset.root=/path/to/unzipped/Editing-Mask")
+                extract_zip(archive, folder)
         else:
             folder = Path(root).expanduser()
             if not folder.is_dir():
-                raise MissingFilesError(f"The Editing-Mask folder {folder} given by dataset.root does not exist.")
-            entries = parse_list((Path(list_path) if list_path else folder / "Editing-Mask_list.txt").read_text(encoding="utf-8"))
+                raise MissingFilesError(f"The Editing-Mask folder {folder} given by dataset.root does not exist. {self.layout}")
+            if list_path is None and not (folder / self.list_name).is_file():
+                raise MissingFilesError(f"The Editing-Mask folder {folder} given by dataset.root has no {self.list_name}. {self.layout}")
+            entries = read_list(self.name, list_path or str(folder / self.list_name), cache_dir, "dataset.list_path")
         self.entries = {e.id: e for e in entries}
         images: dict[str, Path] = {}
         masks: dict[str, Path] = {}
-        for stem, paths in _index_images(folder).items():
+        index = _index_images(folder)
+        # Folders above every file (an archive's top folder, "Editing-Mask/") say nothing about masks.
+        files = [path for paths in index.values() for path in paths]
+        shared = Path(os.path.commonpath([p.parent for p in files])) if files else folder
+        for stem, paths in index.items():
             for path in paths:
-                if _is_mask(path, folder):
+                if _is_mask(path, shared):
                     masks.setdefault(_mask_key(path), path)
                 else:
                     images.setdefault(stem, path)
         missing = [f"{i} ({'image' if i not in images else 'mask'})" for i in self.entries if i not in images or i not in masks]
         if missing:
             found = [str(p.relative_to(folder)) for p in [*images.values(), *masks.values()]]
-            raise _missing_error(self.name, missing, found, f"Check the folder {folder} (dataset.root).")
+            raise _missing_error(self.name, missing, found, f"Check the folder {folder} (dataset.root). {self.layout}")
         self.images, self.masks = images, masks
 
     def item_ids(self) -> list[str]:
         return list(self.entries)
+
+    def target_classes(self) -> list[str]:
+        """The target classes of the ImageNet-style items: edit accuracy picks among these (nan for the others)."""
+        return sorted({e.meta["target_class"] for e in self.entries.values() if e.kind == "imagenet"})
 
     def prepare(self, base: StableDiffusionPipeline) -> None:
         pass
@@ -207,19 +229,23 @@ class ImageNetSplit:
 
     name = "imagenet"
     has_masks = False
+    layout = (
+        "A dataset.root folder for imagenet holds the listed ImageNet validation images under their own names "
+        "(ILSVRC2012_val_00028602.JPEG, ...), flat or in class sub-folders."
+    )
 
     def __init__(self, root: str | None, list_path: str | None = None, cache_dir: str = "~/.cache/instdiffedit") -> None:
         if root is None:
             raise MissingFilesError("The imagenet split needs your ImageNet validation folder: set dataset.root=/path/to/ILSVRC2012/val.")
         folder = Path(root).expanduser()
         if not folder.is_dir():
-            raise MissingFilesError(f"The ImageNet validation folder {folder} given by dataset.root does not exist.")
+            raise MissingFilesError(f"The ImageNet validation folder {folder} given by dataset.root does not exist. {self.layout}")
         self.entries = {e.id: e for e in read_list(self.name, list_path, cache_dir, "dataset.list_path")}
         index = _index_images(folder)
         self.images = {i: index[i][0] for i in self.entries if i in index}
         missing = [e.meta["file"] for i, e in self.entries.items() if i not in self.images]
         if missing:
-            raise _missing_error(self.name, missing, [p.name for ps in index.values() for p in ps], f"Check dataset.root={folder}.")
+            raise _missing_error(self.name, missing, [p.name for ps in index.values() for p in ps], f"Check dataset.root={folder}. {self.layout}")
 
     def item_ids(self) -> list[str]:
         return list(self.entries)
@@ -247,6 +273,10 @@ class ImagenSplit:
 
     name = "imagen"
     has_masks = False
+    layout = (
+        "A dataset.root folder for imagen holds one image per listed prompt, named by the prompt's id: <id>.png "
+        "(or .jpg, .jpeg, .bmp, .webp), in any sub-folder; without dataset.root the base model generates them."
+    )
 
     def __init__(
         self,
@@ -267,12 +297,12 @@ class ImagenSplit:
         if root is not None:
             self.folder = Path(root).expanduser()
             if not self.folder.is_dir():
-                raise MissingFilesError(f"The Imagen image folder {self.folder} given by dataset.root does not exist.")
+                raise MissingFilesError(f"The Imagen image folder {self.folder} given by dataset.root does not exist. {self.layout}")
             index = _index_images(self.folder)
             self.images = {i: index[i][0] for i in self.entries if i in index}
             missing = [i for i in self.entries if i not in self.images]
             if missing:
-                raise _missing_error(self.name, missing, index, f"Name the images <id>.png in {self.folder}, or drop dataset.root to generate them.")
+                raise _missing_error(self.name, missing, index, f"Check dataset.root={self.folder}. {self.layout}")
 
     def item_ids(self) -> list[str]:
         return list(self.entries)

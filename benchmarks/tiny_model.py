@@ -58,15 +58,20 @@ SD14_SCHEDULER_CONFIG = {
 
 def clip_tokenizer() -> CLIPTokenizer:
     """SD 1.x's CLIP BPE tokenizer, rebuilt from the vocabulary file shipped with open_clip."""
-    vocab, merges = _clip_vocab_and_merges()
     with tempfile.TemporaryDirectory() as folder:
-        # vocab.json + merges.txt is the on-disk format every transformers version reads.
-        Path(folder, "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-        merges_text = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-        Path(folder, "merges.txt").write_text(merges_text, encoding="utf-8")
+        save_clip_vocabulary(Path(folder))
         return CLIPTokenizer.from_pretrained(
             folder, model_max_length=_CONTEXT_LENGTH, pad_token=_EOS
         )
+
+
+def save_clip_vocabulary(folder: Path) -> None:
+    """``vocab.json`` and ``merges.txt`` of SD 1.x's CLIP tokenizer: the files of the hub's
+    ``tokenizer/`` folders, the on-disk format every transformers version reads."""
+    vocab, merges = _clip_vocab_and_merges()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
 
 
 def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -26,7 +26,7 @@ from instdiffedit.backbones import (
 from instdiffedit.joint_attention import Normaliser
 from instdiffedit.refine import MaskRefiner
 from instdiffedit.staged import FirstStage, Output, StagedEditor
-from instdiffedit.token_references import Reference
+from instdiffedit.token_references import Reference, check_text_options
 from instdiffedit.tokens import TokenLayout
 
 
@@ -156,6 +156,10 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
         if mask_size < 1:
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
+        # Every setting is checked before the pipelines are touched (the harness checks a config so);
+        # whether the model has the reference and the attention layers, once its backbone exists.
+        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
+        check_text_options(reference, words_from)
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -166,7 +170,6 @@ class InstDiffEdit(StagedEditor):
             resolution=resolution,
             arithmetic=arithmetic,
         )
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
         self.num_inference_steps = num_inference_steps
         self.strength = strength
         self.guidance_scale = guidance_scale
@@ -177,7 +180,7 @@ class InstDiffEdit(StagedEditor):
         self.backbone.check_attention(self.attention)
         self.reference = reference
         self.words_from = words_from
-        self.backbone.token_layout("a", reference, words_from)  # a reference the text lacks (FLUX.1 has no CLIP start token) fails now, not at the first edit
+        self.backbone.token_layout("a", reference, words_from)  # a reference the text lacks (FLUX.1: clip_bos) fails now, not at the first edit
         self.mask_size = mask_size
         self.blend_with = blend_with
         self.mask_guidance = mask_guidance

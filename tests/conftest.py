@@ -1,24 +1,62 @@
-"""Shared fixtures: the tiny model is built once per test session into a private cache."""
+"""Shared fixtures: every cache of the session lives in a temporary folder, never in the user's home.
+
+The environment is set when this file is imported, before pytest imports any test module: an
+environment copied at import time (``ENV = {**os.environ, ...}`` for a ``run.py`` subprocess)
+or a library that reads its cache folder at import (huggingface_hub, torch) already sees the
+private folders. At the end of the session, a check fails the run if the user's own
+``~/.cache/instdiffedit`` changed anyway.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="instdiffedit-tests-"))
+PRIVATE_CACHE = _SESSION_HOME / "instdiffedit"
+os.environ.update(
+    INSTDIFFEDIT_CACHE=str(PRIVATE_CACHE),
+    XDG_CACHE_HOME=str(_SESSION_HOME / "xdg-cache"),  # Hugging Face, torch hub, matplotlib, W&B caches
+    WANDB_MODE="offline",
+    WANDB_SILENT="true",
+)
+
+# Imported after the environment above, on purpose.
 import pytest
 import torch
 
 from benchmarks.models import Pipelines
 
+USER_CACHE = Path.home() / ".cache" / "instdiffedit"
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test and every run.py subprocess uses a cache folder of this session only."""
-    cache = tmp_path_factory.mktemp("cache")
-    os.environ["INSTDIFFEDIT_CACHE"] = str(cache)
-    os.environ["WANDB_MODE"] = "offline"
-    os.environ["WANDB_SILENT"] = "true"
-    return cache
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in [folder, *folder.rglob("*")]} if folder.exists() else {}
+
+
+_USER_CACHE_BEFORE = _listing(USER_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when any test (or a subprocess it started) wrote into the user's cache."""
+    after = _listing(USER_CACHE)
+    if after != _USER_CACHE_BEFORE:
+        changed = sorted(set(after.items()) ^ set(_USER_CACHE_BEFORE.items()))
+        print(
+            f"\nerror: {USER_CACHE} (the user's own cache) changed during the tests: a test, a subprocess it started "
+            f"or another process on this machine wrote {[path for path, _ in changed][:5]}"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _private_cache() -> Path:
+    """The session's cache folder (``$INSTDIFFEDIT_CACHE`` of every test and every run.py subprocess)."""
+    PRIVATE_CACHE.mkdir(parents=True, exist_ok=True)
+    return PRIVATE_CACHE
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,7 @@ def test_the_tiny_run_prints_a_summary_writes_results_and_resumes(tmp_path: Path
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [r["item_id"] for r in rows] == ["synthetic-00000", "synthetic-00001"]
     assert all(r["status"] == "ok" and 0 <= r["mask_iou"] <= 100 and r["unet_evals"] > 150 for r in rows)
+    assert all(r["param.dataset.n"] == 2 and r["target"] and r["source"] for r in rows), "rows say what differs and the edit"
     assert (run_dir / "images" / "synthetic-00000.png").exists()
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should have logged offline"
 
@@ -56,12 +59,87 @@ def test_the_default_run_edits_the_toy_split_with_the_toy_model_and_shows_refere
     assert len(rows) == 4 and all(r["status"] == "ok" and r["edit_success"] in (0.0, 1.0) for r in rows)
 
 
+def _rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _start_then_signal(tmp_path: Path, *signals: signal.Signals) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """run.py on 9 items in batches of 3; once the first batch is written and the second is in flight, ``signals``
+    (0.2 s apart). Returns the finished process and its rows."""
+    # At the paper's step counts a batch of 3 takes seconds on a CPU: far longer than the 0.2 s to the signals.
+    args = ["model=tiny", "dataset=synthetic", "dataset.n=9", "dataset.size=64", "batch_size=3", "logger=none",
+            f"paths.output_root={tmp_path}"]
+    run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=9,dataset.size=64"
+    job = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(_rows(run_dir)) < 3 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for number in signals:
+        time.sleep(0.2)  # the second batch is being edited (it takes seconds)
+        job.send_signal(number)
+    stdout, stderr = job.communicate(timeout=240)
+    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr), _rows(run_dir)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_and_writes_the_batch_in_flight_then_exits_with_a_message(tmp_path: Path) -> None:
+    result, rows = _start_then_signal(tmp_path, signal.SIGTERM)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), "the second batch is finished, the third never starts"
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("Stopped by SIGTERM after the batch in flight: 6 item(s) written by this run, 3 left")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_rows_written_before(tmp_path: Path) -> None:
+    result, rows = _start_then_signal(tmp_path, signal.SIGINT, signal.SIGINT)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr[-3000:]
+    assert [r["item_id"] for r in rows] == [f"synthetic-{i:05d}" for i in range(3)]
+    assert "Stopped at once by a second signal (SIGINT)" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_model_that_cannot_be_downloaded_stops_the_run_with_one_sentence(tmp_path: Path) -> None:
     result = _run("model=sd14", "logger=none", f"paths.output_root={tmp_path}", env={"HF_HUB_OFFLINE": "1"}, timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    message = result.stderr.strip().splitlines()[-1]
-    assert "CompVis/stable-diffusion-v1-4" in message and "model.base" in message
+    base, inpaint = result.stderr.strip().splitlines()[-2:]
+    assert base.startswith("error: Could not load 'CompVis/stable-diffusion-v1-4'") and "model.base=" in base
+    assert "stable-diffusion-v1-5/stable-diffusion-inpainting" in inpaint and "model.inpaint=" in inpaint
+
+
+def test_bad_values_stop_the_run_before_any_model_loads_one_error_line_each_and_no_folder(tmp_path: Path) -> None:
+    result = _run("model=tiny", "dataset=synthetic", "method.threshold=1.5", "method.num_noises=0", "batch_size=0",
+                  "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(line.split(":")[1].strip() for line in result.stderr.strip().splitlines()) == [
+        "batch_size=0", "method.num_noises=0", "method.threshold=1.5"]
+    assert all(line.startswith("error: ") for line in result.stderr.strip().splitlines())
+    assert not (tmp_path / "out").exists(), "a run that never started leaves no folder"
+
+
+def test_a_run_stopped_by_missing_weights_before_any_edit_leaves_no_folder(tmp_path: Path) -> None:
+    result = _run("model=tiny", "dataset=synthetic", "metrics=paper", f"metrics.background.weights={tmp_path / 'alexnet.pth'}",
+                  "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: LPIPS needs torchvision's ImageNet AlexNet weights")
+    assert list((tmp_path / "out").rglob("*")) == [], "the run's folder and the folders above it, up to the output root, are gone"
+
+
+def test_the_toy_model_on_a_real_split_prints_one_warning_line(tmp_path: Path) -> None:
+    result = _run("model=toy", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none",
+                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and [line.split(":")[0] for line in lines] == ["warning", "error"]
+    assert "model=toy" in lines[0] and "editing_mask" in lines[0]
+
+
+def test_a_sweep_job_with_a_bad_value_removes_the_folder_hydra_made_for_it(tmp_path: Path) -> None:
+    result = _run("-m", "model=tiny", "dataset=synthetic", "method.threshold=1.5,1.6", "logger=none",
+                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: method.threshold=1.5:")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["multirun.yaml"]  # the sweep's own record
 
 
 def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:

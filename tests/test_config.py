@@ -82,6 +82,50 @@ def test_the_phi_ablation_sweeps_the_papers_values() -> None:
     assert cfg.hydra.runtime.choices.method == "instdiffedit" and cfg.hydra.runtime.choices.dataset == "editing_mask"
 
 
+def _run_dir(*overrides: str) -> Path:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return Path(OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"])
+
+
+def test_a_path_in_an_override_names_one_folder_and_plain_overrides_keep_their_names() -> None:
+    root = _run_dir("dataset=editing_mask", "dataset.root=/data/em/", "method.threshold=0.3")
+    assert root.parent == Path("outputs", "sd14", "editing_mask", "instdiffedit")
+    assert root.name == "dataset.root=%2Fdata%2Fem%2F,method.threshold=0.3"
+    assert _run_dir("dataset=imagenet", "dataset.root=/data/em") != _run_dir("dataset=imagenet", "dataset.root=%2Fdata%2Fem"), "one to one"
+    assert _run_dir("dataset.n=4", "method.threshold=0.3").name == "dataset.n=4,method.threshold=0.3"
+    assert _run_dir().name == "default"
+
+
+def test_a_long_override_keeps_a_readable_start_and_a_hash_within_the_file_name_limit() -> None:
+    a, b = (_run_dir("dataset=imagenet", f"dataset.root=/data/{'x' * 300}{end}") for end in "ab")
+    assert a != b and a.name.startswith("dataset.root=%2Fdata%2Fxxx")
+    assert len(a.name.encode()) <= 200 and len(a.parts) == len(b.parts) == 5
+
+
+def _model_choice(*overrides: str) -> str:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return cfg.hydra.runtime.choices.model
+
+
+GENERATED_SPLITS = {"toy_shapes", "synthetic"}  # made in code for the toy and tiny models; every other split is photographs
+
+
+@pytest.mark.parametrize("dataset", sorted(set(GROUPS["dataset"]) - GENERATED_SPLITS))
+def test_a_real_split_selects_the_papers_models_unless_the_command_line_names_one(dataset: str) -> None:
+    assert _model_choice(f"dataset={dataset}") == "sd14"
+    assert _model_choice(f"dataset={dataset}", "model=toy") == "toy"
+    assert _model_choice("model=tiny", f"dataset={dataset}") == "tiny"
+    if f"table_{dataset}" in GROUPS["experiment"]:
+        assert _model_choice(f"experiment=table_{dataset}") == "sd14"
+
+
+def test_the_toy_world_keeps_the_toy_model() -> None:
+    assert _model_choice() == "toy" and _model_choice("experiment=table_toy") == "toy"
+
+
 @pytest.mark.parametrize("option", GROUPS["model"])
 def test_each_model_config_names_its_family_and_its_loader_takes_it(option: str) -> None:
     """The harness refuses a method that does not run on the model's family from ``model.family``, before loading."""

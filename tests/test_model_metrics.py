@@ -235,6 +235,16 @@ def test_accuracy_classes_from_a_file_and_names_that_do_not_map(tmp_path: Path) 
     assert unset(_imagenet_item("Italian greyhound"), EditResult(image=_random_image(40, 48)))["accuracy"] == 100.0
 
 
+def test_accuracy_on_a_split_without_imagenet_classes_is_undefined_not_an_error() -> None:
+    class ImagenLike:
+        name = "imagen"
+
+    metric = EditAccuracy(model=_FixedLogits(), data_config=SMALL)
+    metric.prepare(ImagenLike())  # metrics=paper on the Imagen split
+    prompt_item = EditItem(id="y", image=_random_image(40, 48), target="a raccoon")
+    assert all(math.isnan(v) for v in metric(prompt_item, EditResult(image=_random_image(40, 48))).values())
+
+
 def test_accuracy_with_a_small_random_vit() -> None:
     import timm
 

@@ -14,7 +14,9 @@ import pytest
 
 from benchmarks.report import ReportError, Reporter, build_report, load_results, mean_ci
 from benchmarks.report.__main__ import main
+from benchmarks.report.figures import qualitative_grid
 from benchmarks.results import ResultsTable
+from benchmarks.sharding import write_item_list
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = [f"toy-{i:05d}" for i in range(5)]
@@ -32,7 +34,8 @@ def _config_rows(dataset: str, method: str, config_id: str, params: dict, seed: 
             row.update(status="failed", error="RuntimeError: simulated", seconds=0.1)
         else:
             row.update(status="ok", flags="mask resized" if index == 1 else "", seconds=float(rng.uniform(1, 3)),
-                       unet_evals=extra.get("unet_evals", 252),
+                       unet_evals=extra.get("unet_evals", 252), batch_size=4, finished_at=1.7e9 + index,
+                       target=f"a blue square {index}", source="a red circle",
                        changing_rate=float(rng.uniform(0.5, 2)), bg_psnr=float(rng.uniform(10, 30)))
             if extra.get("masks", True):
                 row["mask_iou"] = float(rng.uniform(0, 100))
@@ -54,11 +57,13 @@ def _write_images(run_dir: Path, steps: bool) -> None:
             np.savez_compressed(images / f"{item_id}.steps.npz", masks=np.eye(4, dtype=bool)[None].repeat(6, axis=0))
 
 
-def _run(root: Path, folder: str, rows: list[dict], steps: bool = False, corpus: dict | None = None) -> Path:
+def _run(root: Path, folder: str, rows: list[dict], steps: bool = False, corpus: dict | None = None,
+         split: list[str] = ITEMS) -> Path:
     run_dir = root / folder
     table = ResultsTable(run_dir / "results.jsonl")
     for row in rows:
         table.append(row)
+    write_item_list(run_dir, split)
     _write_images(run_dir, steps)
     if corpus:
         key = rows[0]["method"], rows[0]["config_id"]
@@ -216,6 +221,54 @@ def test_a_partial_run_is_reported_with_its_counts(tmp_path: Path) -> None:
     numbers = report.tables[0].numbers.iloc[0]
     assert (numbers["items"], numbers["failed"]) == (5, 4)
     assert "qualitative grid" in " ".join(report.skipped)  # no images saved: said, not crashed
+
+
+def test_bookkeeping_columns_are_not_metric_columns(reporter: Reporter) -> None:
+    table = reporter.split_table("toy_shapes")
+    for column in ("batch_size", "finished_at", "seed"):
+        assert column not in table.numbers and column not in table.display, column
+
+
+def test_runs_that_differ_only_in_the_splits_size_are_labelled_by_it_and_make_no_ablation(tmp_path: Path) -> None:
+    for n in (2, 3, 5):
+        rows = _config_rows("toy_shapes", "instdiffedit", f"n{n}", {"threshold": 0.2, "dataset.n": n}, n)[:n]
+        _run(tmp_path, f"tiny/toy_shapes/instdiffedit/dataset.n={n}", rows, split=ITEMS[:n])
+    reporter = Reporter(load_results([tmp_path]), resamples=100)
+    labels = _ours(reporter.split_table("toy_shapes"))["label"].to_dict()
+    assert labels == {f"n{n}": f"instdiffedit (dataset.n={n})" for n in (2, 3, 5)}
+    assert reporter.ablation_tables() == []
+
+
+def test_configurations_that_no_setting_tells_apart_are_labelled_by_their_config_id(tmp_path: Path) -> None:
+    for config_id in ("aaa", "bbb"):  # rows of older runs: no param.dataset.* columns
+        _run(tmp_path, f"tiny/toy_shapes/instdiffedit/{config_id}", _config_rows("toy_shapes", "instdiffedit", config_id, {"threshold": 0.2}, 0))
+    labels = _ours(Reporter(load_results([tmp_path]), resamples=100).split_table("toy_shapes"))["label"].to_dict()
+    assert labels == {"aaa": "instdiffedit (config aaa)", "bbb": "instdiffedit (config bbb)"}
+
+
+def test_a_run_with_fewer_items_than_its_split_is_marked_incomplete(tmp_path: Path) -> None:
+    split = [f"toy-{i:05d}" for i in range(20)]
+    _run(tmp_path, "tiny/toy_shapes/instdiffedit/default", _config_rows("toy_shapes", "instdiffedit", "c", {"threshold": 0.2}, 0), split=split)
+    _run(tmp_path, "tiny/toy_shapes/diffedit/default", _config_rows("toy_shapes", "diffedit", "d", {"threshold": 0.3}, 1))
+    table = Reporter(load_results([tmp_path]), resamples=100).split_table("toy_shapes")
+    shown = table.display.set_index("Method")
+    assert shown.loc["instdiffedit [incomplete]", "items"] == "5 of 20"
+    assert shown.loc["diffedit", "items"] == "5"
+    assert "[incomplete]" in table.markdown() and "items.txt" in table.markdown()
+
+
+def test_the_qualitative_grid_prints_each_items_edit_text(results_root: Path) -> None:
+    run_dir = results_root / "tiny/toy_shapes/diffedit/dataset.n=5"
+    figure = qualitative_grid(ITEMS[:2], [("diffedit", [run_dir])], texts={ITEMS[0]: "a red circle -> a blue square"})
+    shown = [text.get_text() for ax in figure.axes for text in (ax.xaxis.label, ax.yaxis.label)]
+    assert "a red circle -> a blue square" in " ".join(shown).replace("\n", " ")
+
+
+def test_the_reports_grid_takes_the_edit_texts_from_the_rows(results_root: Path) -> None:
+    from benchmarks.report.build import edit_texts
+
+    texts = edit_texts(load_results([results_root]).rows)
+    assert texts["toy-00002"] == "a red circle → a blue square 2"
 
 
 @pytest.mark.slow

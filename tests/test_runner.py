@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 
 import numpy
 import PIL.Image
@@ -10,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks.datasets import EditItem, SyntheticDataset
+from benchmarks.interrupts import Aborted, Interrupted
 from benchmarks.metrics import MaskIoU
 from benchmarks.results import ResultsTable
 from benchmarks.runner import Shard, config_hash, item_seed, run, summarize
@@ -19,13 +23,16 @@ from instdiffedit import EditResult
 class GroundTruthEditor:
     """A stand-in method that returns the input and the ground-truth mask; records its calls."""
 
-    def __init__(self, dataset: SyntheticDataset, fail_on: set[str] = frozenset(), interrupt_on: str | None = None):
-        self.dataset, self.fail_on, self.interrupt_on = dataset, fail_on, interrupt_on
+    def __init__(self, dataset: SyntheticDataset, fail_on: set[str] = frozenset(), interrupt_on: str | None = None,
+                 signals: dict[str, list[signal.Signals]] | None = None):
+        self.dataset, self.fail_on, self.interrupt_on, self.signals = dataset, fail_on, interrupt_on, signals or {}
         self.calls: list[str] = []
 
     def edit(self, image, *, target, source=None, prompt=None, mask=None, generator=None) -> EditResult:
         item = next(i for i in map(self.dataset.load, self.dataset.item_ids()) if i.image.tobytes() == image.tobytes())
         self.calls.append(item.id)
+        for number in self.signals.get(item.id, ()):
+            os.kill(os.getpid(), number)  # a real signal, as Ctrl-C or SLURM sends it
         if item.id == self.interrupt_on:
             raise KeyboardInterrupt
         if item.id in self.fail_on:
@@ -74,6 +81,48 @@ def test_an_interrupt_loses_only_the_item_in_flight_and_the_rerun_completes(data
     assert sorted(table.frame()["item_id"]) == dataset.item_ids() and len(table.rows()) == 5
 
 
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_the_first_stop_signal_finishes_and_writes_the_batch_in_flight_then_stops(dataset, tmp_path, number) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    editor = GroundTruthEditor(dataset, signals={"synthetic-00002": [number]})
+    with pytest.raises(Interrupted) as stopped:
+        run(editor, dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=2)
+    assert editor.calls == dataset.item_ids()[:4], "the batch of items 2 and 3 is finished, item 4 never started"
+    assert [r["item_id"] for r in table.rows()] == dataset.item_ids()[:4]
+    assert (stopped.value.signal, stopped.value.written, stopped.value.left) == (number, 4, 1)
+    assert stopped.value.exit_code == 128 + number and "run the same command again" in str(stopped.value)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the run's handlers are gone once it stops"
+
+
+def test_a_second_stop_signal_aborts_at_once_and_keeps_the_rows_written_before(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    editor = GroundTruthEditor(dataset, signals={"synthetic-00002": [signal.SIGINT, signal.SIGTERM]})
+    with pytest.raises(Aborted) as aborted:
+        run(editor, dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=2)
+    assert aborted.value.exit_code == 128 + signal.SIGTERM
+    assert editor.calls == dataset.item_ids()[:3]
+    assert [r["item_id"] for r in table.rows()] == dataset.item_ids()[:2]
+
+
+class BatchEditor(GroundTruthEditor):
+    def edit_batch(self, images, *, targets, sources, prompts, masks, generators) -> list[EditResult]:
+        return [self.edit(image, target=t, mask=m) for image, t, m in zip(images, targets, masks)]
+
+
+def test_inside_a_batch_each_items_row_is_on_disk_before_the_next_items_metrics_run(dataset, tmp_path) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    seen = []
+
+    def rows_on_disk(item, result) -> dict[str, float]:
+        seen.append(len(table.rows()))
+        return {}
+
+    run(BatchEditor(dataset), dataset, table, method="gt", config_id="cfg", params={}, master_seed=1, batch_size=5,
+        metrics={"probe": rows_on_disk})
+    assert seen == [0, 1, 2, 3, 4]
+    assert (table.frame()["batch_size"] == 5).all()
+
+
 def test_a_failing_item_is_recorded_and_the_run_goes_on_and_a_rerun_retries_it(dataset, tmp_path) -> None:
     table = ResultsTable(tmp_path / "results.jsonl")
     summary = _run(dataset, GroundTruthEditor(dataset, fail_on={"synthetic-00001"}), table)
@@ -93,6 +142,32 @@ def test_a_torn_last_line_is_skipped_when_reading(tmp_path) -> None:
     with table.path.open("a") as f:
         f.write('{"item_id": "b", "meth')
     assert [r["item_id"] for r in table.rows()] == ["a"]
+
+
+def test_a_resume_after_a_torn_last_line_redoes_its_item_keeps_the_fragment_and_counts_every_item(dataset, tmp_path, caplog) -> None:
+    table = ResultsTable(tmp_path / "results.jsonl")
+    _run(dataset, GroundTruthEditor(dataset), table)
+    whole = table.path.read_bytes()
+    last = whole.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    table.path.write_bytes(whole[: len(whole) - len(last) // 2 - 1])  # the last row cut in half, no newline
+    fragment = table.path.read_bytes().rsplit(b"\n", 1)[1]
+
+    resumed = GroundTruthEditor(dataset)
+    summary = _run(dataset, resumed, ResultsTable(table.path))
+    assert resumed.calls == ["synthetic-00004"]
+    assert [json.loads(line)["item_id"] for line in table.path.read_text().splitlines()] == dataset.item_ids()
+    assert summary.loc[("gt", "cfg"), "items"] == 5
+    torn = tmp_path / "results.jsonl.torn"
+    assert torn.read_bytes() == fragment + b"\n", "the torn line is kept aside, never dropped"
+    assert any(str(torn) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_appends_start_on_a_fresh_line_even_after_a_torn_one(tmp_path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"item_id": "a", "method": "m", "config_id": "c", "status": "ok"}\n{"item_id": "b", "me')
+    ResultsTable(path).append({"item_id": "c", "method": "m", "config_id": "c", "status": "ok"})
+    assert [r["item_id"] for r in ResultsTable(path).rows()] == ["a", "c"]
+    assert (tmp_path / "results.jsonl.torn").read_text() == '{"item_id": "b", "me\n'
 
 
 def test_shards_are_disjoint_and_together_cover_the_split(dataset) -> None:

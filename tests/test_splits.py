@@ -197,6 +197,52 @@ class InputEditor:
         return EditResult(image, mask=torch.zeros(image.height, image.width), timings={"total": 0.0})
 
 
+@pytest.mark.parametrize("split", [EditingMaskSplit, ImageNetSplit, ImagenSplit])
+def test_an_empty_root_folder_names_the_missing_file_and_what_the_folder_must_hold(split, tmp_path: Path) -> None:
+    kind = {EditingMaskSplit: None, ImageNetSplit: "ILSVRC", ImagenSplit: " <> A "}[split]
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(line + "\n" for line in LIST_LINES.splitlines() if kind and kind in line))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingFilesError) as missing:
+        split(root=str(tmp_path / "empty"), list_path=None if kind is None else str(listing))
+    message = str(missing.value)
+    expected = {EditingMaskSplit: "has no Editing-Mask_list.txt", ImageNetSplit: "ILSVRC2012_val_00028602.JPEG", ImagenSplit: ": 1, 7"}
+    assert expected[split] in message and "dataset.root" in message and split.layout in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("split", [EditingMaskSplit, ImageNetSplit, ImagenSplit])
+def test_the_readme_describes_every_split_folders_layout(split) -> None:
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert split.layout in readme
+
+
+@pytest.mark.parametrize("layout", ["folders", "flat"])
+def test_an_archive_whose_top_folder_is_named_editing_mask_still_tells_images_from_masks(layout: str, tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    top = root / "Editing-Mask"  # the word "mask" in a folder above every file
+    (top).mkdir(parents=True)
+    (top / "Editing-Mask_list.txt").write_bytes(LIST_LINES.encode())
+    for item in ("1", "7", "ILSVRC2012_val_00028602"):
+        _image(top / ("images" if layout == "folders" else "") / f"{item}.jpg")
+        _mask(top / ("masks" / Path(f"{item}.png") if layout == "folders" else Path(f"{item}_mask.png")))
+    split = EditingMaskSplit(root=str(root), list_path=str(top / "Editing-Mask_list.txt"))
+    assert split.images["1"].suffix == ".jpg" and split.masks["1"].suffix == ".png"
+
+
+def test_editing_mask_lists_the_target_classes_of_its_imagenet_style_items(editing_mask_folder) -> None:
+    assert EditingMaskSplit(root=str(editing_mask_folder)).target_classes() == ["Afghan hound"]
+
+
+def test_an_extracted_editing_mask_archive_in_the_cache_is_used_without_the_archive(editing_mask_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "editing_mask").mkdir(parents=True)
+    listing = editing_mask_folder / "Editing-Mask_list.txt"
+    editing_mask_folder.rename(cache / "editing_mask" / "files")
+    split = EditingMaskSplit(list_path=str(cache / "editing_mask" / "files" / listing.name), cache_dir=str(cache))
+    assert sorted(split.item_ids()) == ["1", "7", "ILSVRC2012_val_00028602"]
+
+
 def test_a_run_with_a_corrupt_image_finishes_and_records_the_failed_and_flagged_items(editing_mask_folder, tmp_path) -> None:
     (editing_mask_folder / "images" / "1.jpg").write_bytes(b"not a jpeg")
     split = EditingMaskSplit(root=str(editing_mask_folder))

@@ -1,4 +1,4 @@
-"""The shipped toy model (models/toy): loads through diffusers, fits its budget, and its classifier sees objects."""
+"""The shipped toy models (models/toy and its twin models/toy-inpaint): load through diffusers, fit their budget, and the classifier sees objects."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
 from benchmarks.models import ModelUnavailableError
+from benchmarks.toy.evaluation import autoencoded
+from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
+from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import render, sample_layouts
-from benchmarks.toy.train import autoencoded, object_crops
 
 
-def test_the_shipped_weights_stay_within_30_mb() -> None:
-    weights = [p for p in TOY_MODEL.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json", ".txt")]
-    assert sum(p.stat().st_size for p in weights) <= 30e6
+def test_the_shipped_weights_of_the_three_folders_stay_within_45_mb_stored_once() -> None:
+    folders = [TOY_MODEL, *(TOY_MODEL.parent / f"toy-{kind}" for kind in ("inpaint", "dit"))]
+    files = [p for folder in folders for p in folder.rglob("*") if p.suffix in (".safetensors", ".json", ".txt")]
+    assert sum(p.stat().st_size for p in files if p.is_file() and not any(parent.is_symlink() for parent in (p, *p.parents))) <= 45e6
 
 
 def test_diffusers_loads_the_folder_and_generates_a_64_px_image() -> None:
@@ -26,9 +29,14 @@ def test_diffusers_loads_the_folder_and_generates_a_64_px_image() -> None:
     assert image.size == (64, 64)
 
 
-def test_the_config_loader_gives_a_base_model_and_no_inpainting_model() -> None:
+def test_the_config_loader_gives_the_base_model_and_its_inpainting_twin_sharing_their_autoencoder() -> None:
     pipes = toy_pipelines(device="cpu")
-    assert pipes.inpaint is None and pipes.base.unet.config.sample_size == 16
+    assert pipes.base.unet.config.sample_size == 16 and pipes.inpaint.unet.config.in_channels == 9
+    assert pipes.inpaint.vae.config == pipes.base.vae.config
+
+
+def test_without_the_twin_the_config_loader_gives_the_base_model_alone() -> None:
+    assert toy_pipelines(inpaint=False, device="cpu").inpaint is None
 
 
 def test_a_missing_model_folder_is_one_sentence_naming_it_and_the_training_command(tmp_path: Path) -> None:
@@ -41,8 +49,15 @@ def test_the_classifier_recognises_rendered_and_autoencoded_objects() -> None:
     layout = sample_layouts(128, torch.Generator().manual_seed(7), max_objects=1)
     images, masks = render(layout)
     classifier = load_classifier()
-    vae = toy_pipelines(device="cpu").base.vae
+    vae = toy_pipelines(inpaint=False, device="cpu").base.vae
     for x in (images, autoencoded(vae, images)):
         colour, shape = classifier(object_crops(x, masks[:, 0]))
         right = (colour.argmax(1) == layout.colour[:, 0]) & (shape.argmax(1) == layout.shape[:, 0])
         assert right.float().mean() >= 0.9
+
+
+def test_the_shipped_dit_loads_through_stable_diffusion_3_s_pipeline_and_generates_a_64_px_image() -> None:
+    pipe = StableDiffusion3Pipeline.from_pretrained(TOY_MODEL.parent / "toy-dit", torch_dtype=torch.float32, **WITHOUT_T5)
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red circle on a gray background", num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (64, 64) and pipe.transformer.config.patch_size == 1

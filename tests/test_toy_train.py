@@ -1,22 +1,68 @@
-"""The toy model's training command: architecture budget, crops, and a short end-to-end run."""
+"""The toy models' training command: sizes, the pipelines' conditioning, and a short run whose three folders diffusers loads."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import (
+    StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+)
 
-from benchmarks.toy.train import TrainConfig, build_text_encoder, build_unet, build_vae, caption_targets, main, object_crops
+from benchmarks.tiny_model import clip_tokenizer
+from benchmarks.toy.captions import CaptionTokenizer
+from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
+from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
+from benchmarks.toy.evaluation import EvalSettings
+from benchmarks.toy.folders import WITHOUT_T5
+from benchmarks.toy.nets import (
+    build_dit,
+    build_text_encoder,
+    build_unet,
+    build_vae,
+    object_crops,
+)
+from benchmarks.toy.train import (
+    Checkpoint,
+    assemble_pipelines,
+    caption_targets,
+    finetune_twin,
+    projected_full_run,
+    train,
+)
 from instdiffedit.attention import default_downsample
 
+TINY = replace(TrainConfig(), batch_size=4, vae_batch_size=4, dit_batch_size=2, pool_batches=2, text_steps=3, vae_steps=3, classifier_steps=2,
+               unet_steps=3, inpaint_steps=3, dit_steps=3, classifier_pool=8, text_hidden=32, text_layers=2, text_projection=16,
+               vae_channels=(8, 16, 16), unet_channels=(8, 16, 32), dit_layers=2, dit_heads=2, dit_head_dim=8)
+QUICK = EvalSettings(per_prompt=1, sd_steps=1, dit_steps=1, inpaint_edits=2, inpaint_steps=1, autoencoder_scenes=4, classifier_scenes=4)
+CPU = torch.device("cpu")
 
-def test_the_weights_fit_the_30_mb_budget_in_fp16() -> None:
+
+def tiny_pipelines():
+    torch.manual_seed(0)
+    text_encoder = build_text_encoder(TINY.text_hidden, TINY.text_layers, TINY.text_projection).eval()
+    vae = build_vae(TINY.vae_channels).eval()
+    vae.register_to_config(scaling_factor=0.5, shift_factor=0.1)
+    unets = [build_unet(TINY.unet_channels, 1, TINY.text_hidden, in_channels=c).eval() for c in (4, 9)]
+    dit = build_dit(TINY.dit_layers, TINY.dit_heads, TINY.dit_head_dim, TINY.text_hidden, TINY.text_projection).eval()
+    return assemble_pipelines(vae, text_encoder, clip_tokenizer(), *unets, dit)
+
+
+def test_the_fp16_weights_of_the_three_pipelines_fit_45_mb() -> None:
     config = TrainConfig()
-    params = sum(p.numel() for m in (build_vae(), build_unet(config), build_text_encoder(config)) for p in m.parameters())
-    tokenizer_files = 3.6e6  # vocab.json + merges.txt
-    assert params * 2 + tokenizer_files < 30e6
+    models = [build_vae(config.vae_channels), build_text_encoder(config.text_hidden, config.text_layers, config.text_projection),
+              build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden),
+              build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9),
+              build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection)]
+    tokenizer_files = 3.6e6  # tokenizer.json + tokenizer_config.json, stored once
+    assert sum(p.numel() for m in models for p in m.parameters()) * 2 + tokenizer_files < 45e6
 
 
 def test_identical_captions_are_all_positives_of_the_contrastive_loss() -> None:
@@ -25,7 +71,8 @@ def test_identical_captions_are_all_positives_of_the_contrastive_loss() -> None:
 
 
 def test_instdiffedit_reads_the_toy_unets_16x16_cross_attention() -> None:
-    assert default_downsample(build_unet(TrainConfig())) == 1  # 16 x 16 latents: attention at 16 and 8
+    config = TrainConfig()
+    assert default_downsample(build_unet(config.unet_channels, 1, config.text_hidden)) == 1  # 16 x 16 latents: attention at 16 and 8
 
 
 def test_object_crops_frame_the_masked_object() -> None:
@@ -36,10 +83,92 @@ def test_object_crops_frame_the_masked_object() -> None:
     assert crop.shape == (1, 3, 32, 32) and crop[0, 0].mean() > 0.8
 
 
+def test_the_dit_is_trained_on_what_stable_diffusion_3_s_pipeline_feeds_it() -> None:
+    _, _, sd3 = tiny_pipelines()
+    prompts = ["a red circle on a gray background", ""]
+    embeds, _, pooled, _ = sd3.encode_prompt(prompts, prompts, prompts, do_classifier_free_guidance=False)
+    with torch.no_grad():
+        output = sd3.text_encoder(CaptionTokenizer(sd3.tokenizer)(prompts), output_hidden_states=True)
+    ours = sd3_conditioning(output.hidden_states[-2], output.text_embeds)
+    assert torch.equal(ours[0], embeds) and torch.equal(ours[1], pooled)
+
+
+def test_the_twin_is_trained_on_what_the_inpainting_pipeline_feeds_its_extra_channels() -> None:
+    _, inpaint, _ = tiny_pipelines()
+    vae = inpaint.vae
+    with torch.no_grad():  # an almost deterministic posterior (std e^-15), so the pipeline's sample and ours agree
+        vae.quant_conv.weight[4:].zero_()
+        vae.quant_conv.bias[4:].fill_(-30.0)
+    images = torch.rand(1, 3, 64, 64)
+    masks = torch.zeros(1, 1, 64, 64)
+    masks[..., 10:37, 20:50] = 1.0
+    seen = []
+    inpaint.unet.register_forward_pre_hook(lambda module, args: seen.append(args[0][:1, 4:].clone()))
+    inpaint(prompt="a red circle", image=images, mask_image=masks, num_inference_steps=1, guidance_scale=1.0, output_type="pt")
+    assert torch.allclose(seen[0], inpainting_condition(vae, images, masks), atol=1e-4)
+
+
 @pytest.mark.slow
-def test_a_short_training_run_saves_a_pipeline_diffusers_loads(tmp_path: Path) -> None:
-    main(["--out", str(tmp_path / "toy"), "--batch-size", "4", "--vae-steps", "2", "--text-steps", "2", "--unet-steps", "2", "--classifier-steps", "2", "--no-compile", "--eval-per-prompt", "1"])
-    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "toy", torch_dtype=torch.float32)
-    image = pipe("a red circle on a gray background", num_inference_steps=2, height=64, width=64).images[0]
-    assert image.size == (64, 64)
-    assert (tmp_path / "toy" / "training.json").exists() and (tmp_path / "toy" / "samples.png").exists()
+def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_archive(tmp_path: Path) -> None:
+    out = tmp_path / "models" / "toy"
+    report = train(out, TINY, CPU, evaluation=QUICK, archive_path=tmp_path / "toy.tar", checkpoint_dir=tmp_path / "checkpoint")
+    twin, dit = out.parent / "toy-inpaint", out.parent / "toy-dit"
+    base = StableDiffusionPipeline.from_pretrained(out, torch_dtype=torch.float32)
+    inpaint = StableDiffusionInpaintPipeline.from_pretrained(twin, torch_dtype=torch.float32)
+    sd3 = StableDiffusion3Pipeline.from_pretrained(dit, torch_dtype=torch.float32, **WITHOUT_T5)
+    image = base("a red circle", num_inference_steps=2, output_type="pt").images
+    assert image.shape == (1, 3, 64, 64)
+    assert inpaint("a red circle", image=image, mask_image=torch.ones(1, 1, 64, 64), num_inference_steps=2).images[0].size == (64, 64)
+    assert sd3("a red circle", num_inference_steps=2).images[0].size == (64, 64)
+    assert inpaint.unet.config.in_channels == 9 and sd3.vae.config.shift_factor == base.vae.config.shift_factor
+    # Shared components are links to the base folder's, not copies.
+    assert all((twin / c).is_symlink() for c in ("vae", "text_encoder", "tokenizer"))
+    assert all((dit / c).is_symlink() for c in ("vae", "tokenizer", "tokenizer_2", "text_encoder_2"))
+    assert (dit / "text_encoder" / "model-00001-of-00002.safetensors").is_symlink()
+    saved = json.loads((out / "training.json").read_text())
+    assert saved["steps_done"] == {"unet": 3, "inpaint": 3, "dit": 3} == report["steps_done"]
+    for key in ("autoencoder", "generator_accuracy", "dit_generator_accuracy", "inpainting", "classifier_accuracy"):
+        assert key in saved
+    assert saved["autoencoder"]["reconstruction_psnr"] > 0 and set(saved["losses"]) >= {"vae", "text_encoder", "unet", "inpaint", "dit"}
+    for folder in (out, twin, dit):
+        assert (folder / "samples.png").is_file()
+    # The archive restores the three folders, links included.
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    subprocess.run(f"cat {tmp_path}/toy.tar.* | tar -x -C {restored}", shell=True, check=True)
+    assert sorted(p.name for p in restored.iterdir()) == ["toy", "toy-dit", "toy-inpaint"]
+    assert (restored / "toy-inpaint" / "vae").is_symlink()
+    StableDiffusion3Pipeline.from_pretrained(restored / "toy-dit", **WITHOUT_T5)
+    # Resuming with more denoiser steps continues from the checkpoint.
+    resumed = train(tmp_path / "again" / "toy", replace(TINY, unet_steps=5, inpaint_steps=5, dit_steps=5), CPU, evaluation=QUICK,
+                    resume=tmp_path / "checkpoint")
+    assert resumed["steps_done"] == {"unet": 5, "inpaint": 5, "dit": 5}
+    assert "text_encoder" not in resumed["seconds"] and list(resumed["losses"]["unet"][0]) == saved["losses"]["unet"][0]
+    # The twin alone can be fine-tuned again from a saved model's UNet: only its folder and its numbers change.
+    unet_weights = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    again = finetune_twin(out, replace(TINY, inpaint_steps=4), CPU, QUICK, archive_path=tmp_path / "twin.tar")
+    assert again["steps_done"]["inpaint"] == 4 and again["twin"]["init"] == "base"
+    assert json.loads((out / "training.json").read_text())["inpainting"] == again["inpainting"]
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_weights
+    StableDiffusionInpaintPipeline.from_pretrained(twin, torch_dtype=torch.float32)
+    assert list(tmp_path.glob("twin.tar.*"))
+
+
+def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: Path) -> None:
+    Checkpoint(tmp_path).save(TINY)
+    with pytest.raises(ValueError, match="text_hidden"):
+        Checkpoint(None).load(tmp_path, replace(TINY, text_hidden=48))
+    Checkpoint(None).load(tmp_path, replace(TINY, unet_steps=99))
+
+
+def test_the_smoke_run_s_projection_adds_the_untaken_steps_at_their_measured_times() -> None:
+    full = TrainConfig()
+    smoke = replace(full, **SMOKE_STEPS)
+    report = {"config": {k: getattr(smoke, k) for k in SMOKE_STEPS},
+              "seconds": {"text_encoder": 2.0, "autoencoder": 3.0, "classifier": 4.0, "denoisers": 5.0, "evaluation": 20.0, "total": 40.0},
+              "ms_per_step": {"text_encoder": 10.0, "vae": 20.0, "denoisers": 40.0, "denoisers/unet": 10.0, "denoisers/inpaint": 12.0,
+                              "denoisers/dit": 8.0}}
+    projection = projected_full_run(report, full)
+    assert projection["seconds"]["autoencoder"] == pytest.approx(3.0 + 20.0 * (full.vae_steps - smoke.vae_steps) / 1e3, abs=0.1)
+    assert projection["seconds"]["denoisers"] == pytest.approx(5.0 + 40.0 * (full.unet_steps - smoke.unet_steps) / 1e3, abs=0.1)
+    assert projection["fixed_seconds"] == 26.0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.report import figures
 from benchmarks.report.edit_types import edit_type_tables
@@ -32,6 +33,15 @@ def _pick_items(candidates: Sequence[str], items: Sequence[str] | None, n_items:
     return sorted(str(i) for i in chosen)
 
 
+def edit_texts(rows: pd.DataFrame) -> dict[str, str]:
+    """Each item's edit text (``source → target``), from the rows that recorded it."""
+    if "target" not in rows:
+        return {}
+    known = rows[rows["target"].notna()].drop_duplicates("item_id")
+    sources = known["source"] if "source" in known else [None] * len(known)
+    return {item: figures.edit_text(source, target) for item, source, target in zip(known["item_id"], sources, known["target"])}
+
+
 def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | None, n_items: int, seed: int, steps: int) -> None:
     out = report.folder / "figures"
     rows, configs = reporter.rows, reporter.configs
@@ -45,7 +55,8 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
         saved = [i for i in chosen if figures.find_image([d for s in main["run_dirs"] for d in s], f"{i}.input.png")]
         if saved:
             columns = [(label, sorted(dirs)) for label, dirs in zip(main["label"], main["run_dirs"])]
-            report.files += figures.save(figures.qualitative_grid(saved, columns), out, f"qualitative_{suffix}")
+            grid = figures.qualitative_grid(saved, columns, edit_texts(rows))
+            report.files += figures.save(grid, out, f"qualitative_{suffix}")
         else:
             report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
                                   "(runs with save_images=true, and of this version, save <id>.input.png).")

@@ -7,6 +7,8 @@ show one configuration per method use its main one, and ablation curves follow e
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,10 @@ from benchmarks.report.stats import CONFIG
 IGNORED_PARAMS = ("param.model",)
 METHOD_ORDER = ("instdiffedit", "no_mask", "diffedit", "diffedit_ddim", "sdedit", "ledits_pp", "oracle_inpaint")
 """Display order: the method first, its ablations, then the baselines; unknown methods follow alphabetically."""
+
+
+DATASET_PARAMS = "param.dataset."
+"""Settings of the split (``param.dataset.n``): they tell configurations apart, but are no ablation."""
 
 
 def _params(rows: pd.DataFrame) -> list[str]:
@@ -35,10 +41,16 @@ def _uses_method_defaults(run_dirs: set[str]) -> bool:
     return any(not any(part.startswith("method.") for part in Path(d).name.split(",")) for d in run_dirs)
 
 
-def describe_configs(rows: pd.DataFrame) -> pd.DataFrame:
+def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """One row per configuration: its key, ``ok`` items, settings (``param.*``), ``run_dirs``,
     ``varying`` (the settings that differ among its method's configurations), ``label``,
-    ``main`` (whether it is its method's main configuration) and ``order`` (display order).
+    ``main`` (whether it is its method's main configuration), ``order`` (display order),
+    ``split_items`` (the items of its split, from its run folders' ``items.txt``; NaN when
+    unknown) and ``incomplete`` (fewer ``ok`` items than that).
+
+    A label names the method and every setting that differs among the method's configurations
+    on the same model and split, the split's (``dataset.n=4``) included; configurations that no
+    setting tells apart (rows of older runs without some setting) get their config id.
 
     The main configuration of a method is, first, one run without any ``method.*`` override;
     else the one sharing the most settings with the most common value of each; ties go to the
@@ -50,15 +62,24 @@ def describe_configs(rows: pd.DataFrame) -> pd.DataFrame:
     configs["ok"] = first["status"].apply(lambda s: int((s == "ok").sum()))
     configs["run_dirs"] = first["run_dir"].apply(lambda s: set(s)) if "run_dir" in rows else [set()] * len(configs)
     configs = configs.reset_index()
+    split_items = split_items or {}
+    known = [[split_items[d] for d in dirs if d in split_items] for dirs in configs["run_dirs"]]
+    configs["split_items"] = [len(set().union(*lists)) if lists else math.nan for lists in known]
+    configs["incomplete"] = configs["ok"] < configs["split_items"]  # False where the split is unknown
     configs["varying"] = [[] for _ in range(len(configs))]
     configs["label"] = configs["method"]
     configs["main"] = False
     for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
         varying = [p for p in params if group[p].astype(str).nunique() > 1]
+        labels = {
+            index: [f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying] for index in group.index
+        }
+        repeated = {tuple(settings) for settings in labels.values() if list(labels.values()).count(settings) > 1}
         for index in group.index:
             configs.at[index, "varying"] = varying
-            settings = ", ".join(f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying)
-            configs.at[index, "label"] = f"{configs.at[index, 'method']} ({settings})" if settings else configs.at[index, "method"]
+            settings = labels[index] + ([f"config {configs.at[index, 'config_id']}"] if tuple(labels[index]) in repeated else [])
+            method = configs.at[index, "method"]
+            configs.at[index, "label"] = f"{method} ({', '.join(settings)})" if settings else method
         modes = {p: group[p].mode(dropna=False).iloc[0] for p in varying}
         score = pd.DataFrame({
             "defaults": [_uses_method_defaults(d) for d in group["run_dirs"]],
@@ -84,7 +105,7 @@ def swept_params(configs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
         varying = group["varying"].iloc[0]
         for p in varying:
-            if not pd.api.types.is_numeric_dtype(group[p]) or pd.api.types.is_bool_dtype(group[p]):
+            if p.startswith(DATASET_PARAMS) or not pd.api.types.is_numeric_dtype(group[p]) or pd.api.types.is_bool_dtype(group[p]):
                 continue
             others = [q for q in varying if q != p]
             keep = pd.Series(True, index=group.index)

@@ -7,7 +7,8 @@ Images come from a run folder's ``images/`` (see :func:`benchmarks.runner._save_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ import PIL.Image
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from benchmarks.report.load import RESULT_FILES
 from benchmarks.report.tables import METRICS
+from benchmarks.results import ResultsTable
 
 DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
 CELL = 1.5  # inches per image panel
@@ -67,9 +70,13 @@ def find_image(run_dirs: Sequence[str | Path], name: str) -> Path | None:
     return None
 
 
-def qualitative_grid(item_ids: Sequence[str], columns: Sequence[tuple[str, Sequence[str | Path]]]) -> Figure:
-    """One row per item: the input, the ground-truth mask, then per method its mask over the input
-    and its output. ``columns`` are (label, run folders) of the configurations to show."""
+def qualitative_grid(
+    item_ids: Sequence[str], columns: Sequence[tuple[str, Sequence[str | Path]]], texts: Mapping[str, str] | None = None
+) -> Figure:
+    """One row per item: the input (with the item's edit text under it, from ``texts``), the
+    ground-truth mask, then per method its mask over the input and its output. ``columns`` are
+    (label, run folders) of the configurations to show."""
+    texts = texts or {}
     width = 2 + 2 * len(columns)
     figure = Figure(figsize=(CELL * width, CELL * len(item_ids) + 0.4), layout="constrained")
     axes = figure.subplots(len(item_ids), width, squeeze=False)
@@ -80,6 +87,8 @@ def qualitative_grid(item_ids: Sequence[str], columns: Sequence[tuple[str, Seque
         titles = row == 0
         _show(axes[row, 0], image, "input" if titles else "")
         axes[row, 0].set_ylabel(item_id, fontsize=7)
+        if item_id in texts:
+            axes[row, 0].set_xlabel(textwrap.fill(texts[item_id], 26), fontsize=6)
         _show(axes[row, 1], np.asarray(gt) / 255 if gt is not None else None, "ground truth" if titles else "", cmap="gray")
         for index, (label, run_dirs) in enumerate(columns):
             mask = _open(find_image(run_dirs, f"{item_id}.mask.png") or Path())
@@ -152,9 +161,16 @@ def mask_evolution(masks: np.ndarray, image: PIL.Image.Image | None = None, *, s
     return figure
 
 
+def edit_text(source: object, target: object) -> str:
+    """An item's edit as the grid prints it: ``source → target`` (the target alone without a source)."""
+    return f"{source} → {target}" if isinstance(source, str) and source else str(target)
+
+
 def run_grid(run_dir: str | Path, label: str, n_items: int = 4) -> Figure | None:
     """The qualitative grid of one run folder's first ``n_items`` saved items (for the run's own
-    W&B panel); None when the run saved no images."""
+    W&B panel), with their edit texts from its results; None when the run saved no images."""
     images = Path(run_dir) / "images"
     item_ids = sorted(p.name.removesuffix(".input.png") for p in images.glob("*.input.png"))[:n_items]
-    return qualitative_grid(item_ids, [(label, [run_dir])]) if item_ids else None
+    rows = [row for path in sorted(Path(run_dir).glob(RESULT_FILES)) for row in ResultsTable(path).rows()]
+    texts = {row["item_id"]: edit_text(row.get("source"), row["target"]) for row in rows if row.get("target")}
+    return qualitative_grid(item_ids, [(label, [run_dir])], texts) if item_ids else None

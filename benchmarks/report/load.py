@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.results import KEY, ResultsTable
+from benchmarks.sharding import read_item_list
 
 RESULT_FILES = "results*.jsonl"
 REQUIRED_COLUMNS = ("item_id", "method", "config_id", "dataset", "status")
@@ -33,11 +34,13 @@ class Results:
     ``rows``: one row per (item, method, config), the latest one winning (as in a results file),
     with ``model`` (from ``param.model``) and ``run_dir`` (the folder it was read from) added.
     ``corpus``: per (method, config_id), the columns of :data:`CORPUS_COLUMNS` found in the runs'
-    summary.csv files.
+    summary.csv files. ``split_items``: per run folder that recorded it (``items.txt``), the
+    split's item ids, so that a run which did not finish can be told apart.
     """
 
     rows: pd.DataFrame
     corpus: pd.DataFrame
+    split_items: dict[str, list[str]] = field(default_factory=dict)
 
 
 def find_result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -101,4 +104,6 @@ def load_results(paths: Sequence[str | os.PathLike]) -> Results:
     rows = pd.concat(frames, ignore_index=True).drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
     rows["model"] = rows["param.model"].fillna("") if "param.model" in rows else ""
     rows["flags"] = rows["flags"].fillna("") if "flags" in rows else ""
-    return Results(rows=rows, corpus=_corpus({f.parent for f in files}))
+    folders = {f.parent for f in files}
+    split_items = {str(folder): items for folder in folders if (items := read_item_list(folder)) is not None}
+    return Results(rows=rows, corpus=_corpus(folders), split_items=split_items)

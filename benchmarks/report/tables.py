@@ -18,6 +18,8 @@ from benchmarks.report.configs import describe_configs, swept_params
 from benchmarks.report.load import CORPUS_COLUMNS, Results
 from benchmarks.report.published import PUBLISHED, PUBLISHED_SECONDS, SOURCE
 from benchmarks.report.stats import CONFIG, summarize
+from benchmarks.results import COST_COLUMNS
+from benchmarks.results import metric_columns as result_columns
 
 METRICS: dict[str, tuple[str, str]] = {
     "mask_iou": ("mask IoU (%)", ".1f"),
@@ -60,7 +62,10 @@ NOTES = {
     "changing_rate": "changing rate: mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
     "(our definition; the paper gives no formula). Higher = more local.",
     "corpus": "{names}: one value over all edits of a run (no interval).",
+    "incomplete": "[incomplete]: the run has fewer successful items than its split lists (its items.txt); items shows "
+    "its rows of the split's; run the same command again to finish it.",
 }
+INCOMPLETE = "[incomplete]"
 
 
 @dataclass
@@ -99,15 +104,10 @@ def cell(mean: float, low: float = math.nan, high: float = math.nan, fmt: str = 
 
 
 def metric_columns(rows: pd.DataFrame) -> list[str]:
-    """Every per-item metric the rows hold, in the harness's order: quality first, then cost."""
-    known = [m for m in METRICS if m in rows and m not in CORPUS_COLUMNS]
-    other = [
-        c for c in rows.columns
-        if c not in known and c not in ("seed",) and pd.api.types.is_numeric_dtype(rows[c])
-        and not c.startswith(("param.", "seconds_", "meta."))
-    ]
-    quality = [m for m in known if m not in ("seconds", "unet_evals")] + other
-    return quality + [m for m in ("seconds", "unet_evals") if m in rows]
+    """Every per-item metric the rows hold, known ones in the paper's order, then others, then cost."""
+    found = [c for c in result_columns(rows) if c not in CORPUS_COLUMNS]
+    known = [m for m in METRICS if m in found and m not in COST_COLUMNS]
+    return known + [c for c in found if c not in known]
 
 
 class Reporter:
@@ -116,7 +116,7 @@ class Reporter:
     def __init__(self, results: Results, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> None:
         self.results = results
         self.rows = results.rows
-        self.configs = describe_configs(self.rows)
+        self.configs = describe_configs(self.rows, results.split_items)
         self.ci = dict(confidence=confidence, resamples=resamples, seed=seed)
         self.several_models = self.rows["model"].nunique() > 1
 
@@ -131,7 +131,7 @@ class Reporter:
             values = corpus[metric] if metric in corpus else pd.Series(dtype=float)
             stats[metric] = [values.get((m, c), math.nan) for m, c in zip(stats["method"], stats["config_id"])]
             stats[f"{metric}_low"] = stats[f"{metric}_high"] = math.nan
-        info = self.configs[[*CONFIG, "label", "main", "order"]]
+        info = self.configs[[*CONFIG, "label", "main", "order", "split_items", "incomplete"]]
         stats = stats.merge(info, on=CONFIG, how="left")
         stats.insert(0, "source", "ours")
         return stats.sort_values(["model", "dataset", "order", "label"]).reset_index(drop=True)
@@ -152,9 +152,12 @@ class Reporter:
             table["Model"] = numbers["model"].fillna("")
         for column, header in leading:
             table[header] = numbers[column].map(lambda v: "" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)))
-        table["Method"] = numbers["label"]
+        incomplete = numbers["incomplete"].fillna(False).astype(bool) if "incomplete" in numbers else pd.Series(False, index=numbers.index)
+        table["Method"] = [f"{label} {INCOMPLETE}" if mark else label for label, mark in zip(numbers["label"], incomplete)]
         for column in ("items", "failed", "flagged"):
             table[column] = numbers[column].map(lambda v: "" if pd.isna(v) else str(int(v))) if column in numbers else ""
+        if incomplete.any():  # rows of the run out of the items its split lists
+            table.loc[incomplete, "items"] = [f"{int(n)} of {int(total)}" for n, total in zip(numbers["items"][incomplete], numbers["split_items"][incomplete])]
         for metric in metrics:
             header, fmt = METRICS.get(metric, (metric, ".3g"))
             low, high = numbers.get(f"{metric}_low"), numbers.get(f"{metric}_high")
@@ -176,6 +179,8 @@ class Reporter:
             f"({self.ci['resamples']} resamples, percentile, seed {self.ci['seed']}); n/a: not measured or undefined. "
             "items: rows of the configuration; failed: items whose edit failed; flagged: items with a data flag."
         ]
+        if "incomplete" in ours and ours["incomplete"].fillna(False).astype(bool).any():
+            notes.append(NOTES["incomplete"])
         missing = [m for m in metrics if m not in ours or ours[m].isna().all()]
         if missing:
             notes.append(f"Not measured in these runs: {', '.join(missing)} (model-backed metrics need metrics=paper, PIE-Bench's metrics=pie_bench).")

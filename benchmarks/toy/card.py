@@ -1,6 +1,7 @@
 """Write the toy model's card (models/toy/README.md) from its training report and measured runs.
 
-    python -m benchmarks.toy.card outputs/toy/toy_shapes/instdiffedit/default outputs/toy/toy_shapes/diffedit/default
+    python -m benchmarks.toy.card outputs/toy/toy_shapes/instdiffedit/default outputs/toy/toy_shapes/oracle_inpaint/default \
+        "outputs/toy/toy_shapes/diffedit/dataset.n=12" --notes docs/toy-model-notes.md
 
 Every number in the card is read from ``training.json`` (written by the training command) or
 from the result folders given (written by ``run.py``); none is typed by hand.
@@ -58,7 +59,7 @@ def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataF
     from benchmarks.toy.model import toy_pipelines
     from instdiffedit import InstDiffEdit
 
-    editor = InstDiffEdit(toy_pipelines(folder, device="cpu").base, None)
+    editor = InstDiffEdit(toy_pipelines(folder, inpaint=False, device="cpu").base, None)
     split = ToyShapesSplit(n=n_items)
     sums: dict[str, list[float]] = {}
     scenes = 0
@@ -85,11 +86,39 @@ def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataF
 
 
 def _losses(report: dict, part: str, every: int) -> str:
-    values = report["losses"][part]
-    return ", ".join(f"{step}: {loss:.4f}" for step, loss in values[:: max(1, len(values) // every)])
+    values = report["losses"].get(part, [])
+    return ", ".join(f"{step}: {loss:.4f}" for step, loss in values[:: max(1, len(values) // every)]) or "-"
 
 
-def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame) -> str:
+def edit_grid(run_dirs: Sequence[str | os.PathLike], path: Path, n_items: int = 6) -> Path | None:
+    """The qualitative grid of the first ``n_items`` items every run saved (input, ground truth, then
+    per run its mask and output), each row labelled with its edit ("a red circle -> a blue star");
+    written to ``path``. None when the runs saved no images."""
+    from benchmarks.report.figures import find_image, qualitative_grid
+
+    columns = [(str(load_results([d])["method"].iloc[0]), [d]) for d in run_dirs]
+    items = sorted(load_results(run_dirs)["item_id"].unique())
+    shown = [i for i in items if all(find_image(dirs, f"{i}.png") for _, dirs in columns)][:n_items]
+    if not shown:
+        return None
+    split = ToyShapesSplit(n=int(items[-1].rpartition("-")[2]) + 1)
+    figure = qualitative_grid(shown, columns)
+    width = len(figure.axes) // len(shown)
+    for row, item_id in enumerate(shown):
+        item = split.load(item_id)
+        figure.axes[row * width].set_ylabel(f"{item_id}\n{item.source} ->\n{item.target}", fontsize=6)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _seconds(report: dict) -> str:
+    seconds = report["seconds"]
+    parts = [f"{name.replace('_', ' ')} {seconds[name]:.0f} s" for name in ("text_encoder", "autoencoder", "classifier", "denoisers", "evaluation")
+             if name in seconds]
+    return ", ".join(parts) + (f": {seconds['total'] / 60:.1f} minutes in all" if "total" in seconds else "")
+
+
+def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame, grid: Path | None = None) -> str:
     config, accuracy = report["config"], report["generator_accuracy"]
     per_prompt = pd.DataFrame(accuracy["by_prompt"]).T.rename_axis("prompt")
     retrained = report.get("classifier_retrained")
@@ -98,61 +127,91 @@ def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd
         f"`python -m benchmarks.toy.train --classifier-only` on {retrained['device']} ({retrained['seconds']:.0f} s)."
         if retrained else "The classifier was trained in the same command."
     )
-    seconds = report["seconds"]
-    return f"""# Toy model: a 64 px text-to-image model of toy scenes
+    autoencoder, inpainting, dit = report["autoencoder"], report["inpainting"], report["dit_generator_accuracy"]
+    steps = report["steps_done"]
+    cut = report.get("deadline_cut")
+    cut_note = (f" The `--deadline` cut the denoisers' schedule by {cut['factor']:.2f} at step {cut['at_step']} "
+                f"({cut['ms_per_step']:.1f} ms a step): planned {cut['planned']}, trained {cut['cut_to']}." if cut else "")
+    graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
+    shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
+    grid_section = f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n" if grid else ""
+    return f"""# Toy models: 64 px text-to-image, inpainting and SD3-architecture models of toy scenes
 
-A small model of the Stable Diffusion 1.x architecture (diffusers format), trained from scratch
-on scenes of the toy world (`benchmarks/toy/render.py`): one to three coloured shapes on a
-plain or lightly textured background, captioned like "a red circle and a blue square on a gray
-background". It is the harness's offline default (`conf/model/toy.yaml`): every method runs on
-it exactly as on Stable Diffusion, and the toy split knows every edit's true region.
+Small models of the Stable Diffusion architectures (diffusers format), trained from scratch on
+scenes of the toy world (`benchmarks/toy/render.py`): one to three coloured shapes on a plain or
+lightly textured background, captioned like "a red circle and a blue square on a gray
+background". `models/toy` (SD 1.x) and its inpainting twin `models/toy-inpaint` are the
+harness's offline default (`conf/model/toy.yaml`): every method runs on them exactly as on
+Stable Diffusion 1.4 with SD-inpainting, and the toy split knows every edit's true region.
 
-`StableDiffusionPipeline.from_pretrained("models/toy")` loads it. This card is written by
-`python -m benchmarks.toy.card` from `training.json` and result folders; every number is measured.
+- `StableDiffusionPipeline.from_pretrained("models/toy")`
+- `StableDiffusionInpaintPipeline.from_pretrained("models/toy-inpaint")`
+- `StableDiffusion3Pipeline.from_pretrained("models/toy-dit", text_encoder_3=None, tokenizer_3=None)` (no T5, as diffusers documents SD3 without it)
+
+This card is written by `python -m benchmarks.toy.card` from `training.json` and result folders; every number is measured.
+**No method default is tuned on the toy split**: every method runs at its defaults (the papers'
+settings, fixed before any toy result), and the toy model is trained without looking at the split.
 
 ## Parts
-- `vae/`: `AutoencoderKL`, 64 x 64 x 3 -> 16 x 16 x 4, latent scaling factor {scaling_factor:.3f} (1 / the latents' std, as SD's 0.18215).
+- `vae/`: `AutoencoderKL`, 64 x 64 x 3 -> 16 x 16 x 4, channels {tuple(config['vae_channels'])}, no mid-block attention; latent scaling factor {scaling_factor:.3f} (1 / the latents' std, as SD's 0.18215) and shift {report.get('shift_factor', float('nan')):.4f} (their mean, for SD3 pipelines). Reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB (minimum {autoencoder['reconstruction_psnr_min']:.1f}) on {autoencoder['scenes']} held-out scenes; decoder locality (latents inside an object's region replaced by another scene's, PSNR outside it against the scene's own decoding): median {autoencoder['splice_psnr']:.1f} dB, minimum {autoencoder['splice_psnr_min']:.1f} dB.
 - `unet/`: `UNet2DConditionModel`, channels {tuple(config['unet_channels'])}, cross-attention at 16 x 16 and 8 x 8.
-- `text_encoder/`: a causal `CLIPTextModel` ({config['text_layers']} layers, width {config['text_hidden']}) over the full CLIP vocabulary; `tokenizer/`: the real CLIP BPE tokenizer, 77 tokens padded as SD 1.x pads.
+- `text_encoder/`: a causal CLIP text encoder ({config['text_layers']} layers, width {config['text_hidden']}, projection {config['text_projection']}) over the full CLIP vocabulary; `tokenizer/`: the real CLIP BPE tokenizer, 77 tokens padded as SD 1.x pads.
 - `scheduler/`: SD 1.x's noise schedule (PNDM for sampling; methods set their own schedulers).
-- `classifier/`: a small CNN recognising an object's colour (6) and shape (4) in a 32 x 32 crop; it scores the generator below and gives the toy split its `edit_success` metric.
+- `classifier/`: a small CNN recognising an object's colour (6) and shape (4) in a 32 x 32 crop; it scores the generators below and gives the toy split its `edit_success` metric.
+- `../toy-inpaint/unet/`: the inpainting twin, the same UNet with 9 input channels (noisy latents, mask, masked image's latents); its `vae`, `text_encoder` and `tokenizer` are links to these.
+- `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config['dit_layers']} joint blocks, {config['dit_heads']} heads of {config['dit_head_dim']}, patch size {config['dit_patch_size']} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5.
 
 ## Training
 `python -m benchmarks.toy.train --out models/toy` (seed {config['seed']}, configuration below and in `training.json`), on one
-{report['device']} with torch {report['torch']}: autoencoder {seconds['autoencoder']:.0f} s, text encoder {seconds.get('text_encoder', 0):.0f} s, denoiser {seconds['denoiser']:.0f} s
-(torch.compile included), classifier {seconds['classifier']:.0f} s: {sum(seconds.values()) / 60:.1f} minutes in all, before the evaluation below.
-Scenes are rendered on the fly; {config.get('partial_captions', 0):.0%} of them are captioned in part (some of the objects, the
+{report['device']} with torch {report['torch']}, {graphs}: {_seconds(report)}.{cut_note}
+Scenes are rendered on the fly; {config['partial_captions']:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
-captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoiser's weights are an
-exponential moving average. {classifier_note}
+captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoisers' weights are
+exponential moving averages. The three denoisers train interleaved on the same batches. {classifier_note}
 
 | part | steps x batch | losses (step: value) |
 |---|---|---|
-| autoencoder (MSE + KL) | {config['vae_steps']} x {config['batch_size']} | {_losses(report, 'autoencoder', 5)} |
-| text encoder (contrastive on the end token, CLIP's way; then frozen) | {config.get('text_steps', 0)} x {config['batch_size']} | {_losses(report, 'text_encoder', 5) if 'text_encoder' in report['losses'] else '-'} |
-| UNet (epsilon MSE) | {config['unet_steps']} x {config['batch_size']} | {_losses(report, 'denoiser', 6)} |
+| text encoder (contrastive on the projected end token, CLIP's way; then frozen) | {config['text_steps']} x {config['batch_size']} | {_losses(report, 'text_encoder', 5)} |
+| autoencoder (MSE + KL; {config['splice_share']:.0%} of each batch decoded from spliced latents) | {config['vae_steps']} x {config['vae_batch_size']} | {_losses(report, 'vae', 5)} |
 | classifier (cross-entropy, colour + shape) | {config['classifier_steps']} x {config['batch_size']} | {_losses(report, 'classifier', 4)} |
+| UNet (epsilon MSE, Min-SNR-{config['snr_gamma']} weighted) | {steps['unet']} x {config['batch_size']} | {_losses(report, 'unet', 6)} |
+| inpainting twin (the same; masks: {shares}) | {steps['inpaint']} x {config['batch_size']} | {_losses(report, 'inpaint', 6)} |
+| DiT (rectified flow, logit-normal timesteps) | {steps['dit']} x {config['dit_batch_size']} | {_losses(report, 'dit', 6)} |
 
 Configuration: `{json.dumps(config)}`
 
 ## Generator accuracy
 Every colour x shape prompt on the gray background ("a red circle on a gray background"),
-{accuracy['per_prompt']} images each, 30 PNDM steps, guidance 7.5; an image counts when the classifier recognises both the
-prompted colour and shape in the object's crop (the object: pixels away from the gray).
-**{accuracy['accuracy']:.1%} of {accuracy['images']} images** (target: 80 % or more). The classifier itself, on 1,024 held-out
+{accuracy['per_prompt']} images each; an image counts when the classifier recognises both the prompted colour and shape
+in the object's crop (the object: pixels away from the gray). The classifier itself, on {report['classifier_accuracy']['scenes']:,} held-out
 single-object scenes: {report['classifier_accuracy']['rendered']:.1%} right when rendered, {report['classifier_accuracy']['autoencoded']:.1%} after the autoencoder.
 
-![4 samples per prompt, two prompts per row: circle, square | triangle, star; red, green, blue, yellow, purple, orange](samples.png)
+| model | sampling | accuracy |
+|---|---|---|
+| `models/toy` (UNet) | {accuracy['sampling']} | **{accuracy['accuracy']:.1%}** of {accuracy['images']} images |
+| `models/toy-dit` (MMDiT) | {dit['sampling']} | **{dit['accuracy']:.1%}** of {dit['images']} images |
+
+![UNet: 4 samples per prompt, two prompts per row: circle, square | triangle, star; red, green, blue, yellow, purple, orange](samples.png)
+
+![DiT: the same prompts and layout](../toy-dit/samples.png)
 
 {per_prompt.to_markdown()}
 
+## The inpainting twin
+On {inpainting['edits']} held-out scenes, slot 0's object is repainted as another colour and shape (prompt: the new
+object's phrase, {inpainting['steps']} PNDM steps, guidance 7.5), given the union of the old and new objects' regions:
+the classifier recognises the new object in **{inpainting['edit_success']:.1%}** of them, and the pixels outside the region
+keep a PSNR of **{inpainting['background_psnr']:.1f} dB** (minimum {inpainting['background_psnr_min']:.1f}) against the input.
+
+![Rows: inputs, regions, outputs](../toy-inpaint/samples.png)
+
 ## Masks and edits on the toy split
-`python run.py method=<method>` (the toy model and the toy split are run.py's defaults), on the CPU;
-reference rows: the IoU of a centred disc of the split's mean object area and of the whole image,
-on the same items.
+`python run.py method=<method>` (the toy models and the toy split are run.py's defaults), on the CPU;
+`oracle_inpaint` inpaints the true mask (the ceiling of every mask-then-inpaint method); reference rows:
+the IoU of a centred disc of the split's mean object area and of the whole image, on the same items.
 
 {table.to_markdown(floatfmt=".3f")}
-
+{grid_section}
 ## Where the cross-attention goes
 Share of a pixel's cross-attention per token group, averaged over the pixels on and off the
 object, in {attention.attrs['scenes']} single-object scenes of the toy split (InstDiffEdit's 25 guided steps, conditioned
@@ -171,8 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notes", type=Path, default=None, help="a Markdown file appended to the card (findings in words)")
     args = parser.parse_args(argv)
     report = json.loads((args.model / "training.json").read_text())
-    scaling_factor = json.loads((args.model / "vae" / "config.json").read_text())["scaling_factor"]
-    text = card(report, evaluation_table(args.runs), scaling_factor, attention_shares(args.model))
+    vae = json.loads((args.model / "vae" / "config.json").read_text())
+    report["shift_factor"] = vae["shift_factor"]
+    grid = edit_grid(args.runs, args.model / "edits.png")
+    text = card(report, evaluation_table(args.runs), vae["scaling_factor"], attention_shares(args.model), grid)
     (args.model / "README.md").write_text(text + (args.notes.read_text() if args.notes else ""))
     print(f"Wrote {args.model / 'README.md'}")
 

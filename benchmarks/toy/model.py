@@ -1,8 +1,10 @@
-"""The toy world's trained model, shipped in the repository at ``models/toy``.
+"""The toy world's trained models, shipped in the repository at ``models/toy`` and beside it.
 
-A 64 px text-to-image model of the Stable Diffusion 1.x architecture (diffusers format) and,
-in ``classifier/``, the small CNN that recognises an object's colour and shape; both come from
-``python -m benchmarks.toy.train`` (see ``models/toy/README.md``).
+``models/toy``: a 64 px text-to-image model of the Stable Diffusion 1.x architecture (diffusers
+format) and, in ``classifier/``, the small CNN that recognises an object's colour and shape;
+``models/toy-inpaint``: its inpainting twin (``StableDiffusionInpaintPipeline``), the toy's
+SD-inpainting; ``models/toy-dit``: the SD3-architecture model (``StableDiffusion3Pipeline``). All
+come from one ``python -m benchmarks.toy.train`` (see ``models/toy/README.md``).
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ import torch
 from safetensors.torch import load_file
 
 from benchmarks.models import ModelUnavailableError, Pipelines, load_pretrained
-from benchmarks.toy.train import ObjectClassifier
+from benchmarks.toy.folders import sibling
+from benchmarks.toy.nets import ObjectClassifier
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
 
 
-def toy_folder(folder: str | os.PathLike | None = None) -> Path:
-    """``folder``, or the repository's ``models/toy``; one sentence if it is not there."""
-    path = Path(folder).expanduser() if folder is not None else TOY_MODEL
+def toy_folder(folder: str | os.PathLike | None = None, kind: str | None = None) -> Path:
+    """``folder`` (or the repository's ``models/toy``), or its ``kind`` sibling ("inpaint", "dit"); one sentence if it is not there."""
+    base = Path(folder).expanduser() if folder is not None else TOY_MODEL
+    path = sibling(base, kind) if kind is not None else base
     if not (path / "model_index.json").is_file():
         raise ModelUnavailableError(
             f"The toy model is not at {path} (it ships with the git repository, not with a wheel); "
-            f"clone the repository, or train one with `python -m benchmarks.toy.train --out {path}` and set model.folder."
+            f"clone the repository, or train one with `python -m benchmarks.toy.train --out {base}` and set model.folder."
         )
     return path
 
@@ -35,14 +39,19 @@ def toy_pipelines(
     folder: str | os.PathLike | None = None,
     *,
     family: str = "sd",
+    inpaint: bool = True,
     device: str = "auto",
     dtype: str = "auto",
+    inpaint_dtype: str | None = None,
     fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
-    """The toy model as the base pipeline; no inpainting model (methods inpaint by latent blending)."""
+    """The toy model as the base pipeline and its twin (``<folder>-inpaint``) as the inpainting pipeline,
+    as SD 1.4 and SD-inpainting; ``inpaint=False`` leaves the twin out (methods then inpaint by latent blending)."""
+    twin = str(toy_folder(folder, "inpaint")) if inpaint else None
     return load_pretrained(
-        str(toy_folder(folder)), None, family=family, device=device, dtype=dtype, base_key="model.folder", fast_path=fast_path, channels_last=channels_last
+        str(toy_folder(folder)), twin, family=family, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
+        inpaint_key="model.folder", fast_path=fast_path, channels_last=channels_last,
     )
 
 

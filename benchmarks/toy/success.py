@@ -11,8 +11,8 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from benchmarks.datasets import EditItem
 from benchmarks.toy.model import load_classifier
+from benchmarks.toy.nets import object_crops
 from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES
-from benchmarks.toy.train import object_crops
 from instdiffedit.types import EditResult
 
 

@@ -1,13 +1,26 @@
-"""Train the toy world's text-to-image model (and its object classifier) from scenes rendered on the fly.
+"""Train the toy world's models from scenes rendered on the fly: one seeded command on one GPU.
 
-    python -m benchmarks.toy.train --out models/toy
+    python -m benchmarks.toy.train --out models/toy --archive outputs/toy-models.tar
+    python -m benchmarks.toy.train --out /tmp/toy --smoke          # every stage for a few steps, timed
 
-One reproducible command on one GPU: an ``AutoencoderKL`` (64 px -> 16 x 16 x 4), then a
-``UNet2DConditionModel`` with a small causal ``CLIPTextModel`` (the real CLIP BPE tokenizer),
-SD 1.x's noise schedule and caption dropout for classifier-free guidance; then a small CNN that
-recognises an object's colour and shape in a crop. Everything is saved in the diffusers format
-(fp16 safetensors) with the training configuration, the losses and a sample grid, so that
-``StableDiffusionPipeline.from_pretrained(out)`` loads it.
+Stages, in order (``docs/toy-training-log.md`` tells why each is as it is):
+
+1. a small causal CLIP text encoder with CLIP's projection, trained contrastively, then frozen;
+2. an ``AutoencoderKL`` (64 px -> 16 x 16 x 4) without mid-block attention, whose decoder also
+   learns from spliced latents (two scenes' latents joined along a random mask, the two images
+   joined along the same mask as the target), so that latents changed in one region decode to
+   an image changed in that region only;
+3. the object classifier (colour and shape of a crop), on autoencoded scenes;
+4. three denoisers, interleaved step by step on the same batches of frozen latents and text states:
+   the SD 1.x ``UNet2DConditionModel`` (epsilon, SD 1.x's schedule), its 9-channel inpainting twin
+   (trained as SD-inpainting: random masks, the masked image's latents and the mask as extra
+   input channels) and a small ``SD3Transformer2DModel`` (rectified flow with SD3's logit-normal
+   timesteps), each with caption dropout for classifier-free guidance and an EMA of its weights.
+
+On a GPU every step of stages 1, 2 and 4 is one CUDA graph (:mod:`benchmarks.toy.steps`). The
+models are saved in the hub layouts of their pipelines (:mod:`benchmarks.toy.folders`), then
+measured (:mod:`benchmarks.toy.evaluation`); ``training.json`` holds the configuration, the
+times, the losses and the measurements.
 """
 
 from __future__ import annotations
@@ -16,157 +29,57 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
-    DDPMScheduler,
+    FlowMatchEulerDiscreteScheduler,
     PNDMScheduler,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from diffusers.training_utils import EMAModel
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
-from torchvision.ops import roi_align
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from benchmarks.tiny_model import SD14_SCHEDULER_CONFIG, clip_tokenizer
-from benchmarks.toy.captions import CaptionTokenizer, object_phrase, training_captions
-from benchmarks.toy.render import (
-    BACKGROUNDS,
-    COLOURS,
-    SHAPES,
-    Layout,
-    render,
-    sample_layouts,
+from benchmarks.toy.captions import CaptionTokenizer, training_captions
+from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
+from benchmarks.toy.denoisers import DENOISERS, denoiser_inputs, denoiser_trainers, twin_trainer
+from benchmarks.toy.evaluation import (
+    EvalSettings,
+    autoencoded,
+    autoencoder_quality,
+    classifier_accuracy,
+    generator_accuracy,
+    inpainting_quality,
 )
+from benchmarks.toy.folders import WITHOUT_T5, archive, save_pipelines, save_twin, sibling
+from benchmarks.toy.masks import MaskSampler
+from benchmarks.toy.nets import (
+    IMAGE_SIZE,
+    ObjectClassifier,
+    SceneEncoder,
+    build_text_encoder,
+    build_vae,
+    object_crops,
+)
+from benchmarks.toy.render import Layout, render, sample_layouts
+from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
 
-IMAGE_SIZE = 64
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run; saved with the weights as training.json."""
-
-    seed: int = 0
-    batch_size: int = 512
-    # Step counts, not a time budget, so that a seed gives the same weights on any machine of one kind.
-    vae_steps: int = 1000
-    text_steps: int = 800
-    unet_steps: int = 4000
-    classifier_steps: int = 600
-    classifier_pool: int = 2048  # autoencoded scenes the classifier's crops come from
-    vae_lr: float = 5e-4
-    text_lr: float = 1e-3
-    unet_lr: float = 6e-4
-    warmup_steps: int = 200
-    kl_weight: float = 1e-6
-    caption_dropout: float = 0.1
-    partial_captions: float = 0.5  # share of scenes captioned in part (some objects, background or not)
-    ema_decay: float = 0.9995  # with diffusers' EMA warm-up, so early weights fade out quickly
-    pool_batches: int = 16  # scenes are drawn, captioned and rendered this many batches at a time
-    compile: bool = True  # torch.compile the UNet + text encoder loss
-    # Sizes keep the fp16 weights (tokenizer files included) under 30 MB and an edit on two CPU
-    # cores around two seconds: the 16 x 16 level is narrow, capacity sits at 4 x 4.
-    text_hidden: int = 64
-    text_layers: int = 4
-    unet_channels: tuple[int, int, int] = (32, 64, 192)
-    unet_layers_per_block: int = 1
-
-
-def build_vae() -> AutoencoderKL:
-    """64 px -> 16 x 16 x 4 latents (three levels: the VAE downsamples by 4)."""
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=IMAGE_SIZE,
-    )
-
-
-def build_text_encoder(config: TrainConfig) -> CLIPTextModel:
-    """A small causal CLIP text encoder over the full 49,408-token CLIP vocabulary."""
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=config.text_hidden,
-            intermediate_size=4 * config.text_hidden,
-            num_hidden_layers=config.text_layers,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
-        )
-    )
-
-
-def build_unet(config: TrainConfig) -> UNet2DConditionModel:
-    """Cross-attention at 16 x 16 and 8 x 8 in the down and up blocks (and the 4 x 4 mid block)."""
-    return UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 4,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=config.unet_channels,
-        layers_per_block=config.unet_layers_per_block,
-        cross_attention_dim=config.text_hidden,
-        attention_head_dim=(2, 4, 4),
-        norm_num_groups=32,
-    )
-
-
-class ObjectClassifier(nn.Module):
-    """Colour (6) and shape (4) of the object in a 32 x 32 crop: a small CNN with two heads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
-
-        self.features = nn.Sequential(block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.colour = nn.Linear(128, len(COLOURS))
-        self.shape = nn.Linear(128, len(SHAPES))
-
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.features(crops * 2 - 1)
-        return self.colour(features), self.shape(features)
-
-
-def object_crops(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None, pad: float = 0.3) -> torch.Tensor:
-    """32 x 32 crops (bilinear, ``roi_align``) of the square around each mask's bounding box,
-    padded by ``pad`` of its side (random in [0, pad] with a generator) and kept inside the
-    image; an empty mask gives the whole image. All crops in one call: no per-crop host work.
-    """
-    n, _, height, width = images.shape
-    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (N, H), (N, W)
-    empty = ~rows.any(dim=1)
-    y0 = rows.float().argmax(dim=1)
-    y1 = height - rows.flip(1).float().argmax(dim=1)
-    x0 = cols.float().argmax(dim=1)
-    x1 = width - cols.flip(1).float().argmax(dim=1)
-    share = torch.full((n,), pad) if generator is None else pad * torch.rand(n, generator=generator)
-    side = torch.maximum(y1 - y0, x1 - x0).float() * (1 + 2 * share.to(images.device))
-    cy, cx = (y0 + y1).float() / 2, (x0 + x1).float() / 2
-    boxes = torch.stack([(cx - side / 2).clamp(min=0), (cy - side / 2).clamp(min=0),
-                         (cx + side / 2).clamp(max=width), (cy + side / 2).clamp(max=height)], dim=1)
-    whole = torch.tensor([0.0, 0.0, width, height], device=images.device)
-    boxes = torch.where(empty[:, None], whole, boxes)
-    indices = torch.arange(n, device=images.device, dtype=boxes.dtype)[:, None]
-    return roi_align(images, torch.cat([indices, boxes], dim=1), output_size=32, aligned=True)
+EVAL_RESERVE_S = 75.0
+"""Seconds a ``--deadline`` keeps free after the denoisers for evaluation, saving and the archive."""
+TWIN_RESERVE_S = 150.0
+"""Seconds a ``--deadline`` keeps free after the UNet and the DiT for the twin fine-tuned from the UNet (``twin_init="base"``)."""
 
 
 @dataclass
@@ -178,85 +91,55 @@ class Scenes:
     ids: torch.Tensor  # (N, 77) long
     layout: Layout
 
-    def batches(self, size: int) -> Iterator[Scenes]:
-        for start in range(0, len(self.ids), size):
-            part = slice(start, start + size)
-            yield Scenes(self.images[part], self.masks[part], self.ids[part], self.layout[part])
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; on CUDA through pinned memory, so that the copy does not wait for the queued steps."""
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
-def scene_stream(config: TrainConfig, generator: torch.Generator, tokens: CaptionTokenizer, device: torch.device) -> Iterator[Scenes]:
-    """Endless batches of fresh scenes.
+class SceneStream:
+    """Endless batches of fresh scenes, resumable.
 
     Layouts are drawn, captioned and tokenised on the host ``pool_batches`` batches at a time and
-    rendered in one call on the device, so a training step costs the host only a slice: the
-    per-step host work was the bottleneck of per-batch drawing.
+    rendered in one call on the device, so a training step costs the host only a slice. The state
+    is the generator's at the current pool's start and the batches taken from it.
     """
-    while True:
-        layout = sample_layouts(config.batch_size * config.pool_batches, generator)
-        images, masks = render(layout.to(device), IMAGE_SIZE, device)
-        ids = tokens(training_captions(layout, generator, config.partial_captions)).to(device, non_blocking=True)
-        yield from Scenes(images, masks, ids, layout).batches(config.batch_size)
 
+    def __init__(self, config: TrainConfig, batch_size: int, seed: int, tokens: CaptionTokenizer, device: torch.device) -> None:
+        self.config, self.batch_size, self.tokens, self.device = config, batch_size, tokens, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.pool_state = self.generator.get_state()
+        self.pool: list[Scenes] = []
+        self.taken = 0
 
-def _schedule(step: int, total: int, config: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to zero at ``total`` steps: a factor of the base learning rate."""
-    warmup = min(1.0, (step + 1) / config.warmup_steps)
-    return warmup * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    def __iter__(self) -> Iterator[Scenes]:
+        return self
 
+    def __next__(self) -> Scenes:
+        if self.taken == len(self.pool):
+            self.pool_state = self.generator.get_state()
+            self.pool, self.taken = self._draw(), 0
+        self.taken += 1
+        return self.pool[self.taken - 1]
 
-class _Losses:
-    """Losses every ``every`` steps, kept on the device until the end (reading one would sync each step)."""
+    def _draw(self) -> list[Scenes]:
+        # The host's work first, while the GPU works through the steps already queued; then copies
+        # that do not wait for them (pinned memory), and the rendering (one host sync, in render).
+        n = self.batch_size * self.config.pool_batches
+        layout = sample_layouts(n, self.generator)
+        ids = _to_device(self.tokens(training_captions(layout, self.generator, self.config.partial_captions)), self.device)
+        on_device = Layout(**{f.name: _to_device(getattr(layout, f.name), self.device) for f in fields(Layout)})
+        images, masks = render(on_device, IMAGE_SIZE, self.device)
+        return [Scenes(images[s : s + self.batch_size], masks[s : s + self.batch_size], ids[s : s + self.batch_size], layout[s : s + self.batch_size])
+                for s in range(0, n, self.batch_size)]
 
-    def __init__(self, every: int = 50) -> None:
-        self.every, self.steps, self.values = every, [], []
+    def state_dict(self) -> dict:
+        return {"pool_state": self.pool_state, "taken": self.taken}
 
-    def record(self, step: int, loss: torch.Tensor) -> None:
-        if step % self.every == 0:
-            self.steps.append(step)
-            self.values.append(loss.detach())
-
-    def as_list(self) -> list[tuple[int, float]]:
-        return list(zip(self.steps, torch.stack(self.values).tolist())) if self.values else []
-
-
-def train_vae(config: TrainConfig, scenes: Iterator[Scenes], device: torch.device) -> tuple[AutoencoderKL, _Losses]:
-    """The autoencoder, then its latent scaling factor (1 / std of the latents, as SD's 0.18215)."""
-    vae = build_vae().to(device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, fused=device.type == "cuda")
-    losses = _Losses()
-    for step in tqdm(range(config.vae_steps), desc="autoencoder", mininterval=10):
-        x = next(scenes).images * 2 - 1
-        for group in optimizer.param_groups:
-            group["lr"] = config.vae_lr * _schedule(step, config.vae_steps, config)
-        with _autocast(device):
-            posterior = vae.encode(x).latent_dist
-            reconstruction = vae.decode(posterior.sample()).sample
-        loss = F.mse_loss(reconstruction.float(), x) + config.kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.record(step, loss)
-    vae.eval().requires_grad_(False)
-    with torch.no_grad():
-        std = vae.encode(next(scenes).images * 2 - 1).latent_dist.mean.std().item()
-    vae.register_to_config(scaling_factor=1.0 / std)
-    return vae, losses
-
-
-class SceneEncoder(nn.Module):
-    """The image tower of the text encoder's contrastive training: a small CNN, 64 px scene -> embedding."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(), nn.MaxPool2d(2))
-
-        self.features = nn.Sequential(block(3, 32), block(32, 64), block(64, 128), block(128, 128), nn.Flatten())
-        self.project = nn.Linear(128 * 4 * 4, dim)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.project(self.features(images * 2 - 1))
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["pool_state"])
+        self.pool_state = self.generator.get_state()
+        self.pool, self.taken = self._draw(), state["taken"]
 
 
 def caption_targets(ids: torch.Tensor) -> torch.Tensor:
@@ -265,101 +148,71 @@ def caption_targets(ids: torch.Tensor) -> torch.Tensor:
     return same / same.sum(1, keepdim=True)
 
 
-def train_text_encoder(config: TrainConfig, scenes: Iterator[Scenes], device: torch.device) -> tuple[CLIPTextModel, _Losses]:
-    """The text encoder, trained as CLIP's is (contrastive, on the end token's state), then frozen.
+def text_encoder_trainer(config: TrainConfig, device: torch.device) -> Trainer:
+    """The text encoder, trained as CLIP's is (contrastive, on the projected end-token state), then frozen.
 
     Stable Diffusion conditions on a frozen CLIP text encoder, whose token states carry each
     word's meaning in context. Trained jointly with the UNet instead (the first toy model),
-    the padding positions after the caption took 86 % of every pixel's cross-attention, the
-    start token under 2 %, and the words' maps did not mark their objects (models/toy/README.md):
-    so CLIP's recipe first, then the UNet learns to read a fixed encoder, as SD's did.
+    the padding positions after the caption took 86 % of every pixel's cross-attention and the
+    words' maps did not mark their objects: so CLIP's recipe first, then the denoisers learn to
+    read a fixed encoder, as SD's did.
     """
-    text_encoder = build_text_encoder(config).to(device).train()
-    images_tower = SceneEncoder(config.text_hidden).to(device).train()
+    text_encoder = build_text_encoder(config.text_hidden, config.text_layers, config.text_projection).to(device).train()
+    images_tower = SceneEncoder(config.text_projection).to(device).train()
     log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
-    params = [*text_encoder.parameters(), *images_tower.parameters(), log_scale]
-    optimizer = torch.optim.AdamW(params, lr=config.text_lr, weight_decay=1e-2)
-    losses = _Losses()
-    for step in tqdm(range(config.text_steps), desc="text encoder", mininterval=10):
-        batch = next(scenes)
-        for group in optimizer.param_groups:
-            group["lr"] = config.text_lr * _schedule(step, config.text_steps, config)
-        with _autocast(device):
-            text = F.normalize(text_encoder(batch.ids).pooler_output.float(), dim=-1)
-            image = F.normalize(images_tower(batch.images).float(), dim=-1)
+
+    def loss_fn(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with bf16_autocast(device):
+            text = F.normalize(text_encoder(inputs["ids"]).text_embeds.float(), dim=-1)
+            image = F.normalize(images_tower(inputs["images"]).float(), dim=-1)
         logits = log_scale.exp().clamp(max=100) * image @ text.T
-        targets = caption_targets(batch.ids)
-        loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T)) / 2
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.record(step, loss)
-    return text_encoder.eval().requires_grad_(False), losses
+        targets = caption_targets(inputs["ids"])
+        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T)) / 2
+
+    return Trainer("text_encoder", text_encoder, loss_fn, lr=config.text_lr, total=config.text_steps, warmup=config.warmup_steps,
+                   graphed=graphed(config, device), extra_params=(*images_tower.parameters(), log_scale), clip=None)
 
 
-def train_denoiser(
-    config: TrainConfig,
-    scenes: Iterator[Scenes],
-    vae: AutoencoderKL,
-    text_encoder: CLIPTextModel,
-    tokens: CaptionTokenizer,
-    device: torch.device,
-) -> tuple[UNet2DConditionModel, _Losses]:
-    """The UNet, epsilon-prediction on the frozen autoencoder's latents and the frozen text encoder's states.
+def vae_trainer(config: TrainConfig, device: torch.device) -> Trainer:
+    """The autoencoder: MSE + a small KL on its own reconstructions, and on spliced latents.
 
-    Returns the exponential moving average of its weights (what the pipeline samples with).
+    For a ``splice_share`` of each batch, the sampled latents inside a random mask (boxes, blobs,
+    objects, background; at the latent grid) are the next scene's, and the target is the two
+    images joined along the same mask. The decoder thereby learns to keep what it is given: the
+    latent blending and the inpainting hand it the input's latents outside the edited region
+    and new ones inside.
     """
-    unet = build_unet(config).to(device).train()
-    params = list(unet.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2, fused=device.type == "cuda")
-    ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True, foreach=True)
-    alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)  # SD 1.x betas
-    unconditional = tokens([""]).to(device)
-    noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
+    vae = build_vae(config.vae_channels).to(device).train()
+    # A whole-image splice is just the next scene.
+    splice_masks = MaskSampler({kind: share for kind, share in config.mask_shares.items() if kind != "whole"}, device)
 
-    def loss_of(z0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        a = alphas[t].view(-1, 1, 1, 1)
-        with _autocast(device):
-            with torch.no_grad():
-                context = text_encoder(ids).last_hidden_state
-            prediction = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=context).sample
-        return F.mse_loss(prediction.float(), noise)
+    def loss_fn(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = inputs["images"] * 2 - 1
+        with bf16_autocast(device):
+            posterior = vae.encode(x).latent_dist
+            z = posterior.sample()
+            latent_size = z.shape[-2:]
+            masks = F.interpolate(splice_masks(inputs["masks"]), size=latent_size, mode="area").round()
+            masks = masks * (torch.rand(len(x), 1, 1, 1, device=device) < config.splice_share)
+            spliced = torch.lerp(z, z.roll(1, 0), masks.to(z.dtype))
+            reconstruction = vae.decode(spliced).sample
+        target = torch.lerp(x, x.roll(1, 0), F.interpolate(masks, size=x.shape[-2:], mode="nearest"))
+        return F.mse_loss(reconstruction.float(), target) + config.kl_weight * posterior.kl().mean()
 
-    if config.compile:
-        loss_of = torch.compile(loss_of)
-    losses = _Losses()
-    for step in tqdm(range(config.unet_steps), desc="denoiser", mininterval=10):
-        batch = next(scenes)
-        n = len(batch.ids)
-        with torch.no_grad(), _autocast(device):
-            z0 = vae.encode(batch.images * 2 - 1).latent_dist.sample().float() * vae.config.scaling_factor
-        dropped = torch.rand(n, 1, generator=noise_generator, device=device) < config.caption_dropout
-        ids = torch.where(dropped, unconditional, batch.ids)
-        t = torch.randint(0, len(alphas), (n,), generator=noise_generator, device=device)
-        noise = torch.randn(z0.shape, generator=noise_generator, device=device)
-        for group in optimizer.param_groups:
-            group["lr"] = config.unet_lr * _schedule(step, config.unet_steps, config)
-        loss = loss_of(z0, ids, t, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-        optimizer.step()
-        ema.step(params)
-        losses.record(step, loss)
-    ema.copy_to(params)
-    return unet.eval().requires_grad_(False), losses
+    return Trainer("vae", vae, loss_fn, lr=config.vae_lr, total=config.vae_steps, warmup=config.warmup_steps, graphed=graphed(config, device),
+                   clip=None, weight_decay=0.0)
 
 
 @torch.no_grad()
-def autoencoded(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
-    """``images`` in [0, 1] through the autoencoder and back (the latent mode): what any decoded image looks like."""
-    x = vae.decode(vae.encode(images * 2 - 1).latent_dist.mode()).sample
-    return ((x.float() + 1) / 2).clamp(0, 1)
+def set_latent_statistics(vae: AutoencoderKL, images: torch.Tensor) -> None:
+    """The latents' scaling factor (1 / their std, as SD's 0.18215) and shift (their mean, as SD3's
+    0.0609): SD 1.x pipelines scale the raw latents, SD3 pipelines shift then scale them."""
+    latents = vae.encode(images * 2 - 1).latent_dist.mean.float()
+    vae.register_to_config(scaling_factor=1.0 / latents.std().item(), shift_factor=latents.mean().item())
 
 
-def train_classifier(
-    config: TrainConfig, scenes: Iterator[Scenes], vae: AutoencoderKL, generator: torch.Generator, device: torch.device
-) -> tuple[ObjectClassifier, _Losses]:
+def train_classifier(config: TrainConfig, scenes: Iterator[Scenes], vae: AutoencoderKL, generator: torch.Generator,
+                     device: torch.device) -> tuple[ObjectClassifier, list[tuple[int, float]]]:
     """Colour and shape of slot 0's object (always present), from crops with random padding.
 
     The crops are taken from ``classifier_pool`` autoencoded scenes (autoencoding once, then
@@ -368,115 +221,314 @@ def train_classifier(
     squares or triangles (31 % of autoencoded circles recognised, 100 % of rendered ones).
     """
     pool = [next(scenes) for _ in range(math.ceil(config.classifier_pool / config.batch_size))]
-    images = torch.cat([autoencoded(vae, batch.images) for batch in tqdm(pool, desc="autoencoding crops", mininterval=10)])
+    images = torch.cat([autoencoded(vae, batch.images) for batch in pool])
     masks = torch.cat([batch.masks[:, 0] for batch in pool])
     colours = torch.cat([batch.layout.colour[:, 0] for batch in pool]).to(device)
     shapes = torch.cat([batch.layout.shape[:, 0] for batch in pool]).to(device)
     classifier = ObjectClassifier().to(device).train()
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=2e-3)
-    losses = _Losses()
-    for step in tqdm(range(config.classifier_steps), desc="classifier", mininterval=10):
+    losses = []
+    for step in tqdm(range(config.classifier_steps), desc="classifier", mininterval=30):
         pick = torch.randint(len(images), (config.batch_size,), generator=generator).to(device)
         colour_logits, shape_logits = classifier(object_crops(images[pick], masks[pick], generator))
         loss = F.cross_entropy(colour_logits, colours[pick]) + F.cross_entropy(shape_logits, shapes[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.record(step, loss)
-    return classifier.eval().requires_grad_(False), losses
+        if step % 50 == 0:
+            losses.append((step, loss.detach()))
+    return classifier.eval().requires_grad_(False), [(s, float(v)) for s, v in losses]
 
 
-@torch.no_grad()
-def classifier_accuracy(classifier: ObjectClassifier, vae: AutoencoderKL, device: torch.device, n: int = 1024, seed: int = 12345) -> dict:
-    """Held-out accuracy (colour and shape both right) on fresh single-object scenes, rendered and autoencoded."""
-    layout = sample_layouts(n, torch.Generator().manual_seed(seed), max_objects=1)
-    images, masks = render(layout.to(device), IMAGE_SIZE, device)
-    truth_colour, truth_shape = layout.colour[:, 0].to(device), layout.shape[:, 0].to(device)
-    accuracy = {}
-    for name, x in (("rendered", images), ("autoencoded", autoencoded(vae, images))):
-        colour_logits, shape_logits = classifier(object_crops(x, masks[:, 0]))
-        right = (colour_logits.argmax(1) == truth_colour) & (shape_logits.argmax(1) == truth_shape)
-        accuracy[name] = right.float().mean().item()
-    return {**accuracy, "scenes": n, "seed": seed}
+class Checkpoint:
+    """The whole training state in one file, written after every stage (and every ``every`` denoiser
+    steps): ``--resume`` continues from it. The random draws inside the steps restart from a seed
+    derived from the step, so a resumed run is not bit-identical to an uninterrupted one."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.path = folder / "checkpoint.pt" if folder is not None else None
+        self.state: dict = {}
+
+    def load(self, folder: Path, config: TrainConfig) -> None:
+        path = folder / "checkpoint.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume {folder}: no checkpoint.pt there (written by --checkpoint {folder}).")
+        self.state = torch.load(path, map_location="cpu", weights_only=False)
+        saved = {k: v for k, v in self.state["config"].items() if not k.endswith("_steps")}
+        ours = {k: v for k, v in _jsonable(asdict(config)).items() if not k.endswith("_steps")}
+        if saved != ours:
+            differ = sorted(k for k in ours if saved.get(k) != ours[k])
+            raise ValueError(f"--resume {folder}: the checkpoint was trained with other settings ({', '.join(differ)}); only step counts may change.")
+
+    def save(self, config: TrainConfig, **parts) -> None:
+        self.state.update(parts, config=_jsonable(asdict(config)))
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        torch.save(self.state, temporary)
+        temporary.replace(self.path)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _jsonable(value):
+    return json.loads(json.dumps(value))
 
 
-def train(out: Path, config: TrainConfig, device: torch.device, eval_per_prompt: int = 8) -> dict:
-    """Train all three parts, evaluate the generator, save the pipeline, the classifier and the report."""
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: EvalSettings | None = None, archive_path: Path | None = None,
+          deadline: float | None = None, checkpoint_dir: Path | None = None, resume: Path | None = None,
+          checkpoint_every: int = 2000, time_each: bool = False) -> dict:
+    """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive)."""
+    clock = Clock(device)
     tokenizer = clip_tokenizer()
     tokens = CaptionTokenizer(tokenizer)
-    scenes = scene_stream(config, generator, tokens, device)
-    seconds: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    checkpoint = Checkpoint(checkpoint_dir)
+    if resume is not None:
+        checkpoint.load(resume, config)
+    done = checkpoint.state
+    losses: dict[str, list] = dict(done.get("losses", {}))
+    info: dict = {}
 
-    def timed(name: str, fn, *args):
-        started = time.perf_counter()
-        result = fn(*args)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds[name] = round(time.perf_counter() - started, 1)
-        return result
+    def stream(stage: int, batch_size: int) -> SceneStream:
+        return SceneStream(config, batch_size, config.seed * 100 + stage, tokens, device)
 
-    vae, vae_losses = timed("autoencoder", train_vae, config, scenes, device)
-    text_encoder, text_losses = timed("text_encoder", train_text_encoder, config, scenes, device)
-    unet, unet_losses = timed("denoiser", train_denoiser, config, scenes, vae, text_encoder, tokens, device)
-    classifier, classifier_losses = timed("classifier", train_classifier, config, scenes, vae, generator, device)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    def loop(stage: int, trainer: Trainer, batch_size: int, inputs_of: Callable[[Scenes], dict]) -> None:
+        torch.manual_seed(config.seed * 100 + stage)
+        scenes = stream(stage, batch_size)
+        run_loop([trainer], lambda: inputs_of(next(scenes)), {trainer.name: lambda b: b}, clock, trainer.name, time_each=time_each)
+        losses[trainer.name] = trainer.loss_history()
+
+    # 1. Text encoder.
+    text_trainer = text_encoder_trainer(config, device)
+    if "text_encoder" in done:
+        text_trainer.module.load_state_dict(done["text_encoder"])
+    else:
+        clock.timed("text_encoder", loop, 1, text_trainer, config.batch_size, lambda b: {"images": b.images, "ids": b.ids})
+        checkpoint.save(config, text_encoder=text_trainer.module.state_dict(), losses=losses)
+    text_encoder: CLIPTextModelWithProjection = text_trainer.finish()
+
+    # 2. Autoencoder, then its latents' statistics.
+    vae = vae_trainer(config, device)
+    if "vae" in done:
+        vae.module.load_state_dict(done["vae"]["weights"])
+        vae.module.register_to_config(**done["vae"]["statistics"])
+    else:
+        clock.timed("autoencoder", loop, 2, vae, config.vae_batch_size, lambda b: {"images": b.images, "masks": b.masks})
+        set_latent_statistics(vae.module, next(stream(3, config.batch_size)).images)
+        statistics = {k: vae.module.config[k] for k in ("scaling_factor", "shift_factor")}
+        checkpoint.save(config, vae={"weights": vae.module.state_dict(), "statistics": statistics}, losses=losses)
+    vae_model: AutoencoderKL = vae.finish()
+
+    # 3. Classifier.
+    if "classifier" in done:
+        classifier = ObjectClassifier().to(device)
+        classifier.load_state_dict(done["classifier"])
+        classifier.eval().requires_grad_(False)
+    else:
+        torch.manual_seed(config.seed * 100 + 4)
+        generator = torch.Generator().manual_seed(config.seed * 100 + 4)
+        classifier, losses["classifier"] = clock.timed("classifier", train_classifier, config, stream(4, config.batch_size), vae_model,
+                                                       generator, device)
+        checkpoint.save(config, classifier=classifier.state_dict(), losses=losses)
+
+    # 4. The denoisers, interleaved.
+    @torch.no_grad()
+    def text_states(ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        with bf16_autocast(device):
+            output = text_encoder(ids, output_hidden_states=True)
+        return {"context": output.last_hidden_state, "penultimate": output.hidden_states[-2], "pooled": output.text_embeds}
+
+    trainers = denoiser_trainers(config, vae_model, text_states, tokens, device)
+    scenes = stream(5, config.batch_size)
+    saved = done.get("denoisers")
+    if saved is not None:
+        for trainer in trainers:
+            trainer.load_state_dict(saved["trainers"][trainer.name])
+        scenes.load_state_dict(saved["stream"])
+    torch.manual_seed(config.seed * 100 + 5 + min(t.done for t in trainers))
+
+    @torch.no_grad()
+    def prepared(source: SceneStream = scenes) -> dict[str, torch.Tensor]:
+        batch = next(source)
+        with bf16_autocast(device):
+            latents = vae_model.encode(batch.images * 2 - 1).latent_dist.sample().float()
+        return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
+
+    def save_denoisers() -> None:
+        checkpoint.save(config, denoisers={"trainers": {t.name: t.state_dict() for t in trainers}, "stream": scenes.state_dict()}, losses=losses)
+
+    if any(t.done < t.total for t in trainers):
+        reserve = EVAL_RESERVE_S + (TWIN_RESERVE_S if config.twin_init == "base" else 0.0)
+        info = clock.timed("denoisers", run_loop, trainers, prepared, denoiser_inputs(config), clock, "denoisers", deadline, reserve,
+                           save_denoisers if checkpoint_dir else None, checkpoint_every, time_each)
+        if checkpoint_dir:
+            save_denoisers()
+    for trainer in trainers:
+        losses[trainer.name] = trainer.loss_history()
+    finished = {trainer.name: trainer.finish() for trainer in trainers}
+
+    # 5. The inpainting twin, fine-tuned from the UNet (unless it trained from scratch beside it).
+    if "inpaint" not in finished:
+        twin = twin_trainer(config, vae_model, text_states, tokens, device, base=finished["unet"])
+        twin_scenes = stream(6, config.batch_size)
+        info["twin"] = clock.timed("twin", run_loop, [twin], lambda: prepared(twin_scenes), denoiser_inputs(config), clock, "twin",
+                                   deadline, EVAL_RESERVE_S)
+        losses["inpaint"] = twin.loss_history()
+        finished["inpaint"] = twin.finish()
+        trainers.append(twin)
+    unet, twin, dit = finished["unet"], finished["inpaint"], finished["dit"]
+
+    # 5. Pipelines: saved in fp16, measured in fp32.
+    pipes = assemble_pipelines(vae_model, text_encoder, tokenizer, unet, twin, dit)
+    out.mkdir(parents=True, exist_ok=True)
+    folders = save_pipelines(out, *(pipe.to(torch.float16) for pipe in pipes))
     report = {
-        "config": asdict(config),
+        "config": _jsonable(asdict(config)),
         "device": _device_name(device),
         "torch": torch.__version__,
-        "seconds": seconds,
-        "losses": {"autoencoder": vae_losses.as_list(), "text_encoder": text_losses.as_list(), "denoiser": unet_losses.as_list(),
-                   "classifier": classifier_losses.as_list()},
+        "cuda_graphs": graphed(config, device),
+        "seconds": clock.seconds,
+        "ms_per_step": clock.ms_per_step,
+        "steps_done": {t.name: t.done for t in trainers},
+        **info,
+        "losses": losses,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
-    return _evaluate_and_save(out, pipe.to(torch.float32), classifier, report, device, eval_per_prompt)
+    report = clock.timed("evaluation", evaluate_and_save, out, [pipe.to(torch.float32) for pipe in pipes], classifier, report, device,
+                         evaluation or EvalSettings())
+    report["seconds"]["total"] = round(clock.elapsed(), 1)
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    if archive_path is not None:
+        parts = archive(folders, archive_path)
+        sizes = ", ".join(f"{p} ({p.stat().st_size / 2**20:.1f} MiB)" for p in parts)
+        print(f"[toy.train] archive: {sizes}; restore with `cat {archive_path}.* | tar -x -C {out.parent}`", flush=True)
+    return report
 
 
-def retrain_classifier(out: Path, config: TrainConfig, device: torch.device, eval_per_prompt: int = 8) -> dict:
-    """Train only the classifier again, against the saved model's autoencoder, and re-evaluate the generator.
+def assemble_pipelines(vae: AutoencoderKL, text_encoder: CLIPTextModelWithProjection, tokenizer, unet: UNet2DConditionModel,
+                       twin: UNet2DConditionModel, dit: SD3Transformer2DModel) -> tuple[StableDiffusionPipeline, StableDiffusionInpaintPipeline, StableDiffusion3Pipeline]:
+    """The three pipelines; SD 1.x's text encoder is the ``CLIPTextModel`` inside the one with projection."""
+    clip = CLIPTextModel(text_encoder.config).to(text_encoder.device)
+    clip.load_state_dict(text_encoder.text_model.state_dict())
+    clip.eval().requires_grad_(False)
+    sd = {"vae": vae, "text_encoder": clip, "tokenizer": tokenizer, "safety_checker": None, "feature_extractor": None,
+          "requires_safety_checker": False}
+    base = StableDiffusionPipeline(unet=unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **sd)
+    inpaint = StableDiffusionInpaintPipeline(unet=twin, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **sd)
+    sd3 = StableDiffusion3Pipeline(transformer=dit, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0), vae=vae,
+                                   text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder, tokenizer_2=tokenizer,
+                                   text_encoder_3=None, tokenizer_3=None)
+    for pipe in (base, inpaint, sd3):
+        pipe.set_progress_bar_config(disable=True)
+    return base, inpaint, sd3
 
-    For a better measurement of an existing generator: the weights of the pipeline are not touched.
-    """
-    report = json.loads((out / "training.json").read_text())
-    pipe = StableDiffusionPipeline.from_pretrained(out, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
-    generator = torch.Generator().manual_seed(config.seed + 2)
-    scenes = scene_stream(config, generator, CaptionTokenizer(pipe.tokenizer), device)
-    started = time.perf_counter()
-    classifier, losses = train_classifier(config, scenes, pipe.vae.to(device), generator, device)
-    report["losses"]["classifier"] = losses.as_list()
-    report["classifier_retrained"] = {"device": _device_name(device), "seconds": round(time.perf_counter() - started, 1),
-                                      "seed": config.seed + 2, "steps": config.classifier_steps, "batch_size": config.batch_size}
-    return _evaluate_and_save(out, pipe, classifier, report, device, eval_per_prompt)
 
+def evaluate_and_save(out: Path, pipes: list, classifier: ObjectClassifier, report: dict, device: torch.device, settings: EvalSettings) -> dict:
+    """Every measurement of :mod:`benchmarks.toy.evaluation`, the sample grids and the classifier's weights."""
+    base, inpaint, dit = (pipe.to(device) for pipe in pipes)
+    report["evaluation"] = asdict(settings)
+    report["autoencoder"] = autoencoder_quality(base.vae, device, settings.autoencoder_scenes)
+    report["classifier_accuracy"] = classifier_accuracy(classifier, base.vae, device, settings.classifier_scenes)
 
-def _evaluate_and_save(
-    out: Path, pipe: StableDiffusionPipeline, classifier: ObjectClassifier, report: dict, device: torch.device, eval_per_prompt: int
-) -> dict:
-    """Held-out classifier accuracy, the generator's accuracy and sample grid; the classifier and the report saved."""
-    pipe.set_progress_bar_config(disable=True)
-    pipe = pipe.to(device)
-    report["classifier_accuracy"] = classifier_accuracy(classifier, pipe.vae, device)
-    report["generator_accuracy"], samples = generator_accuracy(pipe, classifier, device, eval_per_prompt)
+    def sd_sampler(prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+        return base(prompts, num_inference_steps=settings.sd_steps, guidance_scale=7.5, height=IMAGE_SIZE, width=IMAGE_SIZE,
+                    generator=generator, output_type="pt").images
+
+    def sd3_sampler(prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+        return dit(prompts, num_inference_steps=settings.dit_steps, guidance_scale=7.0, height=IMAGE_SIZE, width=IMAGE_SIZE,
+                   generator=generator, output_type="pt").images
+
+    report["generator_accuracy"], samples = generator_accuracy(sd_sampler, classifier, device, settings.per_prompt)
+    report["generator_accuracy"]["sampling"] = f"PNDM, {settings.sd_steps} steps, guidance 7.5"
     save_image(samples, out / "samples.png", nrow=8)  # 4 samples per prompt: colour x shape, gray background
+    report["dit_generator_accuracy"], samples = generator_accuracy(sd3_sampler, classifier, device, settings.per_prompt)
+    report["dit_generator_accuracy"]["sampling"] = f"flow-matching Euler, {settings.dit_steps} steps, guidance 7.0"
+    save_image(samples, sibling(out, "dit") / "samples.png", nrow=8)
+    report["inpainting"], grid = inpainting_quality(inpaint, classifier, device, settings.inpaint_edits, settings.inpaint_steps)
+    save_image(grid, sibling(out, "inpaint") / "samples.png", nrow=8)  # rows: inputs, regions, outputs
     (out / "classifier").mkdir(exist_ok=True)
     save_file({k: v.half() if v.is_floating_point() else v for k, v in classifier.state_dict().items()}, out / "classifier" / "model.safetensors")
+    return report
+
+
+def retrain_classifier(out: Path, config: TrainConfig, device: torch.device, evaluation: EvalSettings | None = None) -> dict:
+    """Train only the classifier again, against the saved model's autoencoder, and re-measure the generators.
+
+    For a better measurement of existing generators: the weights of the pipelines are not touched.
+    """
+    report = json.loads((out / "training.json").read_text())
+    options = {"torch_dtype": torch.float32}
+    base = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False, **options)
+    pipes = [base, StableDiffusionInpaintPipeline.from_pretrained(sibling(out, "inpaint"), safety_checker=None, requires_safety_checker=False, **options),
+             StableDiffusion3Pipeline.from_pretrained(sibling(out, "dit"), **WITHOUT_T5, **options)]
+    for pipe in pipes:
+        pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    torch.manual_seed(config.seed + 2)
+    scenes = SceneStream(config, config.batch_size, config.seed + 2, CaptionTokenizer(base.tokenizer), device)
+    started = time.perf_counter()
+    classifier, report["losses"]["classifier"] = train_classifier(config, scenes, base.vae.to(device), generator, device)
+    report["classifier_retrained"] = {"device": _device_name(device), "seconds": round(time.perf_counter() - started, 1),
+                                      "seed": config.seed + 2, "steps": config.classifier_steps, "batch_size": config.batch_size}
+    report = evaluate_and_save(out, pipes, classifier, report, device, evaluation or EvalSettings())
     (out / "training.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluation: EvalSettings | None = None,
+                  archive_path: Path | None = None, deadline: float | None = None) -> dict:
+    """Fine-tune only the inpainting twin again, from the saved UNet of ``out`` (stage 5 of :func:`train`), and re-measure it.
+
+    For a model whose twin was trained another way (v3's first run trained it from scratch): the base
+    pipeline, the DiT and the classifier are not touched; the twin's folder and training.json are rewritten.
+    """
+    clock = Clock(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    report = json.loads((out / "training.json").read_text())
+    base = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32).to(device)
+    base.set_progress_bar_config(disable=True)
+    vae, text_encoder, unet = (m.eval().requires_grad_(False) for m in (base.vae, base.text_encoder, base.unet))
+    tokens = CaptionTokenizer(base.tokenizer)
+
+    @torch.no_grad()
+    def text_states(ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        with bf16_autocast(device):
+            return {"context": text_encoder(ids).last_hidden_state}
+
+    scenes = SceneStream(config, config.batch_size, config.seed * 100 + 6, tokens, device)
+
+    @torch.no_grad()
+    def prepared() -> dict[str, torch.Tensor]:
+        batch = next(scenes)
+        with bf16_autocast(device):
+            latents = vae.encode(batch.images * 2 - 1).latent_dist.sample().float()
+        return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
+
+    torch.manual_seed(config.seed * 100 + 6)
+    trainer = twin_trainer(config, vae, text_states, tokens, device, base=unet)
+    info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
+    twin = trainer.finish()
+    inpaint = StableDiffusionInpaintPipeline(unet=twin, vae=vae, text_encoder=text_encoder, tokenizer=base.tokenizer, safety_checker=None,
+                                             feature_extractor=None, requires_safety_checker=False, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG))
+    inpaint.set_progress_bar_config(disable=True)
+    folder = save_twin(out, inpaint.to(torch.float16))
+    classifier = ObjectClassifier().to(device)
+    classifier.load_state_dict(load_file(out / "classifier" / "model.safetensors"))
+    classifier.float().eval().requires_grad_(False)
+    settings = evaluation or EvalSettings()
+    report["inpainting"], grid = inpainting_quality(inpaint.to(torch.float32), classifier, device, settings.inpaint_edits, settings.inpaint_steps)
+    save_image(grid, folder / "samples.png", nrow=8)
+    report["config"] = _jsonable(asdict(config))
+    report["losses"]["inpaint"] = trainer.loss_history()
+    report["steps_done"]["inpaint"] = trainer.done
+    report["twin"] = {"init": "base", "device": _device_name(device), "seconds": round(clock.seconds["twin"], 1),
+                      "ms_per_step": clock.ms_per_step.get("twin"), "steps": trainer.done, **info}
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    if archive_path is not None:
+        archive([folder], archive_path)
     return report
 
 
@@ -484,51 +536,86 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-@torch.no_grad()
-def generator_accuracy(pipe: StableDiffusionPipeline, classifier: ObjectClassifier, device: torch.device, per_prompt: int = 8) -> tuple[dict, torch.Tensor]:
-    """Share of single-object prompts whose generated object the classifier recognises (colour and shape).
-
-    Every colour x shape prompt on the gray background, ``per_prompt`` images each (30 PNDM
-    steps, guidance 7.5); the object's mask is where the image is away from the gray.
-    """
-    pipe = pipe.to(device)
-    hits, total, grid, by_prompt = 0, 0, [], {}
-    background = torch.tensor(BACKGROUNDS["gray"], device=device).view(1, 3, 1, 1)
-    for colour in range(len(COLOURS)):
-        for shape in range(len(SHAPES)):
-            prompt = f"{object_phrase(colour, shape)} on a gray background"
-            images = pipe([prompt] * per_prompt, num_inference_steps=30, guidance_scale=7.5, height=IMAGE_SIZE, width=IMAGE_SIZE,
-                          generator=torch.Generator().manual_seed(colour * 10 + shape), output_type="pt").images.float().to(device)
-            masks = (images - background).abs().amax(dim=1) > 0.2
-            colour_logits, shape_logits = classifier(object_crops(images, masks))
-            right = (colour_logits.argmax(1) == colour) & (shape_logits.argmax(1) == shape)
-            hits += int(right.sum())
-            total += per_prompt
-            by_prompt[prompt] = {"right": int(right.sum()), "colour": int((colour_logits.argmax(1) == colour).sum()),
-                                 "shape": int((shape_logits.argmax(1) == shape).sum())}
-            grid.append(images[:4].cpu())
-    return {"accuracy": hits / total, "images": total, "per_prompt": per_prompt, "by_prompt": by_prompt}, torch.cat(grid)
+def _configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, TrainConfig]:
+    """The configuration to run and the full one (they differ with ``--smoke``, which shortens every stage)."""
+    full = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    return (replace(full, **SMOKE_STEPS) if args.smoke else full), full
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("models/toy"))
+    parser.add_argument("--out", type=Path, default=Path("models/toy"), help="the base folder; the twin and the DiT go beside it (<out>-inpaint, <out>-dit)")
     defaults = TrainConfig()
-    for name in ("seed", "batch_size", "vae_steps", "text_steps", "unet_steps", "classifier_steps"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("unet_lr", "partial_captions"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    parser.add_argument("--no-compile", dest="compile", action="store_false", help="train the denoiser eagerly")
+    for f in fields(TrainConfig):
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
+        elif isinstance(value, tuple):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: tuple(int(v) for v in s.split(",")), default=value)
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="run every step eagerly on the GPU too")
     parser.add_argument("--eval-per-prompt", type=int, default=8, help="generated images per single-object prompt")
+    parser.add_argument("--archive", type=Path, default=None, help="also write the three folders as one tar in parts of <= 15 MiB: ARCHIVE.00, ...")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help=f"seconds from the start by which training must end, {EVAL_RESERVE_S:.0f} s before it the denoisers' schedule is cut to fit")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="write checkpoint.pt (the whole training state) here after every stage")
+    parser.add_argument("--checkpoint-every", type=int, default=2000, help="denoiser steps between checkpoints")
+    parser.add_argument("--resume", type=Path, default=None, help="continue from the checkpoint.pt in this folder (step counts may grow)")
+    parser.add_argument("--smoke", action="store_true", help="every stage for a few steps at full batch sizes, each model's step timed; "
+                        "prints the projected time of the full run")
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
+    parser.add_argument("--twin-only", action="store_true", help="fine-tune only the inpainting twin from the UNet of the model in --out and re-measure it")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k not in ("out", "eval_per_prompt", "classifier_only")})
+    config, full = _configs_from_args(args)
+    evaluation = EvalSettings(per_prompt=1 if args.smoke else args.eval_per_prompt)
     if args.classifier_only:
-        report = retrain_classifier(args.out, config, device, args.eval_per_prompt)
+        report = retrain_classifier(args.out, config, device, evaluation)
+    elif args.twin_only:
+        report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
     else:
-        report = train(args.out, config, device, args.eval_per_prompt)
-    print(json.dumps({k: v for k, v in report.items() if k != "losses"}, indent=1))
+        report = train(args.out, config, device, evaluation=evaluation, archive_path=args.archive, deadline=args.deadline,
+                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke)
+        if args.smoke:
+            report["projected_full_run"] = projected_full_run(report, full)
+    print(json.dumps({k: v for k, v in report.items() if k not in ("losses", "generator_accuracy", "dit_generator_accuracy")}, indent=1))
+    print(summary_line(report), flush=True)
+
+
+def summary_line(report: dict) -> str:
+    """The run's headline numbers on one line (the last line a GPU call's output shows)."""
+    autoencoder, inpainting = report["autoencoder"], report["inpainting"]
+    return (f"[toy.train] generator accuracy {report['generator_accuracy']['accuracy']:.1%} (UNet), "
+            f"{report['dit_generator_accuracy']['accuracy']:.1%} (DiT); twin: edit success {inpainting['edit_success']:.1%}, "
+            f"background PSNR {inpainting['background_psnr']:.1f} dB; reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB, "
+            f"splice PSNR {autoencoder['splice_psnr']:.1f} dB; steps {report['steps_done']}; {report['seconds']['total']:.0f} s")
+
+
+def projected_full_run(report: dict, full: TrainConfig) -> dict:
+    """The seconds a run at ``full``'s step counts would take: each stage's measured seconds (capture
+    and warm-up included) plus its per-step time for the steps the smoke run did not take, and the
+    same fixed costs (start, evaluation, saving). An upper bound: the smoke run synchronises around every step."""
+    ms, measured, smoke = report["ms_per_step"], report["seconds"], report["config"]
+
+    def more(name: str) -> int:
+        return getattr(full, name) - smoke[name]
+
+    joint = [name for name in DENOISERS if f"denoisers/{name}" in ms]  # the twin is a stage of its own when fine-tuned
+    each = {name: ms[f"denoisers/{name}"] for name in joint}
+    preparation = max(ms["denoisers"] - sum(each.values()), 0.0)  # rendering, encoding, text states per batch
+    seconds = {
+        "text_encoder": measured["text_encoder"] + ms["text_encoder"] * more("text_steps") / 1e3,
+        "autoencoder": measured["autoencoder"] + ms["vae"] * more("vae_steps") / 1e3,
+        "classifier": measured["classifier"],
+        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in joint)
+                                              + preparation * max(more(f"{n}_steps") for n in joint)) / 1e3,
+    }
+    if "twin" in measured:
+        seconds["twin"] = measured["twin"] + ms["twin"] * more("inpaint_steps") / 1e3
+    fixed = measured["total"] - sum(measured[name] for name in seconds)
+    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "fixed_seconds": round(fixed, 1),
+            "total_seconds": round(sum(seconds.values()) + fixed, 1)}
 
 
 if __name__ == "__main__":

@@ -123,6 +123,8 @@ class Backbone(ABC):
     """
 
     family: ClassVar[Family]
+    schedule_kind: ClassVar[type[NoiseSchedule]]
+    """The family's kind of noise schedule (diffusion or flow matching)."""
     default_scheduler: ClassVar[str]
     default_reference: ClassVar[Reference]
     """The start-token reference InstDiffEdit inverts (see :mod:`instdiffedit.token_references`)."""
@@ -134,6 +136,7 @@ class Backbone(ABC):
     """The pipeline's attribute holding the denoiser: ``"unet"`` or ``"transformer"``."""
 
     def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None) -> None:
+        self.schedule_kind.scheduler_class(scheduler or self.default_scheduler)  # a wrong name fails before the model is touched
         self.pipe = pipe
         self.denoiser: torch.nn.Module = getattr(pipe, self.denoiser_name)
         self.vae = pipe.vae

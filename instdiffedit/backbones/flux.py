@@ -82,8 +82,8 @@ class Flux(JointAttentionBackbone):
     forward: ClassVar[Forward] = staticmethod(flux_forward)
 
     def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int | None = None) -> None:
-        self.max_sequence_length = max_sequence_length or (FLUX_T5_LENGTH if pipe.transformer.config.guidance_embeds else SCHNELL_T5_LENGTH)
         super().__init__(pipe, scheduler=scheduler, resolution=resolution)
+        self.max_sequence_length = max_sequence_length or (FLUX_T5_LENGTH if self.guidance == "embedded" else SCHNELL_T5_LENGTH)
 
     @property
     def guidance(self) -> Guidance:

@@ -23,6 +23,7 @@ from instdiffedit.joint_attention import (
 class JointAttentionBackbone(Backbone):
     """A flow-matching transformer pipeline (``pipe.transformer``) with joint text-image attention."""
 
+    schedule_kind: ClassVar[type[NoiseSchedule]] = FlowMatchingSchedule
     default_scheduler: ClassVar[str] = "FlowMatchEulerDiscreteScheduler"
     denoiser_name: ClassVar[str] = "transformer"
     latent_multiple: ClassVar[int] = 2

@@ -34,6 +34,11 @@ class NoiseSchedule(ABC):
         self.scheduler = scheduler
         self._start_index: int | None = None
 
+    @classmethod
+    @abstractmethod
+    def scheduler_class(cls, name: str) -> type:
+        """The diffusers scheduler class ``name`` if it runs this kind of schedule, else a ValueError naming the kind."""
+
     def timesteps(self, num_inference_steps: int, steps: int, device: torch.device) -> torch.Tensor:
         """Reset the scheduler for ``num_inference_steps`` and return its last ``steps`` timesteps (on ``device``)."""
         self._set_timesteps(num_inference_steps, device)
@@ -88,10 +93,14 @@ class DiffusionSchedule(NoiseSchedule):
     """
 
     def __init__(self, name: str, config: dict) -> None:
-        cls = scheduler_class(name)
-        if issubclass(cls, _FLOW_MATCHING):
+        super().__init__(self.scheduler_class(name).from_config(config))
+
+    @classmethod
+    def scheduler_class(cls, name: str) -> type:
+        scheduler = scheduler_class(name)
+        if issubclass(scheduler, _FLOW_MATCHING):
             raise ValueError(f"scheduler={name!r} is a flow-matching scheduler, but this model is a diffusion model (epsilon or v); choose e.g. LMSDiscreteScheduler.")  # noqa: TRY004 (a config value)
-        super().__init__(cls.from_config(config))
+        return scheduler
 
     def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> None:
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -134,12 +143,16 @@ class FlowMatchingSchedule(NoiseSchedule):
     """
 
     def __init__(self, name: str, config: dict, *, image_tokens: int, linear_sigmas: bool = False) -> None:
-        cls = scheduler_class(name)
-        if not issubclass(cls, FlowMatchEulerDiscreteScheduler):
-            raise ValueError(f"scheduler={name!r} cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler.")  # noqa: TRY004 (a config value)
-        super().__init__(cls.from_config(config))
+        super().__init__(self.scheduler_class(name).from_config(config))
         self.image_tokens = image_tokens
         self.linear_sigmas = linear_sigmas
+
+    @classmethod
+    def scheduler_class(cls, name: str) -> type:
+        scheduler = scheduler_class(name)
+        if not issubclass(scheduler, FlowMatchEulerDiscreteScheduler):
+            raise ValueError(f"scheduler={name!r} cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler.")  # noqa: TRY004 (a config value)
+        return scheduler
 
     def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> None:
         options: dict = {}

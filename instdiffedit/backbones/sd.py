@@ -31,6 +31,7 @@ class StableDiffusion(Backbone):
     """SD 1.x/2.x over a ``StableDiffusionPipeline`` or ``StableDiffusionInpaintPipeline``."""
 
     family: ClassVar[Family] = "sd"
+    schedule_kind: ClassVar[type[NoiseSchedule]] = DiffusionSchedule
     default_scheduler: ClassVar[str] = "LMSDiscreteScheduler"  # the paper's
     default_reference: ClassVar[Reference] = "clip_bos"
     forward: ClassVar[Forward] = staticmethod(unet_forward)

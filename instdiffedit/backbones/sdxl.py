@@ -38,9 +38,9 @@ class StableDiffusionXL(StableDiffusion):
     forward: ClassVar[Forward] = staticmethod(sdxl_forward)
 
     def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None) -> None:
+        super().__init__(pipe, scheduler=scheduler, resolution=resolution)
         if pipe.config.get("requires_aesthetics_score"):
             raise ValueError("SDXL models conditioned on aesthetic scores (the refiner) are not supported; use the base or inpainting model.")
-        super().__init__(pipe, scheduler=scheduler, resolution=resolution)
 
     def native_resolution(self) -> int:
         return self.pipe.default_sample_size * self.vae_scale_factor

@@ -1,0 +1,291 @@
+"""Checking a composed run config before any model loads: every bad value is one sentence.
+
+What is allowed comes from the code the config sets up, never from a copy kept here:
+
+- each node's ``_target_`` signature gives its settings and their types (checked strictly with
+  pydantic: a value of another type is refused, not converted);
+- the method must run on the model's family (``model.family``, the methods' ``families``);
+- the method's constructor gives its ranges: it is built on stand-ins for the pipelines (of the
+  family's pipeline class, so that it picks the family's backbone), and
+  editors check their settings before they touch a model; the first use of a model ends the
+  trial. A refused value is found by setting the non-default settings back to their defaults
+  one at a time, so each line names the setting that is wrong;
+- the split is built (it lists and checks its files, downloads its list once, loads nothing);
+- the model's local folders, and its hub ids when the hub is off (``HF_HUB_OFFLINE``), are looked
+  up; ``device`` must exist on this machine; the harness's own keys are typed here.
+
+:func:`check_run_config` returns the errors and warnings; ``benchmarks.callbacks.ValidateConfig``
+prints them and stops the run before Hydra creates its folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from benchmarks.downloads import DownloadError
+from benchmarks.models import (
+    ModelUnavailableError,
+    check_model_source,
+    load_pretrained,
+    resolve_dtype,
+)
+from benchmarks.runner import Shard, check_batch_size
+from benchmarks.splits import MissingFilesError
+from instdiffedit.backbones import BACKBONES, check_family
+
+HARNESS_KEYS: dict[str, type] = {
+    "seed": int,
+    "device": str,
+    "shard.index": int,
+    "shard.count": int,
+    "batch_size": int,
+    "save_images": bool,
+}
+"""The harness's own top-level settings and their types (everything else belongs to a ``_target_``)."""
+
+_HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+_STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
+
+
+@dataclass
+class ConfigCheck:
+    """What :func:`check_run_config` found: ``error:`` lines stop the run, ``warning:`` lines do not."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _ModelNeeded(BaseException):
+    """Raised by :class:`_NoModel` on first use; a BaseException, so no ``except Exception`` hides it."""
+
+
+class _NoModel:
+    """Stands in for a pipeline while an editor is built only to check its settings."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _ModelNeeded
+
+
+def _no_model(family: str) -> _NoModel:
+    """A stand-in of the family's base pipeline class: the editor picks the family's backbone from
+    the class, and the backbone's first look at the model ends the trial."""
+    pipeline = next(cls for cls, backbone in BACKBONES.items() if backbone.family == family)
+    return object.__new__(type(f"No{pipeline.__name__}", (_NoModel, pipeline), {}))
+
+
+def _shown(value: Any) -> str:
+    """A value as it is written on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _target(node: DictConfig) -> Callable[..., Any]:
+    return get_object(node._target_)
+
+
+def _signature(factory: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+    """The parameters, their resolved type hints, and whether it takes ``**kwargs``."""
+    function = factory.__init__ if inspect.isclass(factory) else factory
+    parameters = dict(inspect.signature(function).parameters)
+    parameters.pop("self", None)
+    try:
+        hints = typing.get_type_hints(function)
+    except (NameError, TypeError):  # a hint that does not resolve: leave types to the constructor
+        hints = {}
+    variadic = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return parameters, hints, variadic
+
+
+def _type_errors(prefix: str, settings: Mapping[str, Any], factory: Callable[..., Any]) -> dict[str, str]:
+    """Per setting that does not fit ``factory``'s signature: the error line."""
+    parameters, hints, variadic = _signature(factory)
+    errors = {}
+    for key, value in settings.items():
+        if key not in parameters:
+            if not variadic:
+                close = difflib.get_close_matches(key, parameters, n=1)
+                hint = f"did you mean {prefix}.{close[0]}? " if close else ""
+                errors[key] = (
+                    f"{prefix}.{key}={_shown(value)}: {factory.__qualname__} has no setting {key!r}; "
+                    f"{hint}its settings: {', '.join(p for p in parameters if p not in ('pipe', 'inpaint_pipe'))}."
+                )
+            continue
+        if key not in hints:
+            continue
+        try:
+            TypeAdapter(hints[key], config=_STRICT).validate_python(value)
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"].removeprefix("Input ")
+            allowed = str(hints[key]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            errors[key] = f"{prefix}.{key}={_shown(value)}: {reason} ({factory.__qualname__}'s {key} is {allowed})."
+    return errors
+
+
+def _construction_error(build: Callable[[dict[str, Any]], Any], settings: dict[str, Any]) -> str | None:
+    """The constructor's complaint about ``settings``, or None once it accepts them (or needs a model)."""
+    try:
+        build(settings)
+    except _ModelNeeded:
+        return None
+    except (ValueError, TypeError, KeyError) as error:
+        return str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    return None
+
+
+def _range_errors(prefix: str, settings: dict[str, Any], build: Callable[[dict[str, Any]], Any], defaults: Mapping[str, Any]) -> list[str]:
+    """The constructor's own checks, one line per refused setting (or group of settings that clash)."""
+    errors = []
+    settings = dict(settings)
+    for _ in range(len(settings) + 1):
+        message = _construction_error(build, settings)
+        if message is None:
+            break
+        changed = [k for k in settings if k in defaults and settings[k] != defaults[k]]
+        culprits = [k for k in changed if _construction_error(build, {**settings, k: defaults[k]}) != message]
+        if not culprits:
+            errors.append(f"{prefix}: {message}")
+            break
+        errors.append(", ".join(f"{prefix}.{k}={_shown(settings[k])}" for k in culprits) + f": {message}")
+        settings.update({k: defaults[k] for k in culprits})
+    return errors
+
+
+def _settings(node: DictConfig) -> dict[str, Any]:
+    resolved = OmegaConf.to_container(node, resolve=True)
+    return {k: v for k, v in resolved.items() if k not in _HYDRA_KEYS}
+
+
+def _node_errors(prefix: str, node: DictConfig) -> list[str]:
+    """Signature and type errors of one ``_target_`` node."""
+    return list(_type_errors(prefix, _settings(node), _target(node)).values())
+
+
+def _method_errors(node: DictConfig, family: str) -> list[str]:
+    """The method's settings: types from its signature, ranges from its constructor built without models
+    (on a stand-in of the model family's pipeline)."""
+    factory = _target(node)
+    settings = _settings(node)
+    bad_types = _type_errors("method", settings, factory)
+    parameters, _, _ = _signature(factory)
+    defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    # A setting of the wrong type is tried at its default, so that the constructor checks the others.
+    well_typed = {k: defaults[k] if k in bad_types else v for k, v in settings.items() if k not in bad_types or k in defaults}
+
+    def build(values: dict[str, Any]) -> Any:
+        return factory(_no_model(family), _NoModel(), **values)
+
+    return [*bad_types.values(), *_range_errors("method", well_typed, build, defaults)]
+
+
+def _model_errors(node: DictConfig) -> list[str]:
+    errors = _node_errors("model", node)
+    settings = _settings(node)
+    if "dtype" in settings:
+        try:
+            resolve_dtype(settings["dtype"], "cpu")
+        except ValueError as error:
+            errors.append(f"model.dtype={_shown(settings['dtype'])}: {error}")
+    if _target(node) is load_pretrained and not errors:
+        for key in ("base", "inpaint"):
+            if settings.get(key) is not None:
+                try:
+                    check_model_source(settings[key], f"model.{key}")
+                except ModelUnavailableError as error:
+                    errors.append(str(error))
+    return errors
+
+
+def _metric_nodes(node: DictConfig, prefix: str = "metrics") -> dict[str, DictConfig]:
+    """Every metric node below ``metrics`` (the corpus metrics sit one level deeper)."""
+    found = {}
+    for key, value in node.items():
+        if isinstance(value, DictConfig):
+            if "_target_" in value:
+                found[f"{prefix}.{key}"] = value
+            else:
+                found.update(_metric_nodes(value, f"{prefix}.{key}"))
+    return found
+
+
+def _harness_errors(cfg: DictConfig) -> list[str]:
+    errors = []
+    for key, expected in HARNESS_KEYS.items():
+        value = OmegaConf.select(cfg, key)
+        try:
+            TypeAdapter(expected, config=_STRICT).validate_python(value)
+        except ValidationError as error:
+            errors.append(f"{key}={_shown(value)}: {error.errors()[0]['msg'].removeprefix('Input ')}.")
+    if errors:
+        return errors
+    for key, check in (("shard.index", lambda: Shard(cfg.shard.index, cfg.shard.count)), ("batch_size", lambda: check_batch_size(cfg.batch_size))):
+        try:
+            check()
+        except ValueError as error:
+            errors.append(f"{key}={_shown(OmegaConf.select(cfg, key))}: {error}")
+    try:
+        device = torch.device("cuda" if cfg.device == "auto" else cfg.device)
+    except RuntimeError as error:
+        errors.append(f"device={cfg.device}: {error}; use auto, cpu, cuda or cuda:<index>.")
+    else:
+        if device.type == "cuda" and cfg.device != "auto" and not torch.cuda.is_available():
+            errors.append(f"device={cfg.device}: this machine has no CUDA device; use device=auto or device=cpu.")
+    return errors
+
+
+def _toy_model_warning(cfg: DictConfig) -> str | None:
+    from benchmarks.toy.model import toy_pipelines
+    from benchmarks.toy.split import ToyShapesSplit
+
+    if _target(cfg.model) is toy_pipelines and _target(cfg.dataset) is not ToyShapesSplit:
+        return (
+            f"model=toy is the toy world's model, made for dataset={ToyShapesSplit.name} (64 px scenes of coloured "
+            f"shapes): its edits of {cfg.hydra.runtime.choices.dataset} items mean little (the paper's models: model=sd14)."
+        )
+    return None
+
+
+def check_run_config(cfg: DictConfig) -> ConfigCheck:
+    """Every problem of a composed run config that can be found without loading a model."""
+    check = ConfigCheck(errors=_harness_errors(cfg))
+    if (warning := _toy_model_warning(cfg)) is not None:
+        check.warnings.append(warning)
+    choices, family = cfg.hydra.runtime.choices, OmegaConf.select(cfg, "model.family")
+    try:
+        check_family(_target(cfg.method), family)
+    except ValueError as error:
+        check.errors.append(f"method={choices.method} with model={choices.model}: {error}")
+    else:
+        check.errors += _method_errors(cfg.method, family)
+    check.errors += _model_errors(cfg.model)
+    for prefix, node in _metric_nodes(cfg.metrics).items():
+        check.errors += _node_errors(prefix, node)
+    dataset_errors = _node_errors("dataset", cfg.dataset)
+    check.errors += dataset_errors
+    if dataset_errors:
+        return check
+    try:
+        dataset = instantiate(cfg.dataset)
+    except Exception as error:  # Hydra wraps the split's own error
+        cause = error.__cause__ or error
+        if not isinstance(cause, (MissingFilesError, DownloadError, ValueError, KeyError)):
+            raise
+        message = str(cause.args[0] if isinstance(cause, KeyError) and cause.args else cause)
+        named = isinstance(cause, (MissingFilesError, DownloadError))  # these name their key already
+        check.errors.append(message if named else f"dataset={cfg.hydra.runtime.choices.dataset}: {message}")
+        return check
+    if getattr(_target(cfg.method), "requires_ground_truth_mask", False) and not dataset.has_masks:
+        check.errors.append(f"method={cfg.hydra.runtime.choices.method} needs ground-truth masks and dataset={dataset.name} has none.")
+    return check

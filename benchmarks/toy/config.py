@@ -1,0 +1,78 @@
+"""The toy training's configuration: every number that defines a run, saved with the weights as training.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmarks.toy.masks import DEFAULT_MASK_SHARES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; saved with the weights as training.json.
+
+    Step counts, not a time budget, so that a seed gives the same weights on any machine of one
+    kind (``--deadline`` is a safety net that shortens the denoisers' schedule, and says so).
+    Sizes keep ``python run.py`` (100 edits on two CPU cores) under 5 minutes and the shipped
+    fp16 weights of all three pipelines under 45 MB (the repository under 50 MiB).
+    """
+
+    seed: int = 0
+    batch_size: int = 512  # text encoder, UNet, twin, classifier
+    vae_batch_size: int = 128
+    dit_batch_size: int = 128  # the first rows of each denoiser batch (its step costs ~4x the UNet's per sample: 333 text tokens)
+    text_steps: int = 800
+    vae_steps: int = 3000
+    classifier_steps: int = 600
+    unet_steps: int = 10000
+    inpaint_steps: int = 10000
+    dit_steps: int = 10000
+    classifier_pool: int = 2048  # autoencoded scenes the classifier's crops come from
+    text_lr: float = 1e-3
+    vae_lr: float = 5e-4
+    unet_lr: float = 6e-4  # the UNet (and its twin when trained from scratch)
+    twin_lr: float = 3e-4  # the twin fine-tuned from the UNet
+    dit_lr: float = 4e-4
+    warmup_steps: int = 200
+    kl_weight: float = 1e-6
+    snr_gamma: float | None = 5.0  # Min-SNR loss weighting of the UNet and its twin (Hang et al., 2023); None: plain epsilon MSE
+    splice_share: float = 0.5  # share of each autoencoder batch decoded from spliced latents
+    caption_dropout: float = 0.1
+    partial_captions: float = 0.5  # share of scenes captioned in part (some objects, background or not)
+    ema_decay: float = 0.9995  # with diffusers' EMA warm-up, so early weights fade out quickly
+    pool_batches: int = 16  # scenes are drawn, captioned and rendered this many batches at a time
+    cuda_graphs: bool = True  # on CUDA, every step of the text encoder, autoencoder and denoisers is one replayed graph
+    mask_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MASK_SHARES))
+    # How the inpainting twin starts. "base": SD-inpainting's recipe, the trained UNet's weights with the
+    # five extra input channels zero, fine-tuned after the UNet; "scratch": from random weights, beside
+    # the UNet (v3's first run: after 6,311 steps its loss equalled the UNet's, so it had not learnt to
+    # read the masked image, and it repainted the backgrounds: 12.5 dB outside the region).
+    twin_init: str = "base"
+    text_hidden: int = 64
+    text_layers: int = 4
+    text_projection: int = 64
+    vae_channels: tuple[int, int, int] = (32, 64, 64)
+    unet_channels: tuple[int, int, int] = (32, 64, 192)
+    unet_layers_per_block: int = 1
+    dit_layers: int = 6
+    dit_heads: int = 4
+    dit_head_dim: int = 32
+    dit_patch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.twin_init not in TWIN_INITS:
+            raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
+
+
+TWIN_INITS = ("base", "scratch")
+
+SMOKE_STEPS = {"text_steps": 12, "vae_steps": 12, "unet_steps": 24, "inpaint_steps": 24, "dit_steps": 24}
+"""``--smoke``: every graph-captured stage past its capture at the full batch sizes, for timing and plumbing
+(the classifier, a few seconds on a GPU, trains in full)."""
+
+
+def graphed(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the steps run as CUDA graphs: on CUDA unless ``cuda_graphs`` is off."""
+    return config.cuda_graphs and device.type == "cuda"

@@ -1,0 +1,119 @@
+"""A composed config is checked before any model loads: one error line per bad value, naming the key,
+the value and what is allowed, all taken from the code the config sets up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import run  # noqa: F401  (registers the resolvers)
+from benchmarks.config_check import check_run_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+def _check(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=tiny", "dataset=synthetic", *overrides], return_hydra_config=True)
+    return check_run_config(cfg)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_config_passes_as_shipped(method: str) -> None:
+    assert _check(f"method={method}").errors == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_fits_its_loaders_signature(model: str, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # hub ids are looked up only when the hub is off
+    assert _check(f"model={model}").errors == []
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["method.threshold=1.5"], "method.threshold=1.5: threshold must be in [0, 1), got 1.5."),
+        (["method.num_noises=0"], "method.num_noises=0: num_noises must be at least 1, got 0."),
+        (["method.th1=0.5"], "method.th1=0.5: Need 0 <= th2 <= th1 <= 1, got th1=0.5, th2=0.6."),
+        (["method.blend_with=x"], "method.blend_with=x: should be 't' or 't-1'"),
+        (["method.num_noises=three"], "method.num_noises=three: should be a valid integer (InstDiffEdit's num_noises is int)."),
+        (["method.scheduler=Euler"], "method.scheduler=Euler: "),
+        (["+method.thresh=0.3"], "method.thresh=0.3: InstDiffEdit has no setting 'thresh'; did you mean method.threshold?"),
+        (["method=diffedit_ddim", "method.encode_ratio=2"], "method.encode_ratio=2: encode_ratio must be in (0, 1], got 2"),
+        (["method=ledits_pp", "method.mask_from=all"], "method.mask_from=all: should be 'last' or 'majority'"),
+        (["batch_size=0"], "batch_size=0: batch_size must be at least 1, got 0."),
+        (["shard.count=2", "shard.index=2"], "shard.index=2: shard.index must be in [0, shard.count), got index=2, count=2."),
+        (["save_images=maybe"], "save_images=maybe: should be a valid boolean."),
+        (["device=gpu"], "device=gpu: "),
+        (["model=sd14", "model.dtype=half"], "model.dtype=half: Unknown dtype 'half'; expected one of: auto, float16, bfloat16, float32."),
+        (["metrics=paper", "metrics.lpips.size=big"], "metrics.lpips.size=big: should be a valid integer"),
+        (["dataset.n=0"], "dataset=synthetic: SyntheticDataset needs n >= 1 and size >= 16, got n=0"),
+        (["method=oracle_inpaint", "dataset=imagen", "dataset.list_path=/no/such/list.txt"], "The list file /no/such/list.txt given by dataset.list_path does not exist."),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_key_the_value_and_what_is_allowed(overrides: list[str], line: str) -> None:
+    errors = _check(*overrides).errors
+    assert len(errors) == 1 and errors[0].startswith(line), errors
+
+
+def test_several_bad_values_are_several_lines_each_naming_its_own_key() -> None:
+    errors = _check("method.threshold=1.5", "method.num_noises=0", "method.strength=x", "batch_size=0").errors
+    assert sorted(e.split(":")[0] for e in errors) == ["batch_size=0", "method.num_noises=0", "method.strength=x", "method.threshold=1.5"]
+
+
+def test_a_method_that_needs_masks_on_a_split_without_them_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("1 <> A photo of a cat. <> cat <> a dog\n")
+    errors = _check("method=oracle_inpaint", "dataset=imagen", f"dataset.list_path={tmp_path / 'list.txt'}").errors
+    assert errors == ["method=oracle_inpaint needs ground-truth masks and dataset=imagen has none."]
+
+
+def test_a_local_model_folder_that_does_not_exist_is_named_before_anything_loads(tmp_path: Path) -> None:
+    errors = _check("model=sd14", f"model.base={tmp_path / 'sd'}").errors
+    assert len(errors) == 1 and str(tmp_path / "sd") in errors[0] and "model.base" in errors[0]
+
+
+def test_an_uncached_hub_model_with_the_hub_off_is_named_before_anything_loads(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    errors = _check("model=sd14").errors
+    assert [e.split(" (")[0] for e in errors] == ["Could not load 'CompVis/stable-diffusion-v1-4'", "Could not load 'stable-diffusion-v1-5/stable-diffusion-inpainting'"]
+
+
+def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:
+    check = _check("model=toy")
+    assert check.errors == [] and len(check.warnings) == 1
+    assert "model=toy" in check.warnings[0] and "synthetic" in check.warnings[0]
+    assert _check("model=toy", "dataset=toy_shapes").warnings == []
+
+
+FAMILY_MODELS = ("tiny_sdxl", "tiny_sd3", "tiny_flux")
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("diffedit_ddim", "ledits_pp")])
+def test_every_method_that_runs_on_every_family_passes_on_its_tiny_model(model: str, method: str) -> None:
+    assert _check(f"model={model}", f"method={method}").errors == []
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+@pytest.mark.parametrize("method", ["diffedit_ddim", "ledits_pp"])
+def test_an_sd_only_method_on_another_family_is_one_line(model: str, method: str) -> None:
+    errors = _check(f"model={model}", f"method={method}").errors
+    assert len(errors) == 1 and errors[0].startswith(f"method={method} with model={model}: ")
+    assert "runs on SD 1.x/2.x models only, not on" in errors[0]
+
+
+def test_a_scheduler_of_the_other_kind_is_one_line() -> None:
+    """The method is built on a stand-in of the family's pipeline, so the family's backbone checks the scheduler."""
+    assert _check("model=tiny_flux", "method.scheduler=LMSDiscreteScheduler").errors == [
+        "method.scheduler=LMSDiscreteScheduler: scheduler='LMSDiscreteScheduler' cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler."
+    ]
+    assert _check("model=tiny_sdxl", "method=sdedit", "method.scheduler=FlowMatchEulerDiscreteScheduler").errors[0].startswith(
+        "method.scheduler=FlowMatchEulerDiscreteScheduler: scheduler='FlowMatchEulerDiscreteScheduler' is a flow-matching scheduler"
+    )
