@@ -4,18 +4,19 @@ Couairon et al., "DiffEdit: Diffusion-based semantic image editing with mask gui
 (arXiv 2210.11427); the protocol is the InstDiffEdit authors' baseline: for each of n noises,
 the strength-0.5 denoising is run to the end twice, conditioned on the source and on the target
 text; the mask is where the last noise estimates differ: mean over the noises, min-max, blur,
-threshold. The original paper's variant
-(DDIM encoding, a single noise estimate per noise) is :mod:`baselines.diffedit_ddim`.
+threshold. On every backbone: flow-matching models (SD 3.x, FLUX.1) predict velocities, which
+are turned into noise estimates first (as v-prediction outputs are). The original paper's
+variant (DDIM encoding, a single noise estimate per noise) is :mod:`baselines.diffedit_ddim`.
 """
 
 from __future__ import annotations
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic, uint8_cast
-from instdiffedit.diffusion import DenoisingStep
+from instdiffedit.backbones import Backbone, DenoisingStep
 from instdiffedit.refine import blur, minmax
 from instdiffedit.staged import FirstStage, Output, StagedEditor
 
@@ -25,21 +26,21 @@ class DiffEdit(StagedEditor):
 
     Args (defaults are the InstDiffEdit authors'):
         num_noises: n noises whose difference maps are averaged.
-        num_inference_steps, strength, guidance_scale: each of the 2n runs (LMS, last 25 of 50, CFG 7.5).
+        num_inference_steps, strength, guidance_scale: each of the 2n runs (last 25 of 50, CFG 7.5).
         threshold, blur_kernel, blur_sigma: min-max, one ``cv2.GaussianBlur(m, (5, 5), 1)``, > 0.3
             (no second min-max after the blur, as the authors' code).
         arithmetic: "authors" casts the min-max map to uint8 levels before the blur and resizes
             the mask for the inpainting as the authors' code (see :class:`StagedEditor`); "float"
             keeps the float map and resizes with nearest.
-        unet_batch_size: UNet rows per call; the n noises x 2 texts x CFG = 40 rows are split
+        unet_batch_size: denoiser rows per call; the n noises x 2 texts x CFG = 40 rows are split
             into calls of at most this many (results do not depend on it).
         output, inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
     """
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
-        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
         *,
         num_noises: int = 10,
         num_inference_steps: int = 50,
@@ -51,8 +52,8 @@ class DiffEdit(StagedEditor):
         unet_batch_size: int = 40,
         output: Output = "inpaint",
         inpaint_steps: int = 50,
-        inpaint_guidance_scale: float = 7.5,
-        scheduler: str = "LMSDiscreteScheduler",
+        inpaint_guidance_scale: float | None = None,
+        scheduler: str | None = None,
         resolution: int | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:
@@ -81,12 +82,12 @@ class DiffEdit(StagedEditor):
     def difference_map(self, image: PIL.Image.Image, source: str, target: str, generator: torch.Generator | None) -> torch.Tensor:
         """Mean over the noises of ||e_source - e_target||_2 over latent channels (h x w).
 
-        e are the guided noise estimates of the last step (a v-prediction model's outputs are
-        converted to noise estimates first). All 2n runs share one batch ``[source x n | target
-        x n]`` (noise i in rows i and n + i) and one scheduler, so the n noises x 2 texts x CFG
-        go through the UNet together.
+        e are the guided noise estimates of the last step (v-prediction and flow-matching outputs
+        are converted to noise estimates first). All 2n runs share one batch ``[source x n |
+        target x n]`` (noise i in rows i and n + i) and one scheduler, so the n noises x 2 texts
+        x CFG go through the denoiser together.
         """
-        d = self.diffusion
+        d = self.backbone
         n = self.num_noises
         z0 = d.encode(image)
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
@@ -98,14 +99,13 @@ class DiffEdit(StagedEditor):
             if step.index == len(timesteps) - 2:
                 last["sample"] = step.latents
             if step.index == len(timesteps) - 1:
-                last["output"] = step.noise_pred
+                last["output"] = step.prediction
             return step.latents
 
         d.denoise(
             x,
             timesteps,
-            d.guidance_embeddings([source] * n + [target] * n),
-            self.guidance_scale,
+            d.text_guidance([source] * n + [target] * n, self.guidance_scale),
             after_step=keep_last_step,
             max_rows=self.unet_batch_size,
         )

@@ -16,7 +16,7 @@ SD-inpainting), nothing is inpainted and the mask comes from a single UNet call.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import PIL.Image
 import torch
@@ -29,6 +29,7 @@ from diffusers import (
 )
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.backbones import check_family, family_of
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
@@ -70,6 +71,11 @@ class DiffEditDDIM:
     With the defaults: 40 + 25 + 50 = 115.
     """
 
+    families: ClassVar[frozenset[str]] = frozenset({"sd"})
+    """SD 1.x/2.x only: diffusers' StableDiffusionDiffEditPipeline is written for them."""
+    requires_ground_truth_mask: ClassVar[bool] = False
+
+
     def __init__(
         self,
         pipe: StableDiffusionPipeline,
@@ -91,6 +97,7 @@ class DiffEditDDIM:
             raise ValueError(f"decode_negative must be 'unconditional' or 'source', got {decode_negative!r}.")
         if not 0 < encode_ratio <= 1:
             raise ValueError(f"encode_ratio must be in (0, 1], got {encode_ratio}.")
+        check_family(type(self), family_of(pipe))
         self.resolution = resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
         if self.resolution % pipe.vae_scale_factor:
             raise ValueError(f"resolution={self.resolution} is not a multiple of the VAE factor {pipe.vae_scale_factor}.")

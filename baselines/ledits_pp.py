@@ -14,7 +14,7 @@ shared UNet's attention processors intact and reads the implicit mask the pipeli
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import PIL.Image
 import torch
@@ -27,6 +27,7 @@ from diffusers import (
 )
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.backbones import check_family, family_of
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import EditResult
 
@@ -87,6 +88,11 @@ class LeditsPP:
             requires); default, the UNet's native size.
     """
 
+    families: ClassVar[frozenset[str]] = frozenset({"sd"})
+    """SD 1.x/2.x only: diffusers' LEditsPPPipelineStableDiffusion is written for them."""
+    requires_ground_truth_mask: ClassVar[bool] = False
+
+
     def __init__(
         self,
         pipe: StableDiffusionPipeline,
@@ -111,6 +117,7 @@ class LeditsPP:
                 f"No step would be edit-guided: warm-up {edit_warmup_steps}, cool-down "
                 f"{edit_cooldown_steps}, {num_inversion_steps} steps."
             )
+        check_family(type(self), family_of(pipe))
         self.resolution = resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
         if self.resolution % 32:
             raise ValueError(f"LEDITS++ needs a resolution that is a multiple of 32, got {self.resolution}.")

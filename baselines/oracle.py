@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic
+from instdiffedit.backbones import Backbone
 from instdiffedit.staged import FirstStage, StagedEditor
 
 
@@ -21,12 +22,12 @@ class OracleInpaint(StagedEditor):
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
-        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
         *,
         inpaint_steps: int = 50,
-        inpaint_guidance_scale: float = 7.5,
-        scheduler: str = "LMSDiscreteScheduler",
+        inpaint_guidance_scale: float | None = None,
+        scheduler: str | None = None,
         resolution: int | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:

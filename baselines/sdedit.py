@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
+from instdiffedit.backbones import Backbone
 from instdiffedit.staged import FirstStage, StagedEditor
 
 
 class SDEdit(StagedEditor):
-    """Strength 0.5 (the last 25 of 50 LMS steps), CFG 7.5 on the target text, decode. No mask."""
+    """Strength 0.5 (the last 25 of 50 steps; LMS on SD 1.x/2.x), CFG 7.5 on the target text, decode. No mask."""
 
     first_stage_phase = "edit"
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
-        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
         *,
         num_inference_steps: int = 50,
         strength: float = 0.5,
         guidance_scale: float = 7.5,
-        scheduler: str = "LMSDiscreteScheduler",
+        scheduler: str | None = None,
         resolution: int | None = None,
     ) -> None:
         super().__init__(pipe, None, output="decode", scheduler=scheduler, resolution=resolution)
@@ -40,8 +41,8 @@ class SDEdit(StagedEditor):
         mask: torch.Tensor | None,
         generator: torch.Generator | None,
     ) -> FirstStage:
-        d = self.diffusion
+        d = self.backbone
         z0 = d.encode(image)
         timesteps = d.timesteps(self.num_inference_steps, self.strength)
         x = d.add_noise(z0, d.noise(tuple(z0.shape), generator), timesteps[0])
-        return FirstStage(latents=d.denoise(x, timesteps, d.guidance_embeddings([target]), self.guidance_scale))
+        return FirstStage(latents=d.denoise(x, timesteps, d.text_guidance([target], self.guidance_scale)))

@@ -1,6 +1,7 @@
 """InstDiffEdit: diffusion-based image editing with instant attention masks (Zou et al., AAAI 2024).
 
-Plain Python over diffusers pipelines: no Hydra, no W&B, no knowledge of files or splits.
+Plain Python over diffusers pipelines of SD 1.x/2.x, SDXL, SD 3.x and FLUX.1 (one backbone per
+family, :mod:`instdiffedit.backbones`): no Hydra, no W&B, no knowledge of files or splits.
 """
 
 from instdiffedit.attention import (
@@ -8,7 +9,7 @@ from instdiffedit.attention import (
     cross_attention_layers,
     default_downsample,
 )
-from instdiffedit.diffusion import LatentDiffusion, blend_latents
+from instdiffedit.backbones import Backbone, backbone_for, blend_latents
 from instdiffedit.editor import InstantMasks, InstDiffEdit
 from instdiffedit.inpaint import InpaintingModelInpainter, LatentBlendInpainter
 from instdiffedit.refine import (
@@ -22,16 +23,17 @@ from instdiffedit.tokens import TokenLayout, token_layout
 from instdiffedit.types import Editor, EditResult
 
 __all__ = [
+    "Backbone",
     "EditResult",
     "Editor",
     "InpaintingModelInpainter",
     "InstDiffEdit",
     "InstantMasks",
     "LatentBlendInpainter",
-    "LatentDiffusion",
     "MaskRefiner",
     "TokenLayout",
     "aggregate",
+    "backbone_for",
     "blend_latents",
     "capture_cross_attention",
     "cross_attention_layers",

@@ -49,7 +49,7 @@ class CrossAttentionStore:
         self.slots: torch.Tensor | None = None  # layers x R x (h w) x L: the current call's buffer
         self._unread = False
 
-    def prepare(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
+    def prepare(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor, *conditioning: torch.Tensor) -> None:
         """Before a UNet call: select (allocating once) the slots for its rows and text length."""
         rows = sample.shape[0] // 2 if self.conditional_only else sample.shape[0]
         key = (rows, encoder_hidden_states.shape[1], sample.device)

@@ -14,14 +14,20 @@ from typing import Literal
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic
-from instdiffedit.attention import capture_cross_attention
-from instdiffedit.diffusion import DenoisingStep, blend_latents
+from instdiffedit.backbones import (
+    AttentionOptions,
+    Backbone,
+    DenoisingStep,
+    blend_latents,
+)
+from instdiffedit.joint_attention import Normaliser
 from instdiffedit.refine import MaskRefiner
 from instdiffedit.staged import FirstStage, Output, StagedEditor
-from instdiffedit.tokens import TokenLayout, token_layout
+from instdiffedit.token_references import Reference, check_text_options
+from instdiffedit.tokens import TokenLayout
 
 
 @dataclass
@@ -67,18 +73,21 @@ class InstantMasks:
 class InstDiffEdit(StagedEditor):
     """Edit an image towards a target text with InstDiffEdit's instant attention masks.
 
-    Plug-and-play over any diffusers Stable Diffusion 1.x/2.x pipeline::
+    Plug-and-play over a diffusers pipeline of any family: SD 1.x/2.x (the paper's), SDXL,
+    SD 3.x, FLUX.1 (:mod:`instdiffedit.backbones`)::
 
         editor = InstDiffEdit(pipe, inpaint_pipe)
         result = editor.edit(image, target="a raccoon", generator=torch.Generator().manual_seed(0))
 
     Args (defaults are the paper's):
-        pipe: the base text-to-image pipeline (SD 1.4 in the paper).
-        inpaint_pipe: an SD-inpainting pipeline for the final step; without one, the base
-            model inpaints by latent blending (our choice, for models without an inpainting twin).
-        num_inference_steps, strength: the LMS schedule and the share of it that is run
+        pipe: the base text-to-image pipeline (SD 1.4 in the paper), or a backbone.
+        inpaint_pipe: the family's inpainting twin for the final step (SD-inpainting in the
+            paper); without one, the base model inpaints by latent blending (our choice, for
+            models without an inpainting twin).
+        num_inference_steps, strength: the schedule and the share of it that is run
             (50 and 0.5: the last 25 steps).
-        guidance_scale: classifier-free guidance, unconditional prompt "".
+        guidance_scale: classifier-free guidance, unconditional prompt "" (FLUX.1 [dev]: the
+            guidance scale the model takes as an input; [schnell]: unused).
         num_noises: B noises denoised together; their attention is averaged.
         th1, th2, threshold, blur_kernel, blur_sigma, blur_passes: see :class:`MaskRefiner`
             (``blur_sigma=0``: OpenCV's fixed 5-tap table, as the authors' ``GaussianBlur(m, (5, 5), 0)``).
@@ -86,9 +95,19 @@ class InstDiffEdit(StagedEditor):
             the authors' arithmetic (uint8 casts, PIL's bicubic, the inpainting pipeline's 0.5
             binarisation; see :func:`~instdiffedit.refine.word_maps`), emulated on the device;
             "float" is the unquantised float path (bilinear word maps, nearest final mask).
-        attention_downsample: capture cross-attention at latent / this; default, the level where
-            the down and up blocks both cross-attend whose maps are closest to the paper's 16 x 16
-            (latent / 4 for SD 1.x at 512 px; see :func:`default_downsample`).
+        attention_downsample: (UNets: SD 1.x/2.x, SDXL) capture cross-attention at latent / this;
+            default, the level where the down and up blocks both cross-attend whose maps are
+            closest to the paper's 16 x 16 (latent / 4 for SD 1.x at 512 px and SDXL at 1024 px;
+            see :func:`~instdiffedit.attention.default_downsample`).
+        attention_layers: (joint attention: SD 3.x, FLUX.1) indices of the layers whose maps are
+            averaged; default, all (see :func:`~instdiffedit.joint_attention.joint_attention_layers`).
+        attention_normaliser: (joint attention) "all_keys", the exact probabilities, whose softmax
+            runs over the image and the text keys; "text_keys" renormalises over the text keys.
+        reference: the map inverted as the start token's: "clip_bos", "eos", "pad" or "mean" (see
+            :mod:`instdiffedit.token_references`); default, the backbone's: CLIP's start token
+            (the paper's) where the text has CLIP tokens (SD 1.x/2.x, SDXL, SD 3.x), T5's first
+            padding token for FLUX.1.
+        words_from: (SD 3.x) a word's map from its CLIP and T5 columns ("all"), or one encoder's.
         mask_size: the side of the grid the word maps are upsampled to and the mask is made on
             (the paper's 64 x 64, SD 1.x's latent size at 512 px); each step's mask is resized
             to the latent size for the blend, the last one goes to the inpainting.
@@ -103,8 +122,8 @@ class InstDiffEdit(StagedEditor):
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
-        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
         *,
         num_inference_steps: int = 50,
         strength: float = 0.5,
@@ -118,13 +137,17 @@ class InstDiffEdit(StagedEditor):
         blur_passes: int = 2,
         arithmetic: Arithmetic = "authors",
         attention_downsample: int | None = None,
+        attention_layers: Sequence[int] | None = None,
+        attention_normaliser: Normaliser = "all_keys",
+        reference: Reference | None = None,
+        words_from: Literal["all", "clip", "t5"] = "all",
         mask_size: int = 64,
         blend_with: Literal["t", "t-1"] = "t",
         mask_guidance: bool = True,
         output: Output = "inpaint",
         inpaint_steps: int = 50,
-        inpaint_guidance_scale: float = 7.5,
-        scheduler: str = "LMSDiscreteScheduler",
+        inpaint_guidance_scale: float | None = None,
+        scheduler: str | None = None,
         resolution: int | None = None,
     ) -> None:
         if blend_with not in ("t", "t-1"):
@@ -133,8 +156,10 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
         if mask_size < 1:
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
-        # Every setting is checked before the pipelines are touched (the harness checks a config so).
+        # Every setting is checked before the pipelines are touched (the harness checks a config so);
+        # whether the model has the reference and the attention layers, once its backbone exists.
         self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
+        check_text_options(reference, words_from)
         super().__init__(
             pipe,
             inpaint_pipe,
@@ -149,7 +174,13 @@ class InstDiffEdit(StagedEditor):
         self.strength = strength
         self.guidance_scale = guidance_scale
         self.num_noises = num_noises
-        self.attention_downsample = attention_downsample
+        self.attention = AttentionOptions(
+            attention_downsample, None if attention_layers is None else tuple(attention_layers), attention_normaliser
+        )
+        self.backbone.check_attention(self.attention)
+        self.reference = reference
+        self.words_from = words_from
+        self.backbone.token_layout("a", reference, words_from)  # a reference the text lacks (FLUX.1: clip_bos) fails now, not at the first edit
         self.mask_size = mask_size
         self.blend_with = blend_with
         self.mask_guidance = mask_guidance
@@ -160,9 +191,9 @@ class InstDiffEdit(StagedEditor):
     ) -> tuple[torch.Tensor, InstantMasks]:
         """The mask-guided denoising loop: the final latents (B x C x h x w) and the mask state.
 
-        Per step: one UNet call on ``[B uncond | B cond]``; the conditional cross-attention
-        updates the instant mask M_t; then x_{t-1} = M_t * x' + (1 - M_t) * y_t, with y_t the
-        original re-noised with the same noises.
+        Per step: one denoiser call on ``[B uncond | B cond]`` (B rows without classifier-free
+        guidance); the conditional rows' text attention updates the instant mask M_t; then
+        x_{t-1} = M_t * x' + (1 - M_t) * y_t, with y_t the original re-noised with the same noises.
         """
         latents, (masks,) = self.mask_guided_edits([image], [target], [generator])
         return latents, masks
@@ -174,7 +205,7 @@ class InstDiffEdit(StagedEditor):
         targets: Sequence[str],
         generators: Sequence[torch.Generator | None],
     ) -> tuple[torch.Tensor, list[InstantMasks]]:
-        """:meth:`mask_guided_edit` for K items at once: every UNet call takes all K x B noises.
+        """:meth:`mask_guided_edit` for K items at once: every denoiser call takes all K x B noises.
 
         Item k owns latent rows ``k*B .. k*B+B-1``; its noises come from its own generator,
         drawn exactly as for it alone, and its mask from its own rows' attention, so each item's
@@ -183,7 +214,7 @@ class InstDiffEdit(StagedEditor):
         """
         if not len(images) == len(targets) == len(generators) >= 1:
             raise ValueError(f"Need as many images, targets and generators, at least one; got {len(images)}, {len(targets)}, {len(generators)}.")
-        d = self.diffusion
+        d = self.backbone
         b = self.num_noises
         z0 = d.encode(images)
         if len(images) > 1:  # one row per noise; a single item's z0 broadcasts and keeps the VAE's memory layout
@@ -192,7 +223,7 @@ class InstDiffEdit(StagedEditor):
         noise = torch.cat([d.noise((b, *z0.shape[1:]), generator) for generator in generators])
         renoised = d.noised_trajectory(z0, noise, timesteps, at=self.blend_with)
         grid = (self.mask_size, self.mask_size)
-        masks = [InstantMasks(self.refiner, token_layout(d.tokenizer, target), grid, d.latent_size) for target in targets]
+        masks = [InstantMasks(self.refiner, d.token_layout(target, self.reference, self.words_from), grid, d.latent_size) for target in targets]
 
         def guide(step: DenoisingStep) -> torch.Tensor:
             attention = store.take()
@@ -203,9 +234,9 @@ class InstDiffEdit(StagedEditor):
             return blend_latents(step.latents, renoised[step.index], rows)
 
         x = d.add_noise(z0, noise, timesteps[0])
-        embeddings = d.guidance_embeddings([target for target in targets for _ in range(b)])
-        with capture_cross_attention(d.unet, d.latent_size, self.attention_downsample) as store:
-            x = d.denoise(x, timesteps, embeddings, self.guidance_scale, after_step=guide)
+        guidance = d.text_guidance([target for target in targets for _ in range(b)], self.guidance_scale)
+        with d.capture_text_attention(self.attention) as store:
+            x = d.denoise(x, timesteps, guidance, after_step=guide)
         return x, masks
 
     def first_stages(

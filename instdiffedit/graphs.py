@@ -1,11 +1,16 @@
-"""The UNet fast path: every UNet call of the shared diffusion steps, eager or replayed from CUDA graphs.
+"""The denoiser fast path: every denoiser call of the shared diffusion steps, eager or replayed from CUDA graphs.
 
-At one edit's batch sizes a Stable Diffusion UNet call is bound by the host launching its
-~1,000 kernels, not by the GPU running them. A CUDA graph of the whole forward turns those
-launches into one. :class:`UNetRunner` keeps one graph per call signature (the shapes, dtypes
-and devices of the latents, the timestep and the text embeddings: batch rows, latent size,
-text length) and per set of attention processors (so attention capture on and off are
-different graphs). The first call of a signature is captured: a warm-up forward on a side
+The denoiser is a backbone's UNet (SD 1.x/2.x, SDXL) or transformer (SD 3.x, FLUX.1); "UNet"
+in the names below stands for either. At one edit's batch sizes a Stable Diffusion UNet call
+is bound by the host launching its ~1,000 kernels, not by the GPU running them. A CUDA graph
+of the whole forward turns those launches into one. :class:`UNetRunner` keeps one graph per
+call signature (the shapes, dtypes and devices of its input tensors: the latents, the
+timestep, the text embeddings and the family's further conditioning, such as SDXL's pooled
+text embedding and size ids or FLUX.1's guidance) and per set of attention processors (so
+attention capture on and off are different graphs). How the tensors are handed to the model
+is the runner's *forward*, bound by the backbone (:meth:`UNetRunner.bind`); it may also
+reshape them (FLUX.1 packs 2 x 2 latent patches into tokens inside it), so the reshaping is
+replayed with the model. The first call of a signature is captured: a warm-up forward on a side
 stream, then the capture on that stream, every graph of a runner sharing one memory pool;
 each call copies its inputs into the graph's static input buffers, replays the graph and
 returns a copy of its static output.
@@ -39,22 +44,28 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
+from diffusers.models.attention import AttentionModuleMixin
 from diffusers.models.attention_processor import (
     Attention,
     AttnProcessor,
     AttnProcessor2_0,
+    JointAttnProcessor2_0,
 )
+from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 from torch.utils.hooks import RemovableHandle
 
 FastPath = Literal["auto", "graphs", "compiled", "eager"]
 FAST_PATHS: tuple[str, ...] = ("auto", "graphs", "compiled", "eager")
 DEFAULT_FAST_PATH: FastPath = "auto"
 
-Listener = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
-"""Called with ``(sample, timestep, encoder_hidden_states)`` before every call a runner serves."""
+Listener = Callable[..., None]
+"""Called with a call's tensors, ``(sample, timestep, context, *conditioning)``, before every call a runner serves."""
+
+Forward = Callable[..., torch.Tensor]
+"""``forward(model, sample, timestep, context, *conditioning)``: the model's prediction for one call."""
 
 # diffusers' processors whose forward only launches kernels: no Python state, no host syncs.
-_PLAIN_PROCESSORS = (AttnProcessor, AttnProcessor2_0)
+_PLAIN_PROCESSORS = (AttnProcessor, AttnProcessor2_0, JointAttnProcessor2_0, FluxAttnProcessor)
 
 # A compiled forward is specialised per UNet, call signature and processor set; a benchmark of
 # every method meets a dozen of them, more than dynamo's default limit.
@@ -135,7 +146,7 @@ class CudaGraphs:
 class _Entry:
     """One captured signature: its static inputs, its graph, and the processors it was captured with."""
 
-    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    inputs: tuple[torch.Tensor, ...]
     graph: Graph
     processors: tuple[object, ...]  # held so that the ids in the key stay theirs
 
@@ -144,39 +155,42 @@ def _signature(tensor: torch.Tensor) -> tuple:
     return tensor.shape, tensor.dtype, tensor.device
 
 
-def _unet_forward(unet: torch.nn.Module, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+def unet_forward(unet: torch.nn.Module, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """An SD 1.x/2.x UNet's noise prediction: the forward a runner has until a backbone binds another."""
     return unet.forward(sample, timestep, encoder_hidden_states=context).sample
 
 
 @functools.cache
-def _compiled() -> Callable:
-    """One ``torch.compile`` of the forward for every UNet (dynamo keeps an entry per UNet and signature)."""
+def _compiled(forward: Forward) -> Callable:
+    """One ``torch.compile`` of each forward for every model (dynamo keeps an entry per model and signature)."""
     config = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6; set whichever exists
         if hasattr(config, name) and getattr(config, name) < RECOMPILE_LIMIT:
             setattr(config, name, RECOMPILE_LIMIT)
-    return torch.compile(_unet_forward, dynamic=False)
+    return torch.compile(forward, dynamic=False)
 
 
 class UNetRunner:
-    """How the shared diffusion steps call one UNet: ``runner(sample, timestep, context)`` is its
-    ``forward(...).sample``, in the runner's fast path.
+    """How the shared diffusion steps call one denoiser: ``runner(sample, timestep, context,
+    *conditioning)`` is ``forward(model, sample, timestep, context, *conditioning)``, in the
+    runner's fast path; the forward is :func:`unet_forward` until a backbone binds its own.
 
-    Calls go to ``unet.forward`` directly, never through the module's ``__call__``: its forward
-    hooks do not see them (a replay runs no Python at all); :meth:`listen` sees every call.
-    ``timestep`` must be a tensor on the UNet's device (a Python number would be copied from
-    the host at every call, and captured as a constant).
+    Calls go to the model's ``forward`` directly, never through the module's ``__call__``: its
+    forward hooks do not see them (a replay runs no Python at all); :meth:`listen` sees every
+    call. Every input must be a tensor, the timestep one on the model's device (a Python number
+    would be copied from the host at every call, and captured as a constant).
 
-    Moving or converting the UNet's weights (``.to(...)``, channels_last) drops its graphs.
+    Moving or converting the model's weights (``.to(...)``, channels_last) drops its graphs.
     """
 
     def __init__(self, unet: torch.nn.Module, mode: FastPath = DEFAULT_FAST_PATH, capturer: Capturer | None = None) -> None:
         self._unet = weakref.ref(unet)  # the registry maps the UNet to its runner: no strong reference back
-        self._attention = [(name, module) for name, module in unet.named_modules() if isinstance(module, Attention)]
+        self._attention = [(name, m) for name, m in unet.named_modules() if isinstance(m, (Attention, AttentionModuleMixin))]
         self._listeners: OrderedDict[int, Listener] = OrderedDict()
         self._graphs: dict[tuple, _Entry] = {}
         self._weights: tuple | None = None
         self._cuda: CudaGraphs | None = None
+        self.forward: Forward = unet_forward
         self.mode: FastPath = DEFAULT_FAST_PATH
         self.capturer: Capturer | None = None
         self.set_mode(mode, capturer)
@@ -197,6 +211,12 @@ class UNetRunner:
         self.mode, self.capturer = mode, capturer
         self.clear()
 
+    def bind(self, forward: Forward) -> None:
+        """Call the model with ``forward`` from now on (a backbone binds its family's); a new one drops the graphs."""
+        if forward is not self.forward:
+            self.forward = forward
+            self.clear()
+
     def clear(self) -> None:
         """Drop every graph and its memory pool (the next call of each signature captures again)."""
         self._graphs.clear()
@@ -207,7 +227,7 @@ class UNetRunner:
         return len(self._graphs)
 
     def listen(self, listener: Listener) -> RemovableHandle:
-        """Call ``listener(sample, timestep, context)`` before every call; ``.remove()`` the handle to stop."""
+        """Call ``listener(sample, timestep, context, *conditioning)`` before every call; ``.remove()`` the handle to stop."""
         handle = RemovableHandle(self._listeners)
         self._listeners[handle.id] = listener
         return handle
@@ -222,15 +242,17 @@ class UNetRunner:
             module.set_processor(processor)
 
     @torch.no_grad()
-    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        if not isinstance(timestep, torch.Tensor):
-            raise TypeError(f"UNetRunner takes the timestep as a tensor on the UNet's device, got {type(timestep).__name__}.")
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, *conditioning: torch.Tensor) -> torch.Tensor:
+        inputs = (sample, timestep, context, *conditioning)
+        if not all(isinstance(tensor, torch.Tensor) for tensor in inputs):
+            kinds = ", ".join(type(tensor).__name__ for tensor in inputs)
+            raise TypeError(f"UNetRunner takes tensors only, the timestep one on the model's device; got {kinds}.")
         for listener in tuple(self._listeners.values()):
-            listener(sample, timestep, context)
+            listener(*inputs)
         if self._graphed(sample.device):
-            return self._replay(sample, timestep, context)
-        forward = _compiled() if self.mode == "compiled" else _unet_forward
-        return forward(self.unet, sample, timestep, context)
+            return self._replay(inputs)
+        forward = _compiled(self.forward) if self.mode == "compiled" else self.forward
+        return forward(self.unet, *inputs)
 
     def _graphed(self, device: torch.device) -> bool:
         if self.mode == "eager":
@@ -241,13 +263,13 @@ class UNetRunner:
             raise RuntimeError(f"fast_path='graphs' needs CUDA, but the call's tensors are on {device}.")
         return False  # auto and compiled on a CPU: no graphs
 
-    def _replay(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def _replay(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         self._drop_graphs_if_weights_moved()
-        key = (_signature(sample), _signature(timestep), _signature(context), tuple(map(id, self.processors())))
+        key = (tuple(map(_signature, inputs)), tuple(map(id, self.processors())))
         entry = self._graphs.get(key)
         if entry is None:
-            entry = self._graphs[key] = self._capture(sample, timestep, context)
-        for static, value in zip(entry.inputs, (sample, timestep, context)):
+            entry = self._graphs[key] = self._capture(inputs)
+        for static, value in zip(entry.inputs, inputs, strict=True):
             static.copy_(value)
         entry.graph.replay()
         return entry.graph.output.clone()
@@ -259,7 +281,7 @@ class UNetRunner:
             self.clear()
             self._weights = weights
 
-    def _capture(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> _Entry:
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> _Entry:
         processors = self.processors()
         unsafe = [(name, type(p).__name__) for (name, _), p in zip(self._attention, processors) if not is_graph_safe(p)]
         if unsafe:
@@ -268,14 +290,14 @@ class UNetRunner:
                 f"CUDA graphs replay only attention processors without Python side effects; {name} has {kind} "
                 f"({len(unsafe)} such layers). Use fast_path='eager' with these processors."
             )
-        unet = self.unet
-        inputs = (sample.clone(), timestep.clone(), context.clone())
+        unet, model_forward = self.unet, self.forward
+        inputs = tuple(tensor.clone() for tensor in inputs)
 
         def eager() -> torch.Tensor:
-            return _unet_forward(unet, *inputs)
+            return model_forward(unet, *inputs)
 
         if self.mode == "compiled":
-            compiled = _compiled()
+            compiled = _compiled(model_forward)
 
             def forward() -> torch.Tensor:
                 return compiled(unet, *inputs)
@@ -293,7 +315,7 @@ class UNetRunner:
             graph = capturer.capture(forward, warmups)
         except RuntimeError as error:
             raise RuntimeError(
-                f"Capturing the UNet's {self.mode} forward for inputs {tuple(sample.shape)} failed ({error}); "
+                f"Capturing the UNet's {self.mode} forward for inputs {tuple(inputs[0].shape)} failed ({error}); "
                 "fast_path='eager' (config model.fast_path=eager) runs without graphs."
             ) from error
         return _Entry(inputs, graph, processors)

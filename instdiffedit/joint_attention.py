@@ -20,9 +20,14 @@ image-only ``attn2`` of 3.5's dual-attention blocks); FLUX.1's double-stream
 ``transformer_blocks.i.attn`` then single-stream ``single_transformer_blocks.i.attn``. A subset
 is chosen by index into that list (:func:`joint_attention_layers`), in execution order.
 
-As in :mod:`instdiffedit.attention`, the capturing processors and their store are made once per
-transformer and layer set and reused by every later capture (a compiled transformer guards on
-its processors), and the original processors come back when the context exits, also on errors.
+As in :mod:`instdiffedit.attention`, the capture works inside CUDA graphs
+(:mod:`instdiffedit.graphs`): before each transformer call the store selects a preallocated
+buffer for the call's rows and text length; the first chosen layer writes its maps into it in
+place and each later layer adds its own (the order is fixed by the model), and
+:meth:`JointAttentionStore.take` divides by the layer count outside the graph. The capturing
+processors and their store are made once per transformer and layer set and reused by every
+later capture (graphs are keyed by the processors and a compiled transformer guards on them),
+and the original processors come back when the context exits, also on errors.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from typing import Literal
 import torch
 from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
 from diffusers.models.embeddings import apply_rotary_emb
+
+from instdiffedit.graphs import is_graph_safe, unet_runner
 
 Normaliser = Literal["all_keys", "text_keys"]
 NORMALISERS: tuple[str, ...] = ("all_keys", "text_keys")
@@ -54,15 +61,16 @@ Projections = Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tenso
 
 
 class JointAttentionStore:
-    """Accumulates one transformer call's image-to-text attention, averaged over heads and layers.
+    """One transformer call's image-to-text attention, averaged over heads and the ``layers`` chosen.
 
     ``take()`` returns ``R x h x w x L`` (R recorded rows, ``grid`` = (h, w) image tokens, L text
-    tokens) in float32 and starts the next call afresh.
+    tokens) in float32, once per call.
     """
 
     def __init__(
         self,
         grid: tuple[int, int],
+        layers: int,
         conditional_only: bool = True,
         normaliser: Normaliser = "all_keys",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -70,11 +78,13 @@ class JointAttentionStore:
         if normaliser not in NORMALISERS:
             raise ValueError(f"Unknown normaliser {normaliser!r}; expected one of: {', '.join(NORMALISERS)}.")
         self.grid = grid
+        self.layers = layers
         self.conditional_only = conditional_only
         self.normaliser = normaliser
         self.chunk_bytes = chunk_bytes
-        self._sum: torch.Tensor | None = None
-        self._layers = 0
+        self._buffers: dict[tuple, torch.Tensor] = {}
+        self.total: torch.Tensor | None = None  # R x (h w) x L: the current call's sum over layers
+        self._unread = False
 
     @property
     def image_tokens(self) -> int:
@@ -84,9 +94,20 @@ class JointAttentionStore:
     def needs_image_keys(self) -> bool:
         return self.normaliser == "all_keys"
 
+    def prepare(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor, *conditioning: torch.Tensor) -> None:
+        """Before a transformer call: select (allocating once) the buffer for its rows and text length."""
+        rows = sample.shape[0] // 2 if self.conditional_only else sample.shape[0]
+        key = (rows, encoder_hidden_states.shape[1], sample.device)
+        total = self._buffers.get(key)
+        if total is None:
+            total = torch.zeros(rows, self.image_tokens, key[1], dtype=torch.float32, device=sample.device)
+            self._buffers[key] = total
+        self.total = total
+        self._unread = True
+
     @torch.no_grad()
-    def record(self, query: torch.Tensor, image_key: torch.Tensor | None, text_key: torch.Tensor) -> None:
-        """Add one layer's head-averaged image-query -> text-key probabilities.
+    def record(self, layer_index: int, query: torch.Tensor, image_key: torch.Tensor | None, text_key: torch.Tensor) -> None:
+        """Write (the first layer) or add (the others) one layer's head-averaged image-query -> text-key probabilities.
 
         ``query``/``image_key``: rows x heads x (h * w) x d; ``text_key``: rows x heads x L x d.
         """
@@ -106,19 +127,21 @@ class JointAttentionStore:
                 log_norm = torch.logaddexp((q @ image_key_t).logsumexp(dim=-1), text_scores.logsumexp(dim=-1))
                 probs = (text_scores - log_norm.unsqueeze(-1)).exp()
             layer[:, start : start + chunk] = probs.mean(dim=1)
-        self._sum = layer if self._sum is None else self._sum + layer
-        self._layers += 1
+        if layer_index == 0:
+            self.total.copy_(layer)
+        else:
+            self.total.add_(layer)
 
     def reset(self) -> None:
-        """Forget a partial call (e.g. one interrupted by an error)."""
-        self._sum, self._layers = None, 0
+        """Forget a call whose maps were not taken (e.g. one interrupted by an error)."""
+        self._unread = False
 
     def take(self) -> torch.Tensor:
-        if self._sum is None:
+        """The latest call's maps; an error if no transformer call came since the last ``take()``."""
+        if not self._unread:
             raise RuntimeError("No joint attention was recorded: was the transformer called inside the capture context?")
-        maps = (self._sum / self._layers).unflatten(1, self.grid)
-        self._sum, self._layers = None, 0
-        return maps
+        self._unread = False
+        return (self.total / self.layers).unflatten(1, self.grid)
 
 
 def query_chunk(chunk_bytes: int, scores_per_query: int) -> int:
@@ -127,12 +150,18 @@ def query_chunk(chunk_bytes: int, scores_per_query: int) -> int:
 
 
 class JointCapturingProcessor:
-    """Runs the wrapped processor unchanged, then hands the layer's queries and keys to a store."""
+    """Runs the wrapped processor unchanged, then hands the layer's queries and keys to a store, as layer ``layer_index``."""
 
-    def __init__(self, inner: object, store: JointAttentionStore, projections: Projections) -> None:
+    def __init__(self, inner: object, store: JointAttentionStore, projections: Projections, layer_index: int) -> None:
         self.inner = inner
         self.store = store
         self.projections = projections
+        self.layer_index = layer_index
+
+    @property
+    def graph_safe(self) -> bool:
+        """The store writes on the device only; graph-safe whenever the wrapped processor is."""
+        return is_graph_safe(self.inner)
 
     # The signature of diffusers' joint processors: FluxAttention forwards only the keyword
     # arguments that its processor's __call__ names.
@@ -157,7 +186,7 @@ class JointCapturingProcessor:
                 attn, hidden_states, encoder_hidden_states, image_rotary_emb, self.store.image_tokens,
                 self.store.needs_image_keys,
             )
-        self.store.record(q, k_image, k_text)
+        self.store.record(self.layer_index, q, k_image, k_text)
         return output
 
 
@@ -302,11 +331,24 @@ def capture_joint_attention(
     original = transformer.attn_processors
     store, wrapped = _capturing_processors(transformer, original, grid, layers, conditional_only, normaliser, chunk_bytes)
     store.reset()
+    # Calls through the transformer's runner (the diffusion steps') and direct calls both prepare the store.
+    handles = [
+        unet_runner(transformer).listen(store.prepare),
+        transformer.register_forward_pre_hook(lambda _, args, kwargs: store.prepare(*_transformer_inputs(args, kwargs)), with_kwargs=True),
+    ]
     transformer.set_attn_processor({**original, **wrapped})
     try:
         yield store
     finally:
         transformer.set_attn_processor(dict(original))
+        for handle in handles:
+            handle.remove()
+
+
+def _transformer_inputs(args: tuple, kwargs: dict) -> tuple[torch.Tensor, None, torch.Tensor]:
+    """``(hidden_states, None, encoder_hidden_states)`` of a direct SD3/FLUX transformer call (rows and text length are what count)."""
+    named = dict(zip(("hidden_states", "encoder_hidden_states"), args)) | kwargs
+    return named["hidden_states"], None, named["encoder_hidden_states"]
 
 
 _Capture = tuple[JointAttentionStore, dict[str, JointCapturingProcessor]]
@@ -332,8 +374,10 @@ def _capturing_processors(
     per_model = _CAPTURES.setdefault(transformer, {})
     cached = per_model.get(key)
     if cached is None or any(cached[1][name].inner is not original[name] for name, _ in chosen):
-        store = JointAttentionStore(tuple(grid), conditional_only, normaliser, chunk_bytes)
-        cached = store, {name: JointCapturingProcessor(original[name], store, proj) for name, proj in chosen}
+        store = JointAttentionStore(tuple(grid), len(chosen), conditional_only, normaliser, chunk_bytes)
+        cached = store, {
+            name: JointCapturingProcessor(original[name], store, proj, index) for index, (name, proj) in enumerate(chosen)
+        }
         per_model[key] = cached
     return cached
 

@@ -8,12 +8,19 @@ authors' (their uint8 casts, PIL's bicubic and OpenCV's blur, see :mod:`instdiff
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from instdiffedit.arithmetic import Arithmetic, blur_matrix, check_arithmetic, pil_bicubic_resize, uint8_cast
+from instdiffedit.arithmetic import (
+    Arithmetic,
+    blur_matrix,
+    check_arithmetic,
+    pil_bicubic_resize,
+    uint8_cast,
+)
 from instdiffedit.tokens import TokenLayout
 
 _EPS = 1e-8
@@ -39,6 +46,19 @@ def blur(maps: torch.Tensor, kernel: int, sigma: float, passes: int = 1) -> torc
     return (rows @ maps.to(torch.float64) @ columns.T).to(maps.dtype)
 
 
+def columns_mean(attention: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
+    """The mean of the maps of token ``columns`` (h x w x L -> h x w).
+
+    Taken as slices of the consecutive runs of columns, never with a list index (a
+    host-to-device copy on CUDA): one slice for a word in one encoder's tokens, two for an SD 3.x
+    word in both the CLIP and the T5 part.
+    """
+    starts = [c for i, c in enumerate(columns) if i == 0 or c != columns[i - 1] + 1]
+    ends = [c for i, c in enumerate(columns) if i == len(columns) - 1 or columns[i + 1] != c + 1]
+    runs = [attention[..., start : end + 1] for start, end in zip(starts, ends, strict=True)]
+    return (runs[0] if len(runs) == 1 else torch.cat(runs, dim=-1)).mean(dim=-1)
+
+
 def word_maps(
     attention: torch.Tensor, layout: TokenLayout, size: tuple[int, int], arithmetic: Arithmetic = "authors"
 ) -> torch.Tensor:
@@ -46,8 +66,10 @@ def word_maps(
 
     ``attention`` is h x w x L (one map per token column). A word split into several tokens
     gets the mean of its tokens' maps. The start token attends to the background, so its map
-    is inverted (1 - a0): it highlights the object. Each map is upsampled to ``size`` and
-    min-max normalised:
+    is inverted (1 - a0): it highlights the object. Where the text has no start token (T5's),
+    the map inverted is the mean over the layout's ``reference`` columns (see
+    :mod:`instdiffedit.token_references`); for CLIP text it is column 0, the start token. Each
+    map is upsampled to ``size`` and min-max normalised:
 
     - ``"authors"``: as the authors' code, bit for bit: scaled to 255 / max and cast to uint8,
       PIL's bicubic to ``size`` (8-bit), the start map inverted (255 - a0), then min-max to
@@ -55,9 +77,8 @@ def word_maps(
     - ``"float"``: bilinear in float, min-max, no quantisation.
     """
     check_arithmetic(arithmetic)
-    columns = [attention[..., 0]]
-    # A word's tokens are consecutive: a slice, not a list index (a host-to-device copy on CUDA).
-    columns += [attention[..., span[0] : span[-1] + 1].mean(dim=-1) for span in layout.spans]
+    columns = [columns_mean(attention, layout.reference)]
+    columns += [columns_mean(attention, span) for span in layout.spans]
     columns.append(attention[..., layout.end])
     maps = torch.stack(columns)
     if arithmetic == "float":

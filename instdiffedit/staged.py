@@ -2,8 +2,9 @@
 latents, then the image, either by inpainting the mask or by decoding the latents.
 
 InstDiffEdit, DiffEdit (as the InstDiffEdit authors ran it), SDEdit, oracle inpainting and the
-no-mask ablation differ only in their first stage; timing, UNet accounting, inpainting and
-the resizing back to the input image live here once.
+no-mask ablation differ only in their first stage; timing, denoiser accounting, inpainting and
+the resizing back to the input image live here once. All of them run on every backbone
+(:mod:`instdiffedit.backbones`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from typing import ClassVar, Literal
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.arithmetic import Arithmetic, check_arithmetic
-from instdiffedit.diffusion import LatentDiffusion
+from instdiffedit.backbones import (
+    ALL_FAMILIES,
+    FAMILY_NAMES,
+    Backbone,
+    backbone_for,
+    check_family,
+    family_of,
+)
 from instdiffedit.inpaint import (
     Inpainter,
     InpaintingModelInpainter,
@@ -45,14 +53,21 @@ class StagedEditor(ABC):
     """Base of the methods that edit by a first stage followed by inpainting or decoding.
 
     Args:
-        pipe: the base Stable Diffusion pipeline.
-        inpaint_pipe: an SD-inpainting pipeline; without one, the base model inpaints by
-            latent blending.
+        pipe: the base pipeline of any family (SD 1.x/2.x, SDXL, SD 3.x, FLUX.1), or a
+            :class:`~instdiffedit.backbones.Backbone` built with options of its own.
+        inpaint_pipe: the family's inpainting twin (SD-inpainting, SDXL inpainting, FLUX.1
+            Fill); without one, the base model inpaints by latent blending.
         output: "inpaint" repaints the first stage's mask with the target text; "decode"
             decodes the first stage's latents.
-        inpaint_steps, inpaint_guidance_scale: the inpainting's schedule.
-        scheduler: the diffusers scheduler class of the method's own denoising loops.
-        resolution: working resolution in pixels; default, the UNet's native size.
+        inpaint_steps: the inpainting's steps.
+        inpaint_guidance_scale: the inpainting's guidance; default (None), the inpainting
+            pipeline's own (the twin's, else the base model's: 7.5 for SD 1.x/2.x as the authors
+            ran SD-inpainting, 7.5 for SDXL's twin, 30 for FLUX.1 Fill; blending with SDXL 5,
+            SD 3.x 7, FLUX.1 [dev] 3.5).
+        scheduler: the diffusers scheduler class of the method's own denoising loops; default
+            (None), the backbone's: LMS for SD 1.x/2.x and SDXL (the paper's), flow-matching
+            Euler for SD 3.x and FLUX.1.
+        resolution: working resolution in pixels; default, the model's native size.
         arithmetic: how the first stage's mask is resized to the working resolution for the
             inpainting: "authors" as the authors' code (PIL bicubic, then binarised at 0.5 as
             the SD-inpainting pipeline does), "float" nearest (see :func:`binary_mask_to_size`).
@@ -61,15 +76,21 @@ class StagedEditor(ABC):
     first_stage_phase: ClassVar[str] = "mask"
     """The timing key of the first stage: "mask" for mask methods, "edit" for SDEdit."""
 
+    families: ClassVar[frozenset[str]] = ALL_FAMILIES
+    """The model families the method runs on (every backbone's)."""
+
+    requires_ground_truth_mask: ClassVar[bool] = False
+    """Whether the method needs each item's ground-truth mask (the oracle)."""
+
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
-        inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
         *,
         output: Output = "inpaint",
         inpaint_steps: int = 50,
-        inpaint_guidance_scale: float = 7.5,
-        scheduler: str = "LMSDiscreteScheduler",
+        inpaint_guidance_scale: float | None = None,
+        scheduler: str | None = None,
         resolution: int | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:
@@ -77,15 +98,19 @@ class StagedEditor(ABC):
             raise ValueError(f"output must be 'inpaint' or 'decode', got {output!r}.")
         check_arithmetic(arithmetic)
         self.arithmetic = arithmetic
-        self.diffusion = LatentDiffusion(pipe, scheduler=scheduler, resolution=resolution)
+        self.backbone = backbone_for(pipe, scheduler=scheduler, resolution=resolution)
+        check_family(type(self), self.backbone.family)
         self.output = output
         self.inpainter: Inpainter | None = None
-        if output == "inpaint":
-            self.inpainter = (
-                InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.diffusion.resolution)
-                if inpaint_pipe is not None
-                else LatentBlendInpainter(self.diffusion, inpaint_steps, inpaint_guidance_scale)
-            )
+        if output == "inpaint" and inpaint_pipe is not None:
+            if family_of(inpaint_pipe) != self.backbone.family:
+                raise ValueError(
+                    f"The inpainting model is a {FAMILY_NAMES[family_of(inpaint_pipe)]} model and the base model "
+                    f"a {FAMILY_NAMES[self.backbone.family]} one; set model.inpaint to the base family's twin, or to null."
+                )
+            self.inpainter = InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.backbone.resolution)
+        elif output == "inpaint":
+            self.inpainter = LatentBlendInpainter(self.backbone, inpaint_steps, inpaint_guidance_scale)
 
     @abstractmethod
     def first_stage(
@@ -146,9 +171,9 @@ class StagedEditor(ABC):
         sources, masks, generators = (list(v) if v is not None else [None] * k for v in (sources, masks, generators))
         if not k or not len(targets) == len(sources) == len(masks) == len(generators) == k:
             raise ValueError("edit_batch needs at least one item and one target, source, mask and generator per image.")
-        d = self.diffusion
-        timer = PhaseTimer(d.device)
-        with count_unet_evals(d.unet, self.inpainter.unet if self.inpainter else None) as counter, timer.phase("total"):
+        b = self.backbone
+        timer = PhaseTimer(b.device)
+        with count_unet_evals(b.denoiser, self.inpainter.denoiser if self.inpainter else None) as counter, timer.phase("total"):
             with timer.phase(self.first_stage_phase):
                 stages = self.first_stages(images, targets=targets, sources=sources, masks=masks, generators=generators)
             if self.output == "inpaint":
@@ -156,7 +181,7 @@ class StagedEditor(ABC):
                     edited = self._inpaint(images, [stage.mask for stage in stages], targets, generators)
             else:
                 with timer.phase("edit"):
-                    edited = d.decode(torch.cat([stage.latents[:1] for stage in stages]))
+                    edited = b.decode(torch.cat([stage.latents[:1] for stage in stages]))
             with timer.phase("edit"):
                 resized = [to_input_size(image, out, s.mask, s.soft_mask) for image, out, s in zip(images, edited, stages)]
         timings = {name: seconds / k for name, seconds in timer.timings.items()}
@@ -177,7 +202,7 @@ class StagedEditor(ABC):
     ) -> list[PIL.Image.Image]:
         if any(mask is None for mask in masks):
             raise ValueError(f"{type(self).__name__} produced no mask to inpaint; use output='decode'.")
-        side = self.diffusion.resolution
+        side = self.backbone.resolution
         work_masks = torch.stack([binary_mask_to_size(m, (side, side), self.arithmetic) for m in masks])[:, None]
         work_images = [to_working_size(image, side) for image in images]
         return self.inpainter.batch(work_images, work_masks, list(targets), list(generators))

@@ -114,10 +114,7 @@ def text_layout(
 
     ``end`` is T5's ``</s>`` where the sequence has T5 tokens, else CLIP's end token.
     """
-    if reference not in REFERENCES:
-        raise ValueError(f"Unknown start-token reference {reference!r}; expected one of: {', '.join(REFERENCES)}.")
-    if words_from not in WORDS_FROM:
-        raise ValueError(f"Unknown words_from {words_from!r}; expected one of: {', '.join(WORDS_FROM)}.")
+    check_text_options(reference, words_from)
     aligned = [_align(part, text) for part in parts]
     by_encoder = {tokens.part.encoder: tokens for tokens in aligned}
     word_parts = aligned if words_from == "all" else [tokens for tokens in aligned if tokens.part.encoder == words_from]
@@ -126,6 +123,14 @@ def text_layout(
     spans = tuple(tuple(c for tokens in word_parts for c in tokens.spans[k]) for k in range(len(aligned[0].words)))
     end = by_encoder.get("t5", aligned[-1]).end
     return TokenLayout(words=aligned[0].words, spans=spans, end=end, reference=_reference(reference, by_encoder, aligned))
+
+
+def check_text_options(reference: str | None, words_from: str) -> None:
+    """A ValueError listing the allowed values if ``reference`` (None: a backbone's default) or ``words_from`` is unknown."""
+    if reference is not None and reference not in REFERENCES:
+        raise ValueError(f"Unknown start-token reference {reference!r}; expected one of: {', '.join(REFERENCES)}.")
+    if words_from not in WORDS_FROM:
+        raise ValueError(f"Unknown words_from {words_from!r}; expected one of: {', '.join(WORDS_FROM)}.")
 
 
 def _align(part: TextPart, text: str) -> _PartTokens:

@@ -67,6 +67,24 @@ def tiny(_private_cache: Path) -> Pipelines:
     return tiny_pipelines(_private_cache, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny_family(_private_cache: Path):
+    """``tiny_family(name)``: the tiny model of family ``"sd"`` (the tiny SD model), ``"sdxl"``, ``"sd3"``
+    or ``"flux"``, with its inpainting twin where the family has one, loaded once per session."""
+    from benchmarks.models.tiny import tiny_pipelines
+    from benchmarks.models.tiny_families import tiny_family_pipelines
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    loaded: dict[str, Pipelines] = {}
+
+    def load(family: str) -> Pipelines:
+        if family not in loaded:
+            loaded[family] = tiny_pipelines(_private_cache, device="cpu") if family == "sd" else tiny_family_pipelines(family, _private_cache, device="cpu")
+        return loaded[family]
+
+    return load
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -6,6 +6,7 @@ constructor arguments (never through a user-facing switch).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,6 +123,10 @@ class HostSyncs(torch.overrides.TorchFunctionMode):
     (``cpu``), data-dependent shapes (``nonzero``, boolean-mask indexing), indexing with a 0-d
     integer tensor (an ``item`` in disguise) or with a Python list (a host-to-device copy), and
     tensors built from Python data. ``raise_on_sync`` turns a record into an error.
+
+    Tensors that stay on the host on a GPU too (:meth:`host_resident`: a scheduler's tables that
+    diffusers keeps on the CPU on purpose), and every tensor computed from them alone, are read
+    without waiting for the device, so reading them is no sync.
     """
 
     READS: ClassVar[set[str]] = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "nonzero", "argwhere", "tensor", "as_tensor"}
@@ -131,13 +136,28 @@ class HostSyncs(torch.overrides.TorchFunctionMode):
         self.armed = armed
         self.raise_on_sync = raise_on_sync
         self.calls: list[str] = []
+        self._host: dict[int, weakref.ref] = {}
+
+    def host_resident(self, *tensors: torch.Tensor) -> None:
+        """Declare ``tensors`` host-resident (see the class)."""
+        for tensor in tensors:
+            self._host[id(tensor)] = weakref.ref(tensor)
+
+    def _on_host(self, value: object) -> bool:
+        ref = self._host.get(id(value))
+        return ref is not None and ref() is value
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if self.armed and (why := self._sync(func, args)):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        from_host = bool(tensors) and all(self._on_host(t) for t in tensors)
+        if self.armed and not from_host and (why := self._sync(func, args)):
             if self.raise_on_sync:
                 raise RuntimeError(f"host sync: {why}")
             self.calls.append(why)
-        return func(*args, **(kwargs or {}))
+        result = func(*args, **(kwargs or {}))
+        if from_host and isinstance(result, torch.Tensor):
+            self.host_resident(result)
+        return result
 
     def _sync(self, func, args) -> str | None:
         name = getattr(func, "__name__", "")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from instdiffedit.arithmetic import pil_bicubic_resize
-from instdiffedit.diffusion import LatentDiffusion
+from instdiffedit.backbones import StableDiffusion
 from instdiffedit.refine import MaskRefiner, blur
 from instdiffedit.resizing import binary_mask_to_size
 from instdiffedit.tokens import TokenLayout
@@ -57,7 +57,7 @@ def test_the_mask_for_the_inpainting_is_pil_bicubic_then_binarised_at_one_half()
 
 
 def test_the_encoder_sees_the_image_resized_with_pil_bicubic(tiny) -> None:
-    d = LatentDiffusion(tiny.base)
+    d = StableDiffusion(tiny.base)
     image = PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 70, 3), dtype=np.uint8))
     side = d.resolution
     expected = np.asarray(image.resize((side, side), PIL.Image.Resampling.BICUBIC)).astype(np.float32) / 255 * 2 - 1
@@ -66,12 +66,12 @@ def test_the_encoder_sees_the_image_resized_with_pil_bicubic(tiny) -> None:
 
 @pytest.mark.parametrize("strength", [0.35, 0.5, 0.55, 0.75, 0.95, 1.0])
 def test_a_strength_runs_int_steps_times_strength_steps(tiny, strength: float) -> None:
-    assert len(LatentDiffusion(tiny.base).timesteps(50, strength)) == int(50 * strength)
+    assert len(StableDiffusion(tiny.base).timesteps(50, strength)) == int(50 * strength)
 
 
 def test_a_strength_that_runs_no_step_is_refused(tiny) -> None:
     with pytest.raises(ValueError, match="runs no step"):
-        LatentDiffusion(tiny.base).timesteps(50, 0.01)
+        StableDiffusion(tiny.base).timesteps(50, 0.01)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,8 @@ from diffusers import LMSDiscreteScheduler
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
 from benchmarks.data.synthetic import SyntheticDataset
-from instdiffedit import InstDiffEdit, LatentDiffusion
+from instdiffedit import InstDiffEdit
+from instdiffedit.backbones import StableDiffusion
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_sdedit_runs_the_last_half_of_the_schedule_and_has_no_mask(tiny, item) -
 
 def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny, item) -> None:
     editor = OracleInpaint(tiny.base, None, inpaint_steps=4)
-    d = editor.diffusion
+    d = editor.backbone
     work = item.image.resize((d.resolution, d.resolution))
     empty = torch.zeros(work.height, work.width)
     result = editor.edit(work, target=item.target, mask=empty, generator=_seeded())
@@ -72,7 +73,7 @@ def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny,
 def test_oracle_with_a_full_mask_changes_the_image(tiny, item) -> None:
     for inpaint_pipe in (None, tiny.inpaint):
         editor = OracleInpaint(tiny.base, inpaint_pipe, inpaint_steps=4)
-        d = editor.diffusion
+        d = editor.backbone
         work = item.image.resize((d.resolution, d.resolution))
         full = torch.ones(work.height, work.width)
         result = editor.edit(work, target=item.target, mask=full, generator=_seeded())
@@ -134,16 +135,17 @@ def _with_prediction(base, prediction: str) -> SimpleNamespace:
 def test_diffedit_on_a_v_prediction_model_compares_noise_estimates(tiny, item, scheduler: str) -> None:
     maps = []
     for prediction in ("epsilon", "v_prediction"):
-        editor = DiffEdit(_with_prediction(tiny.base, prediction), num_noises=2, num_inference_steps=10, output="decode", scheduler=scheduler)
+        backbone = StableDiffusion(_with_prediction(tiny.base, prediction), scheduler=scheduler)
+        editor = DiffEdit(backbone, num_noises=2, num_inference_steps=10, output="decode")
         maps.append(editor.difference_map(item.image, item.source, item.target, _seeded()))
     torch.testing.assert_close(maps[1], maps[0], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("scheduler", ["LMSDiscreteScheduler", "DDIMScheduler"])
 def test_a_v_prediction_converts_to_the_noise_that_made_the_sample(tiny, scheduler: str) -> None:
-    d = LatentDiffusion(_with_prediction(tiny.base, "v_prediction"), scheduler=scheduler)
+    d = StableDiffusion(_with_prediction(tiny.base, "v_prediction"), scheduler=scheduler)
     t = d.timesteps(10, 0.5)[2]
     x0, eps = torch.randn(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    a = d.scheduler.alphas_cumprod[int(t)]
+    a = d.schedule.scheduler.alphas_cumprod[int(t)]
     v = a.sqrt() * eps - (1 - a).sqrt() * x0
     torch.testing.assert_close(d.noise_estimate(v, d.add_noise(x0, eps, t), t), eps, rtol=1e-4, atol=1e-5)

@@ -173,3 +173,41 @@ def test_a_multirun_over_every_method_summarises_each_with_its_mask_iou(tmp_path
     assert all(r["failed"] == "0" for r in rows.values()), lines
     assert float(rows["diffedit"]["unet_evals"]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
     assert float(rows["instdiffedit"]["unet_evals"]) == 25 * 6 + 2 * 51
+
+
+FAMILY_METHODS = ("instdiffedit", "diffedit", "sdedit", "oracle_inpaint", "no_mask")
+# UNet/transformer evaluations per item: InstDiffEdit's 25 steps x 3 noises and DiffEdit's 25 x 10 noises x 2
+# texts, x 2 rows with classifier-free guidance (not FLUX.1 [dev]), then 50 inpainting steps (SDXL's twin and
+# SD 3.x's latent blending with CFG, FLUX.1 Fill without).
+FAMILY_EVALS = {
+    "tiny_sdxl": {"instdiffedit": 150 + 100, "diffedit": 1000 + 100, "sdedit": 50, "oracle_inpaint": 100, "no_mask": 150},
+    "tiny_sd3": {"instdiffedit": 150 + 100, "diffedit": 1000 + 100, "sdedit": 50, "oracle_inpaint": 100, "no_mask": 150},
+    "tiny_flux": {"instdiffedit": 75 + 50, "diffedit": 500 + 50, "sdedit": 25, "oracle_inpaint": 50, "no_mask": 75},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(FAMILY_EVALS))
+def test_every_method_that_applies_runs_on_each_tiny_family(tmp_path: Path, model: str) -> None:
+    result = _run(
+        "-m", f"model={model}", "dataset=synthetic", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
+        f"method={','.join(FAMILY_METHODS)}", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.split("Sweep summary", 1)[1].splitlines()
+    header = next(line.split() for line in lines if "mask_iou" in line.split())
+    rows = {line.split()[0]: dict(zip(["method", "config_id", *header], line.split())) for line in lines if line.split() and line.split()[0] in FAMILY_METHODS}
+    assert set(rows) == set(FAMILY_METHODS)
+    assert all(r["failed"] == "0" for r in rows.values()), lines
+    assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
+    assert {method: float(r["unet_evals"]) for method, r in rows.items()} == FAMILY_EVALS[model]
+
+
+@pytest.mark.parametrize(("model", "method"), [("tiny_sdxl", "ledits_pp"), ("tiny_flux", "diffedit_ddim")])
+def test_an_sd_only_method_on_another_family_is_refused_before_any_model_loads(tmp_path: Path, model: str, method: str) -> None:
+    cache = tmp_path / "cache"
+    result = _run(f"model={model}", f"method={method}", "logger=none", f"paths.output_root={tmp_path}", env={"INSTDIFFEDIT_CACHE": str(cache)}, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: method={method} with model={model}: ") and "runs on SD 1.x/2.x models only" in message
+    assert not cache.exists(), "the tiny model was built: the refusal came after loading"

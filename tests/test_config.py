@@ -136,3 +136,14 @@ def test_a_real_split_selects_the_papers_models_unless_the_command_line_names_on
 
 def test_the_toy_world_keeps_the_toy_model() -> None:
     assert _model_choice() == "toy" and _model_choice("experiment=table_toy") == "toy"
+
+
+@pytest.mark.parametrize("option", GROUPS["model"])
+def test_each_model_config_names_its_family_and_its_loader_takes_it(option: str) -> None:
+    """The harness refuses a method that does not run on the model's family from ``model.family``, before loading."""
+    from instdiffedit.backbones import FAMILY_NAMES
+
+    node = OmegaConf.load(CONF / "model" / f"{option}.yaml")
+    assert node.family in FAMILY_NAMES
+    module, _, name = node._target_.rpartition(".")
+    assert "family" in inspect.signature(getattr(importlib.import_module(module), name)).parameters

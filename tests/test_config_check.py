@@ -90,3 +90,30 @@ def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:
     assert check.errors == [] and len(check.warnings) == 1
     assert "model=toy" in check.warnings[0] and "synthetic" in check.warnings[0]
     assert _check("model=toy", "dataset=toy_shapes").warnings == []
+
+
+FAMILY_MODELS = ("tiny_sdxl", "tiny_sd3", "tiny_flux")
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("diffedit_ddim", "ledits_pp")])
+def test_every_method_that_runs_on_every_family_passes_on_its_tiny_model(model: str, method: str) -> None:
+    assert _check(f"model={model}", f"method={method}").errors == []
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+@pytest.mark.parametrize("method", ["diffedit_ddim", "ledits_pp"])
+def test_an_sd_only_method_on_another_family_is_one_line(model: str, method: str) -> None:
+    errors = _check(f"model={model}", f"method={method}").errors
+    assert len(errors) == 1 and errors[0].startswith(f"method={method} with model={model}: ")
+    assert "runs on SD 1.x/2.x models only, not on" in errors[0]
+
+
+def test_a_scheduler_of_the_other_kind_is_one_line() -> None:
+    """The method is built on a stand-in of the family's pipeline, so the family's backbone checks the scheduler."""
+    assert _check("model=tiny_flux", "method.scheduler=LMSDiscreteScheduler").errors == [
+        "method.scheduler=LMSDiscreteScheduler: scheduler='LMSDiscreteScheduler' cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler."
+    ]
+    assert _check("model=tiny_sdxl", "method=sdedit", "method.scheduler=FlowMatchEulerDiscreteScheduler").errors[0].startswith(
+        "method.scheduler=FlowMatchEulerDiscreteScheduler: scheduler='FlowMatchEulerDiscreteScheduler' is a flow-matching scheduler"
+    )

@@ -25,7 +25,7 @@ def test_outside_the_mask_the_guided_latents_equal_the_renoised_original(tiny, i
     editor = InstDiffEdit(tiny.base, num_inference_steps=STEPS)
     latents, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
 
-    d = editor.diffusion
+    d = editor.backbone
     z0 = d.encode(item.image)
     timesteps = d.timesteps(STEPS, 0.5)
     noise = d.noise(tuple(latents.shape), _seeded())
@@ -40,7 +40,7 @@ def test_outside_the_mask_the_guided_latents_equal_the_renoised_original(tiny, i
 def test_blending_at_t_minus_1_ends_on_the_clean_original_outside_the_mask(tiny, item) -> None:
     editor = InstDiffEdit(tiny.base, num_inference_steps=STEPS, blend_with="t-1")
     latents, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
-    z0 = editor.diffusion.encode(item.image)
+    z0 = editor.backbone.encode(item.image)
     outside = masks.history[-1] == 0
     assert torch.equal(latents[..., outside], z0.expand_as(latents)[..., outside])
 
@@ -57,7 +57,7 @@ def test_edit_returns_an_image_and_masks_at_the_input_size_with_timings_and_unet
     assert set(result.timings) == {"mask", "edit", "inpaint", "total"}
     assert result.timings["total"] >= result.timings["mask"] + result.timings["inpaint"]
     # 5 guided steps x (3 uncond + 3 cond) rows, then the inpainting's 5 PNDM calls (4 steps) x 2 rows.
-    assert len(editor.inpainter.diffusion.scheduler.timesteps) == 5
+    assert len(editor.inpainter.backbone.schedule.scheduler.timesteps) == 5
     assert result.unet_evals == 5 * 6 + 5 * 2
 
 
@@ -93,7 +93,7 @@ def test_without_an_inpainting_model_the_base_model_inpaints_by_latent_blending(
 
 def test_latent_blend_inpainting_with_an_empty_mask_returns_the_autoencoded_input(tiny, item) -> None:
     editor = InstDiffEdit(tiny.base, None, inpaint_steps=4)
-    d = editor.diffusion
+    d = editor.backbone
     work = item.image.resize((d.resolution, d.resolution))
     empty = torch.zeros(1, 1, d.resolution, d.resolution)
     repainted = editor.inpainter(work, empty, "a cat", _seeded())
@@ -125,7 +125,7 @@ def test_masks_are_made_on_the_papers_64x64_grid_and_resized_to_the_latents_for_
 
     editor = InstDiffEdit(tiny.base, num_inference_steps=STEPS)
     _, masks = editor.mask_guided_edit(item.image, item.target, _seeded())
-    latent_size = editor.diffusion.latent_size
+    latent_size = editor.backbone.latent_size
     assert masks.binary.shape == masks.soft.shape == (64, 64) != latent_size
     assert masks.history[-1].shape == latent_size
     expected = (F.interpolate(masks.binary[None, None], size=latent_size, mode="area")[0, 0] >= 0.5).float()

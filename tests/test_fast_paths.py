@@ -108,7 +108,7 @@ def test_a_compiled_unet_gives_the_plain_paths_masks(tiny, dataset, _private_cac
     item = dataset.load(dataset.item_ids()[0])
     editor = InstDiffEdit(tiny_pipelines(_private_cache, device="cpu", inpaint=False).base, None, num_inference_steps=4, output="decode")
     plain = _edit(editor, item)
-    set_fast_path(editor.diffusion.unet, "compiled")
+    set_fast_path(editor.backbone.denoiser, "compiled")
     torch._dynamo.utils.counters.clear()
     compiled = _edit(editor, item)
     frames = sum(torch._dynamo.utils.counters["frames"].values())

@@ -13,9 +13,11 @@ from fakes import PlainGraphs
 from baselines import DiffEdit, OracleInpaint, SDEdit
 from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.models.tiny import tiny_pipelines
+from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
 from instdiffedit.acceleration import accelerate
 from instdiffedit.attention import capture_cross_attention
+from instdiffedit.backbones import denoiser_of
 from instdiffedit.graphs import (
     DEFAULT_FAST_PATH,
     check_fast_path,
@@ -76,6 +78,25 @@ def test_every_method_gets_the_eager_masks_and_images_through_graphs(tiny, pipes
                 assert torch.equal(result.mask, eager[name].mask), (name, attempt)
             assert result.unet_evals == eager[name].unet_evals, "the counter hears replays"
     assert all(graph.replays for capturer in capturers.values() for graph in capturer.graphs)
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_every_family_gets_the_eager_masks_and_images_through_graphs(tiny_family, _private_cache, item, family: str) -> None:
+    """SDXL's extra conditioning, SD 3.x's and FLUX.1's transformers (FLUX's packing inside the
+    graph) and the joint-attention capture writing in place, replayed."""
+    eager = {name: _edit(editor, item) for name, editor in _editors(tiny_family(family)).items()}
+    pipes = tiny_family_pipelines(family, _private_cache, device="cpu")
+    capturers = [PlainGraphs() for pipe in (pipes.base, pipes.inpaint) if pipe is not None]
+    for pipe, capturer in zip((pipes.base, pipes.inpaint), capturers):
+        set_fast_path(denoiser_of(pipe), "graphs", capturer=capturer)
+    for name, editor in _editors(pipes).items():
+        for attempt in ("captured", "replayed"):
+            result = _edit(editor, item)
+            assert _same_image(result.image, eager[name].image), (name, attempt)
+            if result.mask is not None:
+                assert torch.equal(result.mask, eager[name].mask), (name, attempt)
+            assert result.unet_evals == eager[name].unet_evals
+    assert all(graph.replays for capturer in capturers for graph in capturer.graphs)
 
 
 def test_one_graph_per_call_signature_and_attention_processor_set(pipes, item) -> None:
@@ -203,17 +224,29 @@ def test_a_plain_cpu_run_calls_the_unet_eagerly(tiny, item) -> None:
 # -- CUDA only -------------------------------------------------------------------------------
 
 
+HALF = {"sd": torch.float16, "sdxl": torch.float16, "sd3": torch.bfloat16, "flux": torch.bfloat16}
+
+
+def cuda_pipes(cache, family: str, fast_path: str):
+    """A family's tiny model on CUDA (``"sd"``: the tiny SD model)."""
+    if family == "sd":
+        return tiny_pipelines(cache, device="cuda", fast_path=fast_path)
+    return tiny_family_pipelines(family, cache, device="cuda", fast_path=fast_path)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, dtype: str) -> None:
-    pipes = tiny_pipelines(_private_cache, device="cuda", fast_path="eager")
-    if dtype == "float16":
-        for pipe in (pipes.base, pipes.inpaint):
-            pipe.to(torch.float16)
+@pytest.mark.parametrize("half", [False, True])
+@pytest.mark.parametrize("family", list(HALF))
+def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, family: str, half: bool) -> None:
+    pipes = cuda_pipes(_private_cache, family, "eager")
+    pairs = [pipe for pipe in (pipes.base, pipes.inpaint) if pipe is not None]
+    if half:
+        for pipe in pairs:
+            pipe.to(HALF[family])
     eager = {name: _edit(editor, item) for name, editor in _editors(pipes).items()}
-    for unet in (pipes.base.unet, pipes.inpaint.unet):
-        set_fast_path(unet, "graphs")
+    for pipe in pairs:
+        set_fast_path(denoiser_of(pipe), "graphs")
     for name, editor in _editors(pipes).items():
         for attempt in ("captured", "replayed"):
             result = _edit(editor, item)
@@ -221,4 +254,5 @@ def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, dtype
             assert difference.max() <= 2, (name, attempt, difference.max())
             if result.mask is not None:
                 assert (result.mask != eager[name].mask).float().mean() <= 0.01, (name, attempt)
-    assert unet_runner(pipes.base.unet).graph_count == 3  # capture on (6 rows), DiffEdit's 8 rows, 2 rows
+    # the mask loop with its attention capture, DiffEdit's rows, SDEdit's rows
+    assert unet_runner(denoiser_of(pipes.base)).graph_count == 3

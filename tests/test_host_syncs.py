@@ -1,9 +1,9 @@
-"""Nothing inside a denoising loop waits for the device: InstDiffEdit's mask loop, DiffEdit's,
-SDEdit's, and both inpainting loops (the SD-inpainting model's and latent blending).
+"""Nothing inside a denoising loop waits for the device, on every backbone: InstDiffEdit's mask
+loop, DiffEdit's, SDEdit's, and both inpainting loops (the family's twin and latent blending).
 
-The loops are watched from their first scheduler call to their end. On a CPU the calls that
-would wait on a GPU are caught (tests/fakes.HostSyncs); on CUDA (``pytest -m cuda``) torch's
-sync debug mode raises at any synchronising operation.
+The loops are watched from their first model input to their end. On a CPU the calls that would
+wait on a GPU are caught (tests/fakes.HostSyncs); on CUDA (``pytest -m cuda``) torch's sync
+debug mode raises at any synchronising operation.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from diffusers import EulerDiscreteScheduler, LMSDiscreteScheduler
 from fakes import HostSyncs
 
 from baselines import DiffEdit, SDEdit
 from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.models.tiny import tiny_pipelines
+from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
-from instdiffedit.diffusion import LatentDiffusion
+from instdiffedit.backbones import Backbone
 
 STEPS = 10
+FAMILIES = ("sd", "sdxl", "sd3", "flux")
+METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit")
 
 
 @pytest.fixture(scope="module")
@@ -30,30 +34,50 @@ def item():
     return dataset.load(dataset.item_ids()[0])
 
 
+# Schedulers that keep their sigmas on the CPU on purpose (diffusers' set_timesteps: `self.sigmas =
+# sigmas.to("cpu")  # to avoid too much CPU/GPU communication`): reading them waits for no device.
+HOST_TABLES = {EulerDiscreteScheduler: ("sigmas",), LMSDiscreteScheduler: ("sigmas",)}
+
+
+def _host_tables(scheduler) -> list[torch.Tensor]:
+    names = next((names for cls, names in HOST_TABLES.items() if isinstance(scheduler, cls)), ())
+    return [getattr(scheduler, name) for name in names]
+
+
+def watch_syncs(syncs: HostSyncs) -> tuple[Callable[[Backbone], None], Callable[[], None]]:
+    """``arm`` and ``disarm`` callbacks that switch ``syncs`` on and off for one loop."""
+
+    def arm(backbone: Backbone) -> None:
+        syncs.host_resident(*_host_tables(backbone.schedule.scheduler))
+        syncs.armed = True
+
+    return arm, lambda: setattr(syncs, "armed", False)
+
+
 @contextmanager
-def inside_denoising_loops(monkeypatch, arm: Callable[[], None], disarm: Callable[[], None]) -> Iterator[list[int]]:
-    """Call ``arm()`` at each loop's first scheduler call and ``disarm()`` when the loop returns;
+def inside_denoising_loops(monkeypatch, arm: Callable[[Backbone], None], disarm: Callable[[], None]) -> Iterator[list[int]]:
+    """Call ``arm(backbone)`` at each loop's first model input and ``disarm()`` when the loop returns;
     yields the number of loops watched."""
     loops = [0]
-    denoise = LatentDiffusion.denoise
+    denoise = Backbone.denoise
 
     def watched(self, *args, **kwargs):
-        scheduler = self.scheduler
-        scale = scheduler.scale_model_input
+        schedule = self.schedule
+        model_input = schedule.model_input
 
         def first_call_arms(*a, **k):
-            arm()
-            return scale(*a, **k)
+            arm(self)
+            return model_input(*a, **k)
 
-        scheduler.scale_model_input = first_call_arms
+        schedule.model_input = first_call_arms
         try:
             return denoise(self, *args, **kwargs)
         finally:
-            del scheduler.scale_model_input
+            del schedule.model_input
             disarm()
             loops[0] += 1
 
-    monkeypatch.setattr(LatentDiffusion, "denoise", watched)
+    monkeypatch.setattr(Backbone, "denoise", watched)
     yield loops
 
 
@@ -71,12 +95,13 @@ def _edit(editor, item, k: int = 1) -> None:
     editor.edit_batch([item.image] * k, targets=[item.target] * k, sources=[item.source] * k, generators=generators)
 
 
-@pytest.mark.parametrize("method", ["instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit"])
-def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny, item, monkeypatch, method: str) -> None:
-    editor = _editors(tiny)[method]
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny_family, item, monkeypatch, family: str, method: str) -> None:
+    editor = _editors(tiny_family(family))[method]
     _edit(editor, item)  # first runs fill the schedulers' memos
     syncs = HostSyncs()
-    with inside_denoising_loops(monkeypatch, lambda: setattr(syncs, "armed", True), lambda: setattr(syncs, "armed", False)) as loops, syncs:
+    with inside_denoising_loops(monkeypatch, *watch_syncs(syncs)) as loops, syncs:
         _edit(editor, item, k=2 if method == "instdiffedit" else 1)
     assert loops[0] == (1 if method == "sdedit" else 2)
     assert syncs.calls == [], sorted(set(syncs.calls))
@@ -84,10 +109,11 @@ def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny, item, monkey
 
 def test_the_watch_catches_a_sync_inside_a_loop(tiny, item, monkeypatch) -> None:
     editor = _editors(tiny)["sdedit"]
-    real_step = editor.diffusion.scheduler.step
-    monkeypatch.setattr(editor.diffusion.scheduler, "step", lambda eps, t, x: (eps.sum().item(), real_step(eps, t, x))[1])
+    scheduler = editor.backbone.schedule.scheduler
+    real_step = scheduler.step
+    monkeypatch.setattr(scheduler, "step", lambda eps, t, x: (eps.sum().item(), real_step(eps, t, x))[1])
     syncs = HostSyncs()
-    with inside_denoising_loops(monkeypatch, lambda: setattr(syncs, "armed", True), lambda: setattr(syncs, "armed", False)), syncs:
+    with inside_denoising_loops(monkeypatch, *watch_syncs(syncs)), syncs:
         _edit(editor, item)
     assert syncs.calls == ["item"] * (STEPS // 2)
 
@@ -95,9 +121,13 @@ def test_the_watch_catches_a_sync_inside_a_loop(tiny, item, monkeypatch) -> None
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("fast_path", ["eager", "graphs"])
-def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatch, fast_path: str) -> None:
-    pipes = tiny_pipelines(_private_cache, device="cuda", fast_path=fast_path)
-    arm, disarm = (lambda: torch.cuda.set_sync_debug_mode("error")), (lambda: torch.cuda.set_sync_debug_mode(0))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatch, family: str, fast_path: str) -> None:
+    if family == "sd":
+        pipes = tiny_pipelines(_private_cache, device="cuda", fast_path=fast_path)
+    else:
+        pipes = tiny_family_pipelines(family, _private_cache, device="cuda", fast_path=fast_path)
+    arm, disarm = (lambda _: torch.cuda.set_sync_debug_mode("error")), (lambda: torch.cuda.set_sync_debug_mode(0))
     for name, editor in _editors(pipes).items():
         _edit(editor, item)  # warm: graphs captured (a capture synchronises), memos filled
         with inside_denoising_loops(monkeypatch, arm, disarm):

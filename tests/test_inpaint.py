@@ -69,3 +69,25 @@ def test_a_model_without_the_9_channel_unet_is_refused_with_the_fix(tiny) -> Non
     four_channels = StableDiffusionInpaintPipeline(**{**tiny.inpaint.components, "unet": tiny.base.unet})
     with pytest.raises(ValueError, match="9 .*model.inpaint"):
         InpaintingModelInpainter(four_channels)
+
+
+@pytest.mark.parametrize("family", ["sdxl", "flux"])
+def test_the_sdxl_and_flux_fill_twins_get_their_pipelines_images(tiny_family, items, family: str) -> None:
+    """Our loop for SDXL's 9-channel twin and for FLUX.1 Fill, against their diffusers pipelines at strength 1."""
+    twin = tiny_family(family).inpaint
+    inpainter = InpaintingModelInpainter(twin, STEPS, resolution=SIDE)
+    images, prompts = [item.image for item in items], [item.target for item in items]
+    ours = inpainter.batch(images, _masks(2), prompts, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    strength = {"strength": 1.0} if family == "sdxl" else {}  # the SDXL pipeline's default is 0.9999
+    for k in range(2):  # one at a time: the pipelines take a single generator per call
+        (theirs,) = twin(
+            prompt=prompts[k], image=images[k], mask_image=_masks(2)[k : k + 1], height=SIDE, width=SIDE,
+            num_inference_steps=STEPS, generator=torch.Generator().manual_seed(k + 1), **strength,
+        ).images
+        assert numpy.abs(_pixels(ours[k]) - _pixels(theirs)).max() <= 1, (family, k)
+    assert inpainter.guidance_scale == {"sdxl": 7.5, "flux": 30.0}[family]  # each twin pipeline's default
+
+
+def test_a_family_without_a_twin_says_to_blend(tiny_family) -> None:
+    with pytest.raises(ValueError, match="SD 3.x family has no inpainting twin; set model.inpaint to null"):
+        InpaintingModelInpainter(tiny_family("sd3").base)

@@ -162,3 +162,8 @@ class TestSpeedOptions:
         with pytest.raises(ValueError, match="model.fast_path: Unknown fast path 'turbo'; choose one of auto, graphs, compiled, eager"):
             load_pretrained("/nowhere", fast_path="turbo")
         assert failing.calls == []
+
+
+def test_the_sd_loader_refuses_another_family_before_loading(tmp_path) -> None:
+    with pytest.raises(ValueError, match="model.family='sdxl', but load_pretrained loads SD 1.x/2.x.*load_family"):
+        load_pretrained(str(tmp_path / "no-such-model"), family="sdxl")

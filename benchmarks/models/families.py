@@ -2,14 +2,16 @@
 
 The same loading path as :func:`benchmarks.models.loading.load_pretrained` (local folder, else the hub
 cache, else the hub; one sentence when a model cannot be had), with the pipeline classes of
-each family. The returned pipelines carry the family's name and native resolution, which the
-backbones of the library will read.
+each family. The returned pipelines carry the family's name and native resolution; the
+resolution is also set as the pipelines' own default size (``default_sample_size``), which the
+library's backbones read as the model's native size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from diffusers import (
     DiffusionPipeline,
     FluxFillPipeline,
@@ -20,7 +22,13 @@ from diffusers import (
 )
 
 from benchmarks.devices import resolve_device, resolve_dtype
-from benchmarks.models.loading import Pipelines, load_pipeline
+from benchmarks.models.loading import (
+    Pipelines,
+    check_speed_options,
+    load_pipeline,
+    optimize,
+)
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 
 @dataclass(frozen=True)
@@ -63,28 +71,39 @@ def load_family(
     family_key: str = "model.family",
     base_key: str = "model.base",
     inpaint_key: str = "model.inpaint",
+    fast_path: FastPath = DEFAULT_FAST_PATH,
+    channels_last: bool = False,
 ) -> FamilyPipelines:
     """Load a family's base pipeline (and its inpainting twin) from hub ids or local folders.
 
     ``dtype``: as :func:`benchmarks.devices.resolve_dtype` (``"auto"`` is float16 on CUDA, so
-    name bfloat16 for SD 3.x and FLUX.1). ``variant`` selects weight files such as
-    ``*.fp16.safetensors`` in both repositories. Bad names fail before anything loads.
+    name bfloat16 for SD 3.x and FLUX.1). A VAE that asks to run in float32 (SDXL's
+    ``force_upcast``: it overflows in float16) is kept in float32, as SDXL's pipelines upcast
+    it to decode. ``variant`` selects weight files such as ``*.fp16.safetensors`` in both
+    repositories. ``fast_path`` and ``channels_last``: see :func:`benchmarks.models.loading.optimize`.
+    Bad names fail before anything loads.
     """
     spec = _family(family, family_key)
+    check_speed_options(fast_path)
     if inpaint is not None and spec.inpaint is None:
         raise ValueError(
             f"The {family} family has no inpainting twin, but {inpaint_key}={inpaint!r}; set "
             f"{inpaint_key}=null to inpaint by blending latents with the base model."
         )
     torch_device = resolve_device(device)
-    options = {"torch_dtype": resolve_dtype(dtype, torch_device), "variant": variant, "use_safetensors": True}
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    options = {"torch_dtype": torch_dtype, "variant": variant, "use_safetensors": True}
     base_pipe = load_pipeline(spec.base, base, base_key, options)
     inpaint_pipe = None if inpaint is None else load_pipeline(spec.inpaint, inpaint, inpaint_key, options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
+            if torch_dtype == torch.float16 and pipe.vae.config.get("force_upcast"):
+                pipe.vae.to(torch.float32)
+            pipe.default_sample_size = resolution // pipe.vae_scale_factor
             pipe.set_progress_bar_config(disable=True)
-    return FamilyPipelines(base=base_pipe, inpaint=inpaint_pipe, family=family, resolution=resolution)
+    pipes = FamilyPipelines(base=base_pipe, inpaint=inpaint_pipe, family=family, resolution=resolution)
+    return optimize(pipes, fast_path=fast_path, channels_last=channels_last)
 
 
 def _family(family: str, key: str) -> Family:

@@ -23,6 +23,7 @@ from benchmarks.hub import (
     hub_offline,
 )
 from instdiffedit.acceleration import accelerate
+from instdiffedit.backbones import denoiser_of
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath, check_fast_path
 
 SD14_BASE = "CompVis/stable-diffusion-v1-4"
@@ -48,6 +49,7 @@ def load_pretrained(
     base: str,
     inpaint: str | None = None,
     *,
+    family: str = "sd",
     device: str = "auto",
     dtype: str = "auto",
     inpaint_dtype: str | None = None,
@@ -64,12 +66,14 @@ def load_pretrained(
     inpainting model in float16: ``dtype="float32", inpaint_dtype="float16"``.
     ``base_key``/``inpaint_key`` are the config keys the names came from; they appear in error
     messages so the user knows which setting to change. ``fast_path`` and ``channels_last`` are
-    applied by :func:`optimize`.
+    applied by :func:`optimize`. ``family`` is the model family the config declares (``model.family``):
+    these are SD 1.x/2.x pipelines; the other families load with
+    :func:`benchmarks.models.families.load_family`.
     """
-    try:
-        check_fast_path(fast_path)
-    except ValueError as error:
-        raise ValueError(f"model.fast_path: {error}") from None
+    if family != "sd":
+        raise ValueError(f"model.family={family!r}, but load_pretrained loads SD 1.x/2.x pipelines (family sd); load the "
+                         "other families with _target_: benchmarks.models.families.load_family.")
+    check_speed_options(fast_path)
     torch_device = resolve_device(device)
     base_dtype = resolve_dtype(dtype, torch_device)
     options = {
@@ -91,18 +95,26 @@ def load_pretrained(
     return optimize(Pipelines(base=base_pipe, inpaint=inpaint_pipe), fast_path=fast_path, channels_last=channels_last)
 
 
+def check_speed_options(fast_path: str) -> None:
+    """A ValueError naming ``model.fast_path`` if it is not a fast path."""
+    try:
+        check_fast_path(fast_path)
+    except ValueError as error:
+        raise ValueError(f"model.fast_path: {error}") from None
+
+
 def optimize(pipes: Pipelines, *, fast_path: FastPath = DEFAULT_FAST_PATH, channels_last: bool = False) -> Pipelines:
     """Speed-ups that keep results (see :func:`instdiffedit.acceleration.accelerate`), in place.
 
-    ``fast_path`` applies to the UNets (the denoising loops' cost); ``channels_last`` to the
-    UNets and the VAEs (all convolutional). With the defaults, the pipelines are left untouched.
+    ``fast_path`` applies to the denoisers, UNets or transformers (the denoising loops' cost);
+    ``channels_last`` to them and the VAEs. With the defaults, the pipelines are left untouched.
     """
     if fast_path == DEFAULT_FAST_PATH and not channels_last:
         return pipes
     for pipe in (pipes.base, pipes.inpaint):
         if pipe is None:
             continue
-        accelerate(pipe.unet, fast_path=fast_path, channels_last=channels_last)
+        accelerate(denoiser_of(pipe), fast_path=fast_path, channels_last=channels_last)
         if channels_last:
             accelerate(pipe.vae, channels_last=True)
     return pipes

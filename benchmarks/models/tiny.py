@@ -219,6 +219,7 @@ def _scheduler() -> PNDMScheduler:
 def tiny_pipelines(
     cache_dir: str | os.PathLike | None = None,
     *,
+    family: str = "sd",
     device: str = "auto",
     inpaint: bool = True,
     fast_path: FastPath = DEFAULT_FAST_PATH,
@@ -237,6 +238,7 @@ def tiny_pipelines(
     return load_pretrained(
         str(root / "base"),
         str(root / "inpaint") if inpaint else None,
+        family=family,
         device=device,
         dtype="float32",
         fast_path=fast_path,

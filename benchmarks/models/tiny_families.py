@@ -61,6 +61,7 @@ from benchmarks.models.tiny import (
     tiny_unet,
     tiny_vae,
 )
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 # Bump whenever an architecture or the weight initialisation changes, so stale caches are not reused.
 TINY_FAMILY_VERSION = "v1"
@@ -222,12 +223,15 @@ def tiny_family_pipelines(
     *,
     device: str = "auto",
     inpaint: bool = True,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
+    channels_last: bool = False,
 ) -> FamilyPipelines:
     """A family's tiny model, built once into ``<cache_dir>/tiny-<family>-v1`` and then loaded from disk.
 
     Loading goes through :func:`benchmarks.models.families.load_family`, like a real model; the
     cache folder is chosen as for :func:`benchmarks.models.tiny.tiny_pipelines`. Weights are
-    float32 on every device. ``inpaint``: load the twin, where the family has one.
+    float32 on every device. ``inpaint``: load the twin, where the family has one. ``fast_path``
+    and ``channels_last``: see :func:`benchmarks.models.loading.optimize`.
     """
     if family not in TINY_BUILDERS:
         raise ValueError(f"Unknown tiny model family {family!r}; expected one of: {', '.join(TINY_BUILDERS)}.")
@@ -243,6 +247,8 @@ def tiny_family_pipelines(
         resolution=IMAGE_SIZE,
         device=device,
         dtype="float32",
+        fast_path=fast_path,
+        channels_last=channels_last,
     )
 
 

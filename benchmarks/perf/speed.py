@@ -208,8 +208,8 @@ def recording(*unets: torch.nn.Module) -> Iterator[list[Callable[[], object]]]:
     calls: list[Callable[[], object]] = []
 
     def through(runner):
-        def listener(sample, timestep, context):
-            inputs, processors = (sample.clone(), timestep.clone(), context.clone()), runner.processors()
+        def listener(*call):
+            inputs, processors = tuple(tensor.clone() for tensor in call), runner.processors()
             calls.append(lambda: (runner.processors() == processors or runner.set_processors(processors), runner(*inputs)))
         return listener
 
@@ -386,7 +386,7 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    fmt = lambda v, spec: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
     for r in rows:
         if r.status != "ok":
             lines.append(f"| {r.method} | {r.mode} | {r.status}: {r.error[:80]} |" + " |" * 14)

@@ -4,7 +4,9 @@ What is allowed comes from the code the config sets up, never from a copy kept h
 
 - each node's ``_target_`` signature gives its settings and their types (checked strictly with
   pydantic: a value of another type is refused, not converted);
-- the method's constructor gives its ranges: it is built on stand-ins for the pipelines, and
+- the method must run on the model's family (``model.family``, the methods' ``families``);
+- the method's constructor gives its ranges: it is built on stand-ins for the pipelines (of the
+  family's pipeline class, so that it picks the family's backbone), and
   editors check their settings before they touch a model; the first use of a model ends the
   trial. A refused value is found by setting the non-default settings back to their defaults
   one at a time, so each line names the setting that is wrong;
@@ -40,6 +42,7 @@ from benchmarks.models.loading import (
 )
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
+from instdiffedit.backbones import BACKBONES, check_family
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,
@@ -72,6 +75,13 @@ class _NoModel:
 
     def __getattr__(self, name: str) -> Any:
         raise _ModelNeeded
+
+
+def _no_model(family: str) -> _NoModel:
+    """A stand-in of the family's base pipeline class: the editor picks the family's backbone from
+    the class, and the backbone's first look at the model ends the trial."""
+    pipeline = next(cls for cls, backbone in BACKBONES.items() if backbone.family == family)
+    return object.__new__(type(f"No{pipeline.__name__}", (_NoModel, pipeline), {}))
 
 
 def _shown(value: Any) -> str:
@@ -164,8 +174,9 @@ def _node_errors(prefix: str, node: DictConfig) -> list[str]:
     return list(_type_errors(prefix, _settings(node), _target(node)).values())
 
 
-def _method_errors(node: DictConfig) -> list[str]:
-    """The method's settings: types from its signature, ranges from its constructor built without models."""
+def _method_errors(node: DictConfig, family: str) -> list[str]:
+    """The method's settings: types from its signature, ranges from its constructor built without models
+    (on a stand-in of the model family's pipeline)."""
     factory = _target(node)
     settings = _settings(node)
     bad_types = _type_errors("method", settings, factory)
@@ -175,7 +186,7 @@ def _method_errors(node: DictConfig) -> list[str]:
     well_typed = {k: defaults[k] if k in bad_types else v for k, v in settings.items() if k not in bad_types or k in defaults}
 
     def build(values: dict[str, Any]) -> Any:
-        return factory(_NoModel(), _NoModel(), **values)
+        return factory(_no_model(family), _NoModel(), **values)
 
     return [*bad_types.values(), *_range_errors("method", well_typed, build, defaults)]
 
@@ -252,7 +263,13 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
     check = ConfigCheck(errors=_harness_errors(cfg))
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)
-    check.errors += _method_errors(cfg.method)
+    choices, family = cfg.hydra.runtime.choices, OmegaConf.select(cfg, "model.family")
+    try:
+        check_family(_target(cfg.method), family)
+    except ValueError as error:
+        check.errors.append(f"method={choices.method} with model={choices.model}: {error}")
+    else:
+        check.errors += _method_errors(cfg.method, family)
     check.errors += _model_errors(cfg.model)
     for prefix, node in _metric_nodes(cfg.metrics).items():
         check.errors += _node_errors(prefix, node)

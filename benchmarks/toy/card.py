@@ -132,6 +132,11 @@ def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd
     cut = report.get("deadline_cut")
     cut_note = (f" The `--deadline` cut the denoisers' schedule by {cut['factor']:.2f} at step {cut['at_step']} "
                 f"({cut['ms_per_step']:.1f} ms a step): planned {cut['planned']}, trained {cut['cut_to']}." if cut else "")
+    twin = report.get("twin")
+    twin_note = (f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
+                 f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
+                 f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)." if twin else "")
+    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin else "inpainting twin (the same"
     graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
     shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
     grid_section = f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n" if grid else ""
@@ -163,7 +168,7 @@ settings, fixed before any toy result), and the toy model is trained without loo
 
 ## Training
 `python -m benchmarks.toy.train --out models/toy` (seed {config['seed']}, configuration below and in `training.json`), on one
-{report['device']} with torch {report['torch']}, {graphs}: {_seconds(report)}.{cut_note}
+{report['device']} with torch {report['torch']}, {graphs}: {_seconds(report)}.{cut_note}{twin_note}
 Scenes are rendered on the fly; {config['partial_captions']:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
 captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoisers' weights are
@@ -175,7 +180,7 @@ exponential moving averages. The three denoisers train interleaved on the same b
 | autoencoder (MSE + KL; {config['splice_share']:.0%} of each batch decoded from spliced latents) | {config['vae_steps']} x {config['vae_batch_size']} | {_losses(report, 'vae', 5)} |
 | classifier (cross-entropy, colour + shape) | {config['classifier_steps']} x {config['batch_size']} | {_losses(report, 'classifier', 4)} |
 | UNet (epsilon MSE, Min-SNR-{config['snr_gamma']} weighted) | {steps['unet']} x {config['batch_size']} | {_losses(report, 'unet', 6)} |
-| inpainting twin (the same; masks: {shares}) | {steps['inpaint']} x {config['batch_size']} | {_losses(report, 'inpaint', 6)} |
+| {twin_row}; masks: {shares}) | {steps['inpaint']} x {config['batch_size']} | {_losses(report, 'inpaint', 6)} |
 | DiT (rectified flow, logit-normal timesteps) | {steps['dit']} x {config['dit_batch_size']} | {_losses(report, 'dit', 6)} |
 
 Configuration: `{json.dumps(config)}`
@@ -234,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     report["shift_factor"] = vae["shift_factor"]
     grid = edit_grid(args.runs, args.model / "edits.png")
     text = card(report, evaluation_table(args.runs), vae["scaling_factor"], attention_shares(args.model), grid)
-    (args.model / "README.md").write_text(text + (args.notes.read_text() if args.notes else ""))
+    (args.model / "README.md").write_text(text + ("\n" + args.notes.read_text() if args.notes else ""))
     print(f"Wrote {args.model / 'README.md'}")
 
 

@@ -42,6 +42,7 @@ def toy_folder(folder: str | os.PathLike | None = None, kind: str | None = None)
 def toy_pipelines(
     folder: str | os.PathLike | None = None,
     *,
+    family: str = "sd",
     inpaint: bool = True,
     device: str = "auto",
     dtype: str = "auto",
@@ -53,7 +54,7 @@ def toy_pipelines(
     as SD 1.4 and SD-inpainting; ``inpaint=False`` leaves the twin out (methods then inpaint by latent blending)."""
     twin = str(toy_folder(folder, "inpaint")) if inpaint else None
     return load_pretrained(
-        str(toy_folder(folder)), twin, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
+        str(toy_folder(folder)), twin, family=family, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
         inpaint_key="model.folder", fast_path=fast_path, channels_last=channels_last,
     )
 

@@ -526,11 +526,12 @@ def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluati
     settings = evaluation or EvalSettings()
     report["inpainting"], grid = inpainting_quality(inpaint.to(torch.float32), classifier, device, settings.inpaint_edits, settings.inpaint_steps)
     save_image(grid, folder / "samples.png", nrow=8)
-    report["config"] = _jsonable(asdict(config))
     report["losses"]["inpaint"] = trainer.loss_history()
     report["steps_done"]["inpaint"] = trainer.done
-    report["twin"] = {"init": "base", "device": _device_name(device), "seconds": round(clock.seconds["twin"], 1),
-                      "ms_per_step": clock.ms_per_step.get("twin"), "steps": trainer.done, **info}
+    # The base's configuration stays the model's; the twin's own run is recorded beside it.
+    settings_used = {k: getattr(config, k) for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "warmup_steps", "ema_decay", "mask_shares")}
+    report["twin"] = {"init": "base", "command": "--twin-only", "device": _device_name(device), "seconds": round(clock.seconds["twin"], 1),
+                      "ms_per_step": clock.ms_per_step.get("twin"), "steps": trainer.done, "config": _jsonable(settings_used), **info}
     (out / "training.json").write_text(json.dumps(report, indent=1))
     if archive_path is not None:
         archive([folder], archive_path)

@@ -1,0 +1,115 @@
+"""Backbones: one per model family, each behind the interface of :class:`Backbone`.
+
+Every method is written once against the interface; :func:`backbone_for` picks the family's
+backbone from the pipeline's class:
+
+===========  ======================================  ==========================================
+family       pipelines                               backbone
+===========  ======================================  ==========================================
+``sd``       ``StableDiffusion(Inpaint)Pipeline``    :class:`StableDiffusion`
+``sdxl``     ``StableDiffusionXL(Inpaint)Pipeline``  :class:`StableDiffusionXL`
+``sd3``      ``StableDiffusion3Pipeline``            :class:`StableDiffusion3`
+``flux``     ``FluxPipeline``, ``FluxFillPipeline``  :class:`Flux`, :class:`FluxFill`
+===========  ======================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    DiffusionPipeline,
+    FluxFillPipeline,
+    FluxPipeline,
+    StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
+
+from instdiffedit.backbones.base import (
+    ALL_FAMILIES,
+    FAMILY_NAMES,
+    AttentionOptions,
+    Backbone,
+    DenoisingStep,
+    Family,
+    TextGuidance,
+    blend_latents,
+)
+from instdiffedit.backbones.flux import Flux, FluxFill
+from instdiffedit.backbones.sd import StableDiffusion
+from instdiffedit.backbones.sd3 import StableDiffusion3
+from instdiffedit.backbones.sdxl import StableDiffusionXL
+
+BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
+    StableDiffusionPipeline: StableDiffusion,
+    StableDiffusionInpaintPipeline: StableDiffusion,
+    StableDiffusionXLPipeline: StableDiffusionXL,
+    StableDiffusionXLInpaintPipeline: StableDiffusionXL,
+    StableDiffusion3Pipeline: StableDiffusion3,
+    FluxPipeline: Flux,
+    FluxFillPipeline: FluxFill,
+}
+"""The backbone of each pipeline class (subclasses of a class take its backbone)."""
+
+
+def backbone_class(pipe: DiffusionPipeline) -> type[Backbone]:
+    """The backbone class for ``pipe``'s class, or a TypeError listing the supported pipelines."""
+    for cls in type(pipe).__mro__:
+        if cls in BACKBONES:
+            return BACKBONES[cls]
+    names = ", ".join(cls.__name__ for cls in BACKBONES)
+    raise TypeError(f"No backbone for a {type(pipe).__name__}; supported pipelines: {names}.")
+
+
+def backbone_for(pipe: DiffusionPipeline | Backbone, *, scheduler: str | None = None, resolution: int | None = None) -> Backbone:
+    """The backbone over ``pipe`` with these options; a :class:`Backbone` given as ``pipe`` is used as it is
+    (it holds its own options: give none here)."""
+    if isinstance(pipe, Backbone):
+        if scheduler is not None or resolution is not None:
+            raise ValueError("Given a backbone, set its scheduler and resolution when building it, not here.")
+        return pipe
+    return backbone_class(pipe)(pipe, scheduler=scheduler, resolution=resolution)
+
+
+def denoiser_of(pipe: DiffusionPipeline) -> torch.nn.Module:
+    """The pipeline's denoiser: its UNet (SD 1.x/2.x, SDXL) or transformer (SD 3.x, FLUX.1)."""
+    return getattr(pipe, backbone_class(pipe).denoiser_name)
+
+
+def family_of(pipe: DiffusionPipeline | Backbone) -> Family:
+    """The family of a pipeline or backbone (``"sd"``, ``"sdxl"``, ``"sd3"``, ``"flux"``)."""
+    return pipe.family if isinstance(pipe, Backbone) else backbone_class(pipe).family
+
+
+def check_family(method: type, family: str) -> None:
+    """A ValueError unless ``method`` (a class declaring ``families``) runs on ``family``."""
+    if family not in FAMILY_NAMES:
+        raise ValueError(f"Unknown model family {family!r}; expected one of: {', '.join(FAMILY_NAMES)}.")
+    if family not in method.families:
+        supported = " and ".join(FAMILY_NAMES[f] for f in FAMILY_NAMES if f in method.families)
+        raise ValueError(f"{method.__name__} runs on {supported} models only, not on {FAMILY_NAMES[family]}.")
+
+
+__all__ = [
+    "ALL_FAMILIES",
+    "BACKBONES",
+    "FAMILY_NAMES",
+    "AttentionOptions",
+    "Backbone",
+    "DenoisingStep",
+    "Family",
+    "Flux",
+    "FluxFill",
+    "StableDiffusion",
+    "StableDiffusion3",
+    "StableDiffusionXL",
+    "TextGuidance",
+    "backbone_class",
+    "backbone_for",
+    "blend_latents",
+    "check_family",
+    "denoiser_of",
+    "family_of",
+]
