@@ -98,12 +98,20 @@ def load_family(
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
-            if torch_dtype == torch.float16 and pipe.vae.config.get("force_upcast"):
-                pipe.vae.to(torch.float32)
-            pipe.default_sample_size = resolution // pipe.vae_scale_factor
-            pipe.set_progress_bar_config(disable=True)
+            finish_pipeline(pipe, torch_dtype, resolution)
     pipes = FamilyPipelines(base=base_pipe, inpaint=inpaint_pipe, family=family, resolution=resolution)
     return optimize(pipes, fast_path=fast_path, channels_last=channels_last)
+
+
+def finish_pipeline(pipe: DiffusionPipeline, dtype: torch.dtype, resolution: int) -> DiffusionPipeline:
+    """What every family pipeline gets once its modules are in ``dtype`` on their device: a VAE
+    that asks to run in float32 (``force_upcast``) is put there under float16, ``resolution``
+    becomes the pipeline's default size, and its progress bar is off."""
+    if dtype == torch.float16 and pipe.vae.config.get("force_upcast"):
+        pipe.vae.to(torch.float32)
+    pipe.default_sample_size = resolution // pipe.vae_scale_factor
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _family(family: str, key: str) -> Family:

@@ -122,7 +122,7 @@ def build_tiny_sdxl(seed: int = 0) -> tuple[StableDiffusionXLPipeline, StableDif
         "text_encoder": _frozen(text_encoder),
         "text_encoder_2": _frozen(text_encoder_2),
         "tokenizer": clip_tokenizer(),
-        "tokenizer_2": _clip_g_tokenizer(),
+        "tokenizer_2": clip_g_tokenizer(),
     }
     base = StableDiffusionXLPipeline(
         unet=_frozen(unet), scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG), **shared
@@ -168,7 +168,7 @@ def build_tiny_sd3(seed: int = 0) -> tuple[StableDiffusion3Pipeline, None]:
         text_encoder_2=_frozen(text_encoder_2),
         text_encoder_3=_frozen(text_encoder_3),
         tokenizer=clip_tokenizer(),
-        tokenizer_2=_clip_g_tokenizer(),
+        tokenizer_2=clip_g_tokenizer(),
         tokenizer_3=tokenizer_3,
     )
     return _quiet(base), None
@@ -267,7 +267,7 @@ def _clip(width: int, projection_dim: int | None = None) -> CLIPTextConfig:
     return tiny_clip_config(hidden_size=width, projection_dim=projection_dim or width)
 
 
-def _clip_g_tokenizer() -> CLIPTokenizer:
+def clip_g_tokenizer() -> CLIPTokenizer:
     """The second CLIP tokenizer of SDXL and SD 3.x: the same BPE, padding with "!" (id 0)."""
     tokenizer = clip_tokenizer()
     tokenizer.pad_token = "!"
