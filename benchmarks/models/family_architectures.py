@@ -255,15 +255,16 @@ def _pipelines(family: str, dtype: torch.dtype, base, inpaint) -> FamilyPipeline
 
 @dataclass(frozen=True)
 class Architecture:
-    """A full-size model to time: its builder and the precision its weights are published in."""
+    """A full-size model to time: its family, its builder and the precision its weights are published in."""
 
+    family: str
     build: Callable[[torch.device, torch.dtype, int], FamilyPipelines]
     dtype: torch.dtype
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "sdxl": Architecture(build_sdxl, torch.float16),
-    "sd35_medium": Architecture(build_sd35_medium, torch.bfloat16),
-    "flux_dev": Architecture(build_flux_dev, torch.bfloat16),
+    "sdxl": Architecture("sdxl", build_sdxl, torch.float16),
+    "sd35_medium": Architecture("sd3", build_sd35_medium, torch.bfloat16),
+    "flux_dev": Architecture("flux", build_flux_dev, torch.bfloat16),
 }
 """The speed benchmark's full-size architectures, by ``--arch`` name."""
