@@ -41,12 +41,13 @@ def test_each_paper_table_sweeps_every_method_that_applies_in_the_lists_order(ex
     assert cfg.hydra.sweeper.params.method.split(",") == expected
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m.quick])
-def test_the_quick_overrides_name_settings_of_the_methods_config(method) -> None:
-    cfg = _compose(f"method={method.name}", *method.quick)
-    for override in method.quick:
-        key, _, value = override.partition("=")
-        assert str(cfg.method[key.removeprefix("method.")]) == value
+@pytest.mark.parametrize("method", [m for m in METHODS if m.quick or m.warmup])
+def test_the_quick_and_warm_up_overrides_name_settings_of_the_methods_config(method) -> None:
+    for overrides in (method.quick, method.warmup):
+        cfg = _compose(f"method={method.name}", *overrides)
+        for override in overrides:
+            key, _, value = override.partition("=")
+            assert str(cfg.method[key.removeprefix("method.")]) == value
 
 
 @pytest.mark.parametrize("method", speed.TIMED)

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from benchmarks.perf import speed
 
@@ -91,3 +92,93 @@ def test_the_warm_cache_warm_up_is_measured_in_a_second_process(tmp_path) -> Non
     (row,) = rows
     assert row.warmup_seconds_warm_cache > 0 and math.isnan(row.floor_seconds)
     assert sorted(p.name for p in (tmp_path / "speed").iterdir()) == ["speed.csv", "speed.json", "speed.md"]
+
+
+# -- the other families ---------------------------------------------------------------------
+
+FAMILY_ARCHS = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux"}
+SD_ONLY = {"diffedit_ddim", "ledits_pp"}  # they run inside SD 1.x/2.x diffusers pipelines
+
+
+def test_each_family_runs_every_method_of_the_list_that_runs_on_it() -> None:
+    for family in FAMILY_ARCHS.values():
+        methods = speed.methods_for(family)
+        assert methods[:2] == ["instdiffedit", "no_mask"] and {"diffedit", "sdedit", "oracle_inpaint"} <= set(methods)
+        assert not SD_ONLY & set(methods)
+    assert SD_ONLY <= set(speed.methods_for("sd"))
+
+
+def test_a_method_that_does_not_run_on_the_family_is_refused_before_any_model_is_built(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="ledits_pp do not run on the flux family"):
+        speed.main(["--arch", "tiny_flux", "--device", "cpu", "--methods", "instdiffedit,ledits_pp", "--out", str(tmp_path)])
+    assert not (tmp_path / "speed.json").exists()
+
+
+@pytest.mark.parametrize("arch", [pytest.param("tiny_sdxl", marks=pytest.mark.slow), pytest.param("tiny_sd3", marks=pytest.mark.slow), "tiny_flux"])
+def test_a_family_run_times_its_methods_and_fills_the_readmes_backbone_table(tmp_path, arch) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{speed.BEGIN}\nSD table\n{speed.END}\n{speed.BACKBONE_MARKERS[0]}\nold\n{speed.BACKBONE_MARKERS[1]}\n")
+    out = tmp_path / "speed" / arch
+    rows = speed.main([
+        "--arch", arch, "--quick", "--device", "cpu", "--modes", "eager", "--short-warmup", "--repeats", "1", "--floor-repeats", "1",
+        "--out", str(out), "--readme", str(readme),
+    ])
+    by = {r.method: r for r in rows}
+    assert list(by) == speed.methods_for(FAMILY_ARCHS[arch]) and all(r.status == "ok" for r in rows), [r.error for r in rows]
+    # --quick: 5 steps of InstDiffEdit's mask loop (3 noises; x 2 with classifier-free guidance, FLUX.1 [dev] has
+    # none) and 4 inpainting steps (the twin's or blending with the base model, same rows)
+    rows_per_latent = 1 if arch == "tiny_flux" else 2
+    assert by["instdiffedit"].unet_evals == 5 * 3 * rows_per_latent + 4 * rows_per_latent
+    assert by["oracle_inpaint"].unet_evals == 4 * rows_per_latent and by["oracle_inpaint"].mask_coverage > 0  # the item's exact mask
+    for r in rows:
+        assert r.floor_seconds > 0 and r.backbone_floor_seconds > 0
+        assert r.backbone_overhead == pytest.approx(r.seconds / r.backbone_floor_seconds - 1)
+    # nothing is captured outside InstDiffEdit's mask loop: the backbone floor is the floor itself
+    assert by["sdedit"].backbone_floor_seconds == by["sdedit"].floor_seconds
+    text = readme.read_text()
+    assert "SD table" in text and "old" not in text and f"| `{arch}` | instdiffedit |" in text
+    assert json.loads((out / "speed.json").read_text())["meta"]["resolution"] == 64
+
+
+@pytest.fixture(scope="module")
+def tiny_flux_pipes():
+    return speed.build_pipelines("tiny_flux", torch.device("cpu"), torch.float32, None, None)
+
+
+def _edit_calls(pipes, method: str, warmup: bool) -> list:
+    item = speed.benchmark_input(pipes)
+    editor = speed.build_editor(method, pipes, quick=True, warmup=warmup)
+    mask = item.gt_mask if editor.requires_ground_truth_mask else None
+    with speed.recording(*speed.denoisers(pipes)) as calls:
+        editor.edit(item.image, target=item.target, source=item.source, mask=mask, generator=torch.Generator().manual_seed(0))
+    return calls
+
+
+@pytest.mark.parametrize("method", ["instdiffedit", "diffedit", "sdedit", "oracle_inpaint"])
+def test_the_short_warm_up_makes_every_call_shape_of_a_full_edit_in_fewer_calls(tiny_flux_pipes, method) -> None:
+    full, short = _edit_calls(tiny_flux_pipes, method, False), _edit_calls(tiny_flux_pipes, method, True)
+    assert {call.key() for call in short} == {call.key() for call in full}
+    assert len(short) < len(full)
+
+
+def test_the_backbone_floor_replays_the_edits_calls_with_the_models_own_attention(tiny_flux_pipes) -> None:
+    unets = speed.denoisers(tiny_flux_pipes)
+    plain = speed.plain_processors(unets)
+    calls = _edit_calls(tiny_flux_pipes, "instdiffedit", False)
+    assert speed.captures(calls, plain) and not speed.captures(_edit_calls(tiny_flux_pipes, "sdedit", False), plain)
+    seen = []
+    runners = list(plain)
+    handles = [runner.listen(lambda *_, runner=runner: seen.append(runner.processors() == plain[runner])) for runner in runners]
+    try:
+        speed.replay(calls, unets, speed.Clock(torch.device("cpu")), plain)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(seen) == len(calls) + len({call.key(plain) for call in calls}) and all(seen)
+    assert speed.plain_processors(unets) == plain  # put back
+
+
+def test_a_floor_that_would_overrun_the_budget_is_left_out_with_a_note() -> None:
+    row = speed.Row("diffedit", "graphs", seconds=90.0)
+    speed.measure_floors(row, [], [], {}, speed.Clock(torch.device("cpu")), 1, speed.Budget(60))
+    assert math.isnan(row.floor_seconds) and "would overrun the time budget" in row.note
