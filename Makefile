@@ -1,7 +1,7 @@
 # The same commands a fresh machine, CI (.ci/run) and the README use.
 PYTHON ?= python
 
-.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-check bench-tiny clean
+.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -53,6 +53,11 @@ scaling:  ## items/s on 1 vs 2 GPUs (one shard each, hydra/launcher=local_gpus);
 
 bench:  ## speed of every method at paper settings on this GPU (SD 1.4 architecture); writes docs/speed/ and README's table
 	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --readme README.md
+
+bench-backbones:  ## the same on SDXL, SD 3.5 Medium and FLUX.1 [dev] at full size (each under 8 minutes on an H200); writes docs/speed/<arch>/ and README's backbone table
+	$(PYTHON) -m benchmarks.perf.speed --arch sdxl --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 300 --out docs/speed/sdxl --readme README.md
+	$(PYTHON) -m benchmarks.perf.speed --arch sd35_medium --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/sd35_medium --readme README.md
+	$(PYTHON) -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/flux_dev --readme README.md
 
 bench-check:  ## on a GPU, in about a minute: CUDA graphs give eager's masks and images (exit 1 if not)
 	$(PYTHON) -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check

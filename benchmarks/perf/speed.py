@@ -7,6 +7,7 @@
     python -m benchmarks.perf.speed --arch tiny --quick --device cpu  # the plumbing, on a CPU, in seconds
     python -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --out docs/speed/flux_dev --readme README.md
     python -m benchmarks.perf.speed --arch tiny_flux --quick --device cpu   # the same on FLUX.1's tiny model
+    python -m benchmarks.perf.speed --backbone-table docs/speed --readme README.md  # the README's table from runs made elsewhere
 
 ``--arch``: ``sd14`` (Stable Diffusion 1.4, the paper's model), ``sdxl``, ``sd35_medium`` and
 ``flux_dev`` (full size, :mod:`benchmarks.models.family_architectures`; fp16 for SDXL, bf16 for
@@ -669,7 +670,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--readme", type=Path,
         help="also put the table into this file: SD 1.x's between the speed-table markers, the other families' (every run in --out's parent) between the speed-backbones markers",
     )
+    parser.add_argument(
+        "--backbone-table", type=Path, metavar="ROOT",
+        help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --readme (after runs made elsewhere)",
+    )
     args = parser.parse_args(argv)
+    if args.backbone_table is not None and args.readme is None:
+        parser.error("--backbone-table needs --readme, the file to put the table into")
     sd = args.base is not None or ARCH_FAMILIES[args.arch] == "sd"
     args.out = args.out or Path("outputs/speed") / ("" if sd else args.arch)
     if sd:  # elsewhere the default is every method that runs on the family (main)
@@ -695,6 +702,9 @@ def skip_reason(method: str, mode: str, compile_methods: set[str]) -> str | None
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
+    if args.backbone_table is not None:
+        update_readme(args.readme, backbone_markdown(args.backbone_table), BACKBONE_MARKERS)
+        return []
     device = resolve_device(args.device)
     dtype = arch_dtype(args.dtype, args.arch if args.base is None else "sd14", device)
     family = "sd" if args.base is not None else ARCH_FAMILIES[args.arch]
