@@ -13,7 +13,7 @@ from benchmarks.perf import speed
 
 def test_the_benchmark_writes_every_methods_row_and_the_readme_table(tmp_path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n{speed.BEGIN}\nold table\n{speed.END}\nafter\n")
+    readme.write_text("# Title\n<!-- speed-table:begin -->\nold table\n<!-- speed-table:end -->\nafter\n")
     out = tmp_path / "speed"
     rows = speed.main([
         "--arch", "tiny", "--quick", "--device", "cpu", "--methods", "instdiffedit,sdedit,instdiffedit@2",
@@ -117,7 +117,7 @@ def test_a_method_that_does_not_run_on_the_family_is_refused_before_any_model_is
 @pytest.mark.parametrize("arch", [pytest.param("tiny_sdxl", marks=pytest.mark.slow), pytest.param("tiny_sd3", marks=pytest.mark.slow), "tiny_flux"])
 def test_a_family_run_times_its_methods_and_fills_the_readmes_backbone_table(tmp_path, arch) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(f"{speed.BEGIN}\nSD table\n{speed.END}\n{speed.BACKBONE_MARKERS[0]}\nold\n{speed.BACKBONE_MARKERS[1]}\n")
+    readme.write_text("<!-- speed-table:begin -->\nSD table\n<!-- speed-table:end -->\n<!-- speed-backbones:begin -->\nold\n<!-- speed-backbones:end -->\n")
     out = tmp_path / "speed" / arch
     rows = speed.main([
         "--arch", arch, "--quick", "--device", "cpu", "--modes", "eager", "--short-warmup", "--repeats", "1", "--floor-repeats", "1",

@@ -71,6 +71,7 @@ from benchmarks.devices import resolve_device
 from benchmarks.methods import BY_NAME, METHODS
 from benchmarks.models.family_architectures import ARCHITECTURES
 from benchmarks.models.loading import Pipelines, load_pretrained
+from benchmarks.perf.readme import replace_section
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.backbones import backbone_for, denoiser_of
 from instdiffedit.graphs import (
@@ -614,25 +615,14 @@ def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, readme: Path
     table = markdown(rows, meta)
     (out / "speed.md").write_text(table)
     if readme is not None and backbone:
-        update_readme(readme, backbone_markdown(out.parent), BACKBONE_MARKERS)
+        replace_section(readme, BACKBONE_TABLE, backbone_markdown(out.parent))
     elif readme is not None:
-        update_readme(readme, table)
+        replace_section(readme, TABLE, table)
     return table
 
 
-BEGIN, END = "<!-- speed-table:begin -->", "<!-- speed-table:end -->"
-BACKBONE_MARKERS = ("<!-- speed-backbones:begin -->", "<!-- speed-backbones:end -->")
-
-
-def update_readme(readme: Path, table: str, markers: tuple[str, str] = (BEGIN, END)) -> None:
-    """Replace the README's text between ``markers`` with ``table``."""
-    begin, end = markers
-    text = readme.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"error: {readme} has no {begin} ... {end} markers to put the table between.")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{begin}\n{table}{end}{tail}")
+TABLE, BACKBONE_TABLE = "speed-table", "speed-backbones"
+"""The README's sections (:func:`benchmarks.perf.readme.replace_section`): SD 1.x's table and the backbones'."""
 
 
 # -- the command ----------------------------------------------------------------------------
@@ -703,7 +693,7 @@ def skip_reason(method: str, mode: str, compile_methods: set[str]) -> str | None
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     if args.backbone_table is not None:
-        update_readme(args.readme, backbone_markdown(args.backbone_table), BACKBONE_MARKERS)
+        replace_section(args.readme, BACKBONE_TABLE, backbone_markdown(args.backbone_table))
         return []
     device = resolve_device(args.device)
     dtype = arch_dtype(args.dtype, args.arch if args.base is None else "sd14", device)
