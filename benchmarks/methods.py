@@ -35,6 +35,7 @@ METHODS: tuple[Method, ...] = (
     Method("diffedit_ddim", "baseline", quick=("method.num_inference_steps=10", "method.num_maps_per_mask=2")),
     Method("sdedit", "baseline", quick=("method.num_inference_steps=10",)),
     Method("ledits_pp", "baseline", quick=("method.num_inversion_steps=10",)),
+    Method("flowedit", "baseline", quick=("method.num_inference_steps=10", "method.n_max=7")),
     Method("oracle_inpaint", "upper bound"),
 )
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
