@@ -121,7 +121,7 @@ class FlowEdit(StagedEditor):
             return FirstStage(latents=x_src)
         timesteps = d.last_timesteps(self.num_inference_steps, self.n_max)
         flow_steps = self.n_max - self.n_min
-        noises = d.noise((flow_steps * self.n_avg, *x_src.shape[1:]), generator).split(self.n_avg)
+        noises = d.noise((flow_steps * self.n_avg, *x_src.shape[1:]), generator).unflatten(0, (flow_steps, self.n_avg))
         noised_sources = [d.add_noise(x_src, noise, t) for noise, t in zip(noises, timesteps[:flow_steps], strict=True)]
         source_guidance = d.text_guidance([source or ""] * self.n_avg, self.source_guidance_scale)
         target_guidance = d.text_guidance([target] * self.n_avg, self.target_guidance_scale)
