@@ -12,7 +12,10 @@ its class. Adding a method is its class, its config and its entry here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 Role = Literal["method", "ablation", "baseline", "upper bound"]
 
@@ -41,3 +44,13 @@ METHODS: tuple[Method, ...] = (
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
 
 BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
+
+
+def editor_class(name: str) -> type:
+    """The editor class ``method=<name>`` builds (its config's ``_target_``, through its defaults
+    list): what the method declares, such as the model ``families`` it runs on."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import get_object
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return get_object(compose(config_name="config", overrides=[f"method={name}"]).method._target_)

@@ -7,22 +7,16 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 import run  # noqa: F401  (registers the resolvers)
+from benchmarks.methods import editor_class
 from benchmarks.run.config_check import check_run_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 TINY_MODELS = ("tiny", "tiny_sdxl", "tiny_sd3", "tiny_flux")
-
-
-def _families(method: str) -> frozenset[str]:
-    """The families the method's editor class declares."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return get_object(compose(config_name="config", overrides=[f"method={method}"]).method._target_).families
 
 
 def _family(model: str) -> str:
@@ -37,7 +31,7 @@ def _check(*overrides: str):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_config_passes_as_shipped(method: str) -> None:
-    model = next(m for m in TINY_MODELS if _family(m) in _families(method))
+    model = next(m for m in TINY_MODELS if _family(m) in editor_class(method).families)
     assert _check(f"model={model}", f"method={method}").errors == []
 
 
@@ -109,7 +103,7 @@ def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:
 FAMILY_MODELS = ("tiny_sdxl", "tiny_sd3", "tiny_flux")
 
 
-@pytest.mark.parametrize(("model", "method"), [(model, method) for model in FAMILY_MODELS for method in METHODS if _family(model) in _families(method)])
+@pytest.mark.parametrize(("model", "method"), [(model, method) for model in FAMILY_MODELS for method in METHODS if _family(model) in editor_class(method).families])
 def test_every_method_passes_on_the_tiny_model_of_each_family_it_runs_on(model: str, method: str) -> None:
     assert _check(f"model={model}", f"method={method}").errors == []
 

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_object
 
 import run  # noqa: F401  (registers the config's resolvers)
-from benchmarks.methods import METHODS
+from benchmarks.methods import METHODS, editor_class
 from benchmarks.perf import speed
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -20,11 +20,6 @@ TABLES = sorted(p.stem for p in (CONF / "experiment").glob("table_*.yaml"))
 def _compose(*overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-
-
-def _families(method: str) -> frozenset[str]:
-    """The model families the method's editor class declares."""
-    return get_object(_compose(f"method={method}").method._target_).families
 
 
 def test_the_list_names_every_method_config_once() -> None:
@@ -42,7 +37,7 @@ def test_each_paper_table_sweeps_every_method_that_applies_in_the_lists_order(ex
     expected = [
         m.name for m in METHODS
         if (m.role != "ablation" or experiment == "table_toy") and (m.role != "upper bound" or has_masks)
-        and cfg.model.family in _families(m.name)
+        and cfg.model.family in editor_class(m.name).families
     ]
     assert cfg.hydra.sweeper.params.method.split(",") == expected
 
@@ -57,6 +52,6 @@ def test_the_quick_overrides_name_settings_of_the_methods_config(method) -> None
 
 @pytest.mark.parametrize("method", speed.TIMED)
 def test_the_speed_benchmark_builds_each_method_from_its_config(tiny_family, method: str) -> None:
-    family = next(f for f in ("sd", "sd3") if f in _families(method))  # the tiny SD model where the method runs on it
+    family = next(f for f in ("sd", "sd3") if f in editor_class(method).families)  # the tiny SD model where the method runs on it
     editor = speed.build_editor(method, tiny_family(family), quick=False)
     assert type(editor) is get_object(_compose(f"method={method}").method._target_)
