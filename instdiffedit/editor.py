@@ -8,7 +8,7 @@ ours are arguments, documented where they are declared.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import PIL.Image
@@ -25,7 +25,7 @@ from instdiffedit.backbones import (
 )
 from instdiffedit.joint_attention import Normaliser
 from instdiffedit.refine import MaskRefiner
-from instdiffedit.staged import FirstStage, Output, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 from instdiffedit.token_references import Reference, check_text_options
 from instdiffedit.tokens import TokenLayout
 
@@ -119,6 +119,8 @@ class InstDiffEdit(StagedEditor):
             noise's mask-guided latents instead (the no-inpainting ablation).
         inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
     """
+
+    capabilities = replace(STAGED, mask_history=True)  # the instant mask of every step; its first stages batch
 
     def __init__(
         self,
