@@ -160,7 +160,9 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
         # Every setting is checked before the pipelines are touched (the harness checks a config so);
         # whether the model has the reference and the attention layers, once its backbone exists.
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
+        self.refiner = MaskRefiner(
+            th1=th1, th2=th2, threshold=threshold, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_passes=blur_passes, arithmetic=arithmetic
+        )
         check_text_options(reference, words_from)
         super().__init__(
             pipe,
