@@ -12,9 +12,17 @@ its class. Adding a method is its class, its config and its entry here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from instdiffedit.types import Editor
 
 Role = Literal["method", "ablation", "baseline", "upper bound"]
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass(frozen=True)
@@ -40,3 +48,19 @@ METHODS: tuple[Method, ...] = (
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
 
 BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
+
+
+def method_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:
+    """The ``method`` node ``run.py method=<name> <overrides>`` composes (Hydra's ``compose``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"method={name}", *overrides]).method
+
+
+def editor_class(name: str) -> type[Editor]:
+    """The editor class of method ``name`` (its config's ``_target_``), whose ``capabilities`` say
+    what it can do, without building it."""
+    from hydra.utils import get_class
+
+    return get_class(method_config(name)._target_)

@@ -17,7 +17,6 @@ from diffusers import EulerDiscreteScheduler, LMSDiscreteScheduler
 from fakes import HostSyncs
 
 from baselines import DiffEdit, SDEdit
-from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
@@ -26,12 +25,6 @@ from instdiffedit.backbones import Backbone
 STEPS = 10
 FAMILIES = ("sd", "sdxl", "sd3", "flux")
 METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit")
-
-
-@pytest.fixture(scope="module")
-def item():
-    dataset = SyntheticDataset(n=1, size=64, seed=2)
-    return dataset.load(dataset.item_ids()[0])
 
 
 # Schedulers that keep their sigmas on the CPU on purpose (diffusers' set_timesteps: `self.sigmas =
