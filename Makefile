@@ -1,6 +1,8 @@
 # The same commands a fresh machine, CI (.ci/run) and the README use.
 PYTHON ?= python
 
+SCALING_GPUS ?= 1 2 4
+
 .PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-check bench-tiny clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
@@ -48,8 +50,8 @@ readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=t
 	cp $(README_RUNS)/report/tables/toy_shapes.md docs/figures/toy_shapes.md
 	echo "$(README_MODEL)" > docs/figures/MODEL
 
-scaling:  ## items/s on 1 vs 2 GPUs (one shard each, hydra/launcher=local_gpus); writes docs/figures/scaling.{json,png}
-	$(PYTHON) -m benchmarks.perf.scaling --model tiny --dataset toy_shapes --n 64 --gpus 1 2
+scaling:  ## items/s on 1 vs 2 vs 4 GPUs (SCALING_GPUS; one shard each, hydra/launcher=local_gpus), SD 1.4's cost; writes docs/figures/scaling.{json,png} and the README paragraph
+	$(PYTHON) -m benchmarks.perf.scaling --model sd14_random --dataset synthetic --override dataset.size=512 --n 48 --gpus $(SCALING_GPUS) --readme README.md
 
 bench:  ## speed of every method at paper settings on this GPU (SD 1.4 architecture); writes docs/speed/ and README's table
 	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --readme README.md

@@ -21,15 +21,14 @@ of FLUX.1 [dev], the sigmas) is the backbone's; the defaults are the authors' pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
 
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones import Backbone, DenoisingStep, check_family, family_of
-from instdiffedit.staged import FirstStage, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,8 @@ class FlowEdit(StagedEditor):
     """
 
     first_stage_phase = "edit"
-    families: ClassVar[frozenset[str]] = frozenset({"sd3", "flux"})
-    """The flow-matching families: FlowEdit's step is rectified flow's Euler step."""
+    capabilities = replace(STAGED, families=frozenset({"sd3", "flux"}))
+    """A staged method's, on the flow-matching families only: FlowEdit's step is rectified flow's Euler step."""
 
     def __init__(
         self,

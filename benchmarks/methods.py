@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from instdiffedit.types import Editor
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 Role = Literal["method", "ablation", "baseline", "upper bound"]
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,17 @@ METHODS: tuple[Method, ...] = (
 BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
 
 
-def editor_class(name: str) -> type:
-    """The editor class ``method=<name>`` builds (its config's ``_target_``, through its defaults
-    list): what the method declares, such as the model ``families`` it runs on."""
+def method_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:
+    """The ``method`` node ``run.py method=<name> <overrides>`` composes (Hydra's ``compose``)."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import get_object
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return get_object(compose(config_name="config", overrides=[f"method={name}"]).method._target_)
+        return compose(config_name="config", overrides=[f"method={name}", *overrides]).method
+
+
+def editor_class(name: str) -> type[Editor]:
+    """The editor class of method ``name`` (its config's ``_target_``), whose ``capabilities`` say
+    what it can do, without building it."""
+    from hydra.utils import get_class
+
+    return get_class(method_config(name)._target_)

@@ -31,7 +31,7 @@ def _check(*overrides: str):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_config_passes_as_shipped(method: str) -> None:
-    model = next(m for m in TINY_MODELS if _family(m) in editor_class(method).families)
+    model = next(m for m in TINY_MODELS if _family(m) in editor_class(method).capabilities.families)
     assert _check(f"model={model}", f"method={method}").errors == []
 
 
@@ -103,7 +103,7 @@ def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:
 FAMILY_MODELS = ("tiny_sdxl", "tiny_sd3", "tiny_flux")
 
 
-@pytest.mark.parametrize(("model", "method"), [(model, method) for model in FAMILY_MODELS for method in METHODS if _family(model) in editor_class(method).families])
+@pytest.mark.parametrize(("model", "method"), [(model, method) for model in FAMILY_MODELS for method in METHODS if _family(model) in editor_class(method).capabilities.families])
 def test_every_method_passes_on_the_tiny_model_of_each_family_it_runs_on(model: str, method: str) -> None:
     assert _check(f"model={model}", f"method={method}").errors == []
 

@@ -34,7 +34,7 @@ def test_unset_settings_are_the_authors_for_the_models_family_and_set_ones_win(t
     assert (editor.num_inference_steps, editor.n_max, editor.source_guidance_scale, editor.target_guidance_scale) == published
     assert (editor.n_min, editor.n_avg) == (0, 1)
     assert FlowEdit(tiny_family(family).base, n_max=5, target_guidance_scale=2.0).n_max == 5
-    assert set(PUBLISHED) == FlowEdit.families
+    assert set(PUBLISHED) == FlowEdit.capabilities.families
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -18,7 +18,6 @@ from diffusers import EulerDiscreteScheduler, LMSDiscreteScheduler
 from fakes import HostSyncs
 
 from baselines import DiffEdit, FlowEdit, SDEdit
-from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
@@ -27,12 +26,6 @@ from instdiffedit.backbones import Backbone
 STEPS = 10
 FAMILIES = ("sd", "sdxl", "sd3", "flux")
 METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit", "flowedit")
-
-
-@pytest.fixture(scope="module")
-def item():
-    dataset = SyntheticDataset(n=1, size=64, seed=2)
-    return dataset.load(dataset.item_ids()[0])
 
 
 # Schedulers that keep their sigmas on the CPU on purpose (diffusers' set_timesteps: `self.sigmas =
@@ -91,7 +84,7 @@ def _editors(pipes, family: str) -> dict[str, object]:
         # n_min > 0: the switch to plain sampling happens inside the watched loop too
         "flowedit": lambda: FlowEdit(pipes.base, num_inference_steps=STEPS, n_max=7, n_min=2, n_avg=2),
     }
-    return {name: build() for name, build in editors.items() if name != "flowedit" or family in FlowEdit.families}
+    return {name: build() for name, build in editors.items() if name != "flowedit" or family in FlowEdit.capabilities.families}
 
 
 def _edit(editor, item, k: int = 1) -> None:
@@ -99,7 +92,7 @@ def _edit(editor, item, k: int = 1) -> None:
     editor.edit_batch([item.image] * k, targets=[item.target] * k, sources=[item.source] * k, generators=generators)
 
 
-@pytest.mark.parametrize(("family", "method"), [(f, m) for f in FAMILIES for m in METHODS if m != "flowedit" or f in FlowEdit.families])
+@pytest.mark.parametrize(("family", "method"), [(f, m) for f in FAMILIES for m in METHODS if m != "flowedit" or f in FlowEdit.capabilities.families])
 def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny_family, item, monkeypatch, family: str, method: str) -> None:
     editor = _editors(tiny_family(family), family)[method]
     _edit(editor, item)  # first runs fill the schedulers' memos

@@ -157,6 +157,19 @@ def test_speed_is_relative_to_instdiffedits_main_configuration(reporter: Reporte
     assert numbers.loc["de", "unet_evals_vs_instdiffedit"] == pytest.approx(1102 / 252)
 
 
+def test_a_sweep_value_equal_to_the_default_leaves_the_default_run_the_main_configuration(tmp_path: Path) -> None:
+    # `python run.py dataset.n=5` and `python run.py -m dataset.n=5 method.threshold=0.1,0.2` with 0.2 the
+    # default: the sweep's 0.2 is the default run's configuration again, read from two folders.
+    root, toy = tmp_path / "outputs", "tiny/toy_shapes/instdiffedit"
+    default = _config_rows("toy_shapes", "instdiffedit", "phi0.2", {"threshold": 0.2}, 0)
+    _run(root, f"{toy}/dataset.n=5", default)
+    _run(root, f"{toy}/dataset.n=5,method.threshold=0.2", default)
+    _run(root, f"{toy}/dataset.n=5,method.threshold=0.1", _config_rows("toy_shapes", "instdiffedit", "phi0.1", {"threshold": 0.1}, 1))
+    configs = Reporter(load_results([root]), resamples=50).configs.set_index("config_id")
+    assert configs.at["phi0.2", "main"] and not configs.at["phi0.1", "main"]
+    assert configs.at["phi0.2", "run_dirs"] == {str(root / toy / "dataset.n=5"), str(root / toy / "dataset.n=5,method.threshold=0.2")}
+
+
 def test_a_sweep_gives_an_ablation_table_over_the_swept_values(reporter: Reporter, rows: pd.DataFrame) -> None:
     (table,) = reporter.ablation_tables()
     assert table.name == "ablation_threshold"

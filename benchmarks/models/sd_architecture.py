@@ -8,6 +8,8 @@ input channels); the tokenizer is the real CLIP one, so prompts have their real 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from diffusers import (
     AutoencoderKL,
@@ -18,8 +20,10 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from benchmarks.models.loading import Pipelines
+from benchmarks.devices import resolve_device, resolve_dtype
+from benchmarks.models.loading import Pipelines, check_speed_options, optimize
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
+from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
 SD14_UNET = dict(
     sample_size=64,
@@ -85,3 +89,25 @@ def build_sd14_pipelines(device: str | torch.device, dtype: torch.dtype = torch.
     for pipe in (base, inpaint):
         pipe.set_progress_bar_config(disable=True)
     return Pipelines(base=base, inpaint=inpaint)
+
+
+def sd14_random_pipelines(
+    *,
+    family: Literal["sd"] = "sd",
+    device: str = "auto",
+    dtype: str = "auto",
+    seed: int = 0,
+    fast_path: FastPath = DEFAULT_FAST_PATH,
+    channels_last: bool = False,
+) -> Pipelines:
+    """SD 1.4's architecture with random weights as a run's model (``conf/model/sd14_random.yaml``).
+
+    The weights depend only on ``seed`` (and the device's random generator), so every shard of a
+    sharded run builds the same model and the merged rows equal an unsharded run's. ``dtype``:
+    as :func:`benchmarks.devices.resolve_dtype` (``auto``: float16 on CUDA, float32 on a CPU).
+    ``family`` is SD 1.x/2.x's, the only one this architecture has (the run config names it).
+    """
+    check_speed_options(fast_path)
+    torch_device = resolve_device(device)
+    pipes = build_sd14_pipelines(torch_device, resolve_dtype(dtype, torch_device), seed=seed)
+    return optimize(pipes, fast_path=fast_path, channels_last=channels_last)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -51,21 +52,17 @@ import numpy
 import torch
 
 from benchmarks.devices import resolve_device
-from benchmarks.methods import BY_NAME, METHODS
+from benchmarks.methods import BY_NAME, METHODS, editor_class, method_config
 from benchmarks.models.loading import Pipelines, load_pretrained
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.graphs import DEFAULT_FAST_PATH, resolve_fast_path, unet_runner
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 TIMED = tuple(method.name for method in METHODS if method.role in ("method", "baseline"))
 """What an edit costs is timed for InstDiffEdit and its baselines (:mod:`benchmarks.methods`), each as its config builds it."""
 DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@4"
 CHECK_METHODS = "instdiffedit,diffedit,sdedit,instdiffedit@2"  # --check: the methods on the fast paths
 MODES = ("eager", "graphs", "compiled")
 DEFAULT_MODES = "eager,graphs,compiled"
-# The methods whose UNet calls go through the shared diffusion steps, so through the fast path.
-# DiffEdit-DDIM and LEDITS++ run inside diffusers pipelines: eager in every mode.
-SHARED_STEPS = ("instdiffedit", "diffedit", "sdedit")
 # Each new (UNet, shape, processors) costs a compilation (about a minute for SD 1.4's UNet), so
 # by default only InstDiffEdit runs compiled; --compile-methods adds the others.
 DEFAULT_COMPILE_METHODS = "instdiffedit"
@@ -128,13 +125,9 @@ def build_pipelines(arch: str, device: torch.device, dtype: torch.dtype, base: s
 def build_editor(method: str, pipes: Pipelines, quick: bool) -> Any:
     """The editor ``run.py method=<method>`` builds: from ``conf/method/<method>.yaml`` (composed by
     Hydra, with the method's ``--quick`` overrides when ``quick``), on these pipelines."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    overrides = [f"method={method}", *(BY_NAME[method].quick if quick else ())]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return instantiate(cfg.method)(pipes.base, pipes.inpaint)
+    return instantiate(method_config(method, BY_NAME[method].quick if quick else ()))(pipes.base, pipes.inpaint)
 
 
 def parse_method(spec: str) -> tuple[str, int]:
@@ -440,7 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inpaint", help="a real inpainting pipeline (with --base)")
     parser.add_argument("--methods", help=f"comma-separated, from {', '.join(TIMED)}; instdiffedit@K: K items per batch (default {DEFAULT_METHODS}; with --check {CHECK_METHODS})")
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated: {', '.join(MODES)}, each optionally +cl (channels_last)")
-    parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(SHARED_STEPS)}; instdiffedit covers instdiffedit@K)")
+    parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(on_fast_paths())}; instdiffedit covers instdiffedit@K)")
     parser.add_argument("--warm-cache-modes", default="compiled", help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)")
     parser.add_argument("--inductor-cache", help="the compile cache folder (TORCHINDUCTOR_CACHE_DIR); default, a fresh temporary one, so the first compilation is cold")
     parser.add_argument("--warm-cache-timeout-s", type=float, default=300)
@@ -467,11 +460,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@functools.cache
+def on_fast_paths() -> tuple[str, ...]:
+    """The timed methods whose denoiser calls go through the shared diffusion steps, so through the
+    fast path (``capabilities.fast_paths``); the others run inside diffusers pipelines, eager in every mode."""
+    return tuple(name for name in TIMED if editor_class(name).capabilities.fast_paths)
+
+
 def skip_reason(method: str, mode: str, compile_methods: set[str]) -> str | None:
     fast_path = parse_mode(mode)[0]
     if fast_path == "eager":
         return None
-    if method not in SHARED_STEPS:
+    if method not in on_fast_paths():
         return "runs inside a diffusers pipeline: eager in every mode"
     if fast_path == "compiled" and method not in compile_methods:
         return "not in --compile-methods"

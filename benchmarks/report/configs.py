@@ -61,7 +61,7 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
     first = rows.groupby(CONFIG, sort=True, dropna=False)
     configs = first[params].first() if params else first.size().to_frame("_")[[]]
     configs["ok"] = first["status"].apply(lambda s: int((s == "ok").sum()))
-    configs["run_dirs"] = first["run_dir"].apply(lambda s: set(s)) if "run_dir" in rows else [set()] * len(configs)
+    configs["run_dirs"] = first["run_dirs"].apply(lambda s: set().union(*s)) if "run_dirs" in rows else [set()] * len(configs)
     configs = configs.reset_index()
     split_items = split_items or {}
     known = [[split_items[d] for d in dirs if d in split_items] for dirs in configs["run_dirs"]]

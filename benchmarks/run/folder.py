@@ -253,7 +253,9 @@ def read_results(paths: Iterable[str | os.PathLike], required: Sequence[str] = K
     """The rows of every run folder at or below ``paths`` as one frame, one row per (item, method,
     config): an ``ok`` row wins over a failure, and among equals the last one read (run folders in
     sorted order, each one's unsharded file first, then its shards by count and index). Each row
-    carries ``run_dir``, the folder it was read from. A folder that holds only ``results.merged.jsonl``
+    carries ``run_dir``, the folder it was read from, and ``run_dirs``, every folder holding a row of
+    its key (a configuration that ran under two names, such as a swept value equal to the default
+    and the default run, is in both). A folder that holds only ``results.merged.jsonl``
     (the merge, copied without its shards) is read from that.
 
     ``required``: columns every file's rows must have (:class:`ResultsFileError` names the file
@@ -261,7 +263,11 @@ def read_results(paths: Iterable[str | os.PathLike], required: Sequence[str] = K
     """
     run_dirs = find_run_dirs(paths, merged_only=True)
     rows = [row for run_dir in run_dirs for path in _read_files(run_dir) for row in _checked_rows(path, required)]
-    return pd.DataFrame(one_row_per_key(rows))
+    folders: dict[tuple, set[str]] = {}
+    for row in rows:
+        folders.setdefault(tuple(row.get(k) for k in KEY), set()).add(row["run_dir"])
+    kept = one_row_per_key(rows)
+    return pd.DataFrame([{**row, "run_dirs": tuple(sorted(folders[tuple(row[k] for k in KEY)]))} for row in kept])
 
 
 def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
