@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_object
+from test_goldens import EXPECTED
 
 import run  # noqa: F401  (registers the config's resolvers)
 from baselines.pipeline_editor import PipelineEditor
@@ -15,7 +16,6 @@ from benchmarks.methods import METHODS, editor_class
 from benchmarks.perf import speed
 from instdiffedit import Capabilities
 from instdiffedit.backbones import ALL_FAMILIES
-from test_goldens import EXPECTED
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TABLES = sorted(p.stem for p in (CONF / "experiment").glob("table_*.yaml"))
