@@ -18,7 +18,7 @@ from diffusers import DiffusionPipeline
 from instdiffedit.arithmetic import Arithmetic, uint8_cast
 from instdiffedit.backbones import Backbone, DenoisingStep
 from instdiffedit.refine import blur, minmax
-from instdiffedit.staged import FirstStage, Output, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 
 
 class DiffEdit(StagedEditor):
@@ -36,6 +36,8 @@ class DiffEdit(StagedEditor):
             into calls of at most this many (results do not depend on it).
         output, inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
     """
+
+    capabilities = STAGED
 
     def __init__(
         self,

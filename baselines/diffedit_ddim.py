@@ -16,7 +16,7 @@ SD-inpainting), nothing is inpainted and the mask comes from a single UNet call.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, Literal
 
 import PIL.Image
 import torch
@@ -28,13 +28,11 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
-from instdiffedit.backbones import check_family, family_of
-from instdiffedit.resizing import to_input_size, to_working_size
-from instdiffedit.types import EditResult
+from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
+from instdiffedit.accounting import PhaseTimer
 
 
-class DiffEditDDIM:
+class DiffEditDDIM(PipelineEditor):
     """Edit an image with the original DiffEdit: noise-difference mask, DDIM encode, masked decode.
 
     ``edit(image, target=..., source=...)``: ``target`` is the query Q, ``source`` the reference
@@ -71,10 +69,8 @@ class DiffEditDDIM:
     With the defaults: 40 + 25 + 50 = 115.
     """
 
-    families: ClassVar[frozenset[str]] = frozenset({"sd"})
-    """SD 1.x/2.x only: diffusers' StableDiffusionDiffEditPipeline is written for them."""
-    requires_ground_truth_mask: ClassVar[bool] = False
-
+    capabilities = PIPELINE_BACKED  # diffusers' StableDiffusionDiffEditPipeline is written for SD 1.x/2.x
+    pipeline_class = StableDiffusionDiffEditPipeline
 
     def __init__(
         self,
@@ -97,25 +93,7 @@ class DiffEditDDIM:
             raise ValueError(f"decode_negative must be 'unconditional' or 'source', got {decode_negative!r}.")
         if not 0 < encode_ratio <= 1:
             raise ValueError(f"encode_ratio must be in (0, 1], got {encode_ratio}.")
-        check_family(type(self), family_of(pipe))
-        self.resolution = resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
-        if self.resolution % pipe.vae_scale_factor:
-            raise ValueError(f"resolution={self.resolution} is not a multiple of the VAE factor {pipe.vae_scale_factor}.")
-        self.unet = pipe.unet
-        # clip_sample=False: DDIM's default clips the predicted x0 to [-1, 1], wrong for SD
-        # latents; SD's own scheduler configs set it to False, the tiny model's omits it.
-        self.pipeline = StableDiffusionDiffEditPipeline(
-            vae=pipe.vae,
-            text_encoder=pipe.text_encoder,
-            tokenizer=pipe.tokenizer,
-            unet=pipe.unet,
-            scheduler=DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False),
-            inverse_scheduler=DDIMInverseScheduler.from_config(pipe.scheduler.config, clip_sample=False),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        self.pipeline.set_progress_bar_config(disable=True)
+        super().__init__(pipe, resolution)
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale
         self.encode_ratio = encode_ratio
@@ -125,55 +103,51 @@ class DiffEditDDIM:
         self.encode_text = encode_text
         self.decode_negative = decode_negative
 
-    def edit(
-        self,
-        image: PIL.Image.Image,
-        *,
-        target: str,
-        source: str | None = None,
-        prompt: str | None = None,
-        mask: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> EditResult:
+    def schedulers(self, config: dict[str, Any]) -> dict[str, Any]:
+        # clip_sample=False: DDIM's default clips the predicted x0 to [-1, 1], wrong for SD
+        # latents; SD's own scheduler configs set it to False, the tiny model's omits it.
+        return {
+            "scheduler": DDIMScheduler.from_config(config, clip_sample=False),
+            "inverse_scheduler": DDIMInverseScheduler.from_config(config, clip_sample=False),
+        }
+
+    def pipeline_edit(
+        self, work_image: PIL.Image.Image, *, target: str, source: str | None, generator: torch.Generator | None, timer: PhaseTimer
+    ) -> MaskedImage:
         """Mask where ``target`` and ``source`` disagree, then re-generate only there with ``target``."""
         reference = source or ""
         p = self.pipeline
-        timer = PhaseTimer(self.unet.device)
-        with count_unet_evals(self.unet) as counter, timer.phase("total"):
-            with timer.phase("mask"):
-                size = self.resolution
-                work_image = to_working_size(image, size)
-                latent_mask = p.generate_mask(
-                    image=work_image,
-                    source_prompt=reference,
-                    target_prompt=target,
-                    num_maps_per_mask=self.num_maps_per_mask,
-                    mask_encode_strength=self.mask_encode_strength,
-                    mask_thresholding_ratio=self.mask_thresholding_ratio,
-                    num_inference_steps=self.num_inference_steps,
-                    guidance_scale=self.guidance_scale,
-                    generator=generator,
-                    output_type="np",
-                )  # 1 x h x w, 0/1 integers, at latent size
-            with timer.phase("edit"):
-                unconditional = self.encode_text == "unconditional"
-                encoded = p.invert(
-                    prompt="" if unconditional else reference,
-                    image=work_image,
-                    num_inference_steps=self.num_inference_steps,
-                    inpaint_strength=self.encode_ratio,
-                    guidance_scale=1.0 if unconditional else self.guidance_scale,
-                    generator=generator,
-                ).latents
-                edited = p(
-                    prompt=target,
-                    mask_image=latent_mask,
-                    image_latents=encoded,
-                    inpaint_strength=self.encode_ratio,
-                    num_inference_steps=self.num_inference_steps,
-                    guidance_scale=self.guidance_scale,
-                    negative_prompt=reference if self.decode_negative == "source" else None,
-                    generator=generator,
-                ).images[0]
-                edited, result_mask, _ = to_input_size(image, edited, torch.from_numpy(latent_mask[0]).float())
-        return EditResult(edited, result_mask, None, timer.timings, counter.count)
+        with timer.phase("mask"):
+            latent_mask = p.generate_mask(
+                image=work_image,
+                source_prompt=reference,
+                target_prompt=target,
+                num_maps_per_mask=self.num_maps_per_mask,
+                mask_encode_strength=self.mask_encode_strength,
+                mask_thresholding_ratio=self.mask_thresholding_ratio,
+                num_inference_steps=self.num_inference_steps,
+                guidance_scale=self.guidance_scale,
+                generator=generator,
+                output_type="np",
+            )  # 1 x h x w, 0/1 integers, at latent size
+        with timer.phase("edit"):
+            unconditional = self.encode_text == "unconditional"
+            encoded = p.invert(
+                prompt="" if unconditional else reference,
+                image=work_image,
+                num_inference_steps=self.num_inference_steps,
+                inpaint_strength=self.encode_ratio,
+                guidance_scale=1.0 if unconditional else self.guidance_scale,
+                generator=generator,
+            ).latents
+            edited = p(
+                prompt=target,
+                mask_image=latent_mask,
+                image_latents=encoded,
+                inpaint_strength=self.encode_ratio,
+                num_inference_steps=self.num_inference_steps,
+                guidance_scale=self.guidance_scale,
+                negative_prompt=reference if self.decode_negative == "source" else None,
+                generator=generator,
+            ).images[0]
+        return edited, torch.from_numpy(latent_mask[0]).float(), None

@@ -14,7 +14,7 @@ shared UNet's attention processors intact and reads the implicit mask the pipeli
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, Literal
 
 import PIL.Image
 import torch
@@ -26,10 +26,8 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
-from instdiffedit.backbones import check_family, family_of
-from instdiffedit.resizing import to_input_size, to_working_size
-from instdiffedit.types import EditResult
+from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
+from instdiffedit.accounting import PhaseTimer
 
 
 class IntegerTimestepDDIMScheduler(DDIMScheduler):
@@ -52,7 +50,7 @@ class IntegerTimestepDDIMScheduler(DDIMScheduler):
         return super().add_noise(original_samples, noise, timesteps)
 
 
-class LeditsPP:
+class LeditsPP(PipelineEditor):
     """Edit an image with LEDITS++: exact inversion, then mask-gated semantic guidance.
 
     ``edit(image, target=..., source=...)`` removes ``source`` and adds ``target`` (LEDITS++'s
@@ -88,10 +86,10 @@ class LeditsPP:
             requires); default, the UNet's native size.
     """
 
-    families: ClassVar[frozenset[str]] = frozenset({"sd"})
-    """SD 1.x/2.x only: diffusers' LEditsPPPipelineStableDiffusion is written for them."""
-    requires_ground_truth_mask: ClassVar[bool] = False
-
+    capabilities = PIPELINE_BACKED  # diffusers' LEditsPPPipelineStableDiffusion is written for SD 1.x/2.x
+    pipeline_class = LEditsPPPipelineStableDiffusion
+    first_phase = "edit"  # the mask comes with the edit
+    resolution_multiple = 32  # the pipeline's requirement
 
     def __init__(
         self,
@@ -117,22 +115,8 @@ class LeditsPP:
                 f"No step would be edit-guided: warm-up {edit_warmup_steps}, cool-down "
                 f"{edit_cooldown_steps}, {num_inversion_steps} steps."
             )
-        check_family(type(self), family_of(pipe))
-        self.resolution = resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
-        if self.resolution % 32:
-            raise ValueError(f"LEDITS++ needs a resolution that is a multiple of 32, got {self.resolution}.")
-        self.unet = pipe.unet
-        self.pipeline = LEditsPPPipelineStableDiffusion(
-            vae=pipe.vae,
-            text_encoder=pipe.text_encoder,
-            tokenizer=pipe.tokenizer,
-            unet=pipe.unet,
-            scheduler=_scheduler(scheduler, pipe.scheduler.config),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        self.pipeline.set_progress_bar_config(disable=True)
+        self.scheduler = scheduler
+        super().__init__(pipe, resolution)
         self.num_inversion_steps = num_inversion_steps
         self.skip = skip
         self.edit_guidance_scale = edit_guidance_scale
@@ -142,53 +126,42 @@ class LeditsPP:
         self.use_intersect_mask = use_intersect_mask
         self.mask_from = mask_from
 
-    def edit(
-        self,
-        image: PIL.Image.Image,
-        *,
-        target: str,
-        source: str | None = None,
-        prompt: str | None = None,
-        mask: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> EditResult:
-        """Invert ``image``, then regenerate it adding ``target`` (and removing ``source``)."""
+    def schedulers(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {"scheduler": _scheduler(self.scheduler, config)}
+
+    def pipeline_edit(
+        self, work_image: PIL.Image.Image, *, target: str, source: str | None, generator: torch.Generator | None, timer: PhaseTimer
+    ) -> MaskedImage:
+        """Invert the image, then regenerate it adding ``target`` (and removing ``source``).
+
+        LEDITS++ replaces every attention processor of the UNet (invert: AttnProcessor; call: its
+        attention-storing processors) and never puts them back; :meth:`PipelineEditor.edit` does.
+        """
         concepts, reverse = ([source, target], [True, False]) if source else ([target], [False])
-        timer = PhaseTimer(self.unet.device)
-        # LEDITS++ replaces every attention processor of the UNet (invert: AttnProcessor; call:
-        # its attention-storing processors) and never puts them back. The UNet is shared with
-        # the other methods, so the originals (the very objects) are restored, even on errors.
-        processors = self.unet.attn_processors
-        try:
-            with count_unet_evals(self.unet) as counter, timer.phase("total"):
-                with timer.phase("edit"):
-                    size = self.resolution
-                    work_image = to_working_size(image, size)
-                    self.pipeline.invert(
-                        image=work_image,
-                        source_prompt="",
-                        num_inversion_steps=self.num_inversion_steps,
-                        skip=self.skip,
-                        generator=generator,
-                        height=size,
-                        width=size,
-                    )
-                    edited = self.pipeline(
-                        editing_prompt=concepts,
-                        reverse_editing_direction=reverse,
-                        edit_guidance_scale=self.edit_guidance_scale,
-                        edit_threshold=self.edit_threshold,
-                        edit_warmup_steps=self.edit_warmup_steps,
-                        edit_cooldown_steps=self.edit_cooldown_steps,
-                        use_intersect_mask=self.use_intersect_mask,
-                        generator=generator,
-                        output_type="pil",
-                    ).images[0]
-                    soft, binary = self.implicit_mask(len(concepts) - 1)
-                    edited, result_mask, soft_mask = to_input_size(image, edited, binary, soft)
-        finally:
-            self.unet.set_attn_processor(processors)
-        return EditResult(edited, result_mask, soft_mask, timer.timings, counter.count)
+        size = self.resolution
+        with timer.phase("edit"):
+            self.pipeline.invert(
+                image=work_image,
+                source_prompt="",
+                num_inversion_steps=self.num_inversion_steps,
+                skip=self.skip,
+                generator=generator,
+                height=size,
+                width=size,
+            )
+            edited = self.pipeline(
+                editing_prompt=concepts,
+                reverse_editing_direction=reverse,
+                edit_guidance_scale=self.edit_guidance_scale,
+                edit_threshold=self.edit_threshold,
+                edit_warmup_steps=self.edit_warmup_steps,
+                edit_cooldown_steps=self.edit_cooldown_steps,
+                use_intersect_mask=self.use_intersect_mask,
+                generator=generator,
+                output_type="pil",
+            ).images[0]
+            soft, binary = self.implicit_mask(len(concepts) - 1)
+        return edited, binary, soft
 
     def implicit_mask(self, concept: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The last edit's implicit mask for one concept at latent size: (soft, binary), h x w.

@@ -6,19 +6,21 @@ human masks: it isolates the mask's quality from the inpainting's.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.backbones import Backbone
-from instdiffedit.staged import FirstStage, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
 class OracleInpaint(StagedEditor):
     """Inpaint the ground-truth mask with the target text (``arithmetic``: how it is resized, see :class:`StagedEditor`)."""
 
-    requires_ground_truth_mask = True
+    capabilities = replace(STAGED, needs_ground_truth_mask=True)
 
     def __init__(
         self,

@@ -7,12 +7,13 @@ import torch
 from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones import Backbone
-from instdiffedit.staged import FirstStage, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
 class SDEdit(StagedEditor):
     """Strength 0.5 (the last 25 of 50 steps; LMS on SD 1.x/2.x), CFG 7.5 on the target text, decode. No mask."""
 
+    capabilities = STAGED
     first_stage_phase = "edit"
 
     def __init__(

@@ -17,7 +17,15 @@ up with a full edit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from instdiffedit.types import Editor
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 Role = Literal["method", "ablation", "baseline", "upper bound"]
 
@@ -48,8 +56,28 @@ METHODS: tuple[Method, ...] = (
     Method("diffedit_ddim", "baseline", quick=("method.num_inference_steps=10", "method.num_maps_per_mask=2")),
     Method("sdedit", "baseline", quick=("method.num_inference_steps=10",), warmup=_TWO_STEPS),
     Method("ledits_pp", "baseline", quick=("method.num_inversion_steps=10",)),
+    Method(
+        "flowedit", "baseline", quick=("method.num_inference_steps=10", "method.n_max=7"),
+        warmup=("method.num_inference_steps=4", "method.n_max=2"),
+    ),
     Method("oracle_inpaint", "upper bound", quick=("method.inpaint_steps=4",), warmup=_TWO_INPAINT_STEPS),
 )
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
 
 BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
+
+
+def method_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:
+    """The ``method`` node ``run.py method=<name> <overrides>`` composes (Hydra's ``compose``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"method={name}", *overrides]).method
+
+
+def editor_class(name: str) -> type[Editor]:
+    """The editor class of method ``name`` (its config's ``_target_``), whose ``capabilities`` say
+    what it can do, without building it."""
+    from hydra.utils import get_class
+
+    return get_class(method_config(name)._target_)

@@ -20,10 +20,12 @@ from instdiffedit.refine import (
     word_positions,
 )
 from instdiffedit.tokens import TokenLayout, token_layout
-from instdiffedit.types import Editor, EditResult
+from instdiffedit.types import BatchEditor, Capabilities, Editor, EditResult
 
 __all__ = [
     "Backbone",
+    "BatchEditor",
+    "Capabilities",
     "EditResult",
     "Editor",
     "InpaintingModelInpainter",

@@ -8,7 +8,7 @@ ours are arguments, documented where they are declared.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import PIL.Image
@@ -25,7 +25,7 @@ from instdiffedit.backbones import (
 )
 from instdiffedit.joint_attention import Normaliser
 from instdiffedit.refine import MaskRefiner
-from instdiffedit.staged import FirstStage, Output, StagedEditor
+from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 from instdiffedit.token_references import Reference, check_text_options
 from instdiffedit.tokens import TokenLayout
 
@@ -120,6 +120,8 @@ class InstDiffEdit(StagedEditor):
         inpaint_steps, inpaint_guidance_scale, scheduler, resolution: see :class:`StagedEditor`.
     """
 
+    capabilities = replace(STAGED, mask_history=True)  # the instant mask of every step; its first stages batch
+
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
@@ -158,7 +160,9 @@ class InstDiffEdit(StagedEditor):
             raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
         # Every setting is checked before the pipelines are touched (the harness checks a config so);
         # whether the model has the reference and the attention layers, once its backbone exists.
-        self.refiner = MaskRefiner(th1, th2, threshold, blur_kernel, blur_sigma, blur_passes, arithmetic)
+        self.refiner = MaskRefiner(
+            th1=th1, th2=th2, threshold=threshold, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_passes=blur_passes, arithmetic=arithmetic
+        )
         check_text_options(reference, words_from)
         super().__init__(
             pipe,

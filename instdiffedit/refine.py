@@ -125,14 +125,15 @@ def aggregate(maps: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return torch.where(negative.sum() > 0, (foreground - background).clamp_min(0), foreground)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MaskRefiner:
     """InstDiffEdit's mask from word maps: aggregation, blur, normalisation, threshold.
 
     Defaults are the paper's and the authors' code's: th1 = 0.9, th2 = 0.6, two passes of
     ``cv2.GaussianBlur(m, (5, 5), 0)`` (``blur_sigma <= 0``: OpenCV's fixed [1, 4, 6, 4, 1] / 16
     table; a positive sigma uses the Gaussian formula), threshold phi = 0.2. ``arithmetic``
-    is how :meth:`word_maps` computes the maps (see :func:`word_maps`).
+    is how :meth:`word_maps` computes the maps (see :func:`word_maps`). Keyword-only: six
+    numbers in a row are too easy to swap.
     """
 
     th1: float = 0.9

@@ -34,9 +34,14 @@ from instdiffedit.inpaint import (
     LatentBlendInpainter,
 )
 from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
-from instdiffedit.types import EditResult
+from instdiffedit.types import Capabilities, EditResult
 
 Output = Literal["inpaint", "decode"]
+
+STAGED = Capabilities(families=ALL_FAMILIES, batched=True, fast_paths=True)
+"""What every staged method offers: every backbone's families, batched edits (one inpainting
+call for the batch, and the first stages batched where the method overrides
+:meth:`StagedEditor.first_stages`), the backbone's diffusion steps and so its fast paths."""
 
 
 @dataclass
@@ -76,11 +81,8 @@ class StagedEditor(ABC):
     first_stage_phase: ClassVar[str] = "mask"
     """The timing key of the first stage: "mask" for mask methods, "edit" for SDEdit."""
 
-    families: ClassVar[frozenset[str]] = ALL_FAMILIES
-    """The model families the method runs on (every backbone's)."""
-
-    requires_ground_truth_mask: ClassVar[bool] = False
-    """Whether the method needs each item's ground-truth mask (the oracle)."""
+    capabilities: ClassVar[Capabilities]
+    """Each method declares its own; :data:`STAGED` is what every staged method offers."""
 
     def __init__(
         self,

@@ -1,9 +1,11 @@
-"""The one result type and the one interface every editing method implements."""
+"""The one result type, the one interface every editing method implements, and what a method
+declares it can do beyond it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import PIL.Image
 import torch
@@ -31,6 +33,35 @@ class EditResult:
     mask_history: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an editor offers beyond :meth:`Editor.edit`, declared on its class as ``capabilities``.
+
+    The harness reads these and never probes an editor for methods or attributes; the config
+    check reads them from the class, before any model loads.
+
+    Args:
+        families: the model families the method runs on (keys of
+            :data:`instdiffedit.backbones.FAMILY_NAMES`: "sd", "sdxl", "sd3", "flux"); any other
+            is refused before an edit (:func:`instdiffedit.backbones.check_family`).
+        batched: it is a :class:`BatchEditor`: ``edit_batch`` edits K items in shared denoiser
+            calls, each item with its own generator (the runner's ``batch_size``).
+        needs_ground_truth_mask: it edits inside each item's ground-truth mask (the oracle), so a
+            split without masks is refused.
+        mask_history: its results carry ``EditResult.mask_history`` (the mask of every
+            denoising step), which the run folder saves for the per-step mask figure.
+        fast_paths: its denoiser calls go through the backbone's shared diffusion steps, so the
+            model's fast path (CUDA graphs, compilation) applies; False for methods that run
+            inside a diffusers pipeline (eager whatever ``fast_path`` says).
+    """
+
+    families: frozenset[str]
+    batched: bool = False
+    needs_ground_truth_mask: bool = False
+    mask_history: bool = False
+    fast_paths: bool = False
+
+
 @runtime_checkable
 class Editor(Protocol):
     """An image editor: InstDiffEdit and every baseline implement this.
@@ -39,6 +70,8 @@ class Editor(Protocol):
     none ignore it), ``prompt`` a caption of the input, ``mask`` a ground-truth mask (H x W,
     1 = edit) that only oracle methods use, ``generator`` the source of every random draw.
     """
+
+    capabilities: ClassVar[Capabilities]
 
     def edit(
         self,
@@ -50,3 +83,24 @@ class Editor(Protocol):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> EditResult: ...
+
+
+@runtime_checkable
+class BatchEditor(Editor, Protocol):
+    """An editor whose ``capabilities.batched`` is True: it also edits several items together.
+
+    Item k is edited with ``targets[k]``, ``sources[k]``, ... and its own ``generators[k]``, drawn
+    in the same order as alone, so it gets the result it gets alone (up to the floating-point
+    effects of larger batches).
+    """
+
+    def edit_batch(
+        self,
+        images: Sequence[PIL.Image.Image],
+        *,
+        targets: Sequence[str],
+        sources: Sequence[str | None] | None = None,
+        prompts: Sequence[str | None] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> list[EditResult]: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="instdiffedit-tests-"))
@@ -27,6 +28,7 @@ os.environ.update(
 import pytest
 import torch
 
+from benchmarks.data.items import EditItem
 from benchmarks.models.loading import Pipelines
 
 USER_CACHE = Path.home() / ".cache" / "instdiffedit"
@@ -88,3 +90,18 @@ def tiny_family(_private_cache: Path):
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def seeded() -> Callable[..., torch.Generator]:
+    """``seeded(seed=7)``: a fresh CPU generator; an edit repeated with the same seed draws the same noise."""
+    return lambda seed=7: torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="session")
+def item() -> EditItem:
+    """One synthetic item (a coloured shape, its exact mask and edit texts) at 80 px: not the tiny
+    model's working size (64), so results come back resized, as real inputs' do."""
+    from benchmarks.data.synthetic import SyntheticDataset
+
+    return SyntheticDataset(n=1, size=80).load("synthetic-00000")

@@ -137,7 +137,7 @@ def test_the_maps_live_where_each_family_attends_to_text(tiny_family) -> None:
 
 def test_sd_only_methods_are_refused_on_other_families(tiny_family) -> None:
     for method in (DiffEditDDIM, LeditsPP):
-        assert method.families == {"sd"}
+        assert method.capabilities.families == {"sd"}
         with pytest.raises(ValueError, match=f"{method.__name__} runs on SD 1.x/2.x models only, not on SDXL"):
             method(tiny_family("sdxl").base)
     check_family(InstDiffEdit, "flux")

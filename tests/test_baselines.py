@@ -10,23 +10,13 @@ import torch
 from diffusers import LMSDiscreteScheduler
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
-from benchmarks.data.synthetic import SyntheticDataset
 from instdiffedit import InstDiffEdit
 from instdiffedit.backbones import StableDiffusion
 
 
-@pytest.fixture(scope="module")
-def item():
-    return SyntheticDataset(n=1, size=80).load("synthetic-00000")
-
-
-def _seeded() -> torch.Generator:
-    return torch.Generator().manual_seed(11)
-
-
-def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item) -> None:
+def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item, seeded) -> None:
     editor = DiffEdit(tiny.base, None, num_noises=3, num_inference_steps=10, inpaint_steps=4)
-    result = editor.edit(item.image, target=item.target, source=item.source, generator=_seeded())
+    result = editor.edit(item.image, target=item.target, source=item.source, generator=seeded(11))
     assert result.unet_evals == 3 * 2 * 5 * 2 + 4 * 2  # mask runs + latent-blend inpainting
     assert result.image.size == item.image.size
     assert result.mask.shape == (item.image.height, item.image.width)
@@ -35,61 +25,61 @@ def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item) ->
 
 
 @pytest.mark.slow
-def test_diffedit_at_the_paper_defaults_spends_1000_evaluations_on_the_mask(tiny, item) -> None:
+def test_diffedit_at_the_paper_defaults_spends_1000_evaluations_on_the_mask(tiny, item, seeded) -> None:
     editor = DiffEdit(tiny.base, None, output="inpaint", inpaint_steps=1)
-    result = editor.edit(item.image, target=item.target, source=item.source, generator=_seeded())
+    result = editor.edit(item.image, target=item.target, source=item.source, generator=seeded(11))
     assert result.unet_evals == 10 * 2 * 25 * 2 + 1 * 2
 
 
-def test_diffedit_batched_and_one_by_one_give_the_same_mask(tiny, item) -> None:
+def test_diffedit_batched_and_one_by_one_give_the_same_mask(tiny, item, seeded) -> None:
     kwargs = dict(num_noises=4, num_inference_steps=10, output="decode")
     batched = DiffEdit(tiny.base, unet_batch_size=16, **kwargs)
     one_by_one = DiffEdit(tiny.base, unet_batch_size=2, **kwargs)
-    a = batched.difference_map(item.image, item.source, item.target, _seeded())
-    b = one_by_one.difference_map(item.image, item.source, item.target, _seeded())
+    a = batched.difference_map(item.image, item.source, item.target, seeded(11))
+    b = one_by_one.difference_map(item.image, item.source, item.target, seeded(11))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    mask_a = batched.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=_seeded()).mask
-    mask_b = one_by_one.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=_seeded()).mask
+    mask_a = batched.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=seeded(11)).mask
+    mask_b = one_by_one.first_stage(item.image, target=item.target, source=item.source, mask=None, generator=seeded(11)).mask
     assert torch.equal(mask_a, mask_b)
 
 
-def test_sdedit_runs_the_last_half_of_the_schedule_and_has_no_mask(tiny, item) -> None:
-    result = SDEdit(tiny.base).edit(item.image, target=item.target, generator=_seeded())
+def test_sdedit_runs_the_last_half_of_the_schedule_and_has_no_mask(tiny, item, seeded) -> None:
+    result = SDEdit(tiny.base).edit(item.image, target=item.target, generator=seeded(11))
     assert result.unet_evals == 25 * 2
     assert result.mask is None and result.soft_mask is None
     assert result.image.size == item.image.size and result.timings["edit"] > 0
 
 
-def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny, item) -> None:
+def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny, item, seeded) -> None:
     editor = OracleInpaint(tiny.base, None, inpaint_steps=4)
     d = editor.backbone
     work = item.image.resize((d.resolution, d.resolution))
     empty = torch.zeros(work.height, work.width)
-    result = editor.edit(work, target=item.target, mask=empty, generator=_seeded())
+    result = editor.edit(work, target=item.target, mask=empty, generator=seeded(11))
     assert result.image.tobytes() == d.decode(d.encode(work))[0].tobytes()
     assert result.unet_evals == 4 * 2
 
 
-def test_oracle_with_a_full_mask_changes_the_image(tiny, item) -> None:
+def test_oracle_with_a_full_mask_changes_the_image(tiny, item, seeded) -> None:
     for inpaint_pipe in (None, tiny.inpaint):
         editor = OracleInpaint(tiny.base, inpaint_pipe, inpaint_steps=4)
         d = editor.backbone
         work = item.image.resize((d.resolution, d.resolution))
         full = torch.ones(work.height, work.width)
-        result = editor.edit(work, target=item.target, mask=full, generator=_seeded())
+        result = editor.edit(work, target=item.target, mask=full, generator=seeded(11))
         assert result.image.tobytes() != d.decode(d.encode(work))[0].tobytes()
         assert torch.equal(result.mask, full)
 
 
-def test_oracle_without_a_ground_truth_mask_says_so(tiny, item) -> None:
+def test_oracle_without_a_ground_truth_mask_says_so(tiny, item, seeded) -> None:
     with pytest.raises(ValueError, match="ground-truth mask"):
-        OracleInpaint(tiny.base).edit(item.image, target=item.target, generator=_seeded())
+        OracleInpaint(tiny.base).edit(item.image, target=item.target, generator=seeded(11))
 
 
-def test_the_no_mask_ablation_changes_the_edit_but_still_reports_the_mask(tiny, item) -> None:
+def test_the_no_mask_ablation_changes_the_edit_but_still_reports_the_mask(tiny, item, seeded) -> None:
     kwargs = dict(num_inference_steps=10, output="decode")
-    guided = InstDiffEdit(tiny.base, **kwargs).edit(item.image, target=item.target, generator=_seeded())
-    unguided = InstDiffEdit(tiny.base, mask_guidance=False, **kwargs).edit(item.image, target=item.target, generator=_seeded())
+    guided = InstDiffEdit(tiny.base, **kwargs).edit(item.image, target=item.target, generator=seeded(11))
+    unguided = InstDiffEdit(tiny.base, mask_guidance=False, **kwargs).edit(item.image, target=item.target, generator=seeded(11))
     assert unguided.unet_evals == guided.unet_evals == 5 * 6
     assert unguided.mask is not None and unguided.mask.shape == guided.mask.shape
     assert unguided.image.tobytes() != guided.image.tobytes()
@@ -132,12 +122,12 @@ def _with_prediction(base, prediction: str) -> SimpleNamespace:
 
 
 @pytest.mark.parametrize("scheduler", ["LMSDiscreteScheduler", "DDIMScheduler"])
-def test_diffedit_on_a_v_prediction_model_compares_noise_estimates(tiny, item, scheduler: str) -> None:
+def test_diffedit_on_a_v_prediction_model_compares_noise_estimates(tiny, item, scheduler: str, seeded) -> None:
     maps = []
     for prediction in ("epsilon", "v_prediction"):
         backbone = StableDiffusion(_with_prediction(tiny.base, prediction), scheduler=scheduler)
         editor = DiffEdit(backbone, num_noises=2, num_inference_steps=10, output="decode")
-        maps.append(editor.difference_map(item.image, item.source, item.target, _seeded()))
+        maps.append(editor.difference_map(item.image, item.source, item.target, seeded(11)))
     torch.testing.assert_close(maps[1], maps[0], rtol=1e-3, atol=1e-4)
 
 

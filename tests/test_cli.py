@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -151,14 +152,15 @@ def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
     assert result.stdout.strip() == "[]"
 
 
-METHODS = tuple(method.name for method in benchmarks.methods.METHODS)
+SD_METHODS = tuple(m.name for m in benchmarks.methods.METHODS if "sd" in benchmarks.methods.editor_class(m.name).capabilities.families)
+"""Every method that runs on SD 1.x/2.x, the tiny model's family (all but FlowEdit)."""
 
 
 @pytest.mark.slow
-def test_a_multirun_over_every_method_summarises_each_with_its_mask_iou(tmp_path: Path) -> None:
+def test_a_multirun_over_every_sd_method_summarises_each_with_its_mask_iou(tmp_path: Path) -> None:
     result = _run(
         "-m", "model=tiny", "dataset=synthetic", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
-        f"method={','.join(METHODS)}", timeout=900,
+        f"method={','.join(SD_METHODS)}", timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("Sweep summary", 1)[1].splitlines()
@@ -166,9 +168,9 @@ def test_a_multirun_over_every_method_summarises_each_with_its_mask_iou(tmp_path
     rows = {
         line.split()[0]: dict(zip(["method", "config_id", *header], line.split()))
         for line in lines
-        if line.split() and line.split()[0] in METHODS
+        if line.split() and line.split()[0] in SD_METHODS
     }
-    assert set(rows) == set(METHODS)
+    assert set(rows) == set(SD_METHODS)
     assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
     assert all(r["failed"] == "0" for r in rows.values()), lines
     assert float(rows["diffedit"]["unet_evals"]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
@@ -203,11 +205,29 @@ def test_every_method_that_applies_runs_on_each_tiny_family(tmp_path: Path, mode
     assert {method: float(r["unet_evals"]) for method, r in rows.items()} == FAMILY_EVALS[model]
 
 
-@pytest.mark.parametrize(("model", "method"), [("tiny_sdxl", "ledits_pp"), ("tiny_flux", "diffedit_ddim")])
-def test_an_sd_only_method_on_another_family_is_refused_before_any_model_loads(tmp_path: Path, model: str, method: str) -> None:
+# FlowEdit's published settings: SD 3 runs n_max 33 steps x source and target x CFG, FLUX.1 [dev] 24 x 2 (embedded guidance).
+FLOWEDIT_EVALS = {"tiny_sd3": 33 * 2 * 2, "tiny_flux": 24 * 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(FLOWEDIT_EVALS))
+def test_flowedit_runs_on_each_flow_matching_tiny_family_and_reports_no_mask(tmp_path: Path, model: str) -> None:
+    result = _run(f"model={model}", "dataset=synthetic", "method=flowedit", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in next(tmp_path.glob(f"{model}/synthetic/flowedit/*/results.jsonl")).read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok"]
+    assert rows[0]["unet_evals"] == FLOWEDIT_EVALS[model]
+    assert math.isnan(rows[0]["mask_iou"]) and not math.isnan(rows[0]["changing_rate"]), "no mask to score; the image is scored"
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "families"),
+    [("tiny_sdxl", "ledits_pp", "SD 1.x/2.x"), ("tiny_flux", "diffedit_ddim", "SD 1.x/2.x"), ("tiny", "flowedit", "SD 3.x and FLUX.1")],
+)
+def test_a_method_on_a_family_it_does_not_run_on_is_refused_before_any_model_loads(tmp_path: Path, model: str, method: str, families: str) -> None:
     cache = tmp_path / "cache"
     result = _run(f"model={model}", f"method={method}", "logger=none", f"paths.output_root={tmp_path}", env={"INSTDIFFEDIT_CACHE": str(cache)}, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"error: method={method} with model={model}: ") and "runs on SD 1.x/2.x models only" in message
+    assert message.startswith(f"error: method={method} with model={model}: ") and f"runs on {families} models only" in message
     assert not cache.exists(), "the tiny model was built: the refusal came after loading"

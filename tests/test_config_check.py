@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 import run  # noqa: F401  (registers the resolvers)
+from benchmarks.methods import editor_class
 from benchmarks.run.config_check import check_run_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+TINY_MODELS = ("tiny", "tiny_sdxl", "tiny_sd3", "tiny_flux")
+
+
+def _family(model: str) -> str:
+    return OmegaConf.load(CONF / "model" / f"{model}.yaml").family
 
 
 def _check(*overrides: str):
@@ -24,7 +31,8 @@ def _check(*overrides: str):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_config_passes_as_shipped(method: str) -> None:
-    assert _check(f"method={method}").errors == []
+    model = next(m for m in TINY_MODELS if _family(m) in editor_class(method).capabilities.families)
+    assert _check(f"model={model}", f"method={method}").errors == []
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -95,9 +103,8 @@ def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:
 FAMILY_MODELS = ("tiny_sdxl", "tiny_sd3", "tiny_flux")
 
 
-@pytest.mark.parametrize("model", FAMILY_MODELS)
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("diffedit_ddim", "ledits_pp")])
-def test_every_method_that_runs_on_every_family_passes_on_its_tiny_model(model: str, method: str) -> None:
+@pytest.mark.parametrize(("model", "method"), [(model, method) for model in FAMILY_MODELS for method in METHODS if _family(model) in editor_class(method).capabilities.families])
+def test_every_method_passes_on_the_tiny_model_of_each_family_it_runs_on(model: str, method: str) -> None:
     assert _check(f"model={model}", f"method={method}").errors == []
 
 
@@ -107,6 +114,26 @@ def test_an_sd_only_method_on_another_family_is_one_line(model: str, method: str
     errors = _check(f"model={model}", f"method={method}").errors
     assert len(errors) == 1 and errors[0].startswith(f"method={method} with model={model}: ")
     assert "runs on SD 1.x/2.x models only, not on" in errors[0]
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny_sdxl"])
+def test_flowedit_on_a_diffusion_model_is_one_line(model: str) -> None:
+    assert _check(f"model={model}", "method=flowedit").errors == [
+        f"method=flowedit with model={model}: FlowEdit runs on SD 3.x and FLUX.1 models only, not on {'SD 1.x/2.x' if model == 'tiny' else 'SDXL'}."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["method.n_max=40"], "method.n_max=40: FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min=0, n_max=40, num_inference_steps=28."),
+        (["method.n_min=30", "method.n_max=20"], "method.n_max=20, method.n_min=30: FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min=30, n_max=20, num_inference_steps=28."),
+        (["method.n_avg=0"], "method.n_avg=0: n_avg must be at least 1, got 0."),
+    ],
+)
+def test_a_flowedit_range_against_the_familys_published_steps_is_one_line(overrides: list[str], line: str) -> None:
+    """FLUX.1's published 28 steps bound n_max before the model loads."""
+    assert _check("model=tiny_flux", "method=flowedit", *overrides).errors == [line]
 
 
 def test_a_scheduler_of_the_other_kind_is_one_line() -> None:

@@ -21,10 +21,6 @@ def image() -> PIL.Image.Image:
     return non_square_scene()
 
 
-def _seeded(seed: int = 7) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def _editor(tiny, **knobs) -> DiffEditDDIM:
     return DiffEditDDIM(
         tiny.base, tiny.inpaint, num_inference_steps=STEPS, encode_ratio=RATIO, num_maps_per_mask=MAPS, **knobs
@@ -32,9 +28,9 @@ def _editor(tiny, **knobs) -> DiffEditDDIM:
 
 
 @pytest.fixture(scope="module")
-def replacement(tiny, image):
+def replacement(tiny, image, seeded):
     editor = _editor(tiny)
-    return editor, editor.edit(image, target=TARGET, source=SOURCE, generator=_seeded())
+    return editor, editor.edit(image, target=TARGET, source=SOURCE, generator=seeded())
 
 
 def test_an_edit_returns_an_image_and_a_binary_mask_at_the_input_size(replacement, image) -> None:
@@ -47,7 +43,7 @@ def test_an_edit_returns_an_image_and_a_binary_mask_at_the_input_size(replacemen
     assert result.soft_mask is None  # diffusers keeps the pre-threshold map to itself
 
 
-def test_the_mask_is_diffusers_generate_mask_at_the_same_seed(replacement, image) -> None:
+def test_the_mask_is_diffusers_generate_mask_at_the_same_seed(replacement, image, seeded) -> None:
     editor, result = replacement
     size = editor.resolution  # 64 px, the tiny UNet's native size
     work_image = image.convert("RGB").resize((size, size), PIL.Image.Resampling.BICUBIC)
@@ -60,7 +56,7 @@ def test_the_mask_is_diffusers_generate_mask_at_the_same_seed(replacement, image
         mask_thresholding_ratio=3.0,
         num_inference_steps=STEPS,
         guidance_scale=7.5,
-        generator=_seeded(),
+        generator=seeded(),
     )
     assert torch.equal(result.mask, resize_mask(torch.from_numpy(expected[0]).float(), (80, 96), "nearest"))
 
@@ -77,25 +73,25 @@ def test_timings_split_mask_from_encode_and_decode_and_unet_rows_are_counted(rep
     assert result.unet_evals == mask + encode + decode == 24
 
 
-def test_encoding_with_the_source_text_takes_two_unet_rows_per_step(tiny, image) -> None:
-    result = _editor(tiny, encode_text="source").edit(image, target=TARGET, source=SOURCE, generator=_seeded())
+def test_encoding_with_the_source_text_takes_two_unet_rows_per_step(tiny, image, seeded) -> None:
+    result = _editor(tiny, encode_text="source").edit(image, target=TARGET, source=SOURCE, generator=seeded())
     k = int(STEPS * RATIO)
     assert result.unet_evals == MAPS * 2 * 2 + k * 2 + k * 2
 
 
-def test_the_same_seed_gives_the_same_edit_and_the_ground_truth_mask_is_ignored(replacement, image) -> None:
+def test_the_same_seed_gives_the_same_edit_and_the_ground_truth_mask_is_ignored(replacement, image, seeded) -> None:
     editor, first = replacement
-    again = editor.edit(image, target=TARGET, source=SOURCE, mask=torch.ones(80, 96), generator=_seeded())
+    again = editor.edit(image, target=TARGET, source=SOURCE, mask=torch.ones(80, 96), generator=seeded())
     assert again.image.tobytes() == first.image.tobytes()
     assert torch.equal(again.mask, first.mask)
-    other_seed = editor.edit(image, target=TARGET, source=SOURCE, generator=_seeded(8))
+    other_seed = editor.edit(image, target=TARGET, source=SOURCE, generator=seeded(8))
     assert other_seed.image.tobytes() != first.image.tobytes(), "noises and VAE samples come from the generator"
 
 
-def test_without_a_source_the_reference_is_the_empty_text(tiny, image) -> None:
+def test_without_a_source_the_reference_is_the_empty_text(tiny, image, seeded) -> None:
     editor = _editor(tiny, decode_negative="source")  # the reference reaches all three steps
-    no_source = editor.edit(image, target=TARGET, generator=_seeded())
-    empty_source = editor.edit(image, target=TARGET, source="", generator=_seeded())
+    no_source = editor.edit(image, target=TARGET, generator=seeded())
+    empty_source = editor.edit(image, target=TARGET, source="", generator=seeded())
     assert no_source.image.tobytes() == empty_source.image.tobytes()
     assert torch.equal(no_source.mask, empty_source.mask)
 

@@ -15,7 +15,8 @@ from benchmarks.metrics.per_item import MaskIoU
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, item_seed, run
-from instdiffedit import EditResult, InstDiffEdit
+from instdiffedit import Capabilities, EditResult, InstDiffEdit
+from instdiffedit.backbones import ALL_FAMILIES
 from instdiffedit.graphs import set_fast_path
 
 STEPS = 10  # strength 0.5: 5 guided steps
@@ -79,6 +80,8 @@ def test_the_runners_throughput_mode_writes_the_rows_of_one_at_a_time(tiny, data
 
 class _BatchFails:
     """An editor whose batches always fail and whose single edits fail for one image."""
+
+    capabilities = Capabilities(families=ALL_FAMILIES, batched=True)
 
     def __init__(self, bad_image) -> None:
         self.bad = bad_image.tobytes()

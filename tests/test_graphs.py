@@ -11,7 +11,6 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from fakes import PlainGraphs
 
 from baselines import DiffEdit, OracleInpaint, SDEdit
-from benchmarks.data.synthetic import SyntheticDataset
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
@@ -28,12 +27,6 @@ from instdiffedit.graphs import (
 
 STEPS = 10  # strength 0.5: 5 guided steps
 INPAINT_STEPS = 4
-
-
-@pytest.fixture(scope="module")
-def item():
-    dataset = SyntheticDataset(n=1, size=64, seed=5)
-    return dataset.load(dataset.item_ids()[0])
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Nothing inside a denoising loop waits for the device, on every backbone: InstDiffEdit's mask
-loop, DiffEdit's, SDEdit's, and both inpainting loops (the family's twin and latent blending).
+loop, DiffEdit's, SDEdit's, both inpainting loops (the family's twin and latent blending), and
+FlowEdit's on the flow-matching backbones.
 
 The loops are watched from their first model input to their end. On a CPU the calls that would
 wait on a GPU are caught (tests/fakes.HostSyncs); on CUDA (``pytest -m cuda``) torch's sync
@@ -16,8 +17,7 @@ import torch
 from diffusers import EulerDiscreteScheduler, LMSDiscreteScheduler
 from fakes import HostSyncs
 
-from baselines import DiffEdit, SDEdit
-from benchmarks.data.synthetic import SyntheticDataset
+from baselines import DiffEdit, FlowEdit, SDEdit
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
@@ -25,13 +25,7 @@ from instdiffedit.backbones import Backbone
 
 STEPS = 10
 FAMILIES = ("sd", "sdxl", "sd3", "flux")
-METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit")
-
-
-@pytest.fixture(scope="module")
-def item():
-    dataset = SyntheticDataset(n=1, size=64, seed=2)
-    return dataset.load(dataset.item_ids()[0])
+METHODS = ("instdiffedit", "instdiffedit, latent-blend inpainting", "diffedit", "sdedit", "flowedit")
 
 
 # Schedulers that keep their sigmas on the CPU on purpose (diffusers' set_timesteps: `self.sigmas =
@@ -59,7 +53,7 @@ def inside_denoising_loops(monkeypatch, arm: Callable[[Backbone], None], disarm:
     """Call ``arm(backbone)`` at each loop's first model input and ``disarm()`` when the loop returns;
     yields the number of loops watched."""
     loops = [0]
-    denoise = Backbone.denoise
+    sample_loop = Backbone.sample_loop  # every loop: denoise's and FlowEdit's
 
     def watched(self, *args, **kwargs):
         schedule = self.schedule
@@ -71,23 +65,26 @@ def inside_denoising_loops(monkeypatch, arm: Callable[[Backbone], None], disarm:
 
         schedule.model_input = first_call_arms
         try:
-            return denoise(self, *args, **kwargs)
+            return sample_loop(self, *args, **kwargs)
         finally:
             del schedule.model_input
             disarm()
             loops[0] += 1
 
-    monkeypatch.setattr(Backbone, "denoise", watched)
+    monkeypatch.setattr(Backbone, "sample_loop", watched)
     yield loops
 
 
-def _editors(pipes) -> dict[str, object]:
-    return {
-        "instdiffedit": InstDiffEdit(pipes.base, pipes.inpaint, num_inference_steps=STEPS, inpaint_steps=4),
-        "instdiffedit, latent-blend inpainting": InstDiffEdit(pipes.base, None, num_inference_steps=STEPS, inpaint_steps=4),
-        "diffedit": DiffEdit(pipes.base, pipes.inpaint, num_noises=2, num_inference_steps=STEPS, inpaint_steps=4),
-        "sdedit": SDEdit(pipes.base, num_inference_steps=STEPS),
+def _editors(pipes, family: str) -> dict[str, object]:
+    editors = {
+        "instdiffedit": lambda: InstDiffEdit(pipes.base, pipes.inpaint, num_inference_steps=STEPS, inpaint_steps=4),
+        "instdiffedit, latent-blend inpainting": lambda: InstDiffEdit(pipes.base, None, num_inference_steps=STEPS, inpaint_steps=4),
+        "diffedit": lambda: DiffEdit(pipes.base, pipes.inpaint, num_noises=2, num_inference_steps=STEPS, inpaint_steps=4),
+        "sdedit": lambda: SDEdit(pipes.base, num_inference_steps=STEPS),
+        # n_min > 0: the switch to plain sampling happens inside the watched loop too
+        "flowedit": lambda: FlowEdit(pipes.base, num_inference_steps=STEPS, n_max=7, n_min=2, n_avg=2),
     }
+    return {name: build() for name, build in editors.items() if name != "flowedit" or family in FlowEdit.capabilities.families}
 
 
 def _edit(editor, item, k: int = 1) -> None:
@@ -95,20 +92,19 @@ def _edit(editor, item, k: int = 1) -> None:
     editor.edit_batch([item.image] * k, targets=[item.target] * k, sources=[item.source] * k, generators=generators)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("family", "method"), [(f, m) for f in FAMILIES for m in METHODS if m != "flowedit" or f in FlowEdit.capabilities.families])
 def test_no_call_inside_a_denoising_loop_waits_for_the_device(tiny_family, item, monkeypatch, family: str, method: str) -> None:
-    editor = _editors(tiny_family(family))[method]
+    editor = _editors(tiny_family(family), family)[method]
     _edit(editor, item)  # first runs fill the schedulers' memos
     syncs = HostSyncs()
     with inside_denoising_loops(monkeypatch, *watch_syncs(syncs)) as loops, syncs:
         _edit(editor, item, k=2 if method == "instdiffedit" else 1)
-    assert loops[0] == (1 if method == "sdedit" else 2)
+    assert loops[0] == (1 if method in ("sdedit", "flowedit") else 2)
     assert syncs.calls == [], sorted(set(syncs.calls))
 
 
 def test_the_watch_catches_a_sync_inside_a_loop(tiny, item, monkeypatch) -> None:
-    editor = _editors(tiny)["sdedit"]
+    editor = _editors(tiny, "sd")["sdedit"]
     scheduler = editor.backbone.schedule.scheduler
     real_step = scheduler.step
     monkeypatch.setattr(scheduler, "step", lambda eps, t, x: (eps.sum().item(), real_step(eps, t, x))[1])
@@ -128,7 +124,7 @@ def test_no_denoising_loop_synchronises_on_cuda(_private_cache, item, monkeypatc
     else:
         pipes = tiny_family_pipelines(family, _private_cache, device="cuda", fast_path=fast_path)
     arm, disarm = (lambda _: torch.cuda.set_sync_debug_mode("error")), (lambda: torch.cuda.set_sync_debug_mode(0))
-    for name, editor in _editors(pipes).items():
+    for name, editor in _editors(pipes, family).items():
         _edit(editor, item)  # warm: graphs captured (a capture synchronises), memos filled
         with inside_denoising_loops(monkeypatch, arm, disarm):
             _edit(editor, item, k=2 if name == "instdiffedit" else 1)

@@ -22,15 +22,11 @@ def image() -> PIL.Image.Image:
     return non_square_scene()
 
 
-def _seeded(seed: int = 7) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 @pytest.fixture(scope="module")
-def replacement(tiny, image):
+def replacement(tiny, image, seeded):
     """One replacement edit, and the per-step masks the pipeline stored while making it."""
     editor = LeditsPP(tiny.base, tiny.inpaint, num_inversion_steps=STEPS)
-    result = editor.edit(image, target=TARGET, source=SOURCE, generator=_seeded())
+    result = editor.edit(image, target=TARGET, source=SOURCE, generator=seeded())
     return editor, result, editor.pipeline.activation_mask.clone()
 
 
@@ -55,9 +51,9 @@ def test_inversion_and_editing_are_timed_as_edit_and_counted_row_by_row(replacem
     assert result.unet_evals == STEPS * 1 + STEPS * 3
 
 
-def test_without_a_source_only_the_target_is_added(tiny, image) -> None:
+def test_without_a_source_only_the_target_is_added(tiny, image, seeded) -> None:
     editor = LeditsPP(tiny.base, num_inversion_steps=STEPS)
-    result = editor.edit(image, target=TARGET, generator=_seeded())
+    result = editor.edit(image, target=TARGET, generator=seeded())
     assert editor.pipeline.activation_mask.shape[1] == 1  # one edit concept
     assert result.unet_evals == STEPS * 1 + STEPS * 2  # editing rows: [unconditional | target]
     assert result.mask.shape == (80, 96)
@@ -74,35 +70,35 @@ def test_the_mask_is_the_targets_final_implicit_mask_and_the_soft_mask_its_share
     assert 0 < target[-1].mean() < 0.11
 
 
-def test_the_majority_mask_keeps_pixels_gated_in_at_least_half_of_the_steps(tiny, image) -> None:
+def test_the_majority_mask_keeps_pixels_gated_in_at_least_half_of_the_steps(tiny, image, seeded) -> None:
     editor = LeditsPP(tiny.base, num_inversion_steps=STEPS, mask_from="majority")
-    result = editor.edit(image, target=TARGET, generator=_seeded())
+    result = editor.edit(image, target=TARGET, generator=seeded())
     share = editor.pipeline.activation_mask[:, 0, 0, 0].mean(0)
     assert torch.equal(result.mask, resize_mask((share >= 0.5).float(), (80, 96), "nearest"))
 
 
-def test_the_same_seed_gives_the_same_edit_and_the_ground_truth_mask_is_ignored(replacement, image) -> None:
+def test_the_same_seed_gives_the_same_edit_and_the_ground_truth_mask_is_ignored(replacement, image, seeded) -> None:
     editor, first, _ = replacement
-    again = editor.edit(image, target=TARGET, source=SOURCE, mask=torch.ones(80, 96), generator=_seeded())
+    again = editor.edit(image, target=TARGET, source=SOURCE, mask=torch.ones(80, 96), generator=seeded())
     assert again.image.tobytes() == first.image.tobytes()
     assert torch.equal(again.mask, first.mask) and torch.equal(again.soft_mask, first.soft_mask)
-    other_seed = editor.edit(image, target=TARGET, source=SOURCE, generator=_seeded(8))
+    other_seed = editor.edit(image, target=TARGET, source=SOURCE, generator=seeded(8))
     assert other_seed.image.tobytes() != first.image.tobytes(), "the inversion's noise comes from the generator"
 
 
 def _plain_unet_call(unet: torch.nn.Module) -> torch.Tensor:
-    gen = _seeded(0)
+    gen = torch.Generator().manual_seed(0)
     sample = torch.randn(1, 4, 32, 32, generator=gen)
     text = torch.randn(1, 77, unet.config.cross_attention_dim, generator=gen)
     with torch.no_grad():
         return unet(sample, 500, encoder_hidden_states=text).sample
 
 
-def test_the_shared_unet_gets_its_own_processors_back_and_computes_as_before(tiny, image) -> None:
+def test_the_shared_unet_gets_its_own_processors_back_and_computes_as_before(tiny, image, seeded) -> None:
     unet = tiny.base.unet
     before, output_before = unet.attn_processors, _plain_unet_call(unet)
 
-    LeditsPP(tiny.base, num_inversion_steps=STEPS).edit(image, target=TARGET, source=SOURCE, generator=_seeded())
+    LeditsPP(tiny.base, num_inversion_steps=STEPS).edit(image, target=TARGET, source=SOURCE, generator=seeded())
 
     after = unet.attn_processors
     assert after.keys() == before.keys()
@@ -110,7 +106,7 @@ def test_the_shared_unet_gets_its_own_processors_back_and_computes_as_before(tin
     assert torch.equal(_plain_unet_call(unet), output_before)
 
 
-def test_the_processors_are_restored_when_the_edit_fails(tiny, image, monkeypatch) -> None:
+def test_the_processors_are_restored_when_the_edit_fails(tiny, image, monkeypatch, seeded) -> None:
     unet = tiny.base.unet
     before = unet.attn_processors
     editor = LeditsPP(tiny.base, num_inversion_steps=STEPS)
@@ -121,7 +117,7 @@ def test_the_processors_are_restored_when_the_edit_fails(tiny, image, monkeypatc
 
     monkeypatch.setattr(editor.pipeline.scheduler, "step", fail)
     with pytest.raises(RuntimeError, match="boom"):
-        editor.edit(image, target=TARGET, generator=_seeded())
+        editor.edit(image, target=TARGET, generator=seeded())
     assert all(unet.attn_processors[name] is before[name] for name in before)
 
 
@@ -139,10 +135,10 @@ def test_upstream_ddim_add_noise_rejects_the_float_timesteps_that_ledits_invert_
     )
 
 
-def test_ddim_inversion_edits_end_to_end(tiny, image) -> None:
+def test_ddim_inversion_edits_end_to_end(tiny, image, seeded) -> None:
     editor = LeditsPP(tiny.base, num_inversion_steps=STEPS, scheduler="ddim")
     assert isinstance(editor.pipeline.scheduler, IntegerTimestepDDIMScheduler)
-    result = editor.edit(image, target=TARGET, source=SOURCE, generator=_seeded())
+    result = editor.edit(image, target=TARGET, source=SOURCE, generator=seeded())
     assert result.image.size == image.size
     assert result.unet_evals == STEPS * 1 + STEPS * 3
 

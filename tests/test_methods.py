@@ -1,5 +1,5 @@
 """One list of methods: every method config is in it, the paper tables sweep what it says applies,
-and the speed benchmark builds each method from its config."""
+the speed benchmark builds each method from its config, and each method declares what it can do."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_object
+from test_goldens import EXPECTED
 
 import run  # noqa: F401  (registers the config's resolvers)
-from benchmarks.methods import METHODS
+from baselines.pipeline_editor import PipelineEditor
+from benchmarks.methods import METHODS, editor_class
 from benchmarks.perf import speed
+from instdiffedit import Capabilities
+from instdiffedit.backbones import ALL_FAMILIES
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TABLES = sorted(p.stem for p in (CONF / "experiment").glob("table_*.yaml"))
@@ -30,13 +34,14 @@ def test_the_list_names_every_method_config_once() -> None:
 
 @pytest.mark.parametrize("experiment", TABLES)
 def test_each_paper_table_sweeps_every_method_that_applies_in_the_lists_order(experiment: str) -> None:
-    """A table compares the method with every baseline and, on splits with masks, the upper bound;
-    the toy split's table shows the ablation too."""
+    """A table compares the method with every baseline that runs on its model's family and, on splits
+    with masks, the upper bound; the toy split's table shows the ablation too."""
     cfg = _compose(f"experiment={experiment}")
     has_masks = get_object(cfg.dataset._target_).has_masks
     expected = [
         m.name for m in METHODS
         if (m.role != "ablation" or experiment == "table_toy") and (m.role != "upper bound" or has_masks)
+        and cfg.model.family in editor_class(m.name).capabilities.families
     ]
     assert cfg.hydra.sweeper.params.method.split(",") == expected
 
@@ -51,6 +56,30 @@ def test_the_quick_and_warm_up_overrides_name_settings_of_the_methods_config(met
 
 
 @pytest.mark.parametrize("method", speed.TIMED)
-def test_the_speed_benchmark_builds_each_method_from_its_config(tiny, method: str) -> None:
-    editor = speed.build_editor(method, tiny, quick=False)
+def test_the_speed_benchmark_builds_each_method_from_its_config(tiny_family, method: str) -> None:
+    family = next(f for f in ("sd", "sd3") if f in editor_class(method).capabilities.families)  # the tiny SD model where the method runs on it
+    editor = speed.build_editor(method, tiny_family(family), quick=False)
     assert type(editor) is get_object(_compose(f"method={method}").method._target_)
+
+
+@pytest.mark.parametrize("method", [m.name for m in METHODS])
+def test_each_method_declares_its_capabilities_on_its_own_class(method: str) -> None:
+    """Declared, not inherited unseen nor probed: ``batched`` says exactly whether it has ``edit_batch``."""
+    cls = editor_class(method)
+    assert isinstance(cls.__dict__.get("capabilities"), Capabilities), f"{cls.__name__} declares no capabilities"
+    assert cls.capabilities.families <= ALL_FAMILIES and cls.capabilities.families
+    assert cls.capabilities.batched == callable(getattr(cls, "edit_batch", None))
+
+
+def test_a_method_declares_mask_history_exactly_when_its_golden_edits_record_one() -> None:
+    for case, expected in EXPECTED.items():
+        declared = editor_class(case.split(",")[0]).capabilities.mask_history
+        assert declared == (expected["history"] is not None), case
+
+
+def test_only_the_upper_bound_needs_ground_truth_masks_and_only_pipeline_backed_methods_miss_the_fast_paths() -> None:
+    needs = {m.name for m in METHODS if editor_class(m.name).capabilities.needs_ground_truth_mask}
+    assert needs == {m.name for m in METHODS if m.role == "upper bound"} == {"oracle_inpaint"}
+    for method in METHODS:
+        cls = editor_class(method.name)
+        assert cls.capabilities.fast_paths == (not issubclass(cls, PipelineEditor)), method.name

@@ -132,3 +132,11 @@ def test_a_single_word_uses_its_own_map() -> None:
 def test_refiner_rejects_settings_that_cannot_work(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         MaskRefiner(**kwargs)
+
+
+def test_the_refiners_settings_are_named_never_positional() -> None:
+    """th1, th2 and phi are all numbers in [0, 1]: a swapped pair would pass every range check."""
+    with pytest.raises(TypeError):
+        MaskRefiner(0.9, 0.6, 0.2)
+    refiner = MaskRefiner(th1=0.8, th2=0.5, threshold=0.3)
+    assert (refiner.th1, refiner.th2, refiner.threshold) == (0.8, 0.5, 0.3)

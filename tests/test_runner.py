@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+from dataclasses import replace
 
 import numpy
 import PIL.Image
@@ -19,11 +20,14 @@ from benchmarks.run.folder import Shard
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, config_hash, item_seed, run, summarize
-from instdiffedit import EditResult
+from instdiffedit import Capabilities, EditResult
+from instdiffedit.backbones import ALL_FAMILIES
 
 
 class GroundTruthEditor:
     """A stand-in method that returns the input and the ground-truth mask; records its calls."""
+
+    capabilities = Capabilities(families=ALL_FAMILIES)
 
     def __init__(self, dataset: SyntheticDataset, fail_on: set[str] = frozenset(), interrupt_on: str | None = None,
                  signals: dict[str, list[signal.Signals]] | None = None):
@@ -105,6 +109,8 @@ def test_a_second_stop_signal_aborts_at_once_and_keeps_the_rows_written_before(d
 
 
 class BatchEditor(GroundTruthEditor):
+    capabilities = replace(GroundTruthEditor.capabilities, batched=True)
+
     def edit_batch(self, images, *, targets, sources, prompts, masks, generators) -> list[EditResult]:
         return [self.edit(image, target=t, mask=m) for image, t, m in zip(images, targets, masks)]
 
@@ -266,6 +272,8 @@ def test_corpus_metrics_without_saved_images_are_refused(dataset, tmp_path) -> N
 
 def test_saved_images_hold_what_a_report_draws(dataset, tmp_path) -> None:
     class WithHistory(GroundTruthEditor):
+        capabilities = replace(GroundTruthEditor.capabilities, mask_history=True)
+
         def edit(self, image, **kwargs) -> EditResult:
             result = super().edit(image, **kwargs)
             result.mask_history = torch.zeros(3, 4, 4, dtype=torch.bool)

@@ -31,7 +31,8 @@ from benchmarks.data.splits import (
 )
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, run
-from instdiffedit import EditResult
+from instdiffedit import Capabilities, EditResult
+from instdiffedit.backbones import ALL_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "instdiffedit_lists"
@@ -205,6 +206,8 @@ def test_imagen_inputs_are_generated_once_per_model_and_seed_and_say_so(tiny, tm
 
 class InputEditor:
     """Returns the input unchanged with an empty mask."""
+
+    capabilities = Capabilities(families=ALL_FAMILIES)
 
     def edit(self, image, *, target, source=None, prompt=None, mask=None, generator=None) -> EditResult:
         return EditResult(image, mask=torch.zeros(image.height, image.width), timings={"total": 0.0})

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -68,7 +69,7 @@ import numpy
 import torch
 
 from benchmarks.devices import resolve_device
-from benchmarks.methods import BY_NAME, METHODS
+from benchmarks.methods import BY_NAME, METHODS, editor_class, method_config
 from benchmarks.models.family_architectures import ARCHITECTURES
 from benchmarks.models.loading import Pipelines, load_pretrained
 from benchmarks.perf.readme import replace_section
@@ -93,9 +94,6 @@ BACKBONE_ARCHS = (*ARCHITECTURES, *TINY_FAMILIES)
 CHECK_METHODS = "instdiffedit,diffedit,sdedit,instdiffedit@2"  # --check: the methods on the fast paths
 MODES = ("eager", "graphs", "compiled")
 DEFAULT_MODES = "eager,graphs,compiled"
-# The methods whose UNet calls go through the shared diffusion steps, so through the fast path.
-# DiffEdit-DDIM and LEDITS++ run inside diffusers pipelines: eager in every mode.
-SHARED_STEPS = ("instdiffedit", "diffedit", "sdedit")
 # Each new (UNet, shape, processors) costs a compilation (about a minute for SD 1.4's UNet), so
 # by default only InstDiffEdit runs compiled; --compile-methods adds the others.
 DEFAULT_COMPILE_METHODS = "instdiffedit"
@@ -181,14 +179,6 @@ def denoisers(pipes: Pipelines) -> list[torch.nn.Module]:
     return list(dict.fromkeys(denoiser_of(pipe) for pipe in denoised_pipelines(pipes)))
 
 
-def method_config(method: str, overrides: tuple[str, ...] = ()) -> Any:
-    """``conf/method/<method>.yaml`` as ``run.py method=<method>`` composes it (with Hydra ``overrides``)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"method={method}", *overrides]).method
-
-
 def build_editor(method: str, pipes: Pipelines, quick: bool, warmup: bool = False) -> Any:
     """The editor ``run.py method=<method>`` builds, on these pipelines; with the method's
     ``--quick`` overrides when ``quick``, and its short-warm-up ones when ``warmup``."""
@@ -201,12 +191,10 @@ def build_editor(method: str, pipes: Pipelines, quick: bool, warmup: bool = Fals
 
 def methods_for(family: str) -> list[str]:
     """Every method of :mod:`benchmarks.methods` (in its order) that has a config and whose class
-    runs on ``family`` (its declared ``families``)."""
-    from hydra.utils import get_object
-
+    runs on ``family`` (its declared ``capabilities.families``)."""
     return [
         method.name for method in METHODS
-        if (CONF / "method" / f"{method.name}.yaml").is_file() and family in get_object(method_config(method.name)._target_).families
+        if (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
     ]
 
 
@@ -639,7 +627,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"with --check {CHECK_METHODS}; on the other families every method that runs on the family)",
     )
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated: {', '.join(MODES)}, each optionally +cl (channels_last)")
-    parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(SHARED_STEPS)}; instdiffedit covers instdiffedit@K)")
+    parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(on_fast_paths())}; instdiffedit covers instdiffedit@K)")
     parser.add_argument("--warm-cache-modes", default="compiled", help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)")
     parser.add_argument("--inductor-cache", help="the compile cache folder (TORCHINDUCTOR_CACHE_DIR); default, a fresh temporary one, so the first compilation is cold")
     parser.add_argument("--warm-cache-timeout-s", type=float, default=300)
@@ -679,11 +667,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@functools.cache
+def on_fast_paths() -> tuple[str, ...]:
+    """The timed methods whose denoiser calls go through the shared diffusion steps, so through the
+    fast path (``capabilities.fast_paths``); the others run inside diffusers pipelines, eager in every mode."""
+    return tuple(name for name in TIMED if editor_class(name).capabilities.fast_paths)
+
+
 def skip_reason(method: str, mode: str, compile_methods: set[str]) -> str | None:
     fast_path = parse_mode(mode)[0]
     if fast_path == "eager":
         return None
-    if method not in SHARED_STEPS:
+    if method not in on_fast_paths():
         return "runs inside a diffusers pipeline: eager in every mode"
     if fast_path == "compiled" and method not in compile_methods:
         return "not in --compile-methods"

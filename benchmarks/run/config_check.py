@@ -4,7 +4,7 @@ What is allowed comes from the code the config sets up, never from a copy kept h
 
 - each node's ``_target_`` signature gives its settings and their types (checked strictly with
   pydantic: a value of another type is refused, not converted);
-- the method must run on the model's family (``model.family``, the methods' ``families``);
+- the method must run on the model's family (``model.family``, the classes' ``capabilities.families``);
 - the method's constructor gives its ranges: it is built on stand-ins for the pipelines (of the
   family's pipeline class, so that it picks the family's backbone), and
   editors check their settings before they touch a model; the first use of a model ends the
@@ -287,6 +287,6 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
         named = isinstance(cause, (MissingFilesError, DownloadError))  # these name their key already
         check.errors.append(message if named else f"dataset={cfg.hydra.runtime.choices.dataset}: {message}")
         return check
-    if getattr(_target(cfg.method), "requires_ground_truth_mask", False) and not dataset.has_masks:
+    if _target(cfg.method).capabilities.needs_ground_truth_mask and not dataset.has_masks:
         check.errors.append(f"method={cfg.hydra.runtime.choices.method} needs ground-truth masks and dataset={dataset.name} has none.")
     return check

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import torch
@@ -22,7 +22,7 @@ from benchmarks.run.folder import Shard, save_item_images, saved_pairs
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
 from benchmarks.run.loggers import NullLogger, RunLogger
 from benchmarks.run.results import ResultsTable, metric_columns
-from instdiffedit.types import Editor, EditResult
+from instdiffedit.types import BatchEditor, Editor, EditResult
 
 if TYPE_CHECKING:
     from benchmarks.metrics.corpus import CorpusMetric
@@ -83,11 +83,11 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) -> list[EditResult]:
-    """Edit items, together when there are several and the editor has ``edit_batch``, each with
-    a generator seeded for it."""
+    """Edit items, together when there are several and the editor is batched (``capabilities.batched``),
+    each with a generator seeded for it."""
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    if len(items) > 1 and hasattr(editor, "edit_batch"):
-        return editor.edit_batch(
+    if len(items) > 1 and editor.capabilities.batched:
+        return cast(BatchEditor, editor).edit_batch(
             [item.image for item in items],
             targets=[item.target for item in items],
             sources=[item.source for item in items],

@@ -41,6 +41,7 @@ from instdiffedit.backbones.flux import Flux, FluxFill
 from instdiffedit.backbones.sd import StableDiffusion
 from instdiffedit.backbones.sd3 import StableDiffusion3
 from instdiffedit.backbones.sdxl import StableDiffusionXL
+from instdiffedit.types import Editor
 
 BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
     StableDiffusionPipeline: StableDiffusion,
@@ -83,12 +84,13 @@ def family_of(pipe: DiffusionPipeline | Backbone) -> Family:
     return pipe.family if isinstance(pipe, Backbone) else backbone_class(pipe).family
 
 
-def check_family(method: type, family: str) -> None:
-    """A ValueError unless ``method`` (a class declaring ``families``) runs on ``family``."""
+def check_family(method: type[Editor], family: str) -> None:
+    """A ValueError unless ``method`` (an editor class) runs on ``family`` (its ``capabilities.families``)."""
     if family not in FAMILY_NAMES:
         raise ValueError(f"Unknown model family {family!r}; expected one of: {', '.join(FAMILY_NAMES)}.")
-    if family not in method.families:
-        supported = " and ".join(FAMILY_NAMES[f] for f in FAMILY_NAMES if f in method.families)
+    families = method.capabilities.families
+    if family not in families:
+        supported = " and ".join(FAMILY_NAMES[f] for f in FAMILY_NAMES if f in families)
         raise ValueError(f"{method.__name__} runs on {supported} models only, not on {FAMILY_NAMES[family]}.")
 
 

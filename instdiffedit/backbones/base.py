@@ -100,6 +100,10 @@ class DenoisingStep:
 AfterStep = Callable[[DenoisingStep], torch.Tensor]
 """Called after each scheduler step; returns the latents the loop goes on with."""
 
+Predict = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``predict(step index, latents as the denoiser takes them, device timestep)``: the prediction
+(noise or velocity) the scheduler steps with."""
+
 
 def blend_latents(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Keep ``edited`` where ``mask`` is 1 and ``original`` where it is 0 (mask broadcasts).
@@ -303,6 +307,13 @@ class Backbone(ABC):
         steps = min(int(num_inference_steps * strength), num_inference_steps)
         if steps == 0:
             raise ValueError(f"strength={strength} of {num_inference_steps} steps runs no step; raise strength or num_inference_steps.")
+        return self.last_timesteps(num_inference_steps, steps)
+
+    def last_timesteps(self, num_inference_steps: int, steps: int) -> torch.Tensor:
+        """Reset the scheduler for ``num_inference_steps`` and return its last ``steps`` timesteps
+        (for methods that count steps, not a strength: FlowEdit's ``n_max``)."""
+        if not 0 < steps <= num_inference_steps:
+            raise ValueError(f"Cannot run the last {steps} of {num_inference_steps} steps; need 1 <= steps <= num_inference_steps.")
         return self.schedule.timesteps(num_inference_steps, steps, self.device)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
@@ -377,8 +388,19 @@ class Backbone(ABC):
         max_rows: int | None = None,
         channels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result.
+        """Run the guided denoising loop over ``timesteps``; ``after_step`` may edit each result."""
 
+        def guided(index: int, model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.guided_prediction(model_input, t, guidance, max_rows, channels)
+
+        return self.sample_loop(x, timesteps, guided, after_step)
+
+    @torch.no_grad()
+    def sample_loop(self, x: torch.Tensor, timesteps: torch.Tensor, predict: Predict, after_step: AfterStep | None = None) -> torch.Tensor:
+        """The sampler's loop over ``timesteps``, stepping with whatever ``predict`` returns.
+
+        :meth:`denoise` predicts with the guided model; methods whose step direction is another
+        combination of model predictions (FlowEdit's velocity difference) give their own.
         The denoiser takes each timestep as a device tensor; the scheduler takes it as a Python
         number, read from the device once before the loop: schedulers that index their
         host-side tables by the timestep (PNDM, DDIM) would otherwise wait for the device at
@@ -386,7 +408,7 @@ class Backbone(ABC):
         """
         self.schedule.begin(timesteps)
         for i, (t, t_host) in enumerate(zip(timesteps, timesteps.tolist(), strict=True)):
-            prediction = self.guided_prediction(self.schedule.model_input(x, t_host), t, guidance, max_rows, channels)
+            prediction = predict(i, self.schedule.model_input(x, t_host), t)
             x = self.schedule.step(prediction, t_host, x)
             if after_step is not None:
                 x = after_step(DenoisingStep(i, t, x, prediction))
