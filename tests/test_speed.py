@@ -152,7 +152,7 @@ def tiny_flux_pipes():
 def _edit_calls(pipes, method: str, warmup: bool) -> list:
     item = speed.benchmark_input(pipes)
     editor = speed.build_editor(method, pipes, quick=True, warmup=warmup)
-    mask = item.gt_mask if editor.requires_ground_truth_mask else None
+    mask = item.gt_mask if editor.capabilities.needs_ground_truth_mask else None
     with speed.recording(*speed.denoisers(pipes)) as calls:
         editor.edit(item.image, target=item.target, source=item.source, mask=mask, generator=torch.Generator().manual_seed(0))
     return calls

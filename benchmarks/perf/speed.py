@@ -410,7 +410,7 @@ def time_method(
     def edit(seed: int, warmup: bool = False):
         # A new editor each time: its backbone encodes the prompts again, as for a new item of a run.
         editor = build_editor(method, pipes, args.quick, warmup=warmup)
-        mask = item.gt_mask if editor.requires_ground_truth_mask else None
+        mask = item.gt_mask if editor.capabilities.needs_ground_truth_mask else None
         generators = [torch.Generator("cpu").manual_seed(seed + k) for k in range(batch)]
         if batch == 1:
             return [editor.edit(item.image, target=item.target, source=item.source, mask=mask, generator=generators[0])]
