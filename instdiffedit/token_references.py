@@ -32,7 +32,8 @@ restricts the spans to one encoder's columns (word maps are min-max normalised a
 the mean's scale does not matter).
 
 Defaults (:data:`SD3_REFERENCE`, :data:`FLUX_REFERENCE`) are the paper's token where it exists
-and the first padding token otherwise; they are provisional until measured on the toy DiT.
+and the first padding token otherwise; they are provisional until measured on a trained DiT (the
+toy DiT, ``model=toy_dit``, has CLIP tokens and no T5: it can measure ``clip_bos`` and ``mean`` only).
 """
 
 from __future__ import annotations
