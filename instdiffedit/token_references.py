@@ -14,7 +14,7 @@ invert is a named *reference*, the mean of the maps of some columns:
 
 The sequences, as diffusers' pipelines build them (``prompt_embeds`` columns):
 
-- SD 3.x: 77 CLIP columns, then ``max_sequence_length`` (256) T5 columns. CLIP-L's and
+- SD 3.x: 77 CLIP columns, then ``max_sequence_length`` (256) T5 columns (zeros without T5). CLIP-L's and
   CLIP-G's hidden states are concatenated along the channels (both use the same BPE, so column
   i is the same token for both) and zero-padded to T5's width. Column 0 is CLIP's start token,
   1..n the text's CLIP tokens, n + 1 CLIP's end token, then padding; column 77 + j is T5's
@@ -32,7 +32,8 @@ restricts the spans to one encoder's columns (word maps are min-max normalised a
 the mean's scale does not matter).
 
 Defaults (:data:`SD3_REFERENCE`, :data:`FLUX_REFERENCE`) are the paper's token where it exists
-and the first padding token otherwise; they are provisional until measured on the toy DiT.
+and the first padding token otherwise; they are provisional until measured on a trained DiT (the
+toy DiT, ``model=toy_dit``, has CLIP tokens and no T5: it can measure ``clip_bos`` and ``mean`` only).
 """
 
 from __future__ import annotations
@@ -79,14 +80,19 @@ def clip_parts(tokenizer: PreTrainedTokenizerBase) -> tuple[TextPart, ...]:
 
 def sd3_parts(
     clip_tokenizer: PreTrainedTokenizerBase,
-    t5_tokenizer: PreTrainedTokenizerBase,
+    t5_tokenizer: PreTrainedTokenizerBase | None,
     max_sequence_length: int = SD3_T5_LENGTH,
 ) -> tuple[TextPart, ...]:
-    """SD 3.x: 77 CLIP columns (CLIP-L and CLIP-G side by side), then the T5 columns."""
-    return (
-        TextPart("clip", clip_tokenizer, 0, CLIP_LENGTH),
-        TextPart("t5", t5_tokenizer, CLIP_LENGTH, max_sequence_length),
-    )
+    """SD 3.x: 77 CLIP columns (CLIP-L and CLIP-G side by side), then the T5 columns.
+
+    Without T5 (``t5_tokenizer`` None: the pipeline loaded with ``text_encoder_3=None``, as
+    diffusers documents it) the T5 columns are zero vectors that hold no token: the text is
+    CLIP's part alone, and the zero columns stay keys of the joint softmax as the model sees them.
+    """
+    clip = TextPart("clip", clip_tokenizer, 0, CLIP_LENGTH)
+    if t5_tokenizer is None:
+        return (clip,)
+    return (clip, TextPart("t5", t5_tokenizer, CLIP_LENGTH, max_sequence_length))
 
 
 def flux_parts(t5_tokenizer: PreTrainedTokenizerBase, max_sequence_length: int = FLUX_T5_LENGTH) -> tuple[TextPart, ...]:

@@ -130,12 +130,13 @@ def test_a_run_stopped_by_missing_weights_before_any_edit_leaves_no_folder(tmp_p
     assert list((tmp_path / "out").rglob("*")) == [], "the run's folder and the folders above it, up to the output root, are gone"
 
 
-def test_the_toy_model_on_a_real_split_prints_one_warning_line(tmp_path: Path) -> None:
-    result = _run("model=toy", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none",
+@pytest.mark.parametrize("model", ["toy", "toy_dit"])
+def test_a_toy_model_on_a_real_split_prints_one_warning_line(tmp_path: Path, model: str) -> None:
+    result = _run(f"model={model}", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none",
                   f"paths.output_root={tmp_path / 'out'}", timeout=120)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and [line.split(":")[0] for line in lines] == ["warning", "error"]
-    assert "model=toy" in lines[0] and "editing_mask" in lines[0]
+    assert f"model={model} is the toy world's model" in lines[0] and "editing_mask" in lines[0]
 
 
 def test_a_sweep_job_with_a_bad_value_removes_the_folder_hydra_made_for_it(tmp_path: Path) -> None:

@@ -107,6 +107,15 @@ class TestSD3:
         n_clip = len(clip(TEXT).input_ids)  # start, words, end
         assert mean == (*range(n_clip), *range(77, eos[0] + 1))
 
+    def test_without_t5_the_text_is_the_clip_columns_and_the_t5_references_are_refused(self, clip) -> None:
+        parts = sd3_parts(clip, None)  # a pipeline loaded with text_encoder_3=None: T5's columns are zeros
+        layout = text_layout(parts, TEXT, reference="clip_bos")
+        assert layout == text_layout(clip_parts(clip), TEXT, reference="clip_bos")
+        assert layout.reference == (0,) and max(c for span in layout.spans for c in span) < layout.end < 77
+        for reference in ("eos", "pad"):
+            with pytest.raises(ValueError, match=f"'{reference}' needs t5 tokens, which this model's text sequence lacks"):
+                text_layout(parts, TEXT, reference=reference)
+
     def test_the_tiny_pipeline_lays_its_prompt_embeddings_out_as_described(self, _private_cache) -> None:
         pipe = tiny_family_pipelines("sd3", _private_cache, device="cpu").base
         with torch.no_grad():

@@ -8,10 +8,10 @@ import pytest
 import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
+from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.loading import ModelUnavailableError
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.evaluation import autoencoded
-from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
 from benchmarks.toy.render import render, sample_layouts
 

@@ -30,6 +30,9 @@ from benchmarks.models.loading import (
 )
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
 
+WITHOUT_T5 = {"text_encoder_3": None, "tokenizer_3": None}
+"""``StableDiffusion3Pipeline.from_pretrained(name, **WITHOUT_T5)``: SD 3.x without its T5 encoder, as diffusers documents it."""
+
 
 @dataclass(frozen=True)
 class Family:
@@ -64,10 +67,11 @@ def load_family(
     base: str,
     inpaint: str | None = None,
     *,
-    resolution: int,
+    resolution: int | None = None,
     device: str = "auto",
     dtype: str = "auto",
     variant: str | None = None,
+    t5: bool = True,
     family_key: str = "model.family",
     base_key: str = "model.base",
     inpaint_key: str = "model.inpaint",
@@ -76,15 +80,23 @@ def load_family(
 ) -> FamilyPipelines:
     """Load a family's base pipeline (and its inpainting twin) from hub ids or local folders.
 
-    ``dtype``: as :func:`benchmarks.devices.resolve_dtype` (``"auto"`` is float16 on CUDA, so
-    name bfloat16 for SD 3.x and FLUX.1). A VAE that asks to run in float32 (SDXL's
+    ``resolution``: the native image side in pixels; None: the model's own (its denoiser's
+    sample size in latents, times the VAE's downsampling). ``dtype``: as
+    :func:`benchmarks.devices.resolve_dtype` (``"auto"`` is float16 on CUDA, so name bfloat16 for
+    SD 3.x and FLUX.1). A VAE that asks to run in float32 (SDXL's
     ``force_upcast``: it overflows in float16) is kept in float32, as SDXL's pipelines upcast
     it to decode. ``variant`` selects weight files such as ``*.fp16.safetensors`` in both
-    repositories. ``fast_path`` and ``channels_last``: see :func:`benchmarks.models.loading.optimize`.
-    Bad names fail before anything loads.
+    repositories. ``t5=False`` loads SD 3.x without its T5 encoder (``text_encoder_3=None``, as
+    diffusers documents it: the T5 columns of the text sequence are then zeros), for a model trained
+    so or to save T5-XXL's memory. ``fast_path`` and ``channels_last``: see
+    :func:`benchmarks.models.loading.optimize`. Bad names fail before anything loads.
     """
     spec = _family(family, family_key)
     check_speed_options(fast_path)
+    if not t5 and family != "sd3":
+        raise ValueError(
+            f"model.t5=false leaves out SD 3.x's T5 encoder, but the {family} family's text needs all its encoders; remove model.t5."
+        )
     if inpaint is not None and spec.inpaint is None:
         raise ValueError(
             f"The {family} family has no inpainting twin, but {inpaint_key}={inpaint!r}; set "
@@ -92,24 +104,26 @@ def load_family(
         )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    options = {"torch_dtype": torch_dtype, "variant": variant, "use_safetensors": True}
+    options = {"torch_dtype": torch_dtype, "variant": variant, "use_safetensors": True} | ({} if t5 else WITHOUT_T5)
     base_pipe = load_pipeline(spec.base, base, base_key, options)
     inpaint_pipe = None if inpaint is None else load_pipeline(spec.inpaint, inpaint, inpaint_key, options)
     for pipe in (base_pipe, inpaint_pipe):
         if pipe is not None:
             pipe.to(torch_device)
             finish_pipeline(pipe, torch_dtype, resolution)
+    resolution = base_pipe.default_sample_size * base_pipe.vae_scale_factor
     pipes = FamilyPipelines(base=base_pipe, inpaint=inpaint_pipe, family=family, resolution=resolution)
     return optimize(pipes, fast_path=fast_path, channels_last=channels_last)
 
 
-def finish_pipeline(pipe: DiffusionPipeline, dtype: torch.dtype, resolution: int) -> DiffusionPipeline:
+def finish_pipeline(pipe: DiffusionPipeline, dtype: torch.dtype, resolution: int | None) -> DiffusionPipeline:
     """What every family pipeline gets once its modules are in ``dtype`` on their device: a VAE
     that asks to run in float32 (``force_upcast``) is put there under float16, ``resolution``
-    becomes the pipeline's default size, and its progress bar is off."""
+    (None: the model's own) becomes the pipeline's default size, and its progress bar is off."""
     if dtype == torch.float16 and pipe.vae.config.get("force_upcast"):
         pipe.vae.to(torch.float32)
-    pipe.default_sample_size = resolution // pipe.vae_scale_factor
+    if resolution is not None:
+        pipe.default_sample_size = resolution // pipe.vae_scale_factor
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -247,12 +247,12 @@ def _harness_errors(cfg: DictConfig) -> list[str]:
 
 
 def _toy_model_warning(cfg: DictConfig) -> str | None:
-    from benchmarks.toy.model import toy_pipelines
+    from benchmarks.toy.model import toy_dit_pipelines, toy_pipelines
     from benchmarks.toy.split import ToyShapesSplit
 
-    if _target(cfg.model) is toy_pipelines and _target(cfg.dataset) is not ToyShapesSplit:
+    if _target(cfg.model) in (toy_pipelines, toy_dit_pipelines) and _target(cfg.dataset) is not ToyShapesSplit:
         return (
-            f"model=toy is the toy world's model, made for dataset={ToyShapesSplit.name} (64 px scenes of coloured "
+            f"model={cfg.hydra.runtime.choices.model} is the toy world's model, made for dataset={ToyShapesSplit.name} (64 px scenes of coloured "
             f"shapes): its edits of {cfg.hydra.runtime.choices.dataset} items mean little (the paper's models: model=sd14)."
         )
     return None

@@ -1,10 +1,15 @@
-"""Write the toy model's card (models/toy/README.md) from its training report and measured runs.
+"""Write the toy models' cards (models/toy/README.md, models/toy-dit/README.md) from their training report and measured runs.
 
     python -m benchmarks.toy.card outputs/toy/toy_shapes/instdiffedit/default outputs/toy/toy_shapes/oracle_inpaint/default \
         "outputs/toy/toy_shapes/diffedit/dataset.n=12" --notes docs/toy-model-notes.md
+    python -m benchmarks.toy.card --denoiser dit outputs/toy_dit/toy_shapes/instdiffedit/default \
+        "outputs/toy_dit/toy_shapes/diffedit/dataset.n=12"
 
-Every number in the card is read from ``training.json`` (written by the training command) or
-from the result folders given (written by ``run.py``); none is typed by hand.
+The UNet's card is written to the model folder (``--model``, default ``models/toy``), the DiT's
+(``--denoiser dit``) to its sibling ``models/toy-dit``; both read the one ``training.json`` of the
+training command that made them. Every number in a card is read from it or from the result
+folders given (written by ``run.py``, with the card's model: ``model=toy`` or ``model=toy_dit``);
+none is typed by hand.
 """
 
 from __future__ import annotations
@@ -12,26 +17,65 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from diffusers import DiffusionPipeline
 
 from benchmarks.metrics.references import reference_rows
 from benchmarks.run.folder import EDIT, find_image, read_results
 from benchmarks.run.runner import summarize
-from benchmarks.toy.model import TOY_MODEL
+from benchmarks.toy.folders import sibling
+from benchmarks.toy.model import TOY_MODEL, toy_dit_pipelines, toy_pipelines
 from benchmarks.toy.split import ToyShapesSplit
+from instdiffedit.token_references import CLIP_LENGTH
 
 COLUMNS = {"items": "items", "mask_iou": "mask IoU (%)", "edit_success": "edit success", "changing_rate": "changing rate",
            "bg_psnr": "background PSNR (dB)", "seconds": "seconds / item (CPU)", "unet_evals": "UNet evaluations"}
 
 
-def evaluation_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Per method: the run's means, and the trivial masks' IoU on the same items."""
+@dataclass(frozen=True)
+class ToyDenoiser:
+    """One of the toy world's text-to-image models, as its card shows it."""
+
+    run_model: str
+    """run.py's ``model=`` choice whose result folders the card reads."""
+    folder_kind: str | None
+    """Where the card is written: the model folder (None) or its sibling of this kind."""
+    evaluations: str
+    """What the ``unet_evals`` column counts, as the table's header says it."""
+    pipeline: Callable[[Path, str], DiffusionPipeline]
+    """The base pipeline from the model folder, on a device (for the attention shares)."""
+    joint: bool
+    """Whether its text attention is joint (one softmax over image and text keys) rather than cross-attention."""
+
+    def folder(self, model: Path) -> Path:
+        return model if self.folder_kind is None else sibling(model, self.folder_kind)
+
+
+DENOISERS = {
+    "unet": ToyDenoiser("toy", None, "UNet evaluations", lambda model, device: toy_pipelines(model, inpaint=False, device=device).base, joint=False),
+    "dit": ToyDenoiser("toy_dit", "dit", "transformer evaluations", lambda model, device: toy_dit_pipelines(model, device=device).base, joint=True),
+}
+
+
+def evaluation_table(run_dirs: Sequence[str | os.PathLike], denoiser: ToyDenoiser = DENOISERS["unet"], measured_on: str = "CPU") -> pd.DataFrame:
+    """Per method: the run's means, and the trivial masks' IoU on the same items (one row per
+    reference mask and item set: the whole image and a centred disc of the split's mean object area).
+
+    Every run must be of ``denoiser``'s model; ``measured_on`` names the device of the seconds column.
+    """
     rows = read_results(run_dirs)
     if rows.empty:
-        raise SystemExit(f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. `python run.py method=instdiffedit` first.")
+        raise SystemExit(f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. "
+                         f"`python run.py model={denoiser.run_model} method=instdiffedit` first.")
+    if (models := set(rows["param.model"])) != {denoiser.run_model}:
+        raise SystemExit(f"error: the runs given are of model={', '.join(sorted(map(str, models)))}, but this card is model={denoiser.run_model}'s; "
+                         f"give the folders of `python run.py model={denoiser.run_model} ...` runs.")
     summary = summarize(rows).reset_index(level="config_id", drop=True)
     split = ToyShapesSplit(n=int(rows["item_id"].str.rpartition("-")[2].astype(int).max()) + 1)
     parts = [summary]
@@ -42,13 +86,16 @@ def evaluation_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
         parts.append(references)
     table = pd.concat(parts)
     table["items"] = table["items"].astype(int)
-    return table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
+    names = COLUMNS | {"seconds": f"seconds / item ({measured_on})", "unet_evals": denoiser.evaluations}
+    return table[[c for c in COLUMNS if c in table]].rename(columns=names)
 
 
-def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataFrame:
-    """Where the UNet's cross-attention goes: the share of each token group (start, words, end, padding)
-    in a pixel's attention, on and off the object, over the single-object scenes among the toy
-    split's first ``n_items`` items (InstDiffEdit's 25 guided steps, conditioned on the caption).
+def attention_shares(pipe: DiffusionPipeline, n_items: int = 30, seed: int = 0, joint: bool = False) -> pd.DataFrame:
+    """Where the model's text attention goes: the share of each token group (start, words, end, padding;
+    on SD 3.x without T5 its zero columns too) in a pixel's attention, on and off the object, over the
+    single-object scenes among the toy split's first ``n_items`` items (InstDiffEdit's 25 guided
+    steps, conditioned on the caption). With ``joint`` attention (an MMDiT: one softmax over image
+    and text keys), the image tokens' share is the rest.
 
     In Stable Diffusion the start token takes most of it and the words mark their objects: that is
     what InstDiffEdit's masks rely on.
@@ -56,10 +103,9 @@ def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataF
     import torch
     import torch.nn.functional as F
 
-    from benchmarks.toy.model import toy_pipelines
     from instdiffedit import InstDiffEdit
 
-    editor = InstDiffEdit(toy_pipelines(folder, inpaint=False, device="cpu").base, None)
+    editor = InstDiffEdit(pipe, None)
     split = ToyShapesSplit(n=n_items)
     sums: dict[str, list[float]] = {}
     scenes = 0
@@ -70,12 +116,16 @@ def attention_shares(folder: Path, n_items: int = 30, seed: int = 0) -> pd.DataF
         _, masks = editor.mask_guided_edit(item.image, item.prompt, torch.Generator().manual_seed(seed))
         attention = masks.attention / masks.steps  # h x w x tokens
         height, width, tokens = attention.shape
-        on = F.interpolate(item.gt_mask[None, None], size=(height, width), mode="area")[0, 0] > 0.5
+        on = (F.interpolate(item.gt_mask[None, None], size=(height, width), mode="area")[0, 0] > 0.5).to(attention.device)
         layout = masks.layout
         groups = {"start token": [0], "words": [i for span in layout.spans for i in span], "end token": [layout.end],
-                  "padding": list(range(layout.end + 1, tokens))}
-        for name, columns in groups.items():
-            share = attention[..., columns].sum(-1)
+                  "padding": list(range(layout.end + 1, min(tokens, CLIP_LENGTH)))}
+        if tokens > CLIP_LENGTH:
+            groups["T5 columns (zeros: no T5)"] = list(range(CLIP_LENGTH, tokens))
+        shares = {name: attention[..., columns].sum(-1) for name, columns in groups.items()}
+        if joint:
+            shares["image tokens"] = 1 - attention.sum(-1)
+        for name, share in shares.items():
             total = sums.setdefault(name, [0.0, 0.0])
             total[0] += float(share[on].mean())
             total[1] += float(share[~on].mean())
@@ -118,9 +168,8 @@ def _seconds(report: dict) -> str:
     return ", ".join(parts) + (f": {seconds['total'] / 60:.1f} minutes in all" if "total" in seconds else "")
 
 
-def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame, grid: Path | None = None) -> str:
+def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame, grid: Path | None = None) -> str:
     config, accuracy = report["config"], report["generator_accuracy"]
-    per_prompt = pd.DataFrame(accuracy["by_prompt"]).T.rename_axis("prompt")
     retrained = report.get("classifier_retrained")
     classifier_note = (
         f"The classifier was retrained after the generator, against its autoencoder, with "
@@ -139,7 +188,6 @@ def card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd
     twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin else "inpainting twin (the same"
     graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
     shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
-    grid_section = f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n" if grid else ""
     return f"""# Toy models: 64 px text-to-image, inpainting and SD3-architecture models of toy scenes
 
 Small models of the Stable Diffusion architectures (diffusers format), trained from scratch on
@@ -164,7 +212,7 @@ settings, fixed before any toy result), and the toy model is trained without loo
 - `scheduler/`: SD 1.x's noise schedule (PNDM for sampling; methods set their own schedulers).
 - `classifier/`: a small CNN recognising an object's colour (6) and shape (4) in a 32 x 32 crop; it scores the generators below and gives the toy split its `edit_success` metric.
 - `../toy-inpaint/unet/`: the inpainting twin, the same UNet with 9 input channels (noisy latents, mask, masked image's latents); its `vae`, `text_encoder` and `tokenizer` are links to these.
-- `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config['dit_layers']} joint blocks, {config['dit_heads']} heads of {config['dit_head_dim']}, patch size {config['dit_patch_size']} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5.
+- `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config['dit_layers']} joint blocks, {config['dit_heads']} heads of {config['dit_head_dim']}, patch size {config['dit_patch_size']} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5. Its masks and edits: [its card](../toy-dit/README.md).
 
 ## Training
 `python -m benchmarks.toy.train --out models/toy` (seed {config['seed']}, configuration below and in `training.json`), on one
@@ -200,7 +248,7 @@ single-object scenes: {report['classifier_accuracy']['rendered']:.1%} right when
 
 ![DiT: the same prompts and layout](../toy-dit/samples.png)
 
-{per_prompt.to_markdown()}
+{_per_prompt(accuracy)}
 
 ## The inpainting twin
 On {inpainting['edits']} held-out scenes, slot 0's object is repainted as another colour and shape (prompt: the new
@@ -210,37 +258,122 @@ keep a PSNR of **{inpainting['background_psnr']:.1f} dB** (minimum {inpainting['
 
 ![Rows: inputs, regions, outputs](../toy-inpaint/samples.png)
 
-## Masks and edits on the toy split
-`python run.py method=<method>` (the toy models and the toy split are run.py's defaults), on the CPU;
+{_masks_section("`python run.py method=<method>` (the toy models and the toy split are run.py's defaults), on the CPU;", table, grid)}
+{_attention_section("cross-attention", attention)}"""
+
+
+def _per_prompt(accuracy: dict) -> str:
+    return pd.DataFrame(accuracy["by_prompt"]).T.rename_axis("prompt").to_markdown()
+
+
+def _masks_section(command: str, table: pd.DataFrame, grid: Path | None) -> str:
+    """The evaluation table with its reference rows, and the qualitative grid."""
+    grid_section = f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n" if grid else ""
+    return f"""## Masks and edits on the toy split
+{command}
 `oracle_inpaint` inpaints the true mask (the ceiling of every mask-then-inpaint method); reference rows:
 the IoU of a centred disc of the split's mean object area and of the whole image, on the same items.
 
 {table.to_markdown(floatfmt=".3f")}
-{grid_section}
-## Where the cross-attention goes
-Share of a pixel's cross-attention per token group, averaged over the pixels on and off the
+{grid_section}"""
+
+
+def _attention_section(kind: str, attention: pd.DataFrame, note: str = "") -> str:
+    """The token groups' shares of a pixel's ``kind`` of attention (:func:`attention_shares`)."""
+    return f"""## Where the {kind} goes
+Share of a pixel's {kind} per token group, averaged over the pixels on and off the
 object, in {attention.attrs['scenes']} single-object scenes of the toy split (InstDiffEdit's 25 guided steps, conditioned
 on the caption). InstDiffEdit inverts the start token's map and keeps the words whose maps
 resemble it; that needs a start token that takes the background's attention and words that
-take their objects'.
+take their objects'.{note}
 
 {attention.to_markdown(floatfmt=".3f")}
 """
 
 
+def dit_card(report: dict, table: pd.DataFrame, transformer: dict, scheduler: dict, attention: pd.DataFrame, grid: Path | None = None,
+             command: str = "python -m benchmarks.toy.card --denoiser dit <run folders>") -> str:
+    """The toy DiT's card: ``transformer`` and ``scheduler`` are its folder's configs, ``report`` the training command's,
+    ``command`` the card command that regenerates it."""
+    config, accuracy, steps = report["config"], report["dit_generator_accuracy"], report["steps_done"]
+    grid_side = transformer["sample_size"] // transformer["patch_size"]
+    layers = transformer["num_layers"]
+    return f"""# Toy DiT: a 64 px SD3-architecture model of toy scenes
+
+A small MMDiT of the Stable Diffusion 3 architecture (diffusers format), trained from scratch on the
+scenes and captions of the toy world beside the UNet of `models/toy` (whose card, `../toy/README.md`,
+describes the scenes, the shared autoencoder and text encoder, and the training command). Image and
+text tokens attend jointly, as in SD 3.x, so InstDiffEdit's masks come from joint attention here and
+the toy split measures them against exact masks, offline.
+
+- `StableDiffusion3Pipeline.from_pretrained("models/toy-dit", text_encoder_3=None, tokenizer_3=None)` (no T5, as diffusers documents SD3 without it)
+- `python run.py model=toy_dit method=<method>` (`conf/model/toy_dit.yaml`): the SD 3.x backbone, the toy split by default
+
+This card is written by `python -m benchmarks.toy.card --denoiser dit` from `../toy/training.json` and result folders; every number is measured.
+**No method default is tuned on the toy split**: every method runs at its defaults (the papers'
+settings, fixed before any toy result), and the model is trained without looking at the split.
+
+## Parts
+- `transformer/`: `SD3Transformer2DModel`, {layers} joint blocks, {transformer['num_attention_heads']} heads of {transformer['attention_head_dim']}, patch size {transformer['patch_size']}: a {grid_side} x {grid_side} token grid on the 16 x 16 x 4 latents (the paper's 16 x 16 maps); text width {transformer['joint_attention_dim']}, pooled width {transformer['pooled_projection_dim']}, qk-norm {transformer['qk_norm']}.
+- `text_encoder/` = `text_encoder_2/`: the UNet's CLIP text encoder with its projection (`CLIPTextModelWithProjection`), in both CLIP slots, so the text sequence is {CLIP_LENGTH} CLIP columns (its penultimate states twice, side by side) and then the 256 zero columns that `StableDiffusion3Pipeline` puts in T5's place without T5; the model was trained with them.
+- `tokenizer/`, `tokenizer_2/`, `vae/`: links to the UNet's.
+- `scheduler/`: `{scheduler['_class_name']}` (shift {scheduler['shift']}).
+
+## Training
+Trained in the UNet's command (`python -m benchmarks.toy.train --out models/toy`, seed {config['seed']}; the
+[UNet's card](../toy/README.md#training) has the configuration and timings), interleaved with the UNet and its twin on
+the same batches of the frozen autoencoder's latents and text encoder's states, with an exponential moving average
+of the weights; captions dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance.
+
+| part | steps x batch | learning rate | losses (step: value) |
+|---|---|---|---|
+| DiT (rectified flow, SD3's logit-normal timesteps, velocity target noise - x0) | {steps['dit']} x {config['dit_batch_size']} | {config['dit_lr']} | {_losses(report, 'dit', 6)} |
+
+## Generator accuracy
+Every colour x shape prompt on the gray background, {accuracy['per_prompt']} images each, scored by the toy classifier
+as the UNet is ({accuracy['sampling']}): **{accuracy['accuracy']:.1%}** of {accuracy['images']} images
+(the UNet: {report['generator_accuracy']['accuracy']:.1%}).
+
+![DiT: 4 samples per prompt, two prompts per row: circle, square | triangle, star; red, green, blue, yellow, purple, orange](samples.png)
+
+{_per_prompt(accuracy)}
+
+{_masks_section(
+    f"`python run.py model=toy_dit method=<method>`: maps from the joint attention of all {layers} blocks (image queries -> "
+    f"text keys, exact probabilities over all keys), the start-token reference CLIP's start token (column 0: SD 3.x's default, "
+    "the paper's token); SD 3.x has no inpainting twin, so the last step blends latents with this model;", table, grid)}
+{_attention_section("joint attention", attention, note=(
+    " In joint attention the softmax runs over the image keys too: the text groups and the image tokens sum to one."))}
+Regenerate this card with `{command}` after the `python run.py model=toy_dit ...` runs of its folders.
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="result folders of run.py on the toy split")
-    parser.add_argument("--model", type=Path, default=TOY_MODEL)
+    parser.add_argument("runs", nargs="+", help="result folders of run.py on the toy split, with the card's model")
+    parser.add_argument("--model", type=Path, default=TOY_MODEL, help="the toy model folder written by the training command (its training.json)")
+    parser.add_argument("--denoiser", choices=sorted(DENOISERS), default="unet",
+                        help="whose card: the UNet's (in --model) or the DiT's (in <model>-dit); default unet")
+    parser.add_argument("--measured-on", default="CPU", help="the device the runs' seconds were measured on, for the table's header")
+    parser.add_argument("--device", default="cpu", help="where the attention shares are measured (cpu, cuda); default cpu")
     parser.add_argument("--notes", type=Path, default=None, help="a Markdown file appended to the card (findings in words)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    denoiser = DENOISERS[args.denoiser]
+    folder = denoiser.folder(args.model)
     report = json.loads((args.model / "training.json").read_text())
-    vae = json.loads((args.model / "vae" / "config.json").read_text())
-    report["shift_factor"] = vae["shift_factor"]
-    grid = edit_grid(args.runs, args.model / "edits.png")
-    text = card(report, evaluation_table(args.runs), vae["scaling_factor"], attention_shares(args.model), grid)
-    (args.model / "README.md").write_text(text + ("\n" + args.notes.read_text() if args.notes else ""))
-    print(f"Wrote {args.model / 'README.md'}")
+    table = evaluation_table(args.runs, denoiser, args.measured_on)
+    grid = edit_grid(args.runs, folder / "edits.png")
+    attention = attention_shares(denoiser.pipeline(args.model, args.device), joint=denoiser.joint)
+    if args.denoiser == "dit":
+        transformer, scheduler = (json.loads((folder / part).read_text()) for part in ("transformer/config.json", "scheduler/scheduler_config.json"))
+        text = dit_card(report, table, transformer, scheduler, attention, grid, command=shlex.join(["python", "-m", "benchmarks.toy.card", *argv]))
+    else:
+        vae = json.loads((args.model / "vae" / "config.json").read_text())
+        report["shift_factor"] = vae["shift_factor"]
+        text = unet_card(report, table, vae["scaling_factor"], attention, grid)
+    (folder / "README.md").write_text(text + ("\n" + args.notes.read_text() if args.notes else ""))
+    print(f"Wrote {folder / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
   the base's text-encoder file (a link) and the text projection; ``text_encoder_2`` links to it.
 
 So ``from_pretrained(folder)`` of each pipeline class loads each folder as it would a hub
-repository (the DiT has no T5 encoder: pass :data:`WITHOUT_T5`, as diffusers documents for SD3
+repository (the DiT has no T5 encoder: pass :data:`benchmarks.models.families.WITHOUT_T5`, as diffusers documents for SD3
 without its third encoder), and no weight is stored twice. Links are checked (same files, same tensors) before
 they replace a copy.
 """
@@ -37,8 +37,6 @@ from diffusers import (
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
-WITHOUT_T5 = {"text_encoder_3": None, "tokenizer_3": None}
-"""``StableDiffusion3Pipeline.from_pretrained(folder, **WITHOUT_T5)``: the toy DiT's slots for T5 are empty (its text is CLIP's alone)."""
 ARCHIVE_PART_BYTES = 15 * 2**20
 """At most 15 MiB a part: the archive comes back from a GPU machine that returns files of up to 16 MiB."""
 

@@ -3,7 +3,8 @@
 ``models/toy``: a 64 px text-to-image model of the Stable Diffusion 1.x architecture (diffusers
 format) and, in ``classifier/``, the small CNN that recognises an object's colour and shape;
 ``models/toy-inpaint``: its inpainting twin (``StableDiffusionInpaintPipeline``), the toy's
-SD-inpainting; ``models/toy-dit``: the SD3-architecture model (``StableDiffusion3Pipeline``). All
+SD-inpainting; ``models/toy-dit``: the SD3-architecture model (``StableDiffusion3Pipeline``, no
+T5; :func:`toy_dit_pipelines`, ``model=toy_dit``). All
 come from one ``python -m benchmarks.toy.train`` (see ``models/toy/README.md``).
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from benchmarks.models.families import FamilyPipelines, load_family
 from benchmarks.models.loading import (
     ModelUnavailableError,
     Pipelines,
@@ -56,6 +58,25 @@ def toy_pipelines(
     return load_pretrained(
         str(toy_folder(folder)), twin, family=family, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
         inpaint_key="model.folder", fast_path=fast_path, channels_last=channels_last,
+    )
+
+
+def toy_dit_pipelines(
+    folder: str | os.PathLike | None = None,
+    *,
+    family: str = "sd3",
+    device: str = "auto",
+    dtype: str = "auto",
+    fast_path: FastPath = DEFAULT_FAST_PATH,
+    channels_last: bool = False,
+) -> FamilyPipelines:
+    """The toy DiT (``<folder>-dit``) as an SD 3.x model without T5, at its own 64 px; SD 3.x has no
+    twin, so methods inpaint by latent blending with it."""
+    if family != "sd3":
+        raise ValueError(f"model.family={family!r}, but the toy DiT is an SD 3.x model; set model.family=sd3.")
+    return load_family(
+        family, str(toy_folder(folder, "dit")), None, t5=False, device=device, dtype=dtype, base_key="model.folder",
+        fast_path=fast_path, channels_last=channels_last,
     )
 
 

@@ -51,6 +51,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
@@ -70,7 +71,6 @@ from benchmarks.toy.evaluation import (
     inpainting_quality,
 )
 from benchmarks.toy.folders import (
-    WITHOUT_T5,
     archive,
     save_pipelines,
     save_twin,
