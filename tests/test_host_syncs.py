@@ -71,8 +71,9 @@ def inside_denoising_loops(monkeypatch, arm: Callable[[Backbone], None], disarm:
             disarm()
             loops[0] += 1
 
-    monkeypatch.setattr(Backbone, "sample_loop", watched)
-    yield loops
+    with monkeypatch.context() as patch:  # undone on exit, so that a test may watch one editor after another
+        patch.setattr(Backbone, "sample_loop", watched)
+        yield loops
 
 
 def _editors(pipes, family: str) -> dict[str, object]:

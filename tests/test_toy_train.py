@@ -15,13 +15,13 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
+from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.evaluation import EvalSettings
-from benchmarks.toy.folders import WITHOUT_T5
 from benchmarks.toy.nets import build_dit, build_text_encoder, build_unet, build_vae
 from benchmarks.toy.train import (
     Checkpoint,
