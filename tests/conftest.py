@@ -4,7 +4,8 @@ The environment is set when this file is imported, before pytest imports any tes
 environment copied at import time (``ENV = {**os.environ, ...}`` for a ``run.py`` subprocess)
 or a library that reads its cache folder at import (huggingface_hub, torch) already sees the
 private folders. At the end of the session, a check fails the run if the user's own
-``~/.cache/instdiffedit`` changed anyway.
+``~/.cache/instdiffedit`` or ``~/.cache/wandb`` changed anyway (W&B's system monitor writes its
+debug log under ``WANDB_CACHE_DIR``, not ``XDG_CACHE_HOME``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ PRIVATE_CACHE = _SESSION_HOME / "instdiffedit"
 os.environ.update(
     INSTDIFFEDIT_CACHE=str(PRIVATE_CACHE),
     XDG_CACHE_HOME=str(_SESSION_HOME / "xdg-cache"),  # Hugging Face, torch hub, matplotlib, W&B caches
+    WANDB_CACHE_DIR=str(_SESSION_HOME / "wandb-cache"),
+    WANDB_CONFIG_DIR=str(_SESSION_HOME / "wandb-config"),
+    WANDB_DATA_DIR=str(_SESSION_HOME / "wandb-data"),
     WANDB_MODE="offline",
     WANDB_SILENT="true",
 )
@@ -31,23 +35,23 @@ import torch
 from benchmarks.data.items import EditItem
 from benchmarks.models.loading import Pipelines
 
-USER_CACHE = Path.home() / ".cache" / "instdiffedit"
+USER_CACHES = [Path.home() / ".cache" / name for name in ("instdiffedit", "wandb")]
 
 
-def _listing(folder: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in [folder, *folder.rglob("*")]} if folder.exists() else {}
+def _listing(folders: list[Path]) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for folder in folders if folder.exists() for p in [folder, *folder.rglob("*")]}
 
 
-_USER_CACHE_BEFORE = _listing(USER_CACHE)
+_USER_CACHE_BEFORE = _listing(USER_CACHES)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the session when any test (or a subprocess it started) wrote into the user's cache."""
-    after = _listing(USER_CACHE)
+    """Fail the session when any test (or a subprocess it started) wrote into the user's caches."""
+    after = _listing(USER_CACHES)
     if after != _USER_CACHE_BEFORE:
         changed = sorted(set(after.items()) ^ set(_USER_CACHE_BEFORE.items()))
         print(
-            f"\nerror: {USER_CACHE} (the user's own cache) changed during the tests: a test, a subprocess it started "
+            f"\nerror: {' or '.join(map(str, USER_CACHES))} (the user's own caches) changed during the tests: a test, a subprocess it started "
             f"or another process on this machine wrote {[path for path, _ in changed][:5]}"
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
