@@ -144,3 +144,19 @@ def test_a_scheduler_of_the_other_kind_is_one_line() -> None:
     assert _check("model=tiny_sdxl", "method=sdedit", "method.scheduler=FlowMatchEulerDiscreteScheduler").errors[0].startswith(
         "method.scheduler=FlowMatchEulerDiscreteScheduler: scheduler='FlowMatchEulerDiscreteScheduler' is a flow-matching scheduler"
     )
+
+
+def test_a_config_check_that_breaks_stops_the_run_instead_of_letting_it_go_unchecked(monkeypatch, capsys) -> None:
+    # Hydra turns an exception in a callback into a warning; a missing dependency of the check must not.
+    from benchmarks.run import callbacks, config_check
+
+    def broken(config):
+        raise ModuleNotFoundError("No module named 'pydantic'")
+
+    monkeypatch.setattr(config_check, "check_run_config", broken)
+    with pytest.raises(SystemExit) as stop:
+        callbacks.ValidateConfig().on_run_start(OmegaConf.create({}))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: the config check itself failed (ModuleNotFoundError: No module named 'pydantic'); fix that and run again.\n"
+    )

@@ -86,9 +86,13 @@ class ValidateConfig(Callback):
 
     @staticmethod
     def _check(config: DictConfig, job_started: bool = False) -> None:
-        from benchmarks.run.config_check import check_run_config
+        try:
+            from benchmarks.run.config_check import check_run_config
 
-        check = check_run_config(config)
+            check = check_run_config(config)
+        except Exception as error:  # Hydra would turn it into a warning and run unchecked
+            print(f"error: the config check itself failed ({type(error).__name__}: {error}); fix that and run again.", file=sys.stderr)
+            raise SystemExit(2) from error
         for warning in check.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         if check.errors:
