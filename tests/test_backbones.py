@@ -177,3 +177,19 @@ def test_an_sdxl_vae_that_overflows_in_half_precision_is_kept_in_float32(_privat
     pipes = load_family("sdxl", str(_private_cache / f"tiny-sdxl-{TINY_FAMILY_VERSION}" / "base"), resolution=64, device="cpu", dtype="float16")
     assert pipes.base.unet.dtype == torch.float16 and pipes.base.vae.dtype == torch.float32
     assert pipes.base.default_sample_size == 32
+
+
+@pytest.mark.parametrize("family", ["sd", "sd3"])
+def test_the_vaes_shift_is_used_where_the_familys_pipelines_use_it(tiny_family, item, family: str) -> None:
+    # SD 1.x/2.x and SDXL pipelines scale the VAE's latents and ignore any shift_factor in its
+    # config (the toy world's VAE carries one for its DiT); SD 3.x and FLUX.1 pipelines shift first.
+    pipe = tiny_family(family).base
+    saved = pipe.vae.config.shift_factor
+    pipe.vae.register_to_config(shift_factor=0.25)
+    try:
+        b = backbone_for(pipe)
+        mode = pipe.vae.encode(b.preprocess(item.image)).latent_dist.mode()
+        shift = 0.25 if family == "sd3" else 0.0
+        torch.testing.assert_close(b.encode(item.image), ((mode - shift) * pipe.vae.config.scaling_factor).to(b.dtype))
+    finally:
+        pipe.vae.register_to_config(shift_factor=saved)

@@ -138,6 +138,9 @@ class Backbone(ABC):
     """``forward(denoiser, sample, timestep, *text inputs)``, bound to the denoiser's runner."""
     denoiser_name: ClassVar[str]
     """The pipeline's attribute holding the denoiser: ``"unet"`` or ``"transformer"``."""
+    shifts_latents: ClassVar[bool] = False
+    """Whether the family's pipelines subtract the VAE's ``shift_factor`` before scaling (SD 3.x and
+    FLUX.1's do; SD 1.x/2.x and SDXL's scale only, whatever the VAE's config holds)."""
 
     def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None) -> None:
         self.schedule_kind.scheduler_class(scheduler or self.default_scheduler)  # a wrong name fails before the model is touched
@@ -264,8 +267,8 @@ class Backbone(ABC):
         return pixels.to(self.device, self.vae.dtype)
 
     def _to_latents(self, vae_latents: torch.Tensor) -> torch.Tensor:
-        """VAE latents -> the denoiser's: (z - shift) x scale, in the denoiser's dtype."""
-        shift = self.vae.config.shift_factor
+        """VAE latents -> the denoiser's: (z - shift) x scale (the shift where the family uses one), in the denoiser's dtype."""
+        shift = self.vae.config.shift_factor if self.shifts_latents else None
         if shift:
             vae_latents = vae_latents - shift
         return (vae_latents * self.vae.config.scaling_factor).to(self.dtype)
@@ -287,7 +290,7 @@ class Backbone(ABC):
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
         latents = latents / self.vae.config.scaling_factor
-        shift = self.vae.config.shift_factor
+        shift = self.vae.config.shift_factor if self.shifts_latents else None
         if shift:
             latents = latents + shift
         pixels = self.vae.decode(latents.to(self.vae.dtype)).sample

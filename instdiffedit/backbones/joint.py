@@ -27,6 +27,7 @@ class JointAttentionBackbone(Backbone):
     default_scheduler: ClassVar[str] = "FlowMatchEulerDiscreteScheduler"
     denoiser_name: ClassVar[str] = "transformer"
     latent_multiple: ClassVar[int] = 2
+    shifts_latents: ClassVar[bool] = True
     linear_sigmas: ClassVar[bool] = False
     """Whether the family's pipelines pass the sigmas 1 .. 1/n to the scheduler (FLUX.1's do)."""
 
