@@ -20,8 +20,7 @@ transformers of that size would need twice their memory at once).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +46,7 @@ from transformers import (
 )
 
 from benchmarks.models.families import FamilyPipelines, finish_pipeline
-from benchmarks.models.sd_architecture import CLIP_VIT_L14_TEXT
+from benchmarks.models.sd_architecture import CLIP_VIT_L14_TEXT, frozen, random_weights
 from benchmarks.models.t5_tokenizer import t5_tokenizer
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.models.tiny_families import (
@@ -172,36 +171,14 @@ FLUX_FILL_TRANSFORMER = {**FLUX_DEV_TRANSFORMER, "in_channels": 384, "out_channe
 # -- building -------------------------------------------------------------------------------
 
 
-@contextmanager
-def random_weights(device: torch.device, dtype: torch.dtype, seed: int) -> Iterator[None]:
-    """Modules made in the block are made on ``device`` in ``dtype``, from a fixed seed (the
-    caller's random state is left as it was)."""
-    previous = torch.get_default_dtype()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
-        torch.manual_seed(seed)
-        torch.set_default_dtype(dtype)
-        try:
-            yield
-        finally:
-            torch.set_default_dtype(previous)
-
-
-def _frozen(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """Inference only, every floating tensor in ``dtype``, as ``from_pretrained(torch_dtype=...)``
-    loads them (SD 3.x's position embedding is made in float32 whatever the default)."""
-    if any(t.is_floating_point() and t.dtype != dtype for t in module.state_dict().values()):
-        module.to(dtype)
-    return module.eval().requires_grad_(False)
-
-
 def build_sdxl(device: torch.device, dtype: torch.dtype = torch.float16, seed: int = 0) -> FamilyPipelines:
     """SDXL 1.0 base and the SDXL inpainting model (sharing the VAE, the text encoders and tokenizers)."""
     with random_weights(device, dtype, seed):
-        unet = _frozen(UNet2DConditionModel(**SDXL_UNET), dtype)
-        inpaint_unet = _frozen(UNet2DConditionModel(**SDXL_INPAINT_UNET), dtype)
-        text_encoder = _frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
-        text_encoder_2 = _frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIG_G_TEXT)), dtype)
-        vae = _frozen(AutoencoderKL(**SDXL_VAE), dtype)
+        unet = frozen(UNet2DConditionModel(**SDXL_UNET), dtype)
+        inpaint_unet = frozen(UNet2DConditionModel(**SDXL_INPAINT_UNET), dtype)
+        text_encoder = frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
+        text_encoder_2 = frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIG_G_TEXT)), dtype)
+        vae = frozen(AutoencoderKL(**SDXL_VAE), dtype)
     shared = {"vae": vae, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2, "tokenizer": clip_tokenizer(), "tokenizer_2": clip_g_tokenizer()}
     base = StableDiffusionXLPipeline(unet=unet, scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG), **shared)
     inpaint = StableDiffusionXLInpaintPipeline(
@@ -213,11 +190,11 @@ def build_sdxl(device: torch.device, dtype: torch.dtype = torch.float16, seed: i
 def build_sd35_medium(device: torch.device, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> FamilyPipelines:
     """SD 3.5 Medium (no inpainting twin: the base model inpaints by latent blending)."""
     with random_weights(device, dtype, seed):
-        transformer = _frozen(SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER), dtype)
-        text_encoder = _frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
-        text_encoder_2 = _frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIG_G_TEXT)), dtype)
-        text_encoder_3 = _frozen(T5EncoderModel(T5Config(**T5_XXL_ENCODER)), dtype)
-        vae = _frozen(AutoencoderKL(**SD3_VAE), dtype)
+        transformer = frozen(SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER), dtype)
+        text_encoder = frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
+        text_encoder_2 = frozen(CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIG_G_TEXT)), dtype)
+        text_encoder_3 = frozen(T5EncoderModel(T5Config(**T5_XXL_ENCODER)), dtype)
+        vae = frozen(AutoencoderKL(**SD3_VAE), dtype)
     base = StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler.from_config(SD35_SCHEDULER_CONFIG),
@@ -235,11 +212,11 @@ def build_sd35_medium(device: torch.device, dtype: torch.dtype = torch.bfloat16,
 def build_flux_dev(device: torch.device, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> FamilyPipelines:
     """FLUX.1 [dev] and FLUX.1 Fill [dev] (sharing the VAE, the text encoders and tokenizers)."""
     with random_weights(device, dtype, seed):
-        transformer = _frozen(FluxTransformer2DModel(**FLUX_DEV_TRANSFORMER), dtype)
-        fill_transformer = _frozen(FluxTransformer2DModel(**FLUX_FILL_TRANSFORMER), dtype)
-        text_encoder = _frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
-        text_encoder_2 = _frozen(T5EncoderModel(T5Config(**T5_XXL_ENCODER)), dtype)
-        vae = _frozen(AutoencoderKL(**FLUX_VAE), dtype)
+        transformer = frozen(FluxTransformer2DModel(**FLUX_DEV_TRANSFORMER), dtype)
+        fill_transformer = frozen(FluxTransformer2DModel(**FLUX_FILL_TRANSFORMER), dtype)
+        text_encoder = frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
+        text_encoder_2 = frozen(T5EncoderModel(T5Config(**T5_XXL_ENCODER)), dtype)
+        vae = frozen(AutoencoderKL(**FLUX_VAE), dtype)
     shared = {"vae": vae, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2, "tokenizer": clip_tokenizer(), "tokenizer_2": t5_tokenizer()}
     base = FluxPipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER_CONFIG), **shared)
     fill = FluxFillPipeline(transformer=fill_transformer, scheduler=FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER_CONFIG), **shared)

@@ -8,6 +8,8 @@ input channels); the tokenizer is the real CLIP one, so prompts have their real 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -64,6 +66,28 @@ CLIP_VIT_L14_TEXT = dict(
 )
 
 
+@contextmanager
+def random_weights(device: torch.device, dtype: torch.dtype, seed: int) -> Iterator[None]:
+    """Modules made in the block are made on ``device`` in ``dtype``, from a fixed seed (the
+    caller's random state is left as it was)."""
+    previous = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
+        torch.manual_seed(seed)
+        torch.set_default_dtype(dtype)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(previous)
+
+
+def frozen(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Inference only, every floating tensor in ``dtype``, as ``from_pretrained(torch_dtype=...)``
+    loads them (SD 3.x's position embedding is made in float32 whatever the default)."""
+    if any(t.is_floating_point() and t.dtype != dtype for t in module.state_dict().values()):
+        module.to(dtype)
+    return module.eval().requires_grad_(False)
+
+
 def build_sd14_pipelines(device: str | torch.device, dtype: torch.dtype = torch.float16, seed: int = 0) -> Pipelines:
     """Base and inpainting pipelines of SD 1.4's architecture, random weights, built on ``device``.
 
@@ -72,14 +96,11 @@ def build_sd14_pipelines(device: str | torch.device, dtype: torch.dtype = torch.
     encoder and tokenizer, as the real models' would be equal anyway for timing.
     """
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
-        torch.manual_seed(seed)
-        unet = UNet2DConditionModel(**SD14_UNET)
-        inpaint_unet = UNet2DConditionModel(**{**SD14_UNET, "in_channels": 9})
-        vae = AutoencoderKL(**SD14_VAE)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT))
-    for module in (unet, inpaint_unet, vae, text_encoder):
-        module.to(dtype).eval().requires_grad_(False)
+    with random_weights(device, dtype, seed):
+        unet = frozen(UNet2DConditionModel(**SD14_UNET), dtype)
+        inpaint_unet = frozen(UNet2DConditionModel(**{**SD14_UNET, "in_channels": 9}), dtype)
+        vae = frozen(AutoencoderKL(**SD14_VAE), dtype)
+        text_encoder = frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
     shared = dict(
         vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
@@ -128,7 +128,8 @@ def measure(gpus: int, args: argparse.Namespace, work: Path) -> Measurement:
 
 
 def _measurement_record(m: Measurement) -> dict:
-    record = {k: v for k, v in asdict(m).items() if k != "rows"}
+    """A measurement as the JSON holds it: without its rows, each shard with its rate."""
+    record = {f.name: getattr(m, f.name) for f in fields(m) if f.name not in ("rows", "shards")}
     return record | {"shards": [asdict(s) | {"rate": s.rate} for s in m.shards]}
 
 
