@@ -157,6 +157,24 @@ def test_a_flow_matching_velocity_converts_to_the_noise_that_made_the_sample(tin
     torch.testing.assert_close(b.noise_estimate(eps - x0, b.add_noise(x0, eps, t), t), eps, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("family", "scheduler"),
+    [("sd", "LMSDiscreteScheduler"), ("sd", "PNDMScheduler"), ("sd", "DDIMScheduler"), ("sdxl", "EulerDiscreteScheduler"), ("flux", None)],
+)
+@pytest.mark.parametrize("at", ["t", "t-1"])
+def test_the_renoised_trajectory_is_the_original_noised_to_each_steps_timestep_bit_for_bit(tiny_family, family: str, scheduler: str | None, at: str) -> None:
+    """All steps are noised in one scheduler call; each entry is what noising to its timestep alone gives."""
+    b = backbone_for(tiny_family(family).base, scheduler=scheduler)
+    timesteps = b.timesteps(10, 0.5)
+    z0 = _noise(b)
+    noise = _noise(b, rows=3) * 0.5
+    trajectory = b.noised_trajectory(z0, noise, timesteps, at=at)
+    targets = list(timesteps) if at == "t" else list(timesteps[1:])
+    expected = [b.add_noise(z0, noise, t) for t in targets] + ([z0.expand_as(noise)] if at == "t-1" else [])
+    assert len(trajectory) == len(timesteps)
+    assert all(torch.equal(ours, alone) for ours, alone in zip(trajectory, expected, strict=True))
+
+
 def test_schedulers_of_the_other_kind_are_refused(tiny_family) -> None:
     with pytest.raises(ValueError, match="cannot run flow matching"):
         backbone_for(tiny_family("flux").base, scheduler="LMSDiscreteScheduler")

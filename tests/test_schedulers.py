@@ -46,6 +46,20 @@ def test_after_precomputing_a_run_integrates_nothing(monkeypatch: pytest.MonkeyP
     assert calls == []
 
 
+def test_a_new_scheduler_reuses_the_coefficients_of_a_schedule_another_one_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every editor builds its own backbone and so its own scheduler: the memo must outlive them."""
+    first = CachedLMSDiscreteScheduler.from_config(SD14_SCHEDULER_CONFIG)
+    expected = _run(first)
+    calls = []
+    quad = integrate.quad
+    monkeypatch.setattr(integrate, "quad", lambda *a, **k: calls.append(1) or quad(*a, **k))
+    again = _run(CachedLMSDiscreteScheduler.from_config(SD14_SCHEDULER_CONFIG))
+    assert calls == []
+    assert all(torch.equal(a, b) for a, b in zip(expected, again, strict=True))
+    _run(CachedLMSDiscreteScheduler.from_config(SD14_SCHEDULER_CONFIG), steps=37, start=20)  # another schedule: its own numbers
+    assert calls
+
+
 def test_scheduler_names_map_to_drop_ins_only_where_one_exists() -> None:
     assert scheduler_class("LMSDiscreteScheduler") is CachedLMSDiscreteScheduler
     assert scheduler_class("DDIMScheduler") is DDIMScheduler

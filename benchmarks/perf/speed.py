@@ -85,7 +85,7 @@ from instdiffedit.graphs import (
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TIMED = tuple(method.name for method in METHODS)
 """Every method of :mod:`benchmarks.methods` can be timed, each as its config builds it."""
-DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@4"  # on SD 1.x
+DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@8"  # on SD 1.x; @8: the runner's default batch
 TINY_FAMILIES = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux"}
 ARCH_FAMILIES = {"sd14": "sd", "tiny": "sd", **TINY_FAMILIES, **{name: arch.family for name, arch in ARCHITECTURES.items()}}
 """Every ``--arch`` and its model family."""

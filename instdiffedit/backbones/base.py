@@ -324,7 +324,7 @@ class Backbone(ABC):
         return randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """z0 noised to timestep ``t`` with ``noise`` (z0 broadcasts over the noise batch)."""
+        """z0 noised with ``noise`` to timestep ``t``, one for every row or one per row (z0 broadcasts over the noise batch)."""
         return self.schedule.add_noise(z0, noise, t)
 
     def noised_trajectory(
@@ -334,13 +334,20 @@ class Backbone(ABC):
 
         Entry ``i`` is z0 noised to ``timesteps[i]`` (``at="t"``) or to the step's target
         timestep (``at="t-1"``: the next timestep, and z0 itself after the last step).
-        Precomputing keeps the scheduler's timestep look-ups (host syncs) out of the loop.
+        Precomputing keeps the scheduler's timestep look-ups (host syncs) out of the loop; all
+        timesteps go through one ``add_noise`` call (each row's arithmetic is the same as alone),
+        which pays the scheduler's host work and table copies once instead of once per step.
         """
-        if at == "t":
-            return [self.add_noise(z0, noise, t) for t in timesteps]
-        if at == "t-1":
-            return [self.add_noise(z0, noise, t) for t in timesteps[1:]] + [z0.expand_as(noise)]
-        raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
+        if at not in ("t", "t-1"):
+            raise ValueError(f"at must be 't' or 't-1', got {at!r}.")
+        targets = timesteps if at == "t" else timesteps[1:]
+        rows = noise.shape[0]
+        trajectory: list[torch.Tensor] = []
+        if len(targets):
+            repeats = (len(targets),) + (1,) * (noise.dim() - 1)
+            noised = self.add_noise(z0.expand_as(noise).repeat(repeats), noise.repeat(repeats), targets.repeat_interleave(rows))
+            trajectory = list(noised.split(rows))
+        return trajectory + ([z0.expand_as(noise)] if at == "t-1" else [])
 
     def noise_estimate(self, prediction: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The noise estimate at ``t`` from a (guided) prediction for the step that began at ``sample``

@@ -71,7 +71,8 @@ class NoiseSchedule(ABC):
 
     @abstractmethod
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """z0 noised to timestep ``t`` with ``noise`` (z0 broadcasts over the noise batch)."""
+        """z0 noised with ``noise`` to timestep ``t``: one timestep for every row, or one per row
+        (z0 broadcasts over the noise batch)."""
 
     @abstractmethod
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
@@ -109,7 +110,7 @@ class DiffusionSchedule(NoiseSchedule):
         return self.scheduler.scale_model_input(x, t)
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.scheduler.add_noise(z0.expand_as(noise), noise, t.reshape(1))
+        return self.scheduler.add_noise(z0.expand_as(noise), noise, t.reshape(-1))
 
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
         return noise * self.scheduler.init_noise_sigma
@@ -170,7 +171,7 @@ class FlowMatchingSchedule(NoiseSchedule):
         self.scheduler.set_timesteps(num_inference_steps, device=device, **options)
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.scheduler.scale_noise(z0.expand_as(noise), t.reshape(1), noise)
+        return self.scheduler.scale_noise(z0.expand_as(noise), t.reshape(-1), noise)
 
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
         """The noise itself: a full schedule starts at sigma 1."""
