@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -34,4 +36,9 @@ def main(cfg: DictConfig) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside the item loop (which stops after its batch): while starting or loading
+        print("\nerror: stopped by Ctrl-C (SIGINT); every row written before is kept: run the same command again to resume.",
+              file=sys.stderr)
+        raise SystemExit(130) from None

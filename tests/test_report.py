@@ -209,7 +209,7 @@ def test_bootstrap_intervals_are_seeded_and_honest_about_small_samples() -> None
         (lambda p: p.mkdir(), "No results files"),
         (lambda p: None, "does not exist"),
         (lambda p: (p.mkdir(), (p / "results.jsonl").write_text("")), "hold no rows yet"),
-        (lambda p: (p.mkdir(), (p / "results.jsonl").write_text(json.dumps({"item_id": "a"}) + "\n")), "lack method"),
+        (lambda p: (p.mkdir(), (p / "results.jsonl").write_text(json.dumps({"item_id": "a"}) + "\n")), "lacks the key column(s) method"),
     ],
     ids=["empty folder", "missing folder", "empty results file", "missing columns"],
 )
@@ -306,3 +306,15 @@ def test_an_ablation_experiment_then_the_report_command(tmp_path: Path) -> None:
     assert (out / "figures" / "mask_evolution_tiny_toy_shapes.png").is_file()
     ablation = pd.read_csv(out / "tables" / "ablation_threshold.csv")
     assert list(ablation["threshold"]) == [0.1, 0.2, 0.3] and (ablation["items"] == 2).all()
+
+
+def test_a_report_of_a_run_whose_items_all_failed_says_so_and_exits_non_zero(tmp_path: Path, capsys) -> None:
+    run_dir = _run(tmp_path / "outputs", "tiny/toy_shapes/instdiffedit/default",
+                   _config_rows("toy_shapes", "instdiffedit", "c0", {}, 0, failed=ITEMS))
+
+    assert main([str(run_dir), "--out", str(tmp_path / "report")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: every item of instdiffedit c0 in {run_dir} failed (5 of 5); the first error: RuntimeError: simulated"]
+    index = (tmp_path / "report" / "README.md").read_text()
+    assert "Every item failed in instdiffedit: no metric to show" in index
+    assert "Not measured in these runs" not in index, "its metrics were not left unmeasured: every edit failed"

@@ -10,7 +10,9 @@ its line number, in one error before any model loads.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +40,24 @@ class ManifestRow:
     mask: Path | None
 
 
+def _text_of(path: Path, problems: Problems) -> str | None:
+    """The manifest's text, or None when it is not UTF-8 (the problem names the line and the byte)."""
+    data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0  # as spreadsheets save "UTF-8"
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = bom + error.start
+        line = data.count(b"\n", 0, offset) + 1
+        problems.add(f"line {line}",
+                     f"not UTF-8 text (byte 0x{data[offset]:02x} at byte offset {offset} of the file): save the manifest as UTF-8")
+        return None
+
+
 def _csv_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    if (text := _text_of(path, problems)) is None:
+        return
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if unknown := [c for c in header if c not in COLUMNS]:
@@ -55,7 +73,9 @@ def _csv_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str
 
 
 def _jsonl_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, str]]]:
-    for number, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    if (whole := _text_of(path, problems)) is None:
+        return
+    for number, text in enumerate(whole.splitlines(), 1):
         if not text.strip():
             continue
         try:
@@ -147,6 +167,8 @@ class FolderSplit(EditDataset):
                 f"the columns {', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)} (README, 'Your own images')."
             )
         path = Path(manifest).expanduser()
+        if path.is_dir():
+            raise MissingFilesError(f"The manifest {path} given by dataset.manifest is a directory: give the .csv or .jsonl file in it.")
         if path.suffix.lower() not in SUFFIXES:
             raise MissingFilesError(f"The manifest {path} (dataset.manifest) must be a .csv or .jsonl file.")
         if not path.is_file():

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
     for reason in report.skipped:
         print(f"not drawn: {reason}", file=sys.stderr)
-    return 0
+    for failed in report.failed:
+        print(f"error: {failed}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -20,12 +20,29 @@ from benchmarks.run.grid import edit_text, open_image, qualitative_grid
 
 @dataclass
 class Report:
-    """What was written, and what could not be drawn and why (said, never silently skipped)."""
+    """What was written, and what could not be drawn and why (said, never silently skipped).
+
+    ``failed``: one sentence per configuration whose every item failed (the report shows no
+    number of theirs; ``python -m benchmarks.report`` exits with 1).
+    """
 
     folder: Path
     tables: list[Table] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _every_item_failed(rows: pd.DataFrame) -> list[str]:
+    """A sentence per configuration (run folder, method, config) without an ``ok`` row, with its first error."""
+    sentences = []
+    for (method, config_id), group in rows.groupby(["method", "config_id"], sort=True):
+        if (group["status"] != "ok").all():
+            errors = group["error"].dropna() if "error" in group else pd.Series(dtype=str)
+            first = errors.iloc[0] if len(errors) else "no error recorded"
+            sentences.append(f"every item of {method} {config_id} in {group['run_dir'].iloc[0]} failed "
+                             f"({len(group)} of {len(group)}); the first error: {first}")
+    return sentences
 
 
 def _pick_items(candidates: Sequence[str], items: Sequence[str] | None, n_items: int, seed: int) -> list[str]:
@@ -118,7 +135,7 @@ def build_report(
         raise ValueError(f"only must be 'tables', 'figures' or None, got {only!r}.")
     results = load_results(paths)
     reporter = Reporter(results, confidence=confidence, resamples=resamples, seed=seed)
-    report = Report(Path(out), skipped=list(results.notes))
+    report = Report(Path(out), skipped=list(results.notes), failed=_every_item_failed(results.rows))
     report.tables = reporter.all_tables() + edit_type_tables(reporter)
     if only != "figures":
         for table in report.tables:

@@ -181,8 +181,13 @@ class Reporter:
         ]
         if "incomplete" in ours and ours["incomplete"].fillna(False).astype(bool).any():
             notes.append(NOTES["incomplete"])
-        missing = [m for m in metrics if m not in ours or ours[m].isna().all()]
-        if missing:
+        none_ok = (ours["items"] > 0) & (ours["failed"] == ours["items"])
+        if none_ok.any():
+            notes.append(f"Every item failed in {', '.join(ours.loc[none_ok, 'label'])}: no metric to show; "
+                         "the rows' error column says why, and running the same command again retries them.")
+        measured = ours[~none_ok]
+        missing = [m for m in metrics if m not in measured or measured[m].isna().all()]
+        if missing and not measured.empty:
             notes.append(f"Not measured in these runs: {', '.join(missing)} (model-backed metrics need metrics=paper, PIE-Bench's metrics=pie_bench).")
         if "changing_rate" in metrics:
             notes.append(NOTES["changing_rate"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 
 from benchmarks.metrics.columns import column_notes
 from benchmarks.run.folder import discard_unstarted_job, find_run_dirs, results_files
+from benchmarks.run.writes import unwritable
 from benchmarks.run.merge import format_report, merge_run
 
 
@@ -53,6 +55,14 @@ class SweepSummary(Callback):
             print(f"No summary from the job with overrides: {overrides} (it failed, or ran in another process).")
         if not self.summaries and not self.unreported:
             self._report_launched_runs(Path(str(config.hydra.sweep.dir)))
+        if self.summaries:
+            table = pd.concat(self.summaries)
+            failed = table[(table["items"] > 0) & (table["failed"] == table["items"])]
+            if not failed.empty:
+                configs = ", ".join(f"{method} {config_id}" for method, config_id in failed.index)
+                print(f"error: every item failed in {len(failed)} of the sweep's {len(table)} configuration(s) "
+                      f"({configs}); each job's error line and its rows' error column say why.", file=sys.stderr)
+                raise SystemExit(1)
 
     def _report_launched_runs(self, sweep_dir: Path) -> None:
         """Merge and report the run folders below ``sweep_dir`` that got results during this sweep."""
@@ -73,12 +83,18 @@ class ValidateConfig(Callback):
     Every problem is one ``error:`` line on stderr and the run exits with 2, before any model
     loads; warnings are printed and the run goes on. A single run is checked in
     ``on_run_start``, before Hydra creates its folder, so a run that never started leaves no
-    folder. A sweep's job is checked as it starts (Hydra has just made its folder): a job that
-    fails removes what Hydra wrote for it (:func:`benchmarks.run.folder.discard_unstarted_job`).
+    folder; so is whether its folder can be created and written. A sweep's job is checked as it
+    starts (Hydra has just made its folder): a job that fails removes what Hydra wrote for it
+    (:func:`benchmarks.run.folder.discard_unstarted_job`); the sweep's folder is checked first.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config)
+        HydraConfig.instance().set_config(config)  # what Hydra does next, to resolve the folder's ${hydra:...} parts
+        _check_writable(Path(str(config.hydra.run.dir)))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_writable(Path(str(config.hydra.sweep.dir)))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
@@ -101,3 +117,11 @@ class ValidateConfig(Callback):
             if job_started:
                 discard_unstarted_job(config.hydra, stop=Path(str(config.paths.output_root)))
             raise SystemExit(2)
+
+
+def _check_writable(folder: Path) -> None:
+    """Exit with one ``error:`` line (and 2) when the run's folder cannot be created or written."""
+    if (problem := unwritable(folder)) is not None:
+        print(f"error: the run folder {folder} cannot be written: {problem}; set paths.output_root to a folder you can write.",
+              file=sys.stderr)
+        raise SystemExit(2)

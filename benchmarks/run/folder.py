@@ -10,6 +10,7 @@ the run writes into the same folder, its own files tagged ``shard-003-of-016``
     results.merged.jsonl      the merged rows of all of them (``python -m benchmarks.run.merge``)
     summary.csv               the printed summary, corpus metrics included (shards: summary.shard-...)
     items.txt                 the split's item ids
+    results.jsonl.lock        held by the process writing results.jsonl (shards: results.shard-...jsonl.lock)
     images/<id>.png           the edit; <id>.mask.png, <id>.input.png, <id>.gt.png, <id>.steps.npz
     run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml; a job that never
                               started removes them again: :func:`discard_unstarted_job`)
@@ -28,7 +29,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,8 @@ import pandas as pd
 import PIL.Image
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.run.results import KEY, ResultsTable, one_row_per_key
+from benchmarks.run.results import KEY, ResultsFileError, ResultsTable, one_row_per_key
+from benchmarks.run.writes import write_text_atomically, writing
 
 if TYPE_CHECKING:
     import torch
@@ -120,6 +121,11 @@ class Shard:
         return self.file_name(RESULTS_STEM, "jsonl")
 
     @property
+    def lock_name(self) -> str:
+        """The lock file of the shard's results (:mod:`benchmarks.run.lock`): one writer per file."""
+        return f"{self.results_name}.lock"
+
+    @property
     def summary_name(self) -> str:
         return self.file_name(SUMMARY_STEM, "csv")
 
@@ -178,14 +184,13 @@ def write_item_list(run_dir: str | os.PathLike, item_ids: Sequence[str]) -> None
     writing at the same moment never leave a torn file.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with writing(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
     text = "".join(f"{item_id}\n" for item_id in item_ids)
     target = run_dir / ITEMS_FILE
     if target.exists() and target.read_text(encoding="utf-8") == text:
         return
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=run_dir, prefix=".items-", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, target)
+    write_text_atomically(target, text)
 
 
 def read_item_list(run_dir: str | os.PathLike) -> list[str] | None:
@@ -197,10 +202,6 @@ def read_item_list(run_dir: str | os.PathLike) -> list[str] | None:
 
 
 # -- results files ---------------------------------------------------------------------------
-
-
-class ResultsFileError(ValueError):
-    """A file named like a results file whose rows are not a run's rows; the message names the file."""
 
 
 def results_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,8 +30,10 @@ from benchmarks.run.folder import (
 )
 from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
-from benchmarks.run.results import ResultsTable
-from benchmarks.run.runner import RunSpec, config_hash, run
+from benchmarks.run.lock import RunFolderLocked, WriterLock
+from benchmarks.run.results import ResultsFileError, ResultsTable
+from benchmarks.run.runner import RunSpec, config_hash, failures, run
+from benchmarks.run.writes import RunFolderError, writing
 
 USER_FIXABLE = (ModelUnavailableError, DownloadError, MissingFilesError, MetricUnavailableError)
 
@@ -49,14 +52,31 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     """Run the configured method on the configured split; return (and print) the summary.
 
     The config was checked before the run started (``benchmarks.run.callbacks.ValidateConfig``).
+    The shard's results file has one writer: a second process on the same run folder and shard
+    stops at once with one ``error:`` line naming the holder (:mod:`benchmarks.run.lock`).
     What can only fail once loaded (weights that cannot be had, a setting the model refuses)
     ends the run with one ``error:`` line before any editing, and the run folder is removed
-    again when it holds nothing but what Hydra wrote for this job.
+    again when it holds nothing but what Hydra wrote for this job; so does Ctrl-C while loading.
+    A file of the run folder that cannot be written, or a results file this harness did not
+    write, ends it with one ``error:`` line too. A single run whose items all failed exits
+    with 1 after its summary (a sweep's job returns, and the sweep's summary says so).
     """
     hydra_cfg = HydraConfig.get()
-    choices = hydra_cfg.runtime.choices
     out = Path(hydra_cfg.runtime.output_dir)
     shard = Shard(cfg.shard.index, cfg.shard.count)
+    lock = WriterLock(out / shard.lock_name)
+    try:
+        lock.acquire()
+    except (RunFolderLocked, RunFolderError) as error:
+        sys.exit(f"error: {error}")
+    try:
+        return _run_locked(cfg, hydra_cfg, out, shard, lock)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard, lock: WriterLock) -> pd.DataFrame:
+    choices = hydra_cfg.runtime.choices
     _log_device(cfg.device)
     try:
         dataset = _build(cfg.dataset)
@@ -69,23 +89,16 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
             editor = instantiate(cfg.method)(pipes.base, pipes.inpaint)
         except ValueError as error:  # a setting this model refuses (e.g. a resolution off its VAE factor)
             sys.exit(f"error: method={choices['method']}: {error}")
-    except SystemExit:
+    except (SystemExit, KeyboardInterrupt):  # nothing was edited: leave no trace of this job
+        lock.release(remove=True)
         discard_unstarted_job(hydra_cfg, stop=Path(cfg.paths.output_root))
         raise
-    dataset.prepare(pipes.base)
-    write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
     identity = _identity(cfg)
     params = {
         **{k: v for k, v in identity["method"].items() if not k.startswith("_")},
         **{f"dataset.{k}": v for k, v in identity["dataset"].items() if k not in ("_target_", "cache_dir")},
         "model": choices["model"],
     }
-    logger = instantiate(cfg.logger)
-    logger.start(
-        name=f"{choices['method']}-{choices['dataset']}-{choices['model']}",
-        group=choices["dataset"],
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
     spec = RunSpec(
         method=choices["method"],
         config_id=config_hash(identity),
@@ -95,11 +108,20 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         batch_size=cfg.get("batch_size", 1),
         image_dir=out / IMAGES_DIR if cfg.save_images else None,
     )
+    table = ResultsTable(out / shard.results_name)
+    logger = instantiate(cfg.logger)
     try:
+        dataset.prepare(pipes.base)
+        write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
+        logger.start(
+            name=f"{choices['method']}-{choices['dataset']}-{choices['model']}",
+            group=choices["dataset"],
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
         summary = run(
             editor,
             dataset,
-            ResultsTable(out / shard.results_name),
+            table,
             spec,
             metrics=metrics,
             corpus_metrics=corpus_metrics,
@@ -108,12 +130,16 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
+        with writing(out / shard.summary_name):
+            summary.to_csv(out / shard.summary_name)
     except (Interrupted, Aborted) as stopped:
         print(f"\n{stopped}", file=sys.stderr)
         raise SystemExit(stopped.exit_code) from None
+    except (RunFolderError, ResultsFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     finally:
         logger.close()
-    summary.to_csv(out / shard.summary_name)
     shown = summary
     if dataset.reference_masks():  # trivial masks' IoU on the same items, for scale
         shown = pd.concat([summary, reference_rows(dataset, shard.select(dataset.item_ids()))])
@@ -121,6 +147,11 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     print(shown.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
     for note in column_notes(summary.columns):
         print(note)
+    failed = failures(table.frame(), spec.method, spec.config_id)
+    if (line := failed.line()) is not None:
+        print(line, file=sys.stderr)
+    if failed.every_item and hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep goes on; its summary ends it with 1
+        raise SystemExit(1)
     return summary
 
 

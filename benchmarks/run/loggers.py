@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -12,6 +13,8 @@ import PIL.Image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
 
 
 class RunLogger(Protocol):
@@ -51,7 +54,8 @@ class WandbLogger:
     as one ``wandb.Table`` (``rows``, logged with the summary), and figures as images.
 
     ``mode`` defaults to offline: runs sync later with ``wandb sync``. Set WANDB_MODE=online
-    (or ``logger.mode=online``) to stream.
+    (or ``logger.mode=online``) to stream. An online run that cannot start (no network, W&B's
+    server unreachable, no login) logs offline instead, with one warning line: the run goes on.
     """
 
     def __init__(self, project: str, *, mode: str | None = None, dir: str | None = None) -> None:
@@ -64,9 +68,20 @@ class WandbLogger:
     def start(self, name: str, group: str, config: dict[str, Any]) -> None:
         import wandb
 
-        self.run = wandb.init(
-            project=self.project, mode=self.mode, dir=self.dir, name=name, group=group, config=config, reinit="finish_previous"
-        )
+        def init(mode: str) -> Any:
+            return wandb.init(
+                project=self.project, mode=mode, dir=self.dir, name=name, group=group, config=config, reinit="finish_previous"
+            )
+
+        try:
+            self.run = init(self.mode)
+        except wandb.errors.Error as error:
+            if self.mode != "online":
+                raise
+            reason = " ".join(str(error).split())  # one line, whatever W&B's message holds
+            log.warning("W&B could not start online (%s); logging offline instead: sync later with `wandb sync`.", reason)
+            self.mode = "offline"
+            self.run = init(self.mode)
 
     def log_row(self, row: dict[str, Any]) -> None:
         numbers = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

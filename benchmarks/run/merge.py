@@ -35,7 +35,8 @@ from benchmarks.run.folder import (
     results_files,
     shard_file_name,
 )
-from benchmarks.run.results import KEY, ResultsTable, one_row_per_key
+from benchmarks.run.results import KEY, ResultsFileError, ResultsTable, one_row_per_key
+from benchmarks.run.writes import RunFolderError, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,8 @@ def comparable(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_rows(records: Iterable[dict], path: str | os.PathLike) -> None:
-    """Write merged rows as JSON Lines, exactly as the shard files hold them."""
-    text = "".join(json.dumps(row, allow_nan=True, default=str) + "\n" for row in records)
-    Path(path).write_text(text, encoding="utf-8")
+    """Write merged rows as JSON Lines, exactly as the shard files hold them (all at once: never a torn file)."""
+    write_text_atomically(path, "".join(json.dumps(row, allow_nan=True, default=str) + "\n" for row in records))
 
 
 def format_report(result: MergeResult, *, max_ids: int = 10) -> str:
@@ -219,10 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     complete = True
     for run_dir in run_dirs:
-        result = merge_run(run_dir)
+        try:
+            result = merge_run(run_dir)
+            if not args.no_write:
+                write_rows(result.records, run_dir / MERGED_NAME)
+        except (ResultsFileError, RunFolderError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         complete &= result.complete
-        if not args.no_write:
-            write_rows(result.records, run_dir / MERGED_NAME)
         print(format_report(result))
     return 0 if complete else 1
 

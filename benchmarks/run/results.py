@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.run.writes import writing
+
 log = logging.getLogger(__name__)
 
 KEY = ("item_id", "method", "config_id")
@@ -37,6 +39,10 @@ def metric_columns(rows: pd.DataFrame) -> list[str]:
         and not c.startswith(NON_RESULT_PREFIXES)
     ]
     return metrics + [c for c in COST_COLUMNS if c in rows]
+
+
+class ResultsFileError(ValueError):
+    """A file named like a results file whose rows are not a run's rows; the message names the file."""
 
 
 def one_row_per_key(rows: Iterable[dict]) -> list[dict]:
@@ -82,11 +88,12 @@ class ResultsTable:
         if not data or data.endswith(b"\n"):
             return None
         keep = data.rfind(b"\n") + 1
-        with self.torn_path.open("ab") as torn:
+        with writing(self.torn_path), self.torn_path.open("ab") as torn:
             torn.write(data[keep:] + b"\n")
             torn.flush()
             os.fsync(torn.fileno())
-        os.truncate(self.path, keep)
+        with writing(self.path):
+            os.truncate(self.path, keep)
         log.warning(
             "%s ended in a torn line (a run was stopped while writing it); moved it to %s, and its item is done again.",
             self.path, self.torn_path,
@@ -94,29 +101,56 @@ class ResultsTable:
         return self.torn_path
 
     def append(self, row: dict[str, Any]) -> None:
-        """Write one row and force it to disk before returning; the first append repairs a torn tail."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write one row and force it to disk before returning; the first append repairs a torn tail.
+
+        A row that cannot be written (a full disk, a read-only folder) raises
+        :class:`~benchmarks.run.writes.RunFolderError`: at most that row's torn line is left,
+        which the next writer moves aside.
+        """
+        with writing(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._repaired:
             self.repair()
         line = json.dumps(row, allow_nan=True, default=str) + "\n"
-        with self.path.open("a", encoding="utf-8") as f:
+        with writing(self.path), self.path.open("a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
     def rows(self) -> list[dict[str, Any]]:
+        """The file's rows. A torn last line (no newline after it) is skipped with a warning.
+
+        Raises :class:`ResultsFileError` for a file this harness did not write: a line before the
+        last that is not JSON text, or any line that is not an object with the key columns.
+        """
         if not self.path.exists():
             return []
+        data = self.path.read_bytes()
+        lines = data.splitlines()
         rows = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(lines, 1):
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning(
-                    "Skipping unreadable line %d of %s (a run was stopped while writing it; if it is the last "
-                    "line, the next run writing the file moves it to %s).", number, self.path, self.torn_path.name,
-                )
+                row = json.loads(line.decode("utf-8"))
+            except ValueError:  # not UTF-8, or not JSON
+                if number == len(lines) and not data.endswith(b"\n"):
+                    log.warning(
+                        "Skipping the torn last line of %s (a run was stopped while writing it; the next run "
+                        "writing the file moves it to %s).", self.path, self.torn_path.name,
+                    )
+                    continue
+                raise ResultsFileError(self._foreign(number, "is not a line of JSON text")) from None
+            if not isinstance(row, dict):
+                raise ResultsFileError(self._foreign(number, "is not a JSON object"))
+            if missing := [k for k in KEY if k not in row]:
+                raise ResultsFileError(self._foreign(number, f"lacks the key column(s) {', '.join(missing)}"))
+            rows.append(row)
         return rows
+
+    def _foreign(self, number: int, problem: str) -> str:
+        return (
+            f"{self.path} is not a results file of run.py: line {number} {problem}. "
+            "Move it out of the run folder, or rerun the run that wrote it."
+        )
 
     def frame(self) -> pd.DataFrame:
         """One row per key (see :func:`one_row_per_key`: a retried item's success replaces its failure)."""

@@ -22,6 +22,7 @@ from benchmarks.run.folder import Shard, save_item_images, saved_pairs
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
 from benchmarks.run.loggers import NullLogger, RunLogger
 from benchmarks.run.results import ResultsTable, metric_columns
+from benchmarks.run.writes import RunFolderError, writing
 from instdiffedit.types import BatchEditor, Editor, EditResult
 
 if TYPE_CHECKING:
@@ -126,7 +127,9 @@ def run(
 
     Each item's row is appended to ``table`` as soon as it is computed. An item whose loading,
     editing or metrics fail gets a row with ``status="failed"`` and the error, and the run
-    goes on; a later run retries it.
+    goes on; a later run retries it. A file of the run folder that cannot be written (a full
+    disk, a read-only folder) is no fault of the item: it stops the run with
+    :class:`~benchmarks.run.writes.RunFolderError`.
 
     The first SIGINT (Ctrl-C) or SIGTERM finishes the batch in flight, writes its rows and raises
     :class:`~benchmarks.run.interrupts.Interrupted`; a second one raises
@@ -196,6 +199,8 @@ def _edit_chunk(
         try:
             item, result = edited()
             _finish_row(row, item, result, measure(item, result, metrics), spec.image_dir, batch_size)
+        except RunFolderError:
+            raise
         except Exception as error:  # a bad item must not stop the run; its row says why
             log.error("Item %s failed:\n%s", item_id, traceback.format_exc())
             row.update(status="failed", error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
@@ -224,11 +229,45 @@ def _finish_row(
     row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int
 ) -> None:
     if image_dir is not None:
-        save_item_images(image_dir, item, result)
+        with writing(image_dir):
+            save_item_images(image_dir, item, result)
     row.update({f"meta.{k}": v for k, v in item.meta.items()})
     row.update(target=item.target, source=item.source)  # the edit, as reports print it
     row.update(status="ok", flags="; ".join(item.flags), **values)
     row["batch_size"] = batch_size  # items edited together: its seconds are a 1/batch_size share
+
+
+@dataclass(frozen=True)
+class Failures:
+    """The failed rows of one method and config in a results table: how many of how many, and the first error."""
+
+    items: int
+    failed: int
+    first_error: str | None = None
+
+    @property
+    def every_item(self) -> bool:
+        return self.items > 0 and self.failed == self.items
+
+    def line(self) -> str | None:
+        """One line for the end of the run: an ``error:`` when every item failed, a ``warning:`` when some did."""
+        if not self.failed:
+            return None
+        if self.every_item:
+            return (f"error: every item failed ({self.failed} of {self.items}); the first error: {self.first_error}. "
+                    "The rows' error column says why for each; fix that and run the same command again.")
+        return (f"warning: {self.failed} of {self.items} items failed (the first error: {self.first_error}); "
+                "run the same command again to retry them.")
+
+
+def failures(frame: pd.DataFrame, method: str, config_id: str) -> Failures:
+    """The :class:`Failures` of ``method`` and ``config_id`` among ``frame``'s rows (one per key)."""
+    if frame.empty:
+        return Failures(0, 0)
+    mine = frame[(frame["method"] == method) & (frame["config_id"] == config_id)]
+    failed = mine[mine["status"] != "ok"]
+    first = failed["error"].iloc[0] if "error" in failed and len(failed) else None
+    return Failures(len(mine), len(failed), first)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
