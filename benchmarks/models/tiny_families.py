@@ -34,6 +34,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxFillPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
     SD3Transformer2DModel,
@@ -179,9 +180,7 @@ def build_tiny_flux(seed: int = 0) -> tuple[FluxPipeline, FluxFillPipeline]:
     tokenizer_2 = t5_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        vae = _flow_vae(scaling_factor=0.3611, shift_factor=0.1159)
-        text_encoder = CLIPTextModel(_clip(_CLIP_L_WIDTH))
-        text_encoder_2 = T5EncoderModel(_t5_config(len(tokenizer_2)))
+        vae, text_encoder, text_encoder_2 = _flux_vae_and_encoders(len(tokenizer_2))
         packed = 4 * vae.config.latent_channels  # the pipelines pack 2 x 2 latents into one token
         transformer = _flux_transformer(in_channels=packed)
         # Fill: packed latents and packed masked-image latents, and the pixel mask folded into each
@@ -209,10 +208,31 @@ def build_tiny_flux(seed: int = 0) -> tuple[FluxPipeline, FluxFillPipeline]:
     return _quiet(base), _quiet(fill)
 
 
+def build_tiny_kontext(seed: int = 0) -> tuple[FluxKontextPipeline, None]:
+    """A FLUX.1 Kontext [dev] pipeline with seeded random weights: tiny FLUX.1 [dev]'s parts (Kontext's
+    transformer is FLUX.1 [dev]'s architecture; the input image's tokens join the sequence). No twin."""
+    tokenizer_2 = t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae, text_encoder, text_encoder_2 = _flux_vae_and_encoders(len(tokenizer_2))
+        transformer = _flux_transformer(in_channels=4 * vae.config.latent_channels)
+    kontext = FluxKontextPipeline(
+        transformer=_frozen(transformer),
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER_CONFIG),  # FLUX.1-Kontext-dev's is FLUX.1-dev's
+        vae=_frozen(vae),
+        text_encoder=_frozen(text_encoder),
+        text_encoder_2=_frozen(text_encoder_2),
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=tokenizer_2,
+    )
+    return _quiet(kontext), None
+
+
 TINY_BUILDERS: dict[str, Callable[[int], tuple[DiffusionPipeline, DiffusionPipeline | None]]] = {
     "sdxl": build_tiny_sdxl,
     "sd3": build_tiny_sd3,
     "flux": build_tiny_flux,
+    "flux_kontext": build_tiny_kontext,
 }
 """Builder of each family's tiny (base, inpainting twin or None) pipelines, by family name."""
 
@@ -261,6 +281,12 @@ def _flow_vae(scaling_factor: float, shift_factor: float) -> AutoencoderKL:
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
+
+
+def _flux_vae_and_encoders(t5_vocab_size: int) -> tuple[AutoencoderKL, CLIPTextModel, T5EncoderModel]:
+    """FLUX.1's VAE (with its scaling and shift), CLIP-L-like and T5-like encoders, drawn in this order."""
+    vae = _flow_vae(scaling_factor=0.3611, shift_factor=0.1159)
+    return vae, CLIPTextModel(_clip(_CLIP_L_WIDTH)), T5EncoderModel(_t5_config(t5_vocab_size))
 
 
 def _clip(width: int, projection_dim: int | None = None) -> CLIPTextConfig:
