@@ -60,6 +60,8 @@ METHODS: tuple[Method, ...] = (
         "flowedit", "baseline", quick=("method.num_inference_steps=10", "method.n_max=7"),
         warmup=("method.num_inference_steps=4", "method.n_max=2"),
     ),
+    Method("kontext", "baseline", quick=("method.num_inference_steps=4",)),
+    Method("qwen_image_edit", "baseline", quick=("method.num_inference_steps=4",)),
     Method("oracle_inpaint", "upper bound", quick=("method.inpaint_steps=4",), warmup=_TWO_INPAINT_STEPS),
 )
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""

@@ -49,7 +49,8 @@ class UNetEvalCounter:
         self.count += int(sample.shape[0])
 
     def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.add(args[0] if args else kwargs["sample"])
+        # The latents: the first argument, or the keyword UNets (sample) or transformers (hidden_states) take them as.
+        self.add(args[0] if args else kwargs["sample"] if "sample" in kwargs else kwargs["hidden_states"])
 
 
 @contextmanager
@@ -58,7 +59,7 @@ def count_unet_evals(*unets: torch.nn.Module | None) -> Iterator[UNetEvalCounter
 
     The shared diffusion steps call a UNet through its runner (eager or replayed from a CUDA
     graph, never through the module's hooks), which reports every call; a forward pre-hook
-    sees the calls made inside diffusers pipelines (LEDITS++, DiffEdit-DDIM).
+    sees the calls made inside diffusers pipelines (LEDITS++, DiffEdit-DDIM, the instruction editors).
     """
     counter = UNetEvalCounter()
     handles = []

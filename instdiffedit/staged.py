@@ -21,7 +21,7 @@ from diffusers import DiffusionPipeline
 from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.arithmetic import Arithmetic, check_arithmetic
 from instdiffedit.backbones import (
-    ALL_FAMILIES,
+    BACKBONE_FAMILIES,
     FAMILY_NAMES,
     Backbone,
     backbone_for,
@@ -38,8 +38,8 @@ from instdiffedit.types import Capabilities, EditResult
 
 Output = Literal["inpaint", "decode"]
 
-STAGED = Capabilities(families=ALL_FAMILIES, batched=True, fast_paths=True)
-"""What every staged method offers: every backbone's families, batched edits (one inpainting
+STAGED = Capabilities(families=BACKBONE_FAMILIES, batched=True, fast_paths=True)
+"""What every staged method offers: every family with a backbone, batched edits (one inpainting
 call for the batch, and the first stages batched where the method overrides
 :meth:`StagedEditor.first_stages`), the backbone's diffusion steps and so its fast paths."""
 

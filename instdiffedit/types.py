@@ -53,6 +53,10 @@ class Capabilities:
         fast_paths: its denoiser calls go through the backbone's shared diffusion steps, so the
             model's fast path (CUDA graphs, compilation) applies; False for methods that run
             inside a diffusers pipeline (eager whatever ``fast_path`` says).
+        instructions: it edits from an editing instruction ("Replace the cat with a dog"), and its
+            ``edit`` also takes ``instruction=``: the split's own instruction where it ships
+            one (``EditItem.instruction``), which the harness then passes; without one, the
+            editor writes it from ``target`` and ``source``.
     """
 
     families: frozenset[str]
@@ -60,6 +64,7 @@ class Capabilities:
     needs_ground_truth_mask: bool = False
     mask_history: bool = False
     fast_paths: bool = False
+    instructions: bool = False
 
 
 @runtime_checkable

@@ -223,7 +223,10 @@ def test_flowedit_runs_on_each_flow_matching_tiny_family_and_reports_no_mask(tmp
 
 @pytest.mark.parametrize(
     ("model", "method", "families"),
-    [("tiny_sdxl", "ledits_pp", "SD 1.x/2.x"), ("tiny_flux", "diffedit_ddim", "SD 1.x/2.x"), ("tiny", "flowedit", "SD 3.x and FLUX.1")],
+    [
+        ("tiny_sdxl", "ledits_pp", "SD 1.x/2.x"), ("tiny_flux", "diffedit_ddim", "SD 1.x/2.x"), ("tiny", "flowedit", "SD 3.x and FLUX.1"),
+        ("tiny", "kontext", "FLUX.1 Kontext"), ("tiny_kontext", "instdiffedit", "SD 1.x/2.x and SDXL and SD 3.x and FLUX.1"),
+    ],
 )
 def test_a_method_on_a_family_it_does_not_run_on_is_refused_before_any_model_loads(tmp_path: Path, model: str, method: str, families: str) -> None:
     cache = tmp_path / "cache"

@@ -16,7 +16,7 @@ from benchmarks.run.config_check import check_run_config
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-TINY_MODELS = ("tiny", "tiny_sdxl", "tiny_sd3", "tiny_flux")
+TINY_MODELS = ("tiny", "tiny_sdxl", "tiny_sd3", "tiny_flux", "tiny_kontext", "tiny_qwen_image_edit")
 
 
 def _family(model: str) -> str:
@@ -38,7 +38,11 @@ def test_every_method_config_passes_as_shipped(method: str) -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_config_fits_its_loaders_signature(model: str, monkeypatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # hub ids are looked up only when the hub is off
-    assert _check(f"model={model}").errors == []
+    family = _family(model)
+    method = "instdiffedit" if family in editor_class("instdiffedit").capabilities.families else next(
+        m for m in METHODS if family in editor_class(m).capabilities.families
+    )
+    assert _check(f"model={model}", f"method={method}").errors == []
 
 
 @pytest.mark.parametrize(
@@ -114,6 +118,19 @@ def test_an_sd_only_method_on_another_family_is_one_line(model: str, method: str
     errors = _check(f"model={model}", f"method={method}").errors
     assert len(errors) == 1 and errors[0].startswith(f"method={method} with model={model}: ")
     assert "runs on SD 1.x/2.x models only, not on" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "message"),
+    [
+        ("sd14", "kontext", "FluxKontext runs on FLUX.1 Kontext models only, not on SD 1.x/2.x."),
+        ("tiny_flux", "qwen_image_edit", "QwenImageEdit runs on Qwen-Image-Edit models only, not on FLUX.1."),
+        ("kontext_dev", "instdiffedit", "InstDiffEdit runs on SD 1.x/2.x and SDXL and SD 3.x and FLUX.1 models only, not on FLUX.1 Kontext."),
+        ("tiny_qwen_image_edit", "oracle_inpaint", "OracleInpaint runs on SD 1.x/2.x and SDXL and SD 3.x and FLUX.1 models only, not on Qwen-Image-Edit."),
+    ],
+)
+def test_an_instruction_editor_and_a_mask_method_on_each_others_models_are_one_line(model: str, method: str, message: str) -> None:
+    assert _check(f"model={model}", f"method={method}").errors == [f"method={method} with model={model}: {message}"]
 
 
 @pytest.mark.parametrize("model", ["tiny", "tiny_sdxl"])

@@ -11,6 +11,7 @@ from hydra.utils import get_object
 from test_goldens import EXPECTED
 
 import run  # noqa: F401  (registers the config's resolvers)
+from baselines.instruction_editors import InstructionEditor
 from baselines.pipeline_editor import PipelineEditor
 from benchmarks.methods import METHODS, editor_class
 from benchmarks.perf import speed
@@ -57,7 +58,8 @@ def test_the_quick_and_warm_up_overrides_name_settings_of_the_methods_config(met
 
 @pytest.mark.parametrize("method", speed.TIMED)
 def test_the_speed_benchmark_builds_each_method_from_its_config(tiny_family, method: str) -> None:
-    family = next(f for f in ("sd", "sd3") if f in editor_class(method).capabilities.families)  # the tiny SD model where the method runs on it
+    # the tiny SD model where the method runs on it; the instruction editors' own families else
+    family = next(f for f in ("sd", "sd3", "flux_kontext", "qwen_image_edit") if f in editor_class(method).capabilities.families)
     editor = speed.build_editor(method, tiny_family(family), quick=False)
     assert type(editor) is get_object(_compose(f"method={method}").method._target_)
 
@@ -82,4 +84,4 @@ def test_only_the_upper_bound_needs_ground_truth_masks_and_only_pipeline_backed_
     assert needs == {m.name for m in METHODS if m.role == "upper bound"} == {"oracle_inpaint"}
     for method in METHODS:
         cls = editor_class(method.name)
-        assert cls.capabilities.fast_paths == (not issubclass(cls, PipelineEditor)), method.name
+        assert cls.capabilities.fast_paths == (not issubclass(cls, (PipelineEditor, InstructionEditor))), method.name

@@ -22,6 +22,8 @@ class EditItem:
     what is replaced (DiffEdit needs it); ``prompt`` a full caption of the input. ``gt_mask``
     is H x W, 1 where the edit should happen, at the image's resolution. ``flags`` say what
     was off with the item's files but could be handled (a resized mask, an empty mask).
+    ``instruction`` is the split's own editing instruction ("change the cat to a dog"), for the
+    instruction-tuned editors, where the split ships one (PIE-Bench); None elsewhere.
     """
 
     id: str
@@ -32,6 +34,7 @@ class EditItem:
     gt_mask: torch.Tensor | None = None
     meta: dict[str, str] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    instruction: str | None = None
 
 
 class EditDataset(ABC):

@@ -4,8 +4,9 @@ Read as its authors distribute it (github.com/cure-lab/PnPInversion, data throug
 ``<root>/mapping_file.json`` and ``<root>/annotation_images/<type folder>/.../<id>.jpg``. The
 mapping file holds, per item id, ``image_path`` (relative to ``annotation_images/``),
 ``original_prompt`` and ``editing_prompt`` (the words that differ in ``[brackets]``),
-``editing_instruction``, ``editing_type_id`` ("0".."9"), ``blended_word`` ("<source word>
-<target word>", or empty) and ``mask`` (run-length encoded, see :func:`decode_mask`).
+``editing_instruction`` (the instruction-tuned editors' text, ``EditItem.instruction``),
+``editing_type_id`` ("0".."9"), ``blended_word`` ("<source word> <target word>", or empty)
+and ``mask`` (run-length encoded, see :func:`decode_mask`).
 
 Every item is checked when the split is built (fields, brackets, image file, mask runs against
 the image's size) and all problems are reported in one error, before any model loads.
@@ -375,4 +376,5 @@ class PieBenchSplit(EditDataset):
         mask = decode_mask(entry.runs, height, width, border=self.mask_border)
         flags = entry.flags + (("empty ground-truth mask: IoU undefined",) if not mask.any() else ())
         texts = entry.texts
-        return EditItem(item_id, rgb, texts.target, texts.source, texts.source_prompt, mask, dict(entry.meta), flags)
+        instruction = entry.meta["editing_instruction"].strip() or None
+        return EditItem(item_id, rgb, texts.target, texts.source, texts.source_prompt, mask, dict(entry.meta), flags, instruction)

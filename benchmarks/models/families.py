@@ -1,4 +1,4 @@
-"""Loading SDXL, SD 3.x and FLUX.1 pipelines (and their inpainting twins) from hub ids or folders.
+"""Loading SDXL, SD 3.x, FLUX.1 pipelines (and their inpainting twins), FLUX.1 Kontext and Qwen-Image-Edit from hub ids or folders.
 
 The same loading path as :func:`benchmarks.models.loading.load_pretrained` (local folder, else the hub
 cache, else the hub; one sentence when a model cannot be had), with the pipeline classes of
@@ -15,7 +15,9 @@ import torch
 from diffusers import (
     DiffusionPipeline,
     FluxFillPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
+    QwenImageEditPipeline,
     StableDiffusion3Pipeline,
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
@@ -51,6 +53,8 @@ FAMILIES: dict[str, Family] = {
     "sdxl": Family(StableDiffusionXLPipeline, StableDiffusionXLInpaintPipeline),
     "sd3": Family(StableDiffusion3Pipeline, None),
     "flux": Family(FluxPipeline, FluxFillPipeline),
+    "flux_kontext": Family(FluxKontextPipeline, None),  # an instruction editor: no mask, so no twin
+    "qwen_image_edit": Family(QwenImageEditPipeline, None),
 }
 
 

@@ -1,4 +1,4 @@
-"""SDXL, SD 3.5 Medium and FLUX.1 [dev] at full size with random weights: what the speed benchmark times.
+"""SDXL, SD 3.5 Medium, FLUX.1 [dev], FLUX.1 Kontext [dev] and Qwen-Image-Edit at full size with random weights: what the speed benchmark times.
 
 A denoiser's cost depends on its shapes, not its weights, so random weights time as the real
 ones do and need no download (the models are gated, and tens of gigabytes). Every size below is
@@ -11,7 +11,10 @@ they encode each prompt once per edit, so they cost an edit only that, and they 
 it. What differs from the real models costs nothing: the tokenizers are the real CLIP BPE and,
 for T5, a small SentencePiece model trained offline (:func:`benchmarks.models.t5_tokenizer.t5_tokenizer`),
 whose ids all exist in T5's 32,128-row embedding; the pipelines pad every prompt to the same
-77 CLIP and 256 (SD 3.x) or 512 (FLUX.1 [dev]) T5 tokens as the real ones do.
+77 CLIP and 256 (SD 3.x) or 512 (FLUX.1 [dev] and Kontext) T5 tokens as the real ones do. Qwen-Image-Edit's
+tokenizer is a small Qwen2-style BPE (:mod:`benchmarks.models.qwen_processor`) that splits the
+pipeline's system prompt into the same 64 tokens as Qwen's; the instruction may take a few more
+or fewer tokens than with Qwen's, against the ~1,400 image tokens the encoder reads with it.
 
 Modules are made directly on the device, in their final dtype (random initialisation of FLUX.1's
 twelve billion parameters on the host would take minutes; made in float32 and cast, two
@@ -26,11 +29,15 @@ from dataclasses import dataclass
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderKLQwenImage,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxFillPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
+    QwenImageEditPipeline,
+    QwenImageTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionXLInpaintPipeline,
@@ -41,23 +48,27 @@ from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTextModelWithProjection,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     T5Config,
     T5EncoderModel,
 )
 
 from benchmarks.models.families import FamilyPipelines, finish_pipeline
 from benchmarks.models.sd_architecture import CLIP_VIT_L14_TEXT, frozen, random_weights
+from benchmarks.models.qwen_processor import qwen_processor, qwen_tokenizer, vision_token_ids
 from benchmarks.models.t5_tokenizer import t5_tokenizer
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.models.tiny_families import (
     FLUX_DEV_SCHEDULER_CONFIG,
+    QWEN_IMAGE_SCHEDULER_CONFIG,
     SD35_SCHEDULER_CONFIG,
     SDXL_SCHEDULER_CONFIG,
     clip_g_tokenizer,
 )
 
 RESOLUTION = 1024
-"""The native image side of all three, in pixels."""
+"""The native image side of all five, in pixels."""
 
 # -- the configs ------------------------------------------------------------------------------
 
@@ -167,6 +178,54 @@ FLUX_DEV_TRANSFORMER = {  # black-forest-labs/FLUX.1-dev, transformer/ (12 B)
 # 8 x 8-pixel mask folded into each of a token's 2 x 2 latents: 64 + 64 + 256 input channels.
 FLUX_FILL_TRANSFORMER = {**FLUX_DEV_TRANSFORMER, "in_channels": 384, "out_channels": 64}
 
+# black-forest-labs/FLUX.1-Kontext-dev, transformer/: FLUX.1 [dev]'s architecture (12 B); the input image's
+# tokens join the sequence, so no input channel is added.
+KONTEXT_DEV_TRANSFORMER = FLUX_DEV_TRANSFORMER
+QWEN_IMAGE_TRANSFORMER = {  # Qwen/Qwen-Image-Edit, transformer/ (Qwen-Image's MMDiT, 20 B)
+    "patch_size": 2,
+    "in_channels": 64,
+    "out_channels": 16,
+    "num_layers": 60,
+    "attention_head_dim": 128,
+    "num_attention_heads": 24,
+    "joint_attention_dim": 3584,
+    "guidance_embeds": False,
+    "axes_dims_rope": (16, 56, 56),
+}
+QWEN_IMAGE_VAE = {  # Qwen/Qwen-Image-Edit, vae/ (a causal 3-D VAE, downsampling by 8)
+    "base_dim": 96,
+    "z_dim": 16,
+    "dim_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_scales": [],
+    "temperal_downsample": [False, True, True],
+}
+QWEN25_VL_7B_TEXT = {  # Qwen/Qwen-Image-Edit, text_encoder/ (Qwen2.5-VL-7B-Instruct): the language model
+    "vocab_size": 152064,
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 128000,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+}
+QWEN25_VL_7B_VISION = {  # ... and its vision tower
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 3584,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+    "tokens_per_second": 2,
+}
+QWEN25_VL_IMAGE_PROCESSOR = {"min_pixels": 3136, "max_pixels": 12845056}  # Qwen/Qwen-Image-Edit, processor/preprocessor_config.json
+
 
 # -- building -------------------------------------------------------------------------------
 
@@ -223,6 +282,44 @@ def build_flux_dev(device: torch.device, dtype: torch.dtype = torch.bfloat16, se
     return _pipelines("flux", dtype, base, fill)
 
 
+def build_kontext_dev(device: torch.device, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> FamilyPipelines:
+    """FLUX.1 Kontext [dev] (no twin: an instruction editor)."""
+    with random_weights(device, dtype, seed):
+        transformer = frozen(FluxTransformer2DModel(**KONTEXT_DEV_TRANSFORMER), dtype)
+        text_encoder = frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
+        text_encoder_2 = frozen(T5EncoderModel(T5Config(**T5_XXL_ENCODER)), dtype)
+        vae = frozen(AutoencoderKL(**FLUX_VAE), dtype)
+    kontext = FluxKontextPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER_CONFIG),
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=t5_tokenizer(),
+    )
+    return _pipelines("flux_kontext", dtype, kontext, None)
+
+
+def build_qwen_image_edit(device: torch.device, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> FamilyPipelines:
+    """Qwen-Image-Edit (no twin: an instruction editor)."""
+    tokenizer = qwen_tokenizer()
+    config = Qwen2_5_VLConfig(text_config=QWEN25_VL_7B_TEXT, vision_config=QWEN25_VL_7B_VISION, **vision_token_ids(tokenizer))
+    with random_weights(device, dtype, seed):
+        transformer = frozen(QwenImageTransformer2DModel(**QWEN_IMAGE_TRANSFORMER), dtype)
+        text_encoder = frozen(Qwen2_5_VLForConditionalGeneration(config), dtype)
+        vae = frozen(AutoencoderKLQwenImage(**QWEN_IMAGE_VAE), dtype)
+    pipe = QwenImageEditPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(QWEN_IMAGE_SCHEDULER_CONFIG),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        processor=qwen_processor(tokenizer, **QWEN25_VL_IMAGE_PROCESSOR),
+        transformer=transformer,
+    )
+    return _pipelines("qwen_image_edit", dtype, pipe, None)
+
+
 def _pipelines(family: str, dtype: torch.dtype, base, inpaint) -> FamilyPipelines:
     for pipe in (base, inpaint):
         if pipe is not None:
@@ -243,5 +340,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "sdxl": Architecture("sdxl", build_sdxl, torch.float16),
     "sd35_medium": Architecture("sd3", build_sd35_medium, torch.bfloat16),
     "flux_dev": Architecture("flux", build_flux_dev, torch.bfloat16),
+    "kontext_dev": Architecture("flux_kontext", build_kontext_dev, torch.bfloat16),
+    "qwen_image_edit": Architecture("qwen_image_edit", build_qwen_image_edit, torch.bfloat16),
 }
 """The speed benchmark's full-size architectures, by ``--arch`` name."""

@@ -22,8 +22,7 @@ T5_MAX_LENGTH = 512
 
 _VOCAB_SIZE = 400  # an upper bound: the corpus decides how many pieces there are
 
-# Captions of the kind the editing benchmarks use (objects, animals, scenes, edits).
-_CORPUS = (
+CAPTIONS = (
     "a photo of a cat sitting on a sofa",
     "a photo of a dog running on the beach",
     "a raccoon standing in the snow",
@@ -69,6 +68,8 @@ _CORPUS = (
     "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG!",
     "Shiba Inu, Golden Retriever; 0 1 2 3 4 5 6 7 8 9: what's (new) - yes? \"no\"",
 )
+"""Captions of the kind the editing benchmarks use (objects, animals, scenes, edits): the tiny
+models' tokenizers are trained on these."""
 
 
 def t5_tokenizer() -> T5TokenizerFast:
@@ -83,7 +84,7 @@ def t5_tokenizer() -> T5TokenizerFast:
 def _sentencepiece_model() -> bytes:
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(_CORPUS),
+        sentence_iterator=iter(CAPTIONS),
         model_writer=model,
         model_type="unigram",
         vocab_size=_VOCAB_SIZE,

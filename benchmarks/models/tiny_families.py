@@ -1,4 +1,4 @@
-"""Tiny random-weight models of SDXL, SD 3.5 and FLUX.1 (with their inpainting twins), built offline.
+"""Tiny random-weight models of SDXL, SD 3.5, FLUX.1 (with their inpainting twins), FLUX.1 Kontext and Qwen-Image-Edit, built offline.
 
 Each keeps what the editing methods depend on in its family and is small enough to sample an
 image in a fraction of a second on a CPU (64 px images; the VAEs downsample by 2, so latents
@@ -15,9 +15,17 @@ are 32 x 32):
 - FLUX.1 [dev]: ``FluxTransformer2DModel`` with double- and single-stream blocks, rotary
   embeddings and the guidance embedding; ``CLIPTextModel`` (pooled) + ``T5EncoderModel``; the
   Fill twin's transformer takes the packed latents, masked-image latents and mask.
+- FLUX.1 Kontext [dev]: FLUX.1 [dev]'s parts in ``FluxKontextPipeline`` (the input image's tokens
+  join the transformer's sequence).
+- Qwen-Image-Edit: ``QwenImageTransformer2DModel`` (joint attention, 3-axis rotary embeddings),
+  Qwen-Image's causal 3-D VAE (``AutoencoderKLQwenImage``, downsampling by 8 as the real one) and
+  a Qwen2.5-VL text encoder with its vision tower, which reads the input image beside the
+  instruction. Its pipeline scales the input to a 1024 x 1024 area for the VAE and the encoder
+  whatever the model, so an edit costs tens of seconds on a CPU even at this size.
 
-Tokenizers are the real CLIP BPE (:func:`benchmarks.models.tiny.clip_tokenizer`) and a T5-style
-SentencePiece tokenizer trained offline (:func:`benchmarks.models.t5_tokenizer.t5_tokenizer`). The
+Tokenizers are the real CLIP BPE (:func:`benchmarks.models.tiny.clip_tokenizer`), a T5-style
+SentencePiece tokenizer and a Qwen2-style BPE trained offline (:mod:`benchmarks.models.t5_tokenizer`,
+:mod:`benchmarks.models.qwen_processor`). The
 models are saved with ``save_pretrained`` in the folder layout of the hub repositories and
 loaded back through :func:`benchmarks.models.families.load_family`, as real models are.
 """
@@ -30,12 +38,16 @@ from collections.abc import Callable
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderKLQwenImage,
     DiffusionPipeline,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxFillPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
+    QwenImageEditPipeline,
+    QwenImageTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionXLInpaintPipeline,
@@ -47,11 +59,15 @@ from transformers import (
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2Tokenizer,
     T5Config,
     T5EncoderModel,
 )
 
 from benchmarks.models.families import FamilyPipelines, load_family
+from benchmarks.models.qwen_processor import qwen_processor, qwen_tokenizer, vision_token_ids
 from benchmarks.models.t5_tokenizer import t5_tokenizer
 from benchmarks.models.tiny import (
     cache_root,
@@ -91,7 +107,7 @@ SD35_SCHEDULER_CONFIG = {  # stabilityai/stable-diffusion-3.5-medium and -large
     "num_train_timesteps": 1000,
     "shift": 3.0,
 }
-FLUX_DEV_SCHEDULER_CONFIG = {  # black-forest-labs/FLUX.1-dev and FLUX.1-Fill-dev
+FLUX_DEV_SCHEDULER_CONFIG = {  # black-forest-labs/FLUX.1-dev, FLUX.1-Fill-dev and FLUX.1-Kontext-dev
     "_class_name": "FlowMatchEulerDiscreteScheduler",
     "base_image_seq_len": 256,
     "base_shift": 0.5,
@@ -101,11 +117,29 @@ FLUX_DEV_SCHEDULER_CONFIG = {  # black-forest-labs/FLUX.1-dev and FLUX.1-Fill-de
     "shift": 3.0,
     "use_dynamic_shifting": True,
 }
+QWEN_IMAGE_SCHEDULER_CONFIG = {  # Qwen/Qwen-Image and Qwen/Qwen-Image-Edit
+    "_class_name": "FlowMatchEulerDiscreteScheduler",
+    "base_image_seq_len": 256,
+    "base_shift": 0.5,
+    "invert_sigmas": False,
+    "max_image_seq_len": 8192,
+    "max_shift": 0.9,
+    "num_train_timesteps": 1000,
+    "shift": 1.0,
+    "shift_terminal": 0.02,
+    "stochastic_sampling": False,
+    "time_shift_type": "exponential",
+    "use_beta_sigmas": False,
+    "use_dynamic_shifting": True,
+    "use_exponential_sigmas": False,
+    "use_karras_sigmas": False,
+}
 
 # Text encoder widths. CLIP-L and CLIP-G differ (as 768 and 1280 do), so a layout that mixes up
 # the two encoders' hidden states fails loudly; SD 3.x zero-pads their concatenation to T5's width.
 _CLIP_L_WIDTH, _CLIP_G_WIDTH, _CLIP_G_PROJECTION = 32, 48, 40
 _T5_WIDTH = 96
+_QWEN_VL_WIDTH = 64
 
 
 def build_tiny_sdxl(seed: int = 0) -> tuple[StableDiffusionXLPipeline, StableDiffusionXLInpaintPipeline]:
@@ -179,9 +213,7 @@ def build_tiny_flux(seed: int = 0) -> tuple[FluxPipeline, FluxFillPipeline]:
     tokenizer_2 = t5_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        vae = _flow_vae(scaling_factor=0.3611, shift_factor=0.1159)
-        text_encoder = CLIPTextModel(_clip(_CLIP_L_WIDTH))
-        text_encoder_2 = T5EncoderModel(_t5_config(len(tokenizer_2)))
+        vae, text_encoder, text_encoder_2 = _flux_vae_and_encoders(len(tokenizer_2))
         packed = 4 * vae.config.latent_channels  # the pipelines pack 2 x 2 latents into one token
         transformer = _flux_transformer(in_channels=packed)
         # Fill: packed latents and packed masked-image latents, and the pixel mask folded into each
@@ -209,10 +241,60 @@ def build_tiny_flux(seed: int = 0) -> tuple[FluxPipeline, FluxFillPipeline]:
     return _quiet(base), _quiet(fill)
 
 
+def build_tiny_kontext(seed: int = 0) -> tuple[FluxKontextPipeline, None]:
+    """A FLUX.1 Kontext [dev] pipeline with seeded random weights: tiny FLUX.1 [dev]'s parts (Kontext's
+    transformer is FLUX.1 [dev]'s architecture; the input image's tokens join the sequence). No twin."""
+    tokenizer_2 = t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae, text_encoder, text_encoder_2 = _flux_vae_and_encoders(len(tokenizer_2))
+        transformer = _flux_transformer(in_channels=4 * vae.config.latent_channels)
+    kontext = FluxKontextPipeline(
+        transformer=_frozen(transformer),
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER_CONFIG),  # FLUX.1-Kontext-dev's is FLUX.1-dev's
+        vae=_frozen(vae),
+        text_encoder=_frozen(text_encoder),
+        text_encoder_2=_frozen(text_encoder_2),
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=tokenizer_2,
+    )
+    return _quiet(kontext), None
+
+
+def build_tiny_qwen_image_edit(seed: int = 0) -> tuple[QwenImageEditPipeline, None]:
+    """A Qwen-Image-Edit pipeline with seeded random weights. No twin."""
+    tokenizer = qwen_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = AutoencoderKLQwenImage(base_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True])
+        text_encoder = Qwen2_5_VLForConditionalGeneration(_qwen_vl_config(tokenizer))
+        transformer = QwenImageTransformer2DModel(
+            patch_size=2,
+            in_channels=4 * vae.config.z_dim,  # 2 x 2 latents packed into one token
+            out_channels=vae.config.z_dim,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=_QWEN_VL_WIDTH,
+            axes_dims_rope=(4, 6, 6),  # sums to the head width, as (16, 56, 56) does to 128
+        )
+    pipe = QwenImageEditPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(QWEN_IMAGE_SCHEDULER_CONFIG),
+        vae=_frozen(vae),
+        text_encoder=_frozen(text_encoder),
+        tokenizer=tokenizer,
+        processor=qwen_processor(tokenizer),
+        transformer=_frozen(transformer),
+    )
+    return _quiet(pipe), None
+
+
 TINY_BUILDERS: dict[str, Callable[[int], tuple[DiffusionPipeline, DiffusionPipeline | None]]] = {
     "sdxl": build_tiny_sdxl,
     "sd3": build_tiny_sd3,
     "flux": build_tiny_flux,
+    "flux_kontext": build_tiny_kontext,
+    "qwen_image_edit": build_tiny_qwen_image_edit,
 }
 """Builder of each family's tiny (base, inpainting twin or None) pipelines, by family name."""
 
@@ -263,6 +345,12 @@ def _flow_vae(scaling_factor: float, shift_factor: float) -> AutoencoderKL:
     )
 
 
+def _flux_vae_and_encoders(t5_vocab_size: int) -> tuple[AutoencoderKL, CLIPTextModel, T5EncoderModel]:
+    """FLUX.1's VAE (with its scaling and shift), CLIP-L-like and T5-like encoders, drawn in this order."""
+    vae = _flow_vae(scaling_factor=0.3611, shift_factor=0.1159)
+    return vae, CLIPTextModel(_clip(_CLIP_L_WIDTH)), T5EncoderModel(_t5_config(t5_vocab_size))
+
+
 def _clip(width: int, projection_dim: int | None = None) -> CLIPTextConfig:
     return tiny_clip_config(hidden_size=width, projection_dim=projection_dim or width)
 
@@ -288,6 +376,35 @@ def _t5_config(vocab_size: int) -> T5Config:
         pad_token_id=0,
         eos_token_id=1,
         decoder_start_token_id=0,
+    )
+
+
+def _qwen_vl_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
+    """A Qwen2.5-VL whose language model is grouped-query attention with multimodal rotary
+    embeddings (sections over time, height and width), and whose vision tower has 14-pixel
+    patches merged 2 x 2, windowed attention and one full-attention block, as the 7B's."""
+    return Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": _QWEN_VL_WIDTH,
+            "intermediate_size": 2 * _QWEN_VL_WIDTH,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            # the head's 16 channels rotate in 8 pairs: 2 by time, 3 by height, 3 by width ([16, 24, 24] of 64 in the 7B)
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": None,
+            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": _QWEN_VL_WIDTH,
+            "fullatt_block_indexes": [1],
+        },
+        **vision_token_ids(tokenizer),
     )
 
 

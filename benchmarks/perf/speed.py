@@ -74,7 +74,7 @@ from benchmarks.models.family_architectures import ARCHITECTURES
 from benchmarks.models.loading import Pipelines, load_pretrained
 from benchmarks.perf.readme import replace_section
 from instdiffedit.acceleration import accelerate, reset
-from instdiffedit.backbones import backbone_for, denoiser_of
+from instdiffedit.backbones import BACKBONE_FAMILIES, backbone_for, denoiser_of, family_of
 from instdiffedit.graphs import (
     DEFAULT_FAST_PATH,
     UNetRunner,
@@ -86,7 +86,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 TIMED = tuple(method.name for method in METHODS)
 """Every method of :mod:`benchmarks.methods` can be timed, each as its config builds it."""
 DEFAULT_METHODS = "instdiffedit,diffedit,sdedit,diffedit_ddim,ledits_pp,instdiffedit@8"  # on SD 1.x; @8: the runner's default batch
-TINY_FAMILIES = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux"}
+TINY_FAMILIES = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux", "tiny_kontext": "flux_kontext", "tiny_qwen_image_edit": "qwen_image_edit"}
 ARCH_FAMILIES = {"sd14": "sd", "tiny": "sd", **TINY_FAMILIES, **{name: arch.family for name, arch in ARCHITECTURES.items()}}
 """Every ``--arch`` and its model family."""
 BACKBONE_ARCHS = (*ARCHITECTURES, *TINY_FAMILIES)
@@ -782,8 +782,8 @@ def benchmark_input(pipes: Pipelines):
 
 
 def resolution(pipes: Pipelines) -> int:
-    """The model's native image side in pixels, as its backbone reads it."""
-    return backbone_for(pipes.base).resolution
+    """The model's native image side in pixels, as its backbone reads it (the family's own for a model without one)."""
+    return pipes.resolution if family_of(pipes.base) not in BACKBONE_FAMILIES else backbone_for(pipes.base).resolution
 
 
 def arch_dtype(name: str, arch: str, device: torch.device) -> torch.dtype:

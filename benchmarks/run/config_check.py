@@ -42,7 +42,7 @@ from benchmarks.models.loading import (
 )
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
-from instdiffedit.backbones import BACKBONES, check_family
+from instdiffedit.backbones import BACKBONES, PIPELINE_FAMILIES, check_family
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,
@@ -80,7 +80,8 @@ class _NoModel:
 def _no_model(family: str) -> _NoModel:
     """A stand-in of the family's base pipeline class: the editor picks the family's backbone from
     the class, and the backbone's first look at the model ends the trial."""
-    pipeline = next(cls for cls, backbone in BACKBONES.items() if backbone.family == family)
+    families = {**{cls: backbone.family for cls, backbone in BACKBONES.items()}, **PIPELINE_FAMILIES}
+    pipeline = next(cls for cls, pipeline_family in families.items() if pipeline_family == family)
     return object.__new__(type(f"No{pipeline.__name__}", (_NoModel, pipeline), {}))
 
 

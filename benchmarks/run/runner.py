@@ -85,7 +85,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) -> list[EditResult]:
     """Edit items, together when there are several and the editor is batched (``capabilities.batched``),
-    each with a generator seeded for it."""
+    each with a generator seeded for it; an instruction editor (``capabilities.instructions``) also
+    gets the item's own instruction, where its split ships one."""
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     if len(items) > 1 and editor.capabilities.batched:
         return cast(BatchEditor, editor).edit_batch(
@@ -97,7 +98,10 @@ def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) 
             generators=generators,
         )
     return [
-        editor.edit(item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g)
+        editor.edit(
+            item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g,
+            **({"instruction": item.instruction} if editor.capabilities.instructions else {}),
+        )
         for item, g in zip(items, generators, strict=True)
     ]
 

@@ -11,6 +11,10 @@ family       pipelines                               backbone
 ``sd3``      ``StableDiffusion3Pipeline``            :class:`StableDiffusion3`
 ``flux``     ``FluxPipeline``, ``FluxFillPipeline``  :class:`Flux`, :class:`FluxFill`
 ===========  ======================================  ==========================================
+
+The instruction-tuned editors' families (``flux_kontext``: ``FluxKontextPipeline``;
+``qwen_image_edit``: ``QwenImageEditPipeline``) have no backbone: their editors call the
+pipeline as it is (:data:`PIPELINE_FAMILIES`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import torch
 from diffusers import (
     DiffusionPipeline,
     FluxFillPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
+    QwenImageEditPipeline,
     StableDiffusion3Pipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
@@ -29,6 +35,7 @@ from diffusers import (
 
 from instdiffedit.backbones.base import (
     ALL_FAMILIES,
+    BACKBONE_FAMILIES,
     FAMILY_NAMES,
     AttentionOptions,
     Backbone,
@@ -55,6 +62,14 @@ BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
 """The backbone of each pipeline class (subclasses of a class take its backbone)."""
 
 
+PIPELINE_FAMILIES: dict[type[DiffusionPipeline], Family] = {
+    FluxKontextPipeline: "flux_kontext",
+    QwenImageEditPipeline: "qwen_image_edit",
+}
+"""The family of each pipeline class without a backbone: editors run these pipelines as they are.
+Both denoise with a transformer (``pipe.transformer``)."""
+
+
 def backbone_class(pipe: DiffusionPipeline) -> type[Backbone]:
     """The backbone class for ``pipe``'s class, or a TypeError listing the supported pipelines."""
     for cls in type(pipe).__mro__:
@@ -62,6 +77,11 @@ def backbone_class(pipe: DiffusionPipeline) -> type[Backbone]:
             return BACKBONES[cls]
     names = ", ".join(cls.__name__ for cls in BACKBONES)
     raise TypeError(f"No backbone for a {type(pipe).__name__}; supported pipelines: {names}.")
+
+
+def _pipeline_family(pipe: DiffusionPipeline) -> Family | None:
+    """The family of a pipeline without a backbone (:data:`PIPELINE_FAMILIES`), else None."""
+    return next((PIPELINE_FAMILIES[cls] for cls in type(pipe).__mro__ if cls in PIPELINE_FAMILIES), None)
 
 
 def backbone_for(pipe: DiffusionPipeline | Backbone, *, scheduler: str | None = None, resolution: int | None = None) -> Backbone:
@@ -75,13 +95,17 @@ def backbone_for(pipe: DiffusionPipeline | Backbone, *, scheduler: str | None = 
 
 
 def denoiser_of(pipe: DiffusionPipeline) -> torch.nn.Module:
-    """The pipeline's denoiser: its UNet (SD 1.x/2.x, SDXL) or transformer (SD 3.x, FLUX.1)."""
+    """The pipeline's denoiser: its UNet (SD 1.x/2.x, SDXL) or transformer (the other families)."""
+    if _pipeline_family(pipe) is not None:
+        return pipe.transformer
     return getattr(pipe, backbone_class(pipe).denoiser_name)
 
 
 def family_of(pipe: DiffusionPipeline | Backbone) -> Family:
-    """The family of a pipeline or backbone (``"sd"``, ``"sdxl"``, ``"sd3"``, ``"flux"``)."""
-    return pipe.family if isinstance(pipe, Backbone) else backbone_class(pipe).family
+    """The family of a pipeline or backbone (a key of :data:`FAMILY_NAMES`)."""
+    if isinstance(pipe, Backbone):
+        return pipe.family
+    return _pipeline_family(pipe) or backbone_class(pipe).family
 
 
 def check_family(method: type[Editor], family: str) -> None:
@@ -97,6 +121,7 @@ def check_family(method: type[Editor], family: str) -> None:
 __all__ = [
     "ALL_FAMILIES",
     "BACKBONES",
+    "BACKBONE_FAMILIES",
     "FAMILY_NAMES",
     "AttentionOptions",
     "Backbone",
@@ -104,6 +129,7 @@ __all__ = [
     "Family",
     "Flux",
     "FluxFill",
+    "PIPELINE_FAMILIES",
     "StableDiffusion",
     "StableDiffusion3",
     "StableDiffusionXL",

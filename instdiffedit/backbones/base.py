@@ -36,9 +36,19 @@ from instdiffedit.resizing import to_working_size
 from instdiffedit.token_references import Reference, TextPart, text_layout
 from instdiffedit.tokens import TokenLayout
 
-Family = Literal["sd", "sdxl", "sd3", "flux"]
-FAMILY_NAMES: dict[str, str] = {"sd": "SD 1.x/2.x", "sdxl": "SDXL", "sd3": "SD 3.x", "flux": "FLUX.1"}
+Family = Literal["sd", "sdxl", "sd3", "flux", "flux_kontext", "qwen_image_edit"]
+FAMILY_NAMES: dict[str, str] = {
+    "sd": "SD 1.x/2.x",
+    "sdxl": "SDXL",
+    "sd3": "SD 3.x",
+    "flux": "FLUX.1",
+    "flux_kontext": "FLUX.1 Kontext",
+    "qwen_image_edit": "Qwen-Image-Edit",
+}
 ALL_FAMILIES: frozenset[str] = frozenset(FAMILY_NAMES)
+BACKBONE_FAMILIES: frozenset[str] = frozenset({"sd", "sdxl", "sd3", "flux"})
+"""The families with a backbone, on which the shared diffusion steps run. The instruction-tuned
+editors' models (FLUX.1 Kontext, Qwen-Image-Edit) have none: they run inside their own pipelines."""
 
 Guidance = Literal["cfg", "embedded", "none"]
 """How the text guides the denoiser: classifier-free guidance (two rows per latent), a guidance
