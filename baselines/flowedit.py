@@ -27,7 +27,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
-from instdiffedit.backbones import Backbone, DenoisingStep, check_family, family_of
+from instdiffedit.backbones import Backbone, DenoisingStep, TextGuidance, check_family, family_of
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
@@ -122,16 +122,18 @@ class FlowEdit(StagedEditor):
         flow_steps = self.n_max - self.n_min
         noises = d.noise((flow_steps * self.n_avg, *x_src.shape[1:]), generator).unflatten(0, (flow_steps, self.n_avg))
         noised_sources = [d.add_noise(x_src, noise, t) for noise, t in zip(noises, timesteps[:flow_steps], strict=True)]
-        source_guidance = d.text_guidance([source or ""] * self.n_avg, self.source_guidance_scale)
-        target_guidance = d.text_guidance([target] * self.n_avg, self.target_guidance_scale)
+        # The source and the target velocities of a step in one denoiser call, as the authors batch them.
+        source_and_target = TextGuidance.stack(
+            d.text_guidance([source or ""] * self.n_avg, self.source_guidance_scale),
+            d.text_guidance([target] * self.n_avg, self.target_guidance_scale),
+        )
         target_alone = d.text_guidance([target], self.target_guidance_scale)
 
         def predict(index: int, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if index >= flow_steps:  # plain sampling from the target's sample
                 return d.guided_prediction(z, t, target_alone)
             z_src = noised_sources[index]
-            v_src = d.guided_prediction(z_src, t, source_guidance)
-            v_tar = d.guided_prediction(z + z_src - x_src, t, target_guidance)
+            v_src, v_tar = d.guided_prediction(torch.cat([z_src, z + z_src - x_src]), t, source_and_target).chunk(2)
             return (v_tar - v_src).mean(dim=0, keepdim=True)
 
         z = x_src

@@ -3,27 +3,30 @@
 In these models image and text tokens attend together: each layer runs one softmax over the
 image keys and the text keys. What InstDiffEdit reads is the image-query -> text-key block of
 those probabilities, one map per text token at the transformer's token grid (H/16 x W/16 for
-both families). A capturing processor wraps each chosen layer's own processor, so the layer's
-output is computed exactly as before (its attention kernel stays in charge); it then recomputes
-the image queries and the keys with the layer's own projections, qk-norms and (FLUX) rotary
-embeddings and accumulates the block on the device, in float32, averaged over heads and layers.
+both families), accumulated on the device in float32, averaged over heads and layers.
 
-Exact probabilities need each row's normaliser over *all* keys. Its log (the log-sum-exp of a
-row's scores over the image and the text keys) comes from a fused attention kernel that returns
-it beside its output (PyTorch's memory-efficient attention on CUDA, its flash attention on a
-CPU), so the (image + text)^2 scores of a layer (about 1 GB for FLUX.1 at 1024 px in bfloat16)
-are never written out: the kernel multiplies the layer's own half-precision queries and keys
-with float32 accumulation, as a float32 matrix product of the same numbers does. Only the
-image-to-text scores are formed, in float32, in query chunks whose scores stay under
-``chunk_bytes``. Materialising and reducing the full scores in float32 made the capture cost
-more than the transformer itself on an H200 (SD 3.5 Medium: 22.5 s per edit against 9.5 s
-without capture). ``normaliser="text_keys"`` instead renormalises over the text keys alone (a
-softmax over the text scores), which also skips the image keys' projection.
+The capture costs no extra pass over the layer: a capturing processor *is* the layer's attention.
+It computes the layer as diffusers' own processor does (the same projections, qk-norms and, for
+FLUX.1, rotary embeddings, in the same order), but through an attention kernel that also returns
+each query row's log-sum-exp over *all* keys (PyTorch's flash attention on CUDA in half
+precision and on a CPU, its memory-efficient attention on CUDA in float32: the kernels
+``scaled_dot_product_attention`` itself picks for these inputs, so the layer's output is the
+model's own, bit for bit where the same kernel runs). That log-sum-exp is the exact normaliser of
+every image row; only the image-to-text scores are then formed, from the layer's own queries and
+text keys, in float32, in query chunks whose scores stay under ``chunk_bytes``, and
+``exp(score - lse)`` are the exact probabilities. ``normaliser="text_keys"`` instead renormalises
+over the text keys alone (a softmax over the text scores). Earlier designs projected the queries
+and keys a second time and ran one more attention pass for the normaliser (+36 % per edit on
+SD 3.5 Medium, +63 % on FLUX.1 [dev]); before that, materialising the full float32 scores cost
+more than the transformer itself.
 
 Layers: every joint layer by default -- SD 3.x's ``transformer_blocks.i.attn`` (not the
 image-only ``attn2`` of 3.5's dual-attention blocks); FLUX.1's double-stream
 ``transformer_blocks.i.attn`` then single-stream ``single_transformer_blocks.i.attn``. A subset
-is chosen by index into that list (:func:`joint_attention_layers`), in execution order.
+is chosen by index into that list (:func:`joint_attention_layers`), in execution order. A chosen
+layer must run diffusers' own processor for its family (``JointAttnProcessor2_0``,
+``FluxAttnProcessor``, unfused projections), since the capture computes that processor's work;
+any other is refused with its name rather than replaced.
 
 As in :mod:`instdiffedit.attention`, the capture works inside CUDA graphs
 (:mod:`instdiffedit.graphs`): before each transformer call the store selects a preallocated
@@ -39,16 +42,18 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
+from diffusers.models.attention_processor import JointAttnProcessor2_0
 from diffusers.models.embeddings import apply_rotary_emb
+from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
-from instdiffedit.graphs import is_graph_safe, unet_runner
+from instdiffedit.graphs import unet_runner
 
 Normaliser = Literal["all_keys", "text_keys"]
 NORMALISERS: tuple[str, ...] = ("all_keys", "text_keys")
@@ -60,9 +65,6 @@ its 4096 take one chunk."""
 
 JointTransformer = SD3Transformer2DModel | FluxTransformer2DModel
 RotaryEmbedding = tuple[torch.Tensor, torch.Tensor]
-# (attn, image tokens, text tokens, rotary embedding, with image keys) -> image queries, image
-# keys (None when not asked for) and text keys, each rows x heads x tokens x head width.
-Projections = Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
 
 
 class JointAttentionStore:
@@ -95,10 +97,6 @@ class JointAttentionStore:
     def image_tokens(self) -> int:
         return self.grid[0] * self.grid[1]
 
-    @property
-    def needs_image_keys(self) -> bool:
-        return self.normaliser == "all_keys"
-
     def prepare(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor, *conditioning: torch.Tensor) -> None:
         """Before a transformer call: select (allocating once) the buffer for its rows and text length."""
         rows = sample.shape[0] // 2 if self.conditional_only else sample.shape[0]
@@ -111,20 +109,21 @@ class JointAttentionStore:
         self._unread = True
 
     @torch.no_grad()
-    def record(self, layer_index: int, query: torch.Tensor, image_key: torch.Tensor | None, text_key: torch.Tensor) -> None:
+    def record(self, layer_index: int, query: torch.Tensor, text_key: torch.Tensor, log_norm: torch.Tensor) -> None:
         """Write (the first layer) or add (the others) one layer's head-averaged image-query -> text-key probabilities.
 
-        ``query``/``image_key``: rows x heads x (h * w) x d; ``text_key``: rows x heads x L x d.
+        ``query``: the layer's image queries, rows x heads x (h * w) x d; ``text_key``: its text
+        keys, rows x heads x L x d; ``log_norm``: each image query's log-sum-exp over all keys,
+        rows x heads x (h * w), from the layer's own attention kernel.
         """
         rows, heads, n_image, width = query.shape
         chunk = query_chunk(self.chunk_bytes, rows * heads * text_key.shape[2])
         scale = width**-0.5  # the kernels' default
         text_key_t = text_key.float().transpose(-1, -2)
-        log_norm = None if image_key is None else log_normaliser(query, torch.cat([image_key, text_key], dim=2), scale)
         layer = torch.empty(rows, n_image, text_key.shape[2], dtype=torch.float32, device=query.device)
         for start in range(0, n_image, chunk):
             text_scores = (query[:, :, start : start + chunk].float() * scale) @ text_key_t
-            if log_norm is None:
+            if self.normaliser == "text_keys":
                 probs = text_scores.softmax(dim=-1)
             else:
                 probs = (text_scores - log_norm[:, :, start : start + chunk, None]).exp()
@@ -146,20 +145,22 @@ class JointAttentionStore:
         return (self.total / self.layers).unflatten(1, self.grid)
 
 
-def log_normaliser(query: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
-    """Each query row's log-sum-exp of ``scale * q . k`` over ``keys`` (rows x heads x queries, float32).
+def attention_with_log_normaliser(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unmasked attention (rows x heads x tokens x width, the default scale) and each query row's log-sum-exp of its scores (float32).
 
-    From a fused attention kernel's log-sum-exp output (its attention output, with the keys as
-    values, is discarded): the scores are never materialised.
+    Through the fused kernel ``scaled_dot_product_attention`` picks for such inputs: flash
+    attention on CUDA in half precision and on a CPU, memory-efficient attention on CUDA
+    otherwise; neither writes the scores out.
     """
-    query, keys = query.contiguous(), keys.contiguous()
     if query.device.type == "cuda":
-        _, lse, *_ = torch.ops.aten._scaled_dot_product_efficient_attention(query, keys, keys, None, True, scale=scale)
-        return lse[..., : query.shape[2]]  # the kernel pads the query axis to its block size
+        if query.dtype in (torch.float16, torch.bfloat16) and query.shape[-1] <= 256:
+            output, lse, *_ = torch.ops.aten._scaled_dot_product_flash_attention(query, key, value)
+            return output, lse
+        output, lse, *_ = torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, None, True)
+        return output, lse[..., : query.shape[2]]  # the kernel pads the query axis to its block size
     if query.device.type == "cpu":
-        _, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, keys, keys, scale=scale)
-        return lse
-    raise ValueError(f"Exact joint-attention probabilities need a CUDA or CPU device, not {query.device.type}; use normaliser='text_keys'.")
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value)
+    raise ValueError(f"Joint-attention capture needs a CUDA or CPU device, not {query.device.type}.")
 
 
 def query_chunk(chunk_bytes: int, scores_per_query: int) -> int:
@@ -167,19 +168,40 @@ def query_chunk(chunk_bytes: int, scores_per_query: int) -> int:
     return max(1, chunk_bytes // (4 * scores_per_query))
 
 
+@dataclass(frozen=True)
+class JointQKV:
+    """A joint layer's queries, keys and values (rows x heads x tokens x width) and where its image tokens sit."""
+
+    query: torch.Tensor
+    key: torch.Tensor
+    value: torch.Tensor
+    image: slice
+    text: slice
+
+
+class JointLayer(Protocol):
+    """What a family's joint processor does, split around its attention kernel."""
+
+    processor: type
+    """diffusers' processor class whose work this reproduces."""
+
+    def qkv(self, attn: torch.nn.Module, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
+            image_rotary_emb: RotaryEmbedding | None, n_image: int) -> JointQKV: ...
+
+    def output(self, attn: torch.nn.Module, attended: torch.Tensor, hidden_states: torch.Tensor,
+               encoder_hidden_states: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
+
+
 class JointCapturingProcessor:
-    """Runs the wrapped processor unchanged, then hands the layer's queries and keys to a store, as layer ``layer_index``."""
+    """The layer's own attention, with its image-to-text probabilities handed to a store as layer ``layer_index``."""
 
-    def __init__(self, inner: object, store: JointAttentionStore, projections: Projections, layer_index: int) -> None:
-        self.inner = inner
+    graph_safe = True
+    """Every effect (the attention and the store's writes) is on the device."""
+
+    def __init__(self, layer: JointLayer, store: JointAttentionStore, layer_index: int) -> None:
+        self.layer = layer
         self.store = store
-        self.projections = projections
         self.layer_index = layer_index
-
-    @property
-    def graph_safe(self) -> bool:
-        """The store writes on the device only; graph-safe whenever the wrapped processor is."""
-        return is_graph_safe(self.inner)
 
     # The signature of diffusers' joint processors: FluxAttention forwards only the keyword
     # arguments that its processor's __call__ names.
@@ -193,24 +215,16 @@ class JointCapturingProcessor:
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if attention_mask is not None:
             raise ValueError("JointCapturingProcessor supports unmasked joint attention only.")
-        rotary = () if image_rotary_emb is None else (image_rotary_emb,)
-        output = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, *rotary)
-        if self.store.conditional_only:
-            half = hidden_states.shape[0] // 2
-            hidden_states = hidden_states[half:]
-            encoder_hidden_states = None if encoder_hidden_states is None else encoder_hidden_states[half:]
-        with torch.no_grad():
-            q, k_image, k_text = self.projections(
-                attn, hidden_states, encoder_hidden_states, image_rotary_emb, self.store.image_tokens,
-                self.store.needs_image_keys,
-            )
-        self.store.record(self.layer_index, q, k_image, k_text)
-        return output
-
-
-def _heads_first(x: torch.Tensor, width: int) -> torch.Tensor:
-    """``rows x tokens x (heads * width)`` -> ``rows x heads x tokens x width``."""
-    return x.unflatten(-1, (-1, width)).transpose(1, 2)
+        qkv = self.layer.qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb, self.store.image_tokens)
+        attended, log_norm = attention_with_log_normaliser(qkv.query, qkv.key, qkv.value)
+        recorded = slice(hidden_states.shape[0] // 2, None) if self.store.conditional_only else slice(None)
+        self.store.record(
+            self.layer_index,
+            qkv.query[recorded, :, qkv.image],
+            qkv.key[recorded, :, qkv.text],
+            log_norm[recorded, :, qkv.image],
+        )
+        return self.layer.output(attn, attended, hidden_states, encoder_hidden_states)
 
 
 def _check_image_tokens(found: int, expected: int) -> None:
@@ -221,73 +235,105 @@ def _check_image_tokens(found: int, expected: int) -> None:
         )
 
 
-def _sd3_projections(attn, image, text, rotary, n_image, with_image_keys):
-    """SD 3.x (``JointAttnProcessor2_0``): separate image and text projections, optional qk-norms."""
-    _check_image_tokens(image.shape[1], n_image)
-    width = attn.to_k.out_features // attn.heads
-
-    def norm(module, x):
-        return x if module is None else module(x)
-
-    query = norm(attn.norm_q, _heads_first(attn.to_q(image), width))
-    image_key = norm(attn.norm_k, _heads_first(attn.to_k(image), width)) if with_image_keys else None
-    text_key = norm(attn.norm_added_k, _heads_first(attn.add_k_proj(text), width))
-    return query, image_key, text_key
+def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``rows x tokens x (heads * width)`` -> ``rows x heads x tokens x width``."""
+    return x.view(x.shape[0], -1, heads, x.shape[-1] // heads).transpose(1, 2)
 
 
-def _flux_double_projections(attn, image, text, rotary, n_image, with_image_keys):
-    """FLUX.1 double-stream blocks: separate projections and RMS norms; rotary over [text, image]."""
-    _check_image_tokens(image.shape[1], n_image)
-    n_text = text.shape[1]
-    image_rotary, text_rotary = _split_rotary(rotary, n_text)
-    query = _flux_heads(attn, attn.to_q, attn.norm_q, image, image_rotary)
-    image_key = _flux_heads(attn, attn.to_k, attn.norm_k, image, image_rotary) if with_image_keys else None
-    text_key = _flux_heads(attn, attn.add_k_proj, attn.norm_added_k, text, text_rotary)
-    return query, image_key, text_key
+def _norm(module: torch.nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    return x if module is None else module(x)
 
 
-def _flux_single_projections(attn, tokens, text, rotary, n_image, with_image_keys):
-    """FLUX.1 single-stream blocks: one projection of the concatenated [text, image] tokens."""
-    n_text = tokens.shape[1] - n_image
-    if n_text <= 0:
-        raise ValueError(f"The layer sees {tokens.shape[1]} tokens, not more than the grid's {n_image} image tokens.")
-    image_rotary, text_rotary = _split_rotary(rotary, n_text)
-    image, text = tokens[:, n_text:], tokens[:, :n_text]
-    query = _flux_heads(attn, attn.to_q, attn.norm_q, image, image_rotary)
-    image_key = _flux_heads(attn, attn.to_k, attn.norm_k, image, image_rotary) if with_image_keys else None
-    text_key = _flux_heads(attn, attn.to_k, attn.norm_k, text, text_rotary)
-    return query, image_key, text_key
+class SD3JointLayer:
+    """``JointAttnProcessor2_0`` (SD 3.x): separate image and text projections, optional qk-norms; [image, text]."""
+
+    processor = JointAttnProcessor2_0
+
+    def qkv(self, attn, hidden_states, encoder_hidden_states, image_rotary_emb, n_image) -> JointQKV:
+        _check_image_tokens(hidden_states.shape[1], n_image)
+        heads = attn.heads
+        query = _norm(attn.norm_q, _heads_first(attn.to_q(hidden_states), heads))
+        key = _norm(attn.norm_k, _heads_first(attn.to_k(hidden_states), heads))
+        value = _heads_first(attn.to_v(hidden_states), heads)
+        text_query = _norm(attn.norm_added_q, _heads_first(attn.add_q_proj(encoder_hidden_states), heads))
+        text_key = _norm(attn.norm_added_k, _heads_first(attn.add_k_proj(encoder_hidden_states), heads))
+        text_value = _heads_first(attn.add_v_proj(encoder_hidden_states), heads)
+        return JointQKV(
+            torch.cat([query, text_query], dim=2),
+            torch.cat([key, text_key], dim=2),
+            torch.cat([value, text_value], dim=2),
+            image=slice(0, n_image),
+            text=slice(n_image, None),
+        )
+
+    def output(self, attn, attended, hidden_states, encoder_hidden_states):
+        rows, n_image = hidden_states.shape[:2]
+        attended = attended.transpose(1, 2).reshape(rows, -1, attended.shape[1] * attended.shape[3]).to(hidden_states.dtype)
+        image, text = attended[:, :n_image], attended[:, n_image:]
+        if not attn.context_pre_only:
+            text = attn.to_add_out(text)
+        return attn.to_out[1](attn.to_out[0](image)), text
 
 
-def _flux_heads(attn, linear, norm, tokens: torch.Tensor, rotary: RotaryEmbedding) -> torch.Tensor:
-    """FluxAttnProcessor's order: project, split heads, RMS-norm, rotate; then heads first."""
-    x = norm(linear(tokens).unflatten(-1, (-1, attn.head_dim)))  # rows x tokens x heads x width
-    return apply_rotary_emb(x, rotary, sequence_dim=1).transpose(1, 2)
+class FluxJointLayer:
+    """``FluxAttnProcessor`` (FLUX.1): RMS qk-norms and rotary embeddings over [text, image].
 
+    Double-stream blocks project image and text separately; single-stream blocks get the
+    concatenated [text, image] tokens and no text states.
+    """
 
-def _split_rotary(rotary: RotaryEmbedding | None, n_text: int) -> tuple[RotaryEmbedding, RotaryEmbedding]:
-    """FLUX's (cos, sin) over the [text, image] sequence -> the image part and the text part."""
-    if rotary is None:
-        raise ValueError("FLUX attention was called without its rotary embedding.")
-    cos, sin = rotary
-    return (cos[n_text:], sin[n_text:]), (cos[:n_text], sin[:n_text])
+    processor = FluxAttnProcessor
+
+    def qkv(self, attn, hidden_states, encoder_hidden_states, image_rotary_emb, n_image) -> JointQKV:
+        if getattr(attn, "fused_projections", False):
+            raise ValueError("Joint-attention capture needs FLUX's unfused projections: call unfuse_qkv_projections() first.")
+        if image_rotary_emb is None:
+            raise ValueError("FLUX attention was called without its rotary embedding.")
+        width = attn.head_dim
+        query = attn.norm_q(attn.to_q(hidden_states).unflatten(-1, (-1, width)))
+        key = attn.norm_k(attn.to_k(hidden_states).unflatten(-1, (-1, width)))
+        value = attn.to_v(hidden_states).unflatten(-1, (-1, width))
+        if encoder_hidden_states is not None:
+            _check_image_tokens(hidden_states.shape[1], n_image)
+            text_query = attn.norm_added_q(attn.add_q_proj(encoder_hidden_states).unflatten(-1, (-1, width)))
+            text_key = attn.norm_added_k(attn.add_k_proj(encoder_hidden_states).unflatten(-1, (-1, width)))
+            text_value = attn.add_v_proj(encoder_hidden_states).unflatten(-1, (-1, width))
+            query = torch.cat([text_query, query], dim=1)
+            key = torch.cat([text_key, key], dim=1)
+            value = torch.cat([text_value, value], dim=1)
+        n_text = query.shape[1] - n_image
+        if n_text <= 0:
+            raise ValueError(f"The layer sees {query.shape[1]} tokens, not more than the grid's {n_image} image tokens.")
+        query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
+        key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
+        return JointQKV(
+            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), image=slice(n_text, None), text=slice(0, n_text)
+        )
+
+    def output(self, attn, attended, hidden_states, encoder_hidden_states):
+        attended = attended.transpose(1, 2).flatten(2, 3).to(hidden_states.dtype)
+        if encoder_hidden_states is None:
+            return attended
+        text, image = attended.split_with_sizes([encoder_hidden_states.shape[1], hidden_states.shape[1]], dim=1)
+        image = attn.to_out[1](attn.to_out[0](image.contiguous()))
+        return image, attn.to_add_out(text.contiguous())
 
 
 @dataclass(frozen=True)
 class _Architecture:
-    layers: tuple[tuple[re.Pattern[str], Projections], ...]  # in execution order
+    layers: tuple[tuple[re.Pattern[str], JointLayer], ...]  # in execution order
     packing: int  # image latents per token side beyond the transformer's own patch size
 
 
 _ARCHITECTURES: dict[type, _Architecture] = {
     SD3Transformer2DModel: _Architecture(
-        layers=((re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$"), _sd3_projections),),
+        layers=((re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$"), SD3JointLayer()),),
         packing=1,
     ),
     FluxTransformer2DModel: _Architecture(
         layers=(
-            (re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$"), _flux_double_projections),
-            (re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$"), _flux_single_projections),
+            (re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$"), FluxJointLayer()),
+            (re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$"), FluxJointLayer()),
         ),
         packing=2,  # the FLUX pipelines pack 2 x 2 latent patches into one token
     ),
@@ -302,7 +348,7 @@ def _architecture(transformer: JointTransformer) -> _Architecture:
     raise TypeError(f"Joint-attention capture supports {names}, not {type(transformer).__name__}.")
 
 
-def _joint_layers(transformer: JointTransformer) -> list[tuple[str, Projections]]:
+def _joint_layers(transformer: JointTransformer) -> list[tuple[str, JointLayer]]:
     layers = []
     for pattern, projections in _architecture(transformer).layers:
         matches = [(int(m[1]), name) for name in transformer.attn_processors if (m := pattern.match(name))]
@@ -382,27 +428,31 @@ def _capturing_processors(
     normaliser: Normaliser,
     chunk_bytes: int,
 ) -> _Capture:
-    """The store and wrapping processors for these layers, the same objects every time.
+    """The store and capturing processors for these layers, the same objects every time.
 
-    Made anew only when the layers' own processors have changed since (e.g. a pipeline
-    installed others), so a wrapper never runs a stale processor.
+    Each chosen layer must run diffusers' own processor for its family: the capture computes
+    that processor's work, so another one (an IP-adapter's, a user's) is refused, not replaced.
     """
     chosen = _chosen_layers(_joint_layers(transformer), layers)
+    foreign = [f"{name} ({type(original[name]).__name__})" for name, layer in chosen if type(original[name]) is not layer.processor]
+    if foreign:
+        raise TypeError(
+            f"Joint-attention capture computes diffusers' own joint processors; these layers run others: {', '.join(foreign)}. "
+            "Install diffusers' default processor on them or choose other layers (attention_layers)."
+        )
     key = (tuple(grid), tuple(name for name, _ in chosen), conditional_only, normaliser, chunk_bytes)
     per_model = _CAPTURES.setdefault(transformer, {})
     cached = per_model.get(key)
-    if cached is None or any(cached[1][name].inner is not original[name] for name, _ in chosen):
+    if cached is None:
         store = JointAttentionStore(tuple(grid), len(chosen), conditional_only, normaliser, chunk_bytes)
-        cached = store, {
-            name: JointCapturingProcessor(original[name], store, proj, index) for index, (name, proj) in enumerate(chosen)
-        }
+        cached = store, {name: JointCapturingProcessor(layer, store, index) for index, (name, layer) in enumerate(chosen)}
         per_model[key] = cached
     return cached
 
 
 def _chosen_layers(
-    available: list[tuple[str, Projections]], layers: Sequence[int] | None
-) -> list[tuple[str, Projections]]:
+    available: list[tuple[str, JointLayer]], layers: Sequence[int] | None
+) -> list[tuple[str, JointLayer]]:
     if layers is None:
         return available
     if not layers:

@@ -175,6 +175,29 @@ def test_the_renoised_trajectory_is_the_original_noised_to_each_steps_timestep_b
     assert all(torch.equal(ours, alone) for ours, alone in zip(trajectory, expected, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("family", "scheduler"),
+    [("sd", "LMSDiscreteScheduler"), ("sd", "PNDMScheduler"), ("sd", "DDIMScheduler"), ("sdxl", "EulerDiscreteScheduler"), ("flux", None)],
+)
+def test_noising_is_the_schedulers_own_bit_for_bit_with_no_host_look_up_of_a_timestep(
+    tiny_family, family: str, scheduler: str | None, monkeypatch
+) -> None:
+    b = backbone_for(tiny_family(family).base, scheduler=scheduler)
+    timesteps = b.timesteps(10, 0.5)
+    z0, noise = _noise(b), _noise(b, rows=len(timesteps))
+    own = b.schedule.scheduler
+    if family == "flux":
+        expected = own.scale_noise(z0.expand_as(noise), timesteps, noise)
+    else:
+        expected = own.add_noise(z0.expand_as(noise), noise, timesteps)
+
+    def host_look_up(*args, **kwargs):
+        raise AssertionError("a timestep was looked up on the host")
+
+    monkeypatch.setattr(type(own), "index_for_timestep", host_look_up, raising=False)
+    assert torch.equal(b.add_noise(z0, noise, timesteps), expected)
+
+
 def test_schedulers_of_the_other_kind_are_refused(tiny_family) -> None:
     with pytest.raises(ValueError, match="cannot run flow matching"):
         backbone_for(tiny_family("flux").base, scheduler="LMSDiscreteScheduler")

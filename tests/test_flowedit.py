@@ -78,3 +78,35 @@ def test_the_seed_decides_the_noises(tiny_family, item, family: str) -> None:
     editor = FlowEdit(tiny_family(family).base, num_inference_steps=10, n_max=6)
     assert torch.equal(_latents(editor, item, seed=1), _latents(editor, item, seed=1))
     assert not torch.equal(_latents(editor, item, seed=1), _latents(editor, item, seed=2))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_flowedit_step_is_one_denoiser_call_for_source_and_target_and_equals_two_separate_calls(
+    tiny_family, item, family: str, monkeypatch
+) -> None:
+    """The authors batch the source and the target velocities; the ODE is the one two calls per step give."""
+    editor = FlowEdit(tiny_family(family).base, num_inference_steps=10, n_max=6, n_avg=2)
+    d = editor.backbone
+    calls = []
+    runner_call = type(d.runner).__call__
+    monkeypatch.setattr(type(d.runner), "__call__", lambda self, *args: calls.append(args[0].shape[0]) or runner_call(self, *args))
+    batched = _latents(editor, item)
+    assert calls == [ROWS_PER_LATENT[family] * 2 * 2] * 6  # [source | target] x 2 noises, one call per step
+    monkeypatch.undo()
+
+    # Two calls a step, the source's then the target's, from the same noises.
+    generator = _seeded()
+    x_src = d.encode(item.image)
+    timesteps = d.last_timesteps(10, 6)
+    noises = d.noise((6 * 2, *x_src.shape[1:]), generator).unflatten(0, (6, 2))
+    source = d.text_guidance([item.source] * 2, editor.source_guidance_scale)
+    target = d.text_guidance([item.target] * 2, editor.target_guidance_scale)
+
+    def predict(index: int, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        z_src = d.add_noise(x_src, noises[index], timesteps[index])
+        v_src = d.guided_prediction(z_src, t, source)
+        v_tar = d.guided_prediction(z + z_src - x_src, t, target)
+        return (v_tar - v_src).mean(dim=0, keepdim=True)
+
+    separate = d.sample_loop(x_src, timesteps, predict)
+    torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-6)

@@ -18,6 +18,7 @@ from diffusers.models import attention_processor
 from diffusers.models.transformers import transformer_flux
 
 from benchmarks.models.tiny_families import tiny_family_pipelines
+from instdiffedit import joint_attention
 from instdiffedit.joint_attention import (
     capture_joint_attention,
     joint_attention_layers,
@@ -192,6 +193,50 @@ def test_capture_changes_nothing_in_the_output_and_restores_the_processors(case)
     assert torch.equal(plain, with_capture)
     after = case.transformer.attn_processors
     assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+
+
+def test_the_capture_is_the_layers_own_attention_one_kernel_call_and_one_projection_each(case, monkeypatch) -> None:
+    kernel_calls = []
+    fused = joint_attention.attention_with_log_normaliser
+
+    def counting(query, key, value):
+        kernel_calls.append(query.shape)
+        return fused(query, key, value)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("a captured layer ran another attention kernel")
+
+    projections = []
+    layers = [case.transformer.get_submodule(name.removesuffix(".processor")) for name in joint_attention_layers(case.transformer)]
+    hooks = [layer.to_q.register_forward_hook(lambda *_: projections.append(1)) for layer in layers]
+    monkeypatch.setattr(joint_attention, "attention_with_log_normaliser", counting)
+    try:
+        with capture_joint_attention(case.transformer, GRID, conditional_only=case.cfg):
+            # FLUX's only attention layers are the captured joint ones; SD 3.5's image-only attn2 keeps its kernel.
+            monkeypatch.setattr(transformer_flux, "dispatch_attention_fn", no_second_pass)
+            case.run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(kernel_calls) == len(layers)
+    assert len(projections) == len(layers)  # each layer's queries projected once, by the layer
+
+
+def test_a_layer_running_another_processor_is_refused_by_name(flux) -> None:
+    name = joint_attention_layers(flux.transformer)[0]
+    original = flux.transformer.attn_processors
+
+    class Custom(transformer_flux.FluxAttnProcessor):
+        pass
+
+    flux.transformer.set_attn_processor({**original, name: Custom()})
+    try:
+        with pytest.raises(TypeError, match=rf"{name} \(Custom\)"), capture_joint_attention(flux.transformer, GRID):
+            pass
+        with capture_joint_attention(flux.transformer, GRID, layers=[1]):  # other layers still capture
+            pass
+    finally:
+        flux.transformer.set_attn_processor(dict(original))
 
 
 def test_processors_are_restored_when_the_block_raises(case) -> None:

@@ -17,13 +17,13 @@ default methods are InstDiffEdit, its baselines and the throughput mode; on the 
 every method of :mod:`benchmarks.methods` that runs on the family.
 
 For each mode and method it reports seconds per edit (median over ``--repeats`` edits,
-device-synchronised at phase boundaries; each made by a newly built editor, so that it encodes
+timed by CUDA events at phase boundaries; each made by a newly built editor, so that it encodes
 its prompts as an item of a run does), split into mask / edit / inpaint; the first edit's
 seconds (``warmup_seconds``: CUDA graph captures or compilation of the new shapes; for the
 compiled mode also from a warm compile cache, in a second process; with ``--short-warmup`` the
 first edit runs a step or two of each loop, see :mod:`benchmarks.methods`); host syncs per edit
-(CUDA's sync debug mode, in the first timed edit); denoiser image-evaluations per edit; the
-**floor**: the edit's denoiser calls (recorded in the first timed edit: same shapes, attention
+(CUDA's sync debug mode, in an untimed edit before the timed ones); denoiser image-evaluations per edit; the
+**floor**: the edit's denoiser calls (recorded in that untimed edit: same shapes, attention
 processors and mode) replayed alone, our overhead over it and the seconds as a multiple of it;
 the **backbone floor**: the same calls with the model's own attention processors, which leaves
 out the attention capture (InstDiffEdit's overhead over it is its whole cost over the bare
@@ -430,11 +430,12 @@ def time_method(
     unets = denoisers(pipes)
     plain = plain_processors(unets)
     clock.reset_peak()
-    results = []
-    # The first timed edit also records its denoiser calls (a copy of each call's inputs) and counts host syncs.
+    # An untimed edit records its denoiser calls (a copy of each call's inputs) and counts host
+    # syncs (CUDA's sync debug mode); the timed edits that follow do neither.
     with recording(*unets) as calls, counting_syncs(clock.device) as syncs:
-        results.append(edit(args.seed)[0])
+        reference = edit(args.seed)[0]
     row.syncs_per_edit = syncs[0] / batch
+    results = [edit(args.seed)[0]]
     while len(results) < repeats and budget.fits(results[0].timings["total"] * batch):
         results.append(edit(args.seed)[0])
     if len(results) < repeats:
@@ -445,9 +446,9 @@ def time_method(
     for phase in ("mask", "edit", "inpaint"):
         setattr(row, f"seconds_{phase}", statistics.median(r.timings.get(phase, 0.0) for r in results))
     row.seconds = statistics.median(row.times)
-    row.unet_evals = results[0].unet_evals
+    row.unet_evals = reference.unet_evals
     measure_floors(row, calls, unets, plain, clock, args.floor_repeats, budget)
-    compare_with_eager(row, results[0], eager)
+    compare_with_eager(row, reference, eager)
     return row
 
 

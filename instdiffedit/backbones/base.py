@@ -62,17 +62,38 @@ class TextGuidance:
     ``cond`` holds, one row per latent row, every input the family's forward takes after the
     latents and the timestep (the text embeddings first; FLUX.1 [dev]'s guidance scale last);
     ``uncond`` the unconditional inputs of classifier-free guidance, or None without it;
-    ``scale`` the classifier-free guidance scale.
+    ``scale`` the classifier-free guidance scale: one number, or one per latent row
+    (``rows x 1 x 1 x 1``, where guidances of several scales share a denoiser call: :meth:`stack`).
     """
 
     cond: tuple[torch.Tensor, ...]
     uncond: tuple[torch.Tensor, ...] | None
-    scale: float
+    scale: float | torch.Tensor
 
     @property
     def rows_per_latent(self) -> int:
         """Denoiser rows per latent row: 2 with classifier-free guidance, else 1."""
         return 1 if self.uncond is None else 2
+
+    @property
+    def rows(self) -> int:
+        return self.cond[0].shape[0]
+
+    def scale_of(self, rows: slice) -> float | torch.Tensor:
+        """The guidance scale of latent ``rows``."""
+        return self.scale if isinstance(self.scale, float | int) else self.scale[rows]
+
+    @staticmethod
+    def stack(*guidances: TextGuidance) -> TextGuidance:
+        """One guidance for the rows of all ``guidances`` in order, each row keeping its own text and
+        scale, so that one denoiser call serves them all (FLUX.1 [dev]'s embedded scales are per-row inputs already)."""
+        cond = tuple(torch.cat(rows) for rows in zip(*(g.cond for g in guidances), strict=True))
+        uncond = None
+        if guidances[0].uncond is not None:
+            uncond = tuple(torch.cat(rows) for rows in zip(*(g.uncond for g in guidances), strict=True))
+        device = cond[0].device
+        scale = torch.cat([torch.as_tensor(g.scale, dtype=torch.float32, device=device).expand(g.rows) for g in guidances])
+        return TextGuidance(cond, uncond, scale.view(-1, 1, 1, 1))
 
 
 @dataclass(frozen=True)
@@ -395,7 +416,8 @@ class Backbone(ABC):
                 continue
             text = (torch.cat([u[part], c]) for u, c in zip(guidance.uncond, cond, strict=True))
             uncond_out, cond_out = self.runner(torch.cat([model_input, model_input]), t, *text).chunk(2)
-            predictions.append(uncond_out + guidance.scale * (cond_out - uncond_out))
+            scale = guidance.scale_of(part)
+            predictions.append(uncond_out + scale * (cond_out - uncond_out))
         return torch.cat(predictions)
 
     @torch.no_grad()

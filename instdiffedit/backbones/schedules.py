@@ -19,12 +19,14 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler
+from diffusers import EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, LMSDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
 from instdiffedit.schedulers import precompute, scheduler_class
 
 _FLOW_MATCHING = (FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler)
+_SIGMA_SPACE = (LMSDiscreteScheduler, EulerDiscreteScheduler)
+"""Schedulers whose ``add_noise`` is z0 + sigma e with sigmas indexed by timestep."""
 
 
 class NoiseSchedule(ABC):
@@ -74,6 +76,19 @@ class NoiseSchedule(ABC):
         """z0 noised with ``noise`` to timestep ``t``: one timestep for every row, or one per row
         (z0 broadcasts over the noise batch)."""
 
+    def _sigmas_at(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The scheduler's sigma of each timestep in ``t`` (one per row of ``like``, broadcastable to it), found on the device.
+
+        diffusers' schedulers that index their sigmas by timestep look each row's index up with
+        ``nonzero()`` and ``item()`` (two host syncs a row); one comparison with the whole
+        schedule finds them all on the device. Their timesteps are distinct, so the first match
+        is the one diffusers takes.
+        """
+        schedule = self.scheduler.timesteps.to(like.device)
+        indices = (schedule[None, :] == t.to(like.device).reshape(-1, 1)).int().argmax(dim=1)
+        sigma = self.scheduler.sigmas.to(device=like.device, dtype=like.dtype)[indices]
+        return sigma.view(-1, *([1] * (like.dim() - 1)))
+
     @abstractmethod
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
         """The latents a full schedule (strength 1) starts from, for Gaussian ``noise``."""
@@ -110,7 +125,12 @@ class DiffusionSchedule(NoiseSchedule):
         return self.scheduler.scale_model_input(x, t)
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.scheduler.add_noise(z0.expand_as(noise), noise, t.reshape(-1))
+        """diffusers' ``add_noise``; for the schedulers in sigma space (LMS, Euler) its arithmetic with the
+        sigmas found on the device (schedulers in alpha space index their tables on the device already)."""
+        z0 = z0.expand_as(noise)
+        if isinstance(self.scheduler, _SIGMA_SPACE):
+            return z0 + noise * self._sigmas_at(t, z0)
+        return self.scheduler.add_noise(z0, noise, t.reshape(-1))
 
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
         return noise * self.scheduler.init_noise_sigma
@@ -171,7 +191,10 @@ class FlowMatchingSchedule(NoiseSchedule):
         self.scheduler.set_timesteps(num_inference_steps, device=device, **options)
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.scheduler.scale_noise(z0.expand_as(noise), t.reshape(-1), noise)
+        """The scheduler's ``scale_noise`` arithmetic, (1 - s) z0 + s e, with the sigmas found on the device."""
+        z0 = z0.expand_as(noise)
+        sigma = self._sigmas_at(t, z0)
+        return sigma * noise + (1.0 - sigma) * z0
 
     def start_latents(self, noise: torch.Tensor) -> torch.Tensor:
         """The noise itself: a full schedule starts at sigma 1."""
