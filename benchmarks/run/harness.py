@@ -72,11 +72,13 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     except SystemExit:
         discard_unstarted_job(hydra_cfg, stop=Path(cfg.paths.output_root))
         raise
+    if (split_mask := editor.capabilities.split_mask) is not None:  # the centred disc: the split's (checked before the run)
+        editor.use_split_mask(dataset.reference_masks()[split_mask])
     dataset.prepare(pipes.base)
     write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
     identity = _identity(cfg)
     params = {
-        **{k: v for k, v in identity["method"].items() if not k.startswith("_")},
+        **_method_params(identity["method"], choices),
         **{f"dataset.{k}": v for k, v in identity["dataset"].items() if k not in ("_target_", "cache_dir")},
         "model": choices["model"],
     }
@@ -122,6 +124,22 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     for note in column_notes(summary.columns):
         print(note)
     return summary
+
+
+def _method_params(method: dict[str, Any], choices: Any, prefix: str = "") -> dict[str, Any]:
+    """The method's settings as the rows' ``param.*``: a part of a composed method (a ``_target_`` node:
+    its mask source, its editor) by its option name (``mask``: ``oracle``) and its settings by their
+    dotted keys (``mask.threshold``)."""
+    params: dict[str, Any] = {}
+    for key, value in method.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict) and "_target_" in value:
+            params[prefix + key] = choices.get(key) if not prefix else value["_target_"]
+            params.update(_method_params(value, choices, f"{prefix}{key}."))
+        else:
+            params[prefix + key] = value
+    return params
 
 
 def _log_device(device: str) -> None:
