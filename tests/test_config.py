@@ -75,7 +75,7 @@ def test_cheap_components_instantiate() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["logger=none", "dataset.n=3"])
     assert len(instantiate(cfg.dataset).item_ids()) == 3
-    assert set(instantiate(cfg.metrics)) == {"mask_iou", "changing_rate", "background", "edit_success"}
+    assert set(instantiate(cfg.metrics)) == {"mask_iou", "changed_region", "mask_boundary_f", "changing_rate", "background", "edit_success"}
 
 
 @pytest.mark.parametrize("experiment", GROUPS["experiment"])

@@ -205,12 +205,12 @@ def _method_errors(node: DictConfig, family: str, prefix: str = "method") -> lis
         return factory(_no_model(family), _NoModel(), **values, **built_parts)
 
     errors = [*bad_types.values(), *_range_errors(prefix, well_typed, build, defaults)]
-    for key, part in parts.items():
-        errors += _method_errors(part, family, f"{prefix}.{key}")
+    for key, part in parts.items():  # a composed method's parts are set on the command line as mask.<key>, editor.<key>
+        errors += _method_errors(part, family, key if prefix == "method" else f"{prefix}.{key}")
     return errors
 
 
-def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[str, Any], path: str = "method") -> list[str]:
+def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[str, Any], path: str = "") -> list[str]:
     """One line per part (or the method itself) that does not run on the model's family."""
     try:
         check_family(_target(node), family)
@@ -218,8 +218,9 @@ def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[s
         return [f"{label} with model={choices['model']}: {error}"]
     errors = []
     for key, part in _parts(node).items():
-        part_label = f"{key}={choices[key]}" if path == "method" and choices.get(key) else f"{path}.{key}"
-        errors += _family_errors(part, family, part_label, choices, f"{path}.{key}")
+        part_path = f"{path}.{key}" if path else key
+        part_label = f"{key}={choices[key]}" if not path and choices.get(key) else part_path
+        errors += _family_errors(part, family, part_label, choices, part_path)
     return errors
 
 
@@ -314,7 +315,7 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
     else:
         check.errors += _method_errors(cfg.method, family)
     capabilities = _capabilities(cfg.method)
-    if capabilities.needs_inpainting_model and not OmegaConf.select(cfg, "model.inpaint", default=None):
+    if capabilities.needs_inpainting_model and not family_errors and not OmegaConf.select(cfg, "model.inpaint", default=None):
         who = f"editor={choices.editor}" if choices.get("editor") else f"method={choices.method}"
         check.errors.append(
             f"{who} edits with the family's inpainting twin and model={choices.model} has none (model.inpaint is not set); "

@@ -126,20 +126,15 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     return summary
 
 
-def _method_params(method: dict[str, Any], choices: Any, prefix: str = "") -> dict[str, Any]:
-    """The method's settings as the rows' ``param.*``: a part of a composed method (a ``_target_`` node:
-    its mask source, its editor) by its option name (``mask``: ``oracle``) and its settings by their
-    dotted keys (``mask.threshold``)."""
-    params: dict[str, Any] = {}
-    for key, value in method.items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, dict) and "_target_" in value:
-            params[prefix + key] = choices.get(key) if not prefix else value["_target_"]
-            params.update(_method_params(value, choices, f"{prefix}{key}."))
-        else:
-            params[prefix + key] = value
-    return params
+def _method_params(method: dict[str, Any], choices: Any) -> dict[str, Any]:
+    """The method's settings as the rows' ``param.*``; a part of a composed method (a ``_target_`` node:
+    its mask source, its editor) by its option name (``mask``: ``oracle``), its settings being in the
+    config id (as ``param.*`` they would read as swept settings wherever two parts differ)."""
+    return {
+        key: choices.get(key) if isinstance(value, dict) and "_target_" in value else value
+        for key, value in method.items()
+        if not key.startswith("_")
+    }
 
 
 def _log_device(device: str) -> None:
