@@ -40,6 +40,7 @@ def _edit(editor, item, seed: int = 7):
 # -- existing methods as compositions ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_instdiffedit_is_its_instant_masks_with_the_twin(tiny, item) -> None:
     """Its mask-guided denoising makes the masks (their latents are not used), then the twin repaints."""
     method = InstDiffEdit(tiny.base, tiny.inpaint, inpaint_steps=2, **INSTANT)
@@ -49,12 +50,14 @@ def test_instdiffedit_is_its_instant_masks_with_the_twin(tiny, item) -> None:
     assert torch.equal(a.mask_history, b.mask_history) and composed.capabilities.mask_history
 
 
+@pytest.mark.slow
 def test_diffedit_is_its_noise_difference_mask_with_the_twin(tiny, item) -> None:
     method = DiffEdit(tiny.base, tiny.inpaint, inpaint_steps=2, **NOISES)
     composed = Compose(tiny.base, tiny.inpaint, mask=functools.partial(DiffEdit, **NOISES), editor=functools.partial(TwinInpainting, inpaint_steps=2))
     _same(_edit(method, item), _edit(composed, item))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("twin", [True, False])
 def test_the_oracle_is_the_items_mask_with_the_twin_or_without_one_with_latent_blending(tiny, item, twin: bool) -> None:
     inpaint = tiny.inpaint if twin else None
@@ -65,6 +68,7 @@ def test_the_oracle_is_the_items_mask_with_the_twin_or_without_one_with_latent_b
     assert composed.capabilities.needs_ground_truth_mask and composed.capabilities.needs_inpainting_model == twin
 
 
+@pytest.mark.slow
 def test_sdedit_is_the_whole_image_with_sdedit_composited_inside(tiny, item) -> None:
     """A no-mask method is not a composition of its own, but equals one: the whole image as the mask."""
     method = SDEdit(tiny.base, **FEW)
@@ -74,6 +78,7 @@ def test_sdedit_is_the_whole_image_with_sdedit_composited_inside(tiny, item) -> 
     assert a.mask is None and bool(b.mask.all())
 
 
+@pytest.mark.slow
 def test_flowedit_is_the_whole_image_with_flowedit_restricted_to_it(tiny_family, item) -> None:
     pipes = tiny_family("sd3")
     settings = dict(num_inference_steps=4, n_max=2)
@@ -91,6 +96,7 @@ def _item_at_working_size():
     return SyntheticDataset(n=1, size=64).load("synthetic-00000")  # the tiny model's size: no resizing
 
 
+@pytest.mark.slow
 def test_an_editor_composited_inside_the_mask_keeps_every_input_pixel_outside_it(tiny) -> None:
     item = _item_at_working_size()
     composed = Compose(tiny.base, None, mask=OracleInpaint, editor=functools.partial(InstructionInMask, editor=functools.partial(SDEdit, **FEW)))
@@ -101,6 +107,7 @@ def test_an_editor_composited_inside_the_mask_keeps_every_input_pixel_outside_it
     assert not np.array_equal(edited[~outside], source[~outside]), "inside the mask the edit shows"
 
 
+@pytest.mark.slow
 def test_flowedit_restricted_to_a_mask_keeps_the_source_latents_outside_it(tiny_family, item) -> None:
     flowedit = FlowEdit(tiny_family("flux").base, num_inference_steps=4, n_max=2)
     keep = torch.zeros(64, 64)
@@ -111,6 +118,7 @@ def test_flowedit_restricted_to_a_mask_keeps_the_source_latents_outside_it(tiny_
     assert torch.equal(latents[~region], source[~region]) and not torch.equal(latents[region], source[region])
 
 
+@pytest.mark.slow
 def test_the_centred_disc_is_the_splits_and_is_refused_until_it_is_handed_over(tiny, item) -> None:
     composed = Compose(tiny.base, tiny.inpaint, mask=CentredDisc, editor=functools.partial(TwinInpainting, inpaint_steps=2))
     assert composed.capabilities.split_mask == "disc"
