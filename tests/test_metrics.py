@@ -335,7 +335,7 @@ def test_paper_metrics_config_names_every_metric() -> None:
 
     metrics = OmegaConf.to_container(_compose("paper").metrics, resolve=True)
     corpus = metrics.pop("corpus")
-    assert set(metrics) == {"mask_iou", "changing_rate", "background", "lpips", "clip_score", "accuracy", "edit_success"}
+    assert set(metrics) == {"mask_iou", "changed_region", "mask_boundary_f", "changing_rate", "background", "lpips", "clip_score", "accuracy", "edit_success"}
     assert set(corpus) == {"fid", "sfid"}
     for node in [*metrics.values(), *corpus.values()]:
         module, _, name = node["_target_"].rpartition(".")
