@@ -80,6 +80,14 @@ class ValidateConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Before Hydra builds the sweep's sweeper and launcher: their targets, and every other, must be the project's."""
+        from benchmarks.run.targets import target_errors
+
+        if errors := target_errors(config):
+            print("\n".join(f"error: {error}" for error in errors), file=sys.stderr)
+            raise SystemExit(2)
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
             self._check(config, job_started=True)

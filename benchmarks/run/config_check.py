@@ -2,6 +2,8 @@
 
 What is allowed comes from the code the config sets up, never from a copy kept here:
 
+- every ``_target_`` must be the project's own (:mod:`benchmarks.run.targets`): until they all are,
+  nothing else is looked at, imported or built;
 - each node's ``_target_`` signature gives its settings and their types (checked strictly with
   pydantic: a value of another type is refused, not converted);
 - the method must run on the model's family (``model.family``, the classes' ``capabilities.families``);
@@ -42,6 +44,7 @@ from benchmarks.models.loading import (
 )
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
+from benchmarks.run.targets import target_errors
 from instdiffedit.backbones import BACKBONES, check_family
 
 HARNESS_KEYS: dict[str, type] = {
@@ -260,6 +263,8 @@ def _toy_model_warning(cfg: DictConfig) -> str | None:
 
 def check_run_config(cfg: DictConfig) -> ConfigCheck:
     """Every problem of a composed run config that can be found without loading a model."""
+    if unowned := target_errors(cfg):
+        return ConfigCheck(errors=unowned)
     check = ConfigCheck(errors=_harness_errors(cfg))
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)
