@@ -14,7 +14,7 @@ What is allowed comes from the code the config sets up, never from a copy kept h
   one at a time, so each line names the setting that is wrong;
 - the split is built (it lists and checks its files, downloads its list once, loads nothing);
 - the model's local folders, and its hub ids when the hub is off (``HF_HUB_OFFLINE``), are looked
-  up; ``device`` must exist on this machine; the harness's own keys are typed here.
+  up, for every family (:data:`PRETRAINED_LOADERS`); ``device`` must exist on this machine; the harness's own keys are typed here.
 
 :func:`check_run_config` returns the errors and warnings; ``benchmarks.run.callbacks.ValidateConfig``
 prints them and stops the run before Hydra creates its folder.
@@ -37,6 +37,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from benchmarks.data.downloads import DownloadError
 from benchmarks.data.files import MissingFilesError
 from benchmarks.devices import resolve_dtype
+from benchmarks.models.families import load_family
 from benchmarks.models.loading import (
     ModelUnavailableError,
     check_model_source,
@@ -56,6 +57,10 @@ HARNESS_KEYS: dict[str, type] = {
     "save_images": bool,
 }
 """The harness's own top-level settings and their types (everything else belongs to a ``_target_``)."""
+
+PRETRAINED_LOADERS = (load_pretrained, load_family)
+"""The loaders of downloaded models (every family's): their ``base`` and ``inpaint`` are hub ids or folders,
+looked up before the run starts."""
 
 _HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
@@ -202,11 +207,11 @@ def _model_errors(node: DictConfig) -> list[str]:
             resolve_dtype(settings["dtype"], "cpu")
         except ValueError as error:
             errors.append(f"model.dtype={_shown(settings['dtype'])}: {error}")
-    if _target(node) is load_pretrained and not errors:
+    if _target(node) in PRETRAINED_LOADERS and not errors:
         for key in ("base", "inpaint"):
             if settings.get(key) is not None:
                 try:
-                    check_model_source(settings[key], f"model.{key}")
+                    check_model_source(settings[key], settings.get(f"{key}_key", f"model.{key}"))
                 except ModelUnavailableError as error:
                     errors.append(str(error))
     return errors
