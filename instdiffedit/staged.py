@@ -33,6 +33,7 @@ from instdiffedit.inpaint import (
     InpaintingModelInpainter,
     LatentBlendInpainter,
 )
+from instdiffedit.ranges import Side, Steps, checked_ranges
 from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
 
@@ -84,16 +85,17 @@ class StagedEditor(ABC):
     capabilities: ClassVar[Capabilities]
     """Each method declares its own; :data:`STAGED` is what every staged method offers."""
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
         output: Output = "inpaint",
-        inpaint_steps: int = 50,
+        inpaint_steps: Steps = 50,
         inpaint_guidance_scale: float | None = None,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:
         if output not in ("inpaint", "decode"):

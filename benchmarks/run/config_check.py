@@ -4,8 +4,9 @@ What is allowed comes from the code the config sets up, never from a copy kept h
 
 - every ``_target_`` must be the project's own (:mod:`benchmarks.run.targets`): until they all are,
   nothing else is looked at, imported or built;
-- each node's ``_target_`` signature gives its settings and their types (checked strictly with
-  pydantic: a value of another type is refused, not converted);
+- each node's ``_target_`` signature gives its settings, their types (checked strictly with
+  pydantic: a value of another type is refused, not converted) and the ranges of the numeric ones
+  (declared in the annotations, :mod:`instdiffedit.ranges`);
 - the method must run on the model's family (``model.family``, the classes' ``capabilities.families``);
 - the method's constructor gives its ranges: it is built on stand-ins for the pipelines (of the
   family's pipeline class, so that it picks the family's backbone), and
@@ -23,11 +24,14 @@ prints them and stops the run before Hydra creates its folder.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import operator
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from hydra.utils import get_object, instantiate
@@ -47,6 +51,7 @@ from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
 from benchmarks.run.targets import target_errors
 from instdiffedit.backbones import BACKBONES, check_family
+from instdiffedit.ranges import range_error
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,
@@ -55,6 +60,8 @@ HARNESS_KEYS: dict[str, type] = {
     "shard.count": int,
     "batch_size": int,
     "save_images": bool,
+    "paths.output_root": str,
+    "paths.cache_dir": str,
 }
 """The harness's own top-level settings and their types (everything else belongs to a ``_target_``)."""
 
@@ -106,16 +113,29 @@ def _target(node: DictConfig) -> Callable[..., Any]:
 
 
 def _signature(factory: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    """The parameters, their resolved type hints, and whether it takes ``**kwargs``."""
+    """The parameters, their resolved type hints (with their declared ranges), and whether it takes ``**kwargs``."""
     function = factory.__init__ if inspect.isclass(factory) else factory
     parameters = dict(inspect.signature(function).parameters)
     parameters.pop("self", None)
     try:
-        hints = typing.get_type_hints(function)
+        hints = typing.get_type_hints(function, include_extras=True)
     except (NameError, TypeError):  # a hint that does not resolve: leave types to the constructor
         hints = {}
     variadic = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     return parameters, hints, variadic
+
+
+def _type_name(hint: Any) -> str:
+    """A type hint as a user reads it, its ranges left out (they have their own sentence): ``int | None``."""
+
+    def plain(hint: Any) -> Any:
+        if typing.get_origin(hint) is Annotated:
+            return plain(typing.get_args(hint)[0])
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            return functools.reduce(operator.or_, map(plain, typing.get_args(hint)))
+        return hint
+
+    return str(plain(hint)).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def _type_errors(prefix: str, settings: Mapping[str, Any], factory: Callable[..., Any]) -> dict[str, str]:
@@ -134,12 +154,14 @@ def _type_errors(prefix: str, settings: Mapping[str, Any], factory: Callable[...
             continue
         if key not in hints:
             continue
+        if (outside := range_error(key, value, hints[key])) is not None:
+            errors[key] = f"{prefix}.{key}={_shown(value)}: {outside}"
+            continue
         try:
             TypeAdapter(hints[key], config=_STRICT).validate_python(value)
         except ValidationError as error:
             reason = error.errors()[0]["msg"].removeprefix("Input ")
-            allowed = str(hints[key]).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            errors[key] = f"{prefix}.{key}={_shown(value)}: {reason} ({factory.__qualname__}'s {key} is {allowed})."
+            errors[key] = f"{prefix}.{key}={_shown(value)}: {reason} ({factory.__qualname__}'s {key} is {_type_name(hints[key])})."
     return errors
 
 
@@ -229,8 +251,24 @@ def _metric_nodes(node: DictConfig, prefix: str = "metrics") -> dict[str, DictCo
     return found
 
 
-def _harness_errors(cfg: DictConfig) -> list[str]:
+def _unknown_keys(cfg: DictConfig, groups: set[str], prefix: str = "") -> list[str]:
+    """A line per setting outside the config groups that the harness does not have (a typo makes a new run folder)."""
     errors = []
+    for key in cfg:
+        path = f"{prefix}{key}"
+        if path in groups or path == "hydra" or path in HARNESS_KEYS:
+            continue
+        if any(known.startswith(f"{path}.") for known in HARNESS_KEYS) and isinstance(cfg._get_node(key), DictConfig):
+            errors += _unknown_keys(cfg[key], groups, f"{path}.")
+            continue
+        close = difflib.get_close_matches(path, [*HARNESS_KEYS, *groups], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        errors.append(f"{path}={_shown(cfg._get_node(key)._value())}: the harness has no setting {path!r}; {hint}its settings: {', '.join(HARNESS_KEYS)}.")
+    return errors
+
+
+def _harness_errors(cfg: DictConfig) -> list[str]:
+    errors = _unknown_keys(cfg, {group for group in cfg.hydra.runtime.choices if "/" not in group})
     for key, expected in HARNESS_KEYS.items():
         value = OmegaConf.select(cfg, key)
         try:
