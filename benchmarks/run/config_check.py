@@ -35,7 +35,8 @@ from typing import Annotated, Any
 
 import torch
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from benchmarks.data.downloads import DownloadError
@@ -224,7 +225,7 @@ def _method_errors(node: DictConfig, family: str) -> list[str]:
 def _model_errors(node: DictConfig) -> list[str]:
     errors = _node_errors("model", node)
     settings = _settings(node)
-    if "dtype" in settings:
+    if isinstance(settings.get("dtype"), str):  # another type is the signature check's
         try:
             resolve_dtype(settings["dtype"], "cpu")
         except ValueError as error:
@@ -264,6 +265,25 @@ def _unknown_keys(cfg: DictConfig, groups: set[str], prefix: str = "") -> list[s
         close = difflib.get_close_matches(path, [*HARNESS_KEYS, *groups], n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         errors.append(f"{path}={_shown(cfg._get_node(key)._value())}: the harness has no setting {path!r}; {hint}its settings: {', '.join(HARNESS_KEYS)}.")
+    return errors
+
+
+def _resolution_errors(node: Container, prefix: str = "") -> list[str]:
+    """A line per value that cannot be resolved (``${nope}``, ``${seed}`` as the seed); the ``hydra`` node and
+    what it fills in (``${hydra:runtime.output_dir}``) are Hydra's, known once the run starts."""
+    errors = []
+    for key in node if isinstance(node, DictConfig) else range(len(node)):
+        path = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix.removesuffix('.')}[{key}]"
+        raw = node._get_node(key)._value()
+        if path == "hydra" or (isinstance(raw, str) and "${hydra:" in raw):
+            continue
+        try:
+            value = node[key]
+        except OmegaConfBaseException as error:
+            errors.append(f"{path}={_shown(raw)}: {str(error).splitlines()[0].rstrip('.')}.")
+            continue
+        if isinstance(value, Container):
+            errors += _resolution_errors(value, f"{path}.")
     return errors
 
 
@@ -308,6 +328,8 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
     """Every problem of a composed run config that can be found without loading a model."""
     if unowned := target_errors(cfg):
         return ConfigCheck(errors=unowned)
+    if unresolved := _resolution_errors(cfg):
+        return ConfigCheck(errors=unresolved)
     check = ConfigCheck(errors=_harness_errors(cfg))
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)
