@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 import run  # noqa: F401  (registers the resolvers)
 from benchmarks.run.config_check import check_run_config
-from benchmarks.run.targets import owned_target, target_errors
+from benchmarks.run.targets import command_line_target_errors, owned_target, target_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -86,6 +86,35 @@ def test_the_projects_classes_and_the_named_launchers_are_owned() -> None:
 
     assert owned_target("benchmarks.data.synthetic.SyntheticDataset") is SyntheticDataset
     assert owned_target("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher").__name__ == "SlurmLauncher"
+
+
+def test_targets_typed_on_the_command_line_are_checked_in_keys_dicts_and_sweeps() -> None:
+    errors = command_line_target_errors([
+        "+hydra.callbacks.evil._target_=os.remove",
+        "+hydra.callbacks.other={_target_:os.system,command:true}",
+        "dataset._target_=benchmarks.data.synthetic.SyntheticDataset,builtins.open",
+        "method.threshold=0.1,0.2",
+        "dataset=synthetic",
+    ])
+    assert [error.split(":")[0] for error in errors] == [
+        "hydra.callbacks.evil._target_=os.remove",
+        "hydra.callbacks.other._target_=os.system",
+        "dataset._target_=builtins.open",
+    ]
+    assert command_line_target_errors(["method._target_=baselines.SDEdit", "not an override ((("]) == []
+
+
+def test_a_hydra_callback_typed_on_the_command_line_never_runs(tmp_path: Path) -> None:
+    """Hydra builds its callbacks before any of them runs: run.py checks the command line first."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    result = subprocess.run(
+        [sys.executable, "run.py", "model=tiny", "dataset=synthetic", "logger=none", f"paths.output_root={tmp_path / 'outputs'}",
+         "+hydra.callbacks.evil._target_=os.remove", f"+hydra.callbacks.evil.path={victim}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=os.environ,
+    )
+    assert result.returncode == 2 and result.stderr.startswith("error: hydra.callbacks.evil._target_=os.remove: "), result.stderr[-2000:]
+    assert victim.read_text() == "precious" and not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.slow

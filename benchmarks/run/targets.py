@@ -89,3 +89,42 @@ def target_errors(cfg: DictConfig) -> list[str]:
                 "configs name; the harness builds nothing else (pick a config of conf/, e.g. dataset=<name>)."
             )
     return list(errors.values())
+
+
+def command_line_target_errors(overrides: list[str]) -> list[str]:
+    """One line per ``_target_`` typed on the command line that the harness does not own.
+
+    Hydra builds its own callbacks (``hydra.callbacks``) before any callback runs, so a target
+    given there would be called before the config check sees it; ``run.py`` checks the command
+    line itself first. Overrides Hydra cannot parse are left to Hydra's own error.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return []
+
+    def values(value: object) -> Iterator[object]:
+        yield from (value.list if isinstance(value, ChoiceSweep) else [value])
+
+    def targets(key: str, value: object) -> Iterator[tuple[str, object]]:
+        if key.split(".")[-1] == "_target_":
+            yield key, value
+        elif isinstance(value, dict):
+            for name, inner in value.items():
+                yield from targets(f"{key}.{name}", inner)
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                yield from targets(f"{key}[{index}]", inner)
+
+    errors = []
+    for override in parsed:
+        for value in values(override.value()):
+            for key, path in targets(override.key_or_group, value):
+                if owned_target(path) is None:
+                    errors.append(f"{key}={path}: not a class or function of this project ({', '.join(OWNED_PACKAGES)}) nor a launcher "
+                                  "its configs name; the harness builds nothing else.")
+    return errors
