@@ -29,6 +29,7 @@ from benchmarks.run.folder import (
 )
 from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
+from benchmarks.run.item_view import item_view
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, config_hash, run
 
@@ -108,6 +109,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
+            logger.log_items("items", lambda: item_view(_own_rows(out / shard.results_name, spec), [out]))
     except (Interrupted, Aborted) as stopped:
         print(f"\n{stopped}", file=sys.stderr)
         raise SystemExit(stopped.exit_code) from None
@@ -122,6 +124,14 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     for note in column_notes(summary.columns):
         print(note)
     return summary
+
+
+def _own_rows(results: Path, spec: RunSpec) -> pd.DataFrame:
+    """The rows of ``spec``'s method and configuration in a results file (a folder may hold older configurations' too)."""
+    frame = ResultsTable(results).frame()
+    if frame.empty:
+        return frame
+    return frame[(frame["method"] == spec.method) & (frame["config_id"] == spec.config_id)]
 
 
 def _log_device(device: str) -> None:
