@@ -10,12 +10,14 @@ reach nothing but files.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -174,3 +176,33 @@ class Chromium:
         page.call("Page.navigate", url=url)
         self.wait_for(page, "Page.loadEventFired")
         return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report.site.chromium <page>[#fragment] <png>``: a screenshot of a page of
+    the site in headless Chromium; exit status 1 when its console reported errors (they are printed)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report.site.chromium",
+                                     description="A screenshot of a page of the results browser in headless Chromium.")
+    parser.add_argument("page", help="a page of the site, e.g. report/site/items-toy-toy_shapes.html#sort=instdiffedit:mask_iou")
+    parser.add_argument("png", help="where the screenshot goes")
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=900)
+    args = parser.parse_args(argv)
+    path, _, fragment = args.page.partition("#")
+    if not Path(path).is_file():
+        parser.error(f"{path} is no file: pass a page the report wrote with --html.")
+    try:
+        with Chromium() as browser:
+            page = browser.open(Path(path).resolve().as_uri() + (f"#{fragment}" if fragment else ""), args.width, args.height)
+            page.screenshot(args.png)
+    except ChromiumError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for message in page.errors:
+        print(f"console error: {message}", file=sys.stderr)
+    print(args.png)
+    return 1 if page.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
