@@ -58,8 +58,8 @@
       }
       return record;
     });
-    const columns = Array.from(main.querySelectorAll("[data-config]"));
-    for (const record of records) columns.push(...record.row.querySelectorAll("[data-config]"));
+    const columns = Array.from(main.querySelectorAll("thead [data-config]"));  // header cells, then every row's cells
+    for (const record of records) columns.push(...record.row.querySelectorAll("td[data-config]"));
     const field = (name) => form.elements.namedItem(name);
     const sortKeys = new Set(Array.from(field("sort").options, (o) => o.value));
     const pageSizes = new Set(Array.from(field("per").options, (o) => o.value));
