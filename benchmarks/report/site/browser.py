@@ -61,6 +61,11 @@ def _number(metric: str, value: float) -> str:
     return f"{value:{fmt}}"
 
 
+def _script_number(value: float) -> str:
+    """``value`` as the script's ``parseFloat`` reads it (a PSNR of an untouched background is infinite)."""
+    return repr(value) if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 def _thumb(path: str | None, alt: str, kind: str) -> str:
     if path is None:
         return tag("div", "n/a", class_="missing")
@@ -90,7 +95,7 @@ def _config_cell(column: Column, item_id: str, split: str, thumbs: Thumbnails) -
         _figure(thumbs.add(row[kind], f"{where}.{kind}"), f"{column.label} {kind}", kind, kind) for kind in ("mask", "output")
     )
     metrics = join(
-        tag("div", tag("dt", text(_header(m))) + tag("dd", text(_number(m, row[m])), data_metric=m, data_value=repr(float(row[m]))))
+        tag("div", tag("dt", text(_header(m))) + tag("dd", text(_number(m, row[m])), data_metric=m, data_value=_script_number(float(row[m]))))
         for m in column.metrics if not math.isnan(row[m])
     )
     parts = [tag("div", pictures, class_="pictures"), tag("dl", metrics, class_="metrics")]
