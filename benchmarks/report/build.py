@@ -130,5 +130,5 @@ def build_report(
         _draw_figures(reporter, report, items=items, n_items=n_items, seed=seed, steps=steps)
     report.files.append(_index(report))
     if html is not None:
-        report.files += write_site(report, reporter, html).files
+        report.files += write_site(report, reporter, html)
     return report

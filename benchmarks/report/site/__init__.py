@@ -8,6 +8,6 @@ Pages are written by Python with every string from run folders escaped
 (:mod:`~benchmarks.report.site.markup`); one small script (``browser.js``) sorts and filters.
 """
 
-from benchmarks.report.site.build import Site, write_site
+from benchmarks.report.site.build import write_site
 
-__all__ = ["Site", "write_site"]
+__all__ = ["write_site"]

@@ -39,11 +39,10 @@ def copy_figures(pngs: Iterable[Path], site: Path) -> list[str]:
 
 class Thumbnails:
     """Writes each image of an item view once, as a bounded thumbnail under ``thumbs/``: photos as
-    JPEG, masks and strips as PNG. ``written`` counts the bytes, for the site's size."""
+    JPEG, masks and strips as PNG."""
 
     def __init__(self, site: Path) -> None:
         self.site = site
-        self.written = 0
         self._done: dict[Path, str] = {}
 
     def add(self, source: Path | None, name: str) -> str | None:
@@ -58,6 +57,5 @@ class Thumbnails:
             target = self.site / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target, **({"quality": JPEG_QUALITY} if photo else {"optimize": True}))
-            self.written += target.stat().st_size
             self._done[source] = relative
         return self._done[source]

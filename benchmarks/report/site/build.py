@@ -3,7 +3,6 @@ thumbnails, the figures, the stylesheet and the script, all in one folder."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,19 +18,11 @@ if TYPE_CHECKING:
     from benchmarks.report.tables import Reporter
 
 
-@dataclass
-class Site:
-    """What was written: the index, every page and asset, and the thumbnails' bytes."""
-
-    index: Path
-    files: list[Path]
-    thumbnail_bytes: int
-
-
-def write_site(report: Report, reporter: Reporter, folder: str | Path) -> Site:
+def write_site(report: Report, reporter: Reporter, folder: str | Path) -> list[Path]:
     """The results browser of ``report`` (its tables and PNG figures, already built) in ``folder``:
     ``index.html``, ``items-<model>-<split>.html``, ``configs/``, ``thumbs/``, ``figures/``, ``assets/``.
-    Files of an earlier site in the folder are overwritten, never removed."""
+    Returns the index, then every other page, asset and figure written (thumbnails aside). Files of
+    an earlier site in the folder are overwritten, never removed."""
     site = Path(folder)
     site.mkdir(parents=True, exist_ok=True)
     files = copy_static(site)
@@ -52,4 +43,4 @@ def write_site(report: Report, reporter: Reporter, folder: str | Path) -> Site:
     files += [site / f for f in figures]
     index = site / "index.html"
     index.write_text(page("Report", index_body(report.tables, browsers, figures, report.skipped, config_pages)), encoding="utf-8")
-    return Site(index, [index, *files], thumbs.written)
+    return [index, *files]
