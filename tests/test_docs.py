@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERATED = {"docs/speed.md": ("speed-table", "speed-backbones"), "docs/scaling.md": ("scaling",)}
 """Each guide with generated sections, and the sections' names (``benchmarks.perf.doc_sections``)."""
 
-OFF_PROJECT = re.compile(r"issue [0-9]|issues show|\blent\b|\.\./shared|GPU calls", re.IGNORECASE)
-"""Words about how the project was made rather than what it is: work items, machines lent, paths outside it."""
+OFF_PROJECT = re.compile(r"issue [0-9]|issues[ ]show|\blent\b|\.\./shared|GPU[ ]calls", re.IGNORECASE)
+"""Words about how the project was made rather than what it is: work items, borrowed machines, paths outside
+it (the character classes keep this pattern from matching itself)."""
 
 
 def _documents() -> list[Path]:
