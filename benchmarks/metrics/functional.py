@@ -37,13 +37,17 @@ TILE_PIXELS = 1 << 20
 """Pixels per band of rows a metric holds at once: per-pixel metrics go over an image a band at a
 time and sum, so their memory is bounded whatever the image's size and their values are those of
 the whole image (up to the order of float64 sums)."""
-WHOLE_SSIM_PIXELS = 2048 * 2048
+WHOLE_SSIM_PIXELS = 1024 * 1024
 """Images up to this size get SSIM in one call (as always); larger ones band by band (:func:`ssim_outside`)."""
+SSIM_TILE_PIXELS = 1 << 17
+"""Pixels per band of SSIM: torchmetrics' SSIM holds about 30 times its input's bytes while it
+runs (700 MB for a megapixel), so its bands are smaller than the other metrics'."""
 
 
-def row_bands(height: int, width: int, min_rows: int = 1) -> Iterator[slice]:
-    """Slices of whole rows covering ``height`` rows, each of about :data:`TILE_PIXELS` pixels (at least ``min_rows`` rows)."""
-    rows = max(min_rows, TILE_PIXELS // max(width, 1))
+def row_bands(height: int, width: int, min_rows: int = 1, pixels: int | None = None) -> Iterator[slice]:
+    """Slices of whole rows covering ``height`` rows, each of about ``pixels`` pixels (default
+    :data:`TILE_PIXELS`) and at least ``min_rows`` rows."""
+    rows = max(min_rows, (pixels or TILE_PIXELS) // max(width, 1))
     for top in range(0, height, rows):
         yield slice(top, min(top + rows, height))
 
@@ -136,7 +140,7 @@ def ssim_outside(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor)
         value = structural_similarity_index_measure((edited * blank)[None].float(), (source * blank)[None].float(), data_range=1.0)
         return float(value)
     total = 0.0
-    for rows in row_bands(height, width, min_rows=2 * _SSIM_HALO + 1):
+    for rows in row_bands(height, width, min_rows=2 * _SSIM_HALO + 1, pixels=SSIM_TILE_PIXELS):
         low, high = max(rows.start - _SSIM_HALO, 0), min(rows.stop + _SSIM_HALO, height)
         blank = keep[low:high].to(source.dtype)
         _, ssim_map = structural_similarity_index_measure(
