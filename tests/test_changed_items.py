@@ -42,9 +42,9 @@ def _folder(tmp_path: Path) -> Path:
     return manifest
 
 
-def _run(manifest: Path, results: Path, shard: Shard = Shard()) -> RecordingEditor:
+def _run(manifest: Path, results: Path, shard: Shard | None = None) -> RecordingEditor:
     editor = RecordingEditor()
-    spec = RunSpec(method="m", config_id="c", master_seed=0, shard=shard)
+    spec = RunSpec(method="m", config_id="c", master_seed=0, shard=shard or Shard())
     done_elsewhere = completed_elsewhere(results.parent, "m", "c", results.name)  # as the harness passes it
     run(editor, FolderSplit(str(manifest)), ResultsTable(results), spec, metrics={"mask_iou": MaskIoU()}, done_elsewhere=done_elsewhere)
     return editor

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+from pie_layout import ITEMS, encode_runs, write_pie_bench
 
 from benchmarks.data.files import ImageDecodeError, open_mask, open_rgb
 from benchmarks.data.folder_split import FolderSplit
 from benchmarks.data.pie_bench import PieBenchSplit
-from pie_layout import ITEMS, encode_runs, write_pie_bench
 
 ORIENTATION = 0x0112
 

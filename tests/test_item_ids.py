@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import PIL.Image
 import pytest
 import torch
+from pie_layout import write_pie_bench
 
 from benchmarks.data.files import SplitInputError
 from benchmarks.data.folder_split import FolderSplit
@@ -17,9 +18,17 @@ from benchmarks.data.ids import id_problem
 from benchmarks.data.items import EditItem
 from benchmarks.data.pie_bench import PieBenchSplit
 from benchmarks.data.splits import ImagenSplit, ListEntry, parse_list
-from benchmarks.run.folder import EDIT, GROUND_TRUTH, INPUT, MASK, STEPS, find_image, save_item_images, saved_items
+from benchmarks.run.folder import (
+    EDIT,
+    GROUND_TRUTH,
+    INPUT,
+    MASK,
+    STEPS,
+    find_image,
+    save_item_images,
+    saved_items,
+)
 from instdiffedit import EditResult
-from pie_layout import write_pie_bench
 
 BAD_IDS = ["../escape", "/etc/passwd", "a/b", "a\\b", "a\0b", "a\nb", ".", ".."]
 

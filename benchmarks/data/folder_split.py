@@ -16,8 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from benchmarks.data.files import MissingFilesError, Problems, image_problem, open_mask, open_rgb
+from benchmarks.data.files import (
+    MissingFilesError,
+    Problems,
+    image_problem,
+    open_mask,
+    open_rgb,
+)
 from benchmarks.data.fingerprints import fingerprint
 from benchmarks.data.ids import id_problem
 from benchmarks.data.items import EditDataset, EditItem

@@ -27,7 +27,13 @@ from typing import Any, Literal
 import PIL.Image
 import torch
 
-from benchmarks.data.files import MissingFilesError, Problems, SplitInputError, open_rgb, orient_like
+from benchmarks.data.files import (
+    MissingFilesError,
+    Problems,
+    SplitInputError,
+    open_rgb,
+    orient_like,
+)
 from benchmarks.data.fingerprints import fingerprint
 from benchmarks.data.ids import id_problem
 from benchmarks.data.items import EditDataset, EditItem

@@ -22,7 +22,14 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
-from benchmarks.data.files import IMAGE_SUFFIXES, MissingFilesError, Problems, SplitInputError, open_mask, open_rgb
+from benchmarks.data.files import (
+    IMAGE_SUFFIXES,
+    MissingFilesError,
+    Problems,
+    SplitInputError,
+    open_mask,
+    open_rgb,
+)
 from benchmarks.data.fingerprints import fingerprint
 from benchmarks.data.ids import checked_id, id_problem
 from benchmarks.data.items import EditDataset, EditItem

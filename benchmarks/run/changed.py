@@ -49,7 +49,7 @@ def set_aside_changed_rows(
         if item_id not in now:
             try:
                 now[item_id] = fingerprint(item_id)
-            except Exception:  # the item cannot be read now; redone, its load says why
+            except (OSError, KeyError, ValueError):  # the item cannot be read now; redone, its load says why
                 now[item_id] = None
         return now[item_id] != recorded
 
