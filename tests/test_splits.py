@@ -23,7 +23,7 @@ from benchmarks.data.downloads import (
     fetch,
     git_blob_id,
 )
-from benchmarks.data.files import MissingFilesError
+from benchmarks.data.files import MissingFilesError, SplitInputError
 from benchmarks.data.splits import (
     LISTS,
     EditingMaskSplit,
@@ -63,9 +63,9 @@ def test_list_fields_follow_the_papers_edit_texts() -> None:
     assert len({e.meta["target_class"] for e in imagenet}) == 273
 
 
-def test_a_line_with_the_wrong_number_of_fields_is_named() -> None:
-    with pytest.raises(ValueError, match="Line 2 has 2 fields"):
-        parse_list("1 <> p <> s <> t\r\nbroken <> line\r\n")
+def test_a_line_with_the_wrong_number_of_fields_is_named_with_its_file() -> None:
+    with pytest.raises(SplitInputError, match=r"in my_list.txt:\n  line 2: 2 fields separated by '<>'"):
+        parse_list("1 <> p <> s <> t\r\nbroken <> line\r\n", "my_list.txt")
 
 
 def test_git_blob_ids_are_computed_as_git_does() -> None:
