@@ -82,7 +82,7 @@ def test_a_logger_that_logs_nothing_never_draws() -> None:
 
 def test_the_run_logs_its_item_view_as_a_table_of_thumbnails(fake_wandb, tmp_path) -> None:
     images = tmp_path / "images"
-    images.mkdir()
+    image_path(images, "a", INPUT).parent.mkdir(parents=True)
     PIL.Image.new("RGB", (400, 300), (200, 40, 40)).save(image_path(images, "a", INPUT))
     PIL.Image.new("RGB", (400, 300), (40, 40, 200)).save(image_path(images, "a", EDIT))
     PIL.Image.new("L", (64, 64), 255).save(image_path(images, "a", MASK))

@@ -76,6 +76,7 @@ def _run(root: Path, folder: str, rows: list[dict], steps: bool = False) -> Path
         if row["status"] != "ok":
             continue
         item_id = row["item_id"]
+        image_path(images, item_id, INPUT).parent.mkdir(exist_ok=True)
         PIL.Image.new("RGB", (300, 200), (200, 40, 40)).save(image_path(images, item_id, INPUT))
         PIL.Image.new("RGB", (300, 200), (40, 40, 200)).save(image_path(images, item_id, EDIT))
         PIL.Image.new("L", (300, 200), 255).save(image_path(images, item_id, GROUND_TRUTH))

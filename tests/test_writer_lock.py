@@ -85,5 +85,5 @@ def test_a_second_run_on_the_same_folder_and_shard_stops_at_once_naming_the_firs
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 2
     modes = {str(p.relative_to(run_dir)): stat.S_IMODE(p.stat().st_mode) for p in run_dir.rglob("*") if p.is_file()}
     assert {"items.txt", "results.jsonl", "results.jsonl.lock", "summary.csv", ".hydra/config.yaml", "run.log",
-            "images/synthetic-00000.png"} <= set(modes)
+            "images/synthetic-00000/edit.png"} <= set(modes)
     assert {path for path, mode in modes.items() if mode != 0o666 & ~UMASK} == set(), modes
