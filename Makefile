@@ -3,13 +3,17 @@ PYTHON ?= python
 
 SCALING_GPUS ?= 1 2 4
 
-.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
+.PHONY: install lint test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
 
 install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PYTHON) -m pip install -e ".[dev]"
 
-test:  ## the whole suite, slow end-to-end runs included
+lint:  ## ruff: the lint rules and the formatting (pyproject.toml's [tool.ruff])
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: lint  ## the lint, then the whole suite, slow end-to-end runs included
 	$(PYTHON) -m pytest -q
 
 test-fast:  ## everything but the end-to-end runs

@@ -14,6 +14,7 @@ from typing import ClassVar
 import PIL.Image
 import pytest
 import torch
+from pie_layout import write_pie_bench
 
 from baselines.instruction_editors import FluxKontext, QwenImageEdit, edit_instruction
 from benchmarks.data.items import EditItem
@@ -23,7 +24,6 @@ from benchmarks.models.tiny_families import build_tiny_qwen_image_edit
 from benchmarks.run.runner import edit_items
 from instdiffedit.backbones import PIPELINE_FAMILIES, family_of
 from instdiffedit.types import Capabilities, EditResult
-from pie_layout import write_pie_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 
 from benchmarks.metrics.columns import column_notes
 from benchmarks.run.folder import discard_unstarted_job, find_run_dirs, results_files
-from benchmarks.run.writes import unwritable
 from benchmarks.run.merge import format_report, merge_run
+from benchmarks.run.writes import unwritable
 
 
 class SweepSummary(Callback):
