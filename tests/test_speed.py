@@ -34,8 +34,8 @@ def test_the_benchmark_writes_every_methods_row_and_the_readme_table(tmp_path) -
     by = {(r.method, r.mode): r for r in rows}
     assert by["instdiffedit", "eager"].ratio == 1.0
     # 5 guided steps x 6 rows + 5 PNDM calls (4 steps) x 2 rows, per image also in a batch of 2
-    assert by["instdiffedit", "eager"].unet_evals == by["instdiffedit@2", "eager"].unet_evals == 40
-    assert by["sdedit", "eager"].unet_evals == 10 and math.isnan(by["sdedit", "eager"].mask_coverage)
+    assert by["instdiffedit", "eager"].denoiser_evals == by["instdiffedit@2", "eager"].denoiser_evals == 40
+    assert by["sdedit", "eager"].denoiser_evals == 10 and math.isnan(by["sdedit", "eager"].mask_coverage)
     assert all(r.floor_seconds > 0 for r in rows)
     assert all(r.floor_ratio == pytest.approx(1 + r.overhead) for r in rows)
     assert all(r.warmup_seconds > 0 and math.isnan(r.syncs_per_edit) for r in rows)  # syncs are counted on CUDA
@@ -135,8 +135,8 @@ def test_a_family_run_times_its_methods_and_fills_the_readmes_backbone_table(tmp
     # --quick: 5 steps of InstDiffEdit's mask loop (3 noises; x 2 with classifier-free guidance, FLUX.1 [dev] has
     # none) and 4 inpainting steps (the twin's or blending with the base model, same rows)
     rows_per_latent = 1 if arch == "tiny_flux" else 2
-    assert by["instdiffedit"].unet_evals == 5 * 3 * rows_per_latent + 4 * rows_per_latent
-    assert by["oracle_inpaint"].unet_evals == 4 * rows_per_latent and by["oracle_inpaint"].mask_coverage > 0  # the item's exact mask
+    assert by["instdiffedit"].denoiser_evals == 5 * 3 * rows_per_latent + 4 * rows_per_latent
+    assert by["oracle_inpaint"].denoiser_evals == 4 * rows_per_latent and by["oracle_inpaint"].mask_coverage > 0  # the item's exact mask
     for r in rows:
         assert r.floor_seconds > 0 and r.backbone_floor_seconds > 0
         assert r.backbone_overhead == pytest.approx(r.seconds / r.backbone_floor_seconds - 1)
@@ -200,7 +200,7 @@ def test_a_model_of_conf_model_is_timed_as_run_py_builds_it(tmp_path) -> None:
         "--model", "tiny", "--quick", "--device", "cpu", "--methods", "sdedit", "--modes", "eager", "--repeats", "1",
         "--floor-repeats", "0", "--warmup", "0", "--out", str(tmp_path),
     ])
-    assert [(r.method, r.status, r.unet_evals) for r in rows] == [("sdedit", "ok", 10)]  # as on --arch tiny
+    assert [(r.method, r.status, r.denoiser_evals) for r in rows] == [("sdedit", "ok", 10)]  # as on --arch tiny
     assert json.loads((tmp_path / "speed.json").read_text())["meta"]["weights"] == "model=tiny"
 
 

@@ -47,7 +47,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.summaries:
             table = pd.concat(self.summaries)
-            print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and unet_evals per item)\n")
+            print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and denoiser_evals per item)\n")
             print(table.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
             for note in column_notes(table.columns):
                 print(note)

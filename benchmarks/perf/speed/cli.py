@@ -36,7 +36,7 @@ eager's for the same seed. Writes ``speed.json``, ``speed.csv`` and ``speed.md``
 after every row, so a run cut short keeps what it measured; ``--readme`` puts the SD 1.x table
 (or, for the other families, the table of every family's run beside ``--out``) into the README.
 
-Modes are the UNet fast paths (``model.fast_path``, :mod:`instdiffedit.graphs`): ``eager``,
+Modes are the UNet fast paths (``model.fast_path``, :mod:`instdiffedit.fast_paths`): ``eager``,
 ``graphs`` (CUDA graphs; what a plain run uses on CUDA), ``compiled`` (inductor kernels under
 the same graphs); any of them with ``+cl`` adds ``channels_last``. Methods run inside
 diffusers pipelines (DiffEdit-DDIM, LEDITS++) are eager in every mode. ``instdiffedit@K`` is
@@ -73,7 +73,7 @@ from benchmarks.perf.speed.modes import MODES, mode_applied, parse_mode
 from benchmarks.perf.speed.tables import BACKBONE_TABLE, add_ratios, backbone_markdown, write_outputs
 from benchmarks.perf.speed.timing import Row, log, time_method
 from instdiffedit.backbones import denoiser_of
-from instdiffedit.graphs import (
+from instdiffedit.fast_paths import (
     DEFAULT_FAST_PATH,
     resolve_fast_path,
 )
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                     log(
                         f"    {row.seconds:.3f} s per image (floor {row.floor_seconds:.3f} s, {100 * row.overhead:+.1f} %; backbone floor "
                         f"{row.backbone_floor_seconds:.3f} s, {100 * row.backbone_overhead:+.1f} %), warm-up {row.warmup_seconds:.2f} s, "
-                        f"{row.syncs_per_edit:.0f} syncs, {row.unet_evals} denoiser evals, peak {row.peak_memory_gb:.2f} GB"
+                        f"{row.syncs_per_edit:.0f} syncs, {row.denoiser_evals} denoiser evals, peak {row.peak_memory_gb:.2f} GB"
                         + (f"; {row.note}" if row.note else "")
                     )
                     if mode in warm_cache_modes and label == "instdiffedit" and not args.warmup_only:

@@ -1,4 +1,4 @@
-"""The modes: the denoisers' fast paths (:mod:`instdiffedit.graphs`), each optionally with ``channels_last``."""
+"""The modes: the denoisers' fast paths (:mod:`instdiffedit.fast_paths`), each optionally with ``channels_last``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 
 from benchmarks.models.loading import Pipelines
 from benchmarks.perf.speed.models import denoised_pipelines, denoisers
-from instdiffedit.acceleration import accelerate, reset
-from instdiffedit.graphs import (
-    unet_runner,
+from instdiffedit.fast_paths import (
+    accelerate,
+    denoiser_runner,
+    reset,
 )
 
 MODES = ("eager", "graphs", "compiled")
@@ -44,6 +45,6 @@ def mode_applied(pipes: Pipelines, spec: str) -> Iterator[None]:
 def release_graphs(pipes: Pipelines, device: torch.device) -> None:
     """Drop every captured graph, so each row pays its own captures and holds only its own memory."""
     for unet in denoisers(pipes):
-        unet_runner(unet).clear()
+        denoiser_runner(unet).clear()
     if device.type == "cuda":
         torch.cuda.empty_cache()

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from benchmarks.perf.speed.clock import Clock
-from instdiffedit.graphs import (
-    UNetRunner,
-    unet_runner,
+from instdiffedit.fast_paths import (
+    DenoiserRunner,
+    denoiser_runner,
 )
 
 
@@ -26,19 +26,19 @@ class Call:
     module: torch.nn.Module
     inputs: tuple[Any, ...]
     kwargs: dict[str, Any]
-    runner: UNetRunner | None = None
+    runner: DenoiserRunner | None = None
     processors: tuple[object, ...] = ()
 
-    def key(self, plain: dict[UNetRunner, tuple[object, ...]] | None = None) -> tuple:
+    def key(self, plain: dict[DenoiserRunner, tuple[object, ...]] | None = None) -> tuple:
         """What a CUDA graph is captured for: the runner, the inputs' shapes and the processors."""
         shapes = tuple((t.shape, t.dtype) if isinstance(t, torch.Tensor) else t for t in self.inputs)
         return id(self.runner), id(self.module), shapes, tuple(map(id, self.processors_for(plain)))
 
-    def processors_for(self, plain: dict[UNetRunner, tuple[object, ...]] | None) -> tuple[object, ...]:
+    def processors_for(self, plain: dict[DenoiserRunner, tuple[object, ...]] | None) -> tuple[object, ...]:
         """The processors to replay with: the recorded ones, or the runner's entry in ``plain``."""
         return self.processors if plain is None or self.runner is None else plain[self.runner]
 
-    def __call__(self, plain: dict[UNetRunner, tuple[object, ...]] | None = None) -> object:
+    def __call__(self, plain: dict[DenoiserRunner, tuple[object, ...]] | None = None) -> object:
         if self.runner is None:
             return self.module(*self.inputs, **self.kwargs)
         processors = self.processors_for(plain)
@@ -63,7 +63,7 @@ def recording(*unets: torch.nn.Module) -> Iterator[list[Call]]:
 
     handles = []
     for unet in dict.fromkeys(unets):
-        runner = unet_runner(unet)
+        runner = denoiser_runner(unet)
         handles += [runner.listen(through(unet, runner)), unet.register_forward_pre_hook(direct, with_kwargs=True)]
     try:
         yield calls
@@ -79,18 +79,18 @@ def _stand_in(value: Any) -> Any:
     return value
 
 
-def plain_processors(unets: list[torch.nn.Module]) -> dict[UNetRunner, tuple[object, ...]]:
+def plain_processors(unets: list[torch.nn.Module]) -> dict[DenoiserRunner, tuple[object, ...]]:
     """Each denoiser's own attention processors (those it has outside an attention capture)."""
-    return {unet_runner(unet): unet_runner(unet).processors() for unet in unets}
+    return {denoiser_runner(unet): denoiser_runner(unet).processors() for unet in unets}
 
 
-def captures(calls: list[Call], plain: dict[UNetRunner, tuple[object, ...]]) -> bool:
+def captures(calls: list[Call], plain: dict[DenoiserRunner, tuple[object, ...]]) -> bool:
     """Whether any call ran with other processors than the model's own (an attention capture)."""
     return any(call.runner is not None and call.processors != plain[call.runner] for call in calls)
 
 
 @torch.no_grad()
-def replay(calls: list[Call], unets: list[torch.nn.Module], clock: Clock, plain: dict[UNetRunner, tuple[object, ...]] | None = None) -> float:
+def replay(calls: list[Call], unets: list[torch.nn.Module], clock: Clock, plain: dict[DenoiserRunner, tuple[object, ...]] | None = None) -> float:
     """Seconds to make the recorded calls again (with each model's ``plain`` processors, if given);
     the denoisers' processors are put back after.
 
@@ -99,7 +99,7 @@ def replay(calls: list[Call], unets: list[torch.nn.Module], clock: Clock, plain:
     Replayed capture processors write into their store's current buffer, that of the row's own
     shapes (its last edit's), where nobody reads them.
     """
-    runners = [unet_runner(unet) for unet in dict.fromkeys(unets)]
+    runners = [denoiser_runner(unet) for unet in dict.fromkeys(unets)]
     processors = [runner.processors() for runner in runners]
     try:
         for call in {call.key(plain): call for call in calls}.values():

@@ -49,7 +49,7 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         warmup = _fmt(r.warmup_seconds, ".1f") + ("" if math.isnan(r.warmup_seconds_warm_cache) else f" ({r.warmup_seconds_warm_cache:.1f})")
         lines.append(
             f"| {r.method} | {r.mode} | {_fmt(r.seconds, '.3f')} | {warmup} | {_fmt(r.seconds_mask, '.3f')} "
-            f"| {_fmt(r.seconds_edit, '.3f')} | {_fmt(r.seconds_inpaint, '.3f')} | {_fmt(r.ratio, '.2f')} | {r.unet_evals} "
+            f"| {_fmt(r.seconds_edit, '.3f')} | {_fmt(r.seconds_inpaint, '.3f')} | {_fmt(r.ratio, '.2f')} | {r.denoiser_evals} "
             f"| {_fmt(r.floor_seconds, '.3f')} | {_fmt(r.floor_ratio, '.2f')} | {_fmt(100 * r.overhead, '+.1f')} % "
             f"| {_fmt(r.backbone_floor_seconds, '.3f')} | {_fmt(100 * r.backbone_overhead, '+.1f')} % "
             f"| {_fmt(r.syncs_per_edit, '.0f')} | {_fmt(r.peak_memory_gb, '.2f')} | {_fmt(r.mask_iou_vs_eager, '.3f')} "
@@ -82,7 +82,7 @@ def backbone_markdown(root: Path) -> str:
             capture = r["floor_seconds"] - r["backbone_floor_seconds"]
             lines.append(
                 f"| `{arch}` | {r['method']} | {_fmt(r['seconds'], '.2f')} | {_fmt(r['seconds_mask'], '.2f')} | {_fmt(r['seconds_inpaint'], '.2f')} "
-                f"| {r['unet_evals']} | {_fmt(r['backbone_floor_seconds'], '.2f')} | {_fmt(100 * r['backbone_overhead'], '+.1f')} % "
+                f"| {r.get('denoiser_evals', r.get('unet_evals'))} | {_fmt(r['backbone_floor_seconds'], '.2f')} | {_fmt(100 * r['backbone_overhead'], '+.1f')} % "
                 f"| {_fmt(capture, '.2f')} | {_fmt(r['peak_memory_gb'], '.1f')} |"
             )
     head = (

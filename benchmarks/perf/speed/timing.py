@@ -21,8 +21,8 @@ from benchmarks.perf.speed.methods import build_editor
 from benchmarks.perf.speed.models import denoisers
 from benchmarks.perf.speed.modes import parse_mode, release_graphs
 from benchmarks.perf.speed.recording import Call, captures, plain_processors, recording, replay
-from instdiffedit.graphs import (
-    UNetRunner,
+from instdiffedit.fast_paths import (
+    DenoiserRunner,
 )
 
 
@@ -45,7 +45,7 @@ class Row:
     seconds_edit: float = math.nan
     seconds_inpaint: float = math.nan
     syncs_per_edit: float = math.nan  # host syncs (CUDA's sync debug mode) in one warm edit
-    unet_evals: int = 0  # denoiser image-evaluations (UNet or transformer)
+    denoiser_evals: int = 0  # denoiser image-evaluations (UNet or transformer)
     floor_seconds: float = math.nan  # the edit's denoiser calls replayed alone, attention capture included
     floor_ratio: float = math.nan  # seconds / floor_seconds
     overhead: float = math.nan  # seconds / floor_seconds - 1
@@ -135,14 +135,14 @@ def time_method(
     for phase in ("mask", "edit", "inpaint"):
         setattr(row, f"seconds_{phase}", statistics.median(r.timings.get(phase, 0.0) for r in results))
     row.seconds = statistics.median(row.times)
-    row.unet_evals = reference.unet_evals
+    row.denoiser_evals = reference.denoiser_evals
     measure_floors(row, calls, unets, plain, clock, args.floor_repeats, budget)
     compare_with_eager(row, reference, eager)
     return row
 
 
 def measure_floors(
-    row: Row, calls: list[Call], unets: list[torch.nn.Module], plain: dict[UNetRunner, tuple[object, ...]], clock: Clock,
+    row: Row, calls: list[Call], unets: list[torch.nn.Module], plain: dict[DenoiserRunner, tuple[object, ...]], clock: Clock,
     repeats: int, budget: Budget,
 ) -> None:
     """The row's floor and backbone floor (medians of ``repeats`` replays), if they fit the budget."""
