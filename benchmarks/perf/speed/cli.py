@@ -6,9 +6,9 @@
     python -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check     # GPU self-check, ~1 min
     python -m benchmarks.perf.speed --arch tiny --quick --device cpu  # the plumbing, on a CPU, in seconds
     python -m benchmarks.perf.speed --model tiny_flux --quick --device cpu  # any model of conf/model, as run.py builds it
-    python -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --out docs/speed/flux_dev --readme README.md
+    python -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --out docs/speed/flux_dev --doc docs/speed.md
     python -m benchmarks.perf.speed --arch tiny_flux --quick --device cpu   # the same on FLUX.1's tiny model
-    python -m benchmarks.perf.speed --backbone-table docs/speed --readme README.md  # the README's table from runs made elsewhere
+    python -m benchmarks.perf.speed --backbone-table docs/speed --doc docs/speed.md  # the guide's table from runs made elsewhere
 
 ``--arch``: ``sd14`` (Stable Diffusion 1.4, the paper's model), ``sdxl``, ``sd35_medium`` and
 ``flux_dev`` (full size, :mod:`benchmarks.models.family_architectures`; fp16 for SDXL, bf16 for
@@ -33,8 +33,9 @@ out the attention capture (InstDiffEdit's overhead over it is its whole cost ove
 model; equal to the floor for methods that capture nothing); peak device memory; and, for every
 mode but eager, the IoU of each method's mask and the mean difference of its image with
 eager's for the same seed. Writes ``speed.json``, ``speed.csv`` and ``speed.md`` into ``--out``
-after every row, so a run cut short keeps what it measured; ``--readme`` puts the SD 1.x table
-(or, for the other families, the table of every family's run beside ``--out``) into the README.
+after every row, so a run cut short keeps what it measured; ``--doc`` puts the SD 1.x table
+(or, for the other families, the table of every family's run beside ``--out``) into a guide
+(``docs/speed.md``).
 
 Modes are the UNet fast paths (``model.fast_path``, :mod:`instdiffedit.fast_paths`): ``eager``,
 ``graphs`` (CUDA graphs; what a plain run uses on CUDA), ``compiled`` (inductor kernels under
@@ -65,7 +66,7 @@ import torch
 
 from benchmarks.devices import resolve_device
 from benchmarks.models.loading import Pipelines
-from benchmarks.perf.readme import replace_section
+from benchmarks.perf.doc_sections import replace_section
 from benchmarks.perf.speed.clock import Budget, Clock
 from benchmarks.perf.speed.methods import TIMED, check_methods_run_on, methods_for, on_fast_paths, parse_method, skip_reason
 from benchmarks.perf.speed.models import ARCH_FAMILIES, arch_dtype, benchmark_input, build_pipelines, model_family, model_pipelines, resolution
@@ -145,16 +146,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="few steps (tests of the plumbing; not paper settings)")
     parser.add_argument("--out", type=Path, help="the output folder (default outputs/speed, outputs/speed/<arch> for the other families)")
     parser.add_argument(
-        "--readme", type=Path,
+        "--doc", type=Path,
         help="also put the table into this file: SD 1.x's between the speed-table markers, the other families' (every run in --out's parent) between the speed-backbones markers",
     )
     parser.add_argument(
         "--backbone-table", type=Path, metavar="ROOT",
-        help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --readme (after runs made elsewhere)",
+        help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --doc (after runs made elsewhere)",
     )
     args = parser.parse_args(argv)
-    if args.backbone_table is not None and args.readme is None:
-        parser.error("--backbone-table needs --readme, the file to put the table into")
+    if args.backbone_table is not None and args.doc is None:
+        parser.error("--backbone-table needs --doc, the file to put the table into")
     sd = source_family(args) == "sd"
     args.out = args.out or Path("outputs/speed") / ("" if sd else args.model or args.arch)
     if sd:  # elsewhere the default is every method that runs on the family (main)
@@ -186,7 +187,7 @@ def weights(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     if args.backbone_table is not None:
-        replace_section(args.readme, BACKBONE_TABLE, backbone_markdown(args.backbone_table))
+        replace_section(args.doc, BACKBONE_TABLE, backbone_markdown(args.backbone_table))
         return []
     device = resolve_device(args.device)
     family = source_family(args)
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                 write_outputs(rows, meta, args.out, None)  # a run cut short keeps what it measured
     add_ratios(rows)
     meta["wall_seconds"] = round(budget.elapsed, 1)
-    table = write_outputs(rows, meta, args.out, args.readme, backbone=family != "sd")
+    table = write_outputs(rows, meta, args.out, args.doc, backbone=family != "sd")
     log("\n" + table)
     log(f"Wrote {args.out}/speed.json, speed.csv, speed.md in {meta['wall_seconds']} s.")
     if args.check:

@@ -17,7 +17,7 @@ TINY_FAMILIES = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux", "t
 ARCH_FAMILIES = {"sd14": "sd", "tiny": "sd", **TINY_FAMILIES, **{name: arch.family for name, arch in ARCHITECTURES.items()}}
 """Every ``--arch`` and its model family."""
 BACKBONE_ARCHS = (*ARCHITECTURES, *TINY_FAMILIES)
-"""The archs of the README's backbone table (their runs' folders side by side), in its order."""
+"""The archs of the backbone table (their runs' folders side by side), in its order."""
 
 
 def build_pipelines(arch: str, device: torch.device, dtype: torch.dtype, base: str | None, inpaint: str | None) -> Pipelines:

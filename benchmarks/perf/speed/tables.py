@@ -1,4 +1,4 @@
-"""The results as files: ``speed.json``, ``speed.csv``, ``speed.md`` and the README's sections."""
+"""The results as files: ``speed.json``, ``speed.csv``, ``speed.md`` and the sections of docs/speed.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.perf.readme import replace_section
+from benchmarks.perf.doc_sections import replace_section
 from benchmarks.perf.speed.models import BACKBONE_ARCHS
 from benchmarks.perf.speed.timing import Row
 
@@ -94,8 +94,8 @@ def backbone_markdown(root: Path) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, readme: Path | None, backbone: bool = False) -> str:
-    """Write ``speed.json``, ``speed.csv`` and ``speed.md`` into ``out``; with ``readme``, put the
+def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, doc: Path | None, backbone: bool = False) -> str:
+    """Write ``speed.json``, ``speed.csv`` and ``speed.md`` into ``out``; with ``doc``, put the
     table into it: SD 1.x's, or (``backbone``) the table of every backbone's run beside ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     records = [asdict(r) for r in rows]
@@ -106,12 +106,12 @@ def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, readme: Path
         writer.writerows({k: v for k, v in rec.items() if k != "times"} for rec in records)
     table = markdown(rows, meta)
     (out / "speed.md").write_text(table)
-    if readme is not None and backbone:
-        replace_section(readme, BACKBONE_TABLE, backbone_markdown(out.parent))
-    elif readme is not None:
-        replace_section(readme, TABLE, table)
+    if doc is not None and backbone:
+        replace_section(doc, BACKBONE_TABLE, backbone_markdown(out.parent))
+    elif doc is not None:
+        replace_section(doc, TABLE, table)
     return table
 
 
 TABLE, BACKBONE_TABLE = "speed-table", "speed-backbones"
-"""The README's sections (:func:`benchmarks.perf.readme.replace_section`): SD 1.x's table and the backbones'."""
+"""The generated sections of docs/speed.md (:func:`benchmarks.perf.doc_sections.replace_section`): SD 1.x's table and the backbones'."""
