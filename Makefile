@@ -3,7 +3,7 @@ PYTHON ?= python
 
 SCALING_GPUS ?= 1 2 4
 
-.PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
+.PHONY: install lint test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
 
 # The browser test of the results browser drives Debian's chromium; without it that test is skipped.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
@@ -14,7 +14,11 @@ install:  ## torch first (this pins the wheel CI tests with), then the project a
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && $(SUDO) sh -c 'apt-get update -qq && apt-get install -y -qq chromium'; } \
 	  || echo "note: chromium is not installed (apt-get install chromium); the results browser's browser test will be skipped"
 
-test:  ## the whole suite, slow end-to-end runs included
+lint:  ## ruff: the lint rules and the formatting (pyproject.toml's [tool.ruff])
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: lint  ## the lint, then the whole suite, slow end-to-end runs included
 	$(PYTHON) -m pytest -q
 
 test-fast:  ## everything but the end-to-end runs

@@ -29,7 +29,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
-from instdiffedit.accounting import count_unet_evals
+from instdiffedit.accounting import count_denoiser_evals
 from instdiffedit.backbones import (
     Backbone,
     DenoisingStep,
@@ -229,7 +229,7 @@ class FlowEditInMask:
         generators: Sequence[torch.Generator | None],
     ) -> RegionEdits:
         d = self.flowedit.backbone
-        with count_unet_evals(d.denoiser) as counter:
+        with count_denoiser_evals(d.denoiser) as counter:
             latents = [
                 self.flowedit.edited_latents(image, target=target, source=source, generator=generator, keep=mask[0])
                 for image, mask, target, source, generator in zip(images, masks, targets, sources, generators, strict=True)

@@ -27,7 +27,7 @@ import PIL.Image
 import torch
 from diffusers import FluxKontextPipeline, QwenImageEditPipeline
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.accounting import PhaseTimer, count_denoiser_evals
 from instdiffedit.backbones import check_family, family_of
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
@@ -92,10 +92,10 @@ class InstructionEditor(ABC):
         text = instruction or edit_instruction(target, source)
         transformer = self.pipeline.transformer
         timer = PhaseTimer(transformer.device)
-        with count_unet_evals(transformer) as counter, timer.phase("total"), timer.phase("edit"):
+        with count_denoiser_evals(transformer) as counter, timer.phase("total"), timer.phase("edit"):
             edited = self.generate(to_working_size(image, self.resolution), text, generator)
             edited, _, _ = to_input_size(image, edited)
-        return EditResult(edited, timings=timer.timings, unet_evals=counter.count)
+        return EditResult(edited, timings=timer.timings, denoiser_evals=counter.count)
 
 
 def _check_steps(num_inference_steps: int) -> None:

@@ -18,7 +18,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.accounting import PhaseTimer, count_denoiser_evals
 from instdiffedit.backbones import check_family, family_of
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
@@ -94,7 +94,7 @@ class PipelineEditor(ABC):
         timer = PhaseTimer(self.unet.device)
         processors = self.unet.attn_processors  # the very objects, put back even on errors
         try:
-            with count_unet_evals(self.unet) as counter, timer.phase("total"):
+            with count_denoiser_evals(self.unet) as counter, timer.phase("total"):
                 with timer.phase(self.first_phase):
                     work_image = to_working_size(image, self.resolution)
                 edited, binary, soft = self.pipeline_edit(work_image, target=target, source=source, generator=generator, timer=timer)

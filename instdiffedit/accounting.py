@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from instdiffedit.graphs import unet_runner
+from instdiffedit.fast_paths import denoiser_runner
 
 PHASES = ("mask", "edit", "inpaint")
 
@@ -57,7 +57,7 @@ class PhaseTimer:
         return timings
 
 
-class UNetEvalCounter:
+class DenoiserEvalCounter:
     """Counts UNet image-evaluations: the batch rows of every forward call."""
 
     def __init__(self) -> None:
@@ -72,17 +72,17 @@ class UNetEvalCounter:
 
 
 @contextmanager
-def count_unet_evals(*unets: torch.nn.Module | None) -> Iterator[UNetEvalCounter]:
+def count_denoiser_evals(*unets: torch.nn.Module | None) -> Iterator[DenoiserEvalCounter]:
     """Count the image-evaluations of every given UNet (``None`` entries are skipped).
 
     The shared diffusion steps call a UNet through its runner (eager or replayed from a CUDA
     graph, never through the module's hooks), which reports every call; a forward pre-hook
     sees the calls made inside diffusers pipelines (LEDITS++, DiffEdit-DDIM, the instruction editors).
     """
-    counter = UNetEvalCounter()
+    counter = DenoiserEvalCounter()
     handles = []
     for unet in dict.fromkeys(u for u in unets if u is not None):
-        handles.append(unet_runner(unet).listen(counter.add))
+        handles.append(denoiser_runner(unet).listen(counter.add))
         handles.append(unet.register_forward_pre_hook(counter._hook, with_kwargs=True))
     try:
         yield counter

@@ -6,7 +6,7 @@ recomputed from the same query and key projections and written on the device. On
 cross-attention layers of the down and up blocks at the requested resolution are wrapped; the
 original processors come back when the context exits.
 
-The capture works inside CUDA graphs (:mod:`instdiffedit.graphs`): before each UNet call the
+The capture works inside CUDA graphs (:mod:`instdiffedit.fast_paths`): before each UNet call the
 store picks a preallocated buffer for the call's shapes, each layer writes its maps into its
 own slot of it in place, and :meth:`CrossAttentionStore.take` averages the slots outside the
 graph. Writes rather than sums: running a call again (a warm-up, then the replay) leaves the
@@ -29,7 +29,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
-from instdiffedit.graphs import is_graph_safe, unet_runner
+from instdiffedit.fast_paths import denoiser_runner, is_graph_safe
 
 _CROSS_ATTENTION = re.compile(r"^(down|up)_blocks\.(\d+)\.attentions\.\d+\.transformer_blocks\.\d+\.attn2\.processor$")
 
@@ -189,7 +189,7 @@ def capture_cross_attention(
     store, wrapped = _capturing_processors(unet, original, (height // downsample, width // downsample), downsample, conditional_only)
     # Calls through the UNet's runner (the diffusion steps') and direct calls both prepare the store.
     handles = [
-        unet_runner(unet).listen(store.prepare),
+        denoiser_runner(unet).listen(store.prepare),
         unet.register_forward_pre_hook(lambda _, args, kwargs: store.prepare(*_unet_inputs(args, kwargs)), with_kwargs=True),
     ]
     unet.set_attn_processor({**original, **wrapped})

@@ -29,7 +29,7 @@ layer must run diffusers' own processor for its family (``JointAttnProcessor2_0`
 any other is refused with its name rather than replaced.
 
 As in :mod:`instdiffedit.attention`, the capture works inside CUDA graphs
-(:mod:`instdiffedit.graphs`): before each transformer call the store selects a preallocated
+(:mod:`instdiffedit.fast_paths`): before each transformer call the store selects a preallocated
 buffer for the call's rows and text length; the first chosen layer writes its maps into it in
 place and each later layer adds its own (the order is fixed by the model), and
 :meth:`JointAttentionStore.take` divides by the layer count outside the graph. The capturing
@@ -53,7 +53,7 @@ from diffusers.models.attention_processor import JointAttnProcessor2_0
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
-from instdiffedit.graphs import unet_runner
+from instdiffedit.fast_paths import denoiser_runner
 
 Normaliser = Literal["all_keys", "text_keys"]
 NORMALISERS: tuple[str, ...] = ("all_keys", "text_keys")
@@ -397,7 +397,7 @@ def capture_joint_attention(
     store.reset()
     # Calls through the transformer's runner (the diffusion steps') and direct calls both prepare the store.
     handles = [
-        unet_runner(transformer).listen(store.prepare),
+        denoiser_runner(transformer).listen(store.prepare),
         transformer.register_forward_pre_hook(lambda _, args, kwargs: store.prepare(*_transformer_inputs(args, kwargs)), with_kwargs=True),
     ]
     transformer.set_attn_processor({**original, **wrapped})

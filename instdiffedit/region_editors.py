@@ -25,7 +25,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
-from instdiffedit.accounting import count_unet_evals
+from instdiffedit.accounting import count_denoiser_evals
 from instdiffedit.backbones import BACKBONE_FAMILIES, FAMILY_NAMES, Backbone, backbone_for, check_family, family_of
 from instdiffedit.inpaint import Inpainter, InpaintingModelInpainter, LatentBlendInpainter
 from instdiffedit.types import Capabilities, Editor
@@ -36,7 +36,7 @@ class RegionEdits:
     """The edited images (working size, one per item) and the denoiser evaluations they took."""
 
     images: list[PIL.Image.Image]
-    unet_evals: int
+    denoiser_evals: int
 
 
 class RegionEditor(Protocol):
@@ -73,7 +73,7 @@ class Inpainting:
         generators: Sequence[torch.Generator | None],
     ) -> RegionEdits:
         """``sources`` are not used: an inpainter repaints with the target text alone."""
-        with count_unet_evals(self.inpainter.denoiser) as counter:
+        with count_denoiser_evals(self.inpainter.denoiser) as counter:
             images = self.inpainter.batch(list(images), masks, list(targets), list(generators))
         return RegionEdits(images, counter.count)
 
@@ -160,5 +160,5 @@ class InstructionInMask:
                 raise ValueError(f"{type(self.editor).__name__} returned a {result.image.size} image for a {image.size} input; editors return the input's size.")
             inside = (mask[0] >= 0.5).cpu().numpy()[..., None]
             composited.append(PIL.Image.fromarray(np.where(inside, np.asarray(result.image.convert("RGB")), np.asarray(image.convert("RGB")))))
-            evals += result.unet_evals
+            evals += result.denoiser_evals
         return RegionEdits(composited, evals)

@@ -18,7 +18,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
-from instdiffedit.accounting import PhaseTimer, count_unet_evals
+from instdiffedit.accounting import PhaseTimer, count_denoiser_evals
 from instdiffedit.arithmetic import Arithmetic, check_arithmetic
 from instdiffedit.backbones import (
     BACKBONE_FAMILIES,
@@ -173,7 +173,7 @@ class StagedEditor(ABC):
         timer = PhaseTimer(b.device)
         output_evals = 0  # each phase counts its own evaluations: an editor may count its own (results of another editor)
         with timer.phase("total"):
-            with timer.phase(self.first_stage_phase), count_unet_evals(b.denoiser) as counter:
+            with timer.phase(self.first_stage_phase), count_denoiser_evals(b.denoiser) as counter:
                 stages = self.first_stages(images, targets=targets, sources=sources, masks=masks, generators=generators)
             if self.output == "inpaint":
                 with timer.phase("inpaint"):
@@ -207,4 +207,4 @@ class StagedEditor(ABC):
         work_masks = torch.stack([binary_mask_to_size(m, (side, side), self.arithmetic) for m in masks])[:, None]
         work_images = [to_working_size(image, side) for image in images]
         edits = self.region_editor(work_images, work_masks, targets=targets, sources=sources, generators=generators)
-        return edits.images, edits.unet_evals
+        return edits.images, edits.denoiser_evals

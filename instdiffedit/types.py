@@ -18,7 +18,7 @@ class EditResult:
     Masks are CPU tensors at the input image's resolution (H x W). ``timings`` holds seconds
     for the phases ``"mask"`` (until the final mask exists), ``"edit"`` (producing the edited
     image from latents, outside inpainting), ``"inpaint"`` (the inpainting call) and
-    ``"total"`` (wall clock of the whole edit). ``unet_evals`` counts UNet image-evaluations:
+    ``"total"`` (wall clock of the whole edit). ``denoiser_evals`` counts UNet image-evaluations:
     batch rows summed over every UNet call, inpainting included. ``mask_history`` holds the
     binary mask of every denoising step (T x h x w, bool, at the method's mask resolution) for
     methods whose mask evolves during denoising (InstDiffEdit's instant masks), else None: it is
@@ -29,7 +29,7 @@ class EditResult:
     mask: torch.Tensor | None = None
     soft_mask: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    unet_evals: int = 0
+    denoiser_evals: int = 0
     mask_history: torch.Tensor | None = None
 
 

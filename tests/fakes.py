@@ -187,7 +187,7 @@ class PlainGraph:
 
 
 class PlainGraphs:
-    """A :class:`instdiffedit.graphs.Capturer` for CPUs: the capture step replaced by plain calls.
+    """A :class:`instdiffedit.fast_paths.Capturer` for CPUs: the capture step replaced by plain calls.
 
     Capturing runs the forward with host syncs forbidden, as a CUDA stream capture does.
     """

@@ -83,7 +83,7 @@ def summary(result: EditResult) -> dict:
         "mask_sum": None if result.mask is None else int(result.mask.sum()),
         "soft": soft_slice(result),
         "history": history_sums(result),
-        "unet_evals": result.unet_evals,
+        "denoiser_evals": result.denoiser_evals,
     }
 
 

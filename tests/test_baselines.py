@@ -17,7 +17,7 @@ from instdiffedit.backbones import StableDiffusion
 def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item, seeded) -> None:
     editor = DiffEdit(tiny.base, None, num_noises=3, num_inference_steps=10, inpaint_steps=4)
     result = editor.edit(item.image, target=item.target, source=item.source, generator=seeded(11))
-    assert result.unet_evals == 3 * 2 * 5 * 2 + 4 * 2  # mask runs + latent-blend inpainting
+    assert result.denoiser_evals == 3 * 2 * 5 * 2 + 4 * 2  # mask runs + latent-blend inpainting
     assert result.image.size == item.image.size
     assert result.mask.shape == (item.image.height, item.image.width)
     assert set(result.mask.unique().tolist()) <= {0.0, 1.0}
@@ -28,7 +28,7 @@ def test_diffedit_spends_noises_x_texts_x_steps_x_cfg_on_its_mask(tiny, item, se
 def test_diffedit_at_the_paper_defaults_spends_1000_evaluations_on_the_mask(tiny, item, seeded) -> None:
     editor = DiffEdit(tiny.base, None, output="inpaint", inpaint_steps=1)
     result = editor.edit(item.image, target=item.target, source=item.source, generator=seeded(11))
-    assert result.unet_evals == 10 * 2 * 25 * 2 + 1 * 2
+    assert result.denoiser_evals == 10 * 2 * 25 * 2 + 1 * 2
 
 
 def test_diffedit_batched_and_one_by_one_give_the_same_mask(tiny, item, seeded) -> None:
@@ -45,7 +45,7 @@ def test_diffedit_batched_and_one_by_one_give_the_same_mask(tiny, item, seeded) 
 
 def test_sdedit_runs_the_last_half_of_the_schedule_and_has_no_mask(tiny, item, seeded) -> None:
     result = SDEdit(tiny.base).edit(item.image, target=item.target, generator=seeded(11))
-    assert result.unet_evals == 25 * 2
+    assert result.denoiser_evals == 25 * 2
     assert result.mask is None and result.soft_mask is None
     assert result.image.size == item.image.size and result.timings["edit"] > 0
 
@@ -57,7 +57,7 @@ def test_oracle_with_an_empty_mask_returns_the_input_up_to_the_autoencoder(tiny,
     empty = torch.zeros(work.height, work.width)
     result = editor.edit(work, target=item.target, mask=empty, generator=seeded(11))
     assert result.image.tobytes() == d.decode(d.encode(work))[0].tobytes()
-    assert result.unet_evals == 4 * 2
+    assert result.denoiser_evals == 4 * 2
 
 
 def test_oracle_with_a_full_mask_changes_the_image(tiny, item, seeded) -> None:
@@ -80,7 +80,7 @@ def test_the_no_mask_ablation_changes_the_edit_but_still_reports_the_mask(tiny, 
     kwargs = dict(num_inference_steps=10, output="decode")
     guided = InstDiffEdit(tiny.base, **kwargs).edit(item.image, target=item.target, generator=seeded(11))
     unguided = InstDiffEdit(tiny.base, mask_guidance=False, **kwargs).edit(item.image, target=item.target, generator=seeded(11))
-    assert unguided.unet_evals == guided.unet_evals == 5 * 6
+    assert unguided.denoiser_evals == guided.denoiser_evals == 5 * 6
     assert unguided.mask is not None and unguided.mask.shape == guided.mask.shape
     assert unguided.image.tobytes() != guided.image.tobytes()
 

@@ -30,7 +30,7 @@ class RecordingEditor:
 
     def edit(self, image, *, target, source=None, prompt=None, mask=None, generator=None) -> EditResult:
         self.targets.append(target)
-        return EditResult(image, mask=mask, timings={"total": 0.0}, unet_evals=1)
+        return EditResult(image, mask=mask, timings={"total": 0.0}, denoiser_evals=1)
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -34,13 +34,13 @@ def test_the_tiny_run_prints_a_summary_writes_results_and_resumes(tmp_path: Path
     args = ("model=tiny", "dataset=synthetic", "dataset.n=2", f"paths.output_root={tmp_path}")
     first = _run(*args, "logger=wandb")
     assert first.returncode == 0, first.stderr[-3000:]
-    for column in ("mask_iou", "seconds", "unet_evals"):
+    for column in ("mask_iou", "seconds", "denoiser_evals"):
         assert column in first.stdout
 
     run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=2"
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [r["item_id"] for r in rows] == ["synthetic-00000", "synthetic-00001"]
-    assert all(r["status"] == "ok" and 0 <= r["mask_iou"] <= 100 and r["unet_evals"] > 150 for r in rows)
+    assert all(r["status"] == "ok" and 0 <= r["mask_iou"] <= 100 and r["denoiser_evals"] > 150 for r in rows)
     assert all(r["param.dataset.n"] == 2 and r["target"] and r["source"] for r in rows), "rows say what differs and the edit"
     assert (run_dir / "images" / "synthetic-00000" / "edit.png").exists()
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should have logged offline"
@@ -55,7 +55,7 @@ def test_the_tiny_run_prints_a_summary_writes_results_and_resumes(tmp_path: Path
 def test_the_default_run_edits_the_toy_split_with_the_toy_model_and_shows_reference_rows(tmp_path: Path) -> None:
     result = _run("dataset.n=4", "logger=none", f"paths.output_root={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    for column in ("mask_iou", "changing_rate", "edit_success", "bg_psnr", "seconds", "unet_evals"):
+    for column in ("mask_iou", "changing_rate", "edit_success", "bg_psnr", "seconds", "denoiser_evals"):
         assert column in result.stdout
     assert "reference: disc" in result.stdout and "reference: full" in result.stdout
     rows = [json.loads(line) for line in (tmp_path / "toy" / "toy_shapes" / "instdiffedit" / "dataset.n=4" / "results.jsonl").read_text().splitlines()]
@@ -174,8 +174,8 @@ def test_a_multirun_over_every_sd_method_summarises_each_with_its_mask_iou(tmp_p
     assert set(rows) == set(SD_METHODS)
     assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
     assert all(r["failed"] == "0" for r in rows.values()), lines
-    assert float(rows["diffedit"]["unet_evals"]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
-    assert float(rows["instdiffedit"]["unet_evals"]) == 25 * 6 + 2 * 51
+    assert float(rows["diffedit"]["denoiser_evals"]) == 10 * 2 * 25 * 2 + 2 * 51  # mask runs + SD-inpainting (PNDM: 51 steps)
+    assert float(rows["instdiffedit"]["denoiser_evals"]) == 25 * 6 + 2 * 51
 
 
 FAMILY_METHODS = ("instdiffedit", "diffedit", "sdedit", "oracle_inpaint", "no_mask")
@@ -203,7 +203,7 @@ def test_every_method_that_applies_runs_on_each_tiny_family(tmp_path: Path, mode
     assert set(rows) == set(FAMILY_METHODS)
     assert all(r["failed"] == "0" for r in rows.values()), lines
     assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
-    assert {method: float(r["unet_evals"]) for method, r in rows.items()} == FAMILY_EVALS[model]
+    assert {method: float(r["denoiser_evals"]) for method, r in rows.items()} == FAMILY_EVALS[model]
 
 
 # FlowEdit's published settings: SD 3 runs n_max 33 steps x source and target x CFG, FLUX.1 [dev] 24 x 2 (embedded guidance).
@@ -217,7 +217,7 @@ def test_flowedit_runs_on_each_flow_matching_tiny_family_and_reports_no_mask(tmp
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in next(tmp_path.glob(f"{model}/synthetic/flowedit/*/results.jsonl")).read_text().splitlines()]
     assert [r["status"] for r in rows] == ["ok"]
-    assert rows[0]["unet_evals"] == FLOWEDIT_EVALS[model]
+    assert rows[0]["denoiser_evals"] == FLOWEDIT_EVALS[model]
     assert math.isnan(rows[0]["mask_iou"]) and not math.isnan(rows[0]["changing_rate"]), "no mask to score; the image is scored"
 
 

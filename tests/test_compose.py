@@ -30,7 +30,7 @@ NOISES = dict(FEW, num_noises=2)
 def _same(a, b) -> None:
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     assert (a.mask is None and b.mask is None) or torch.equal(a.mask, b.mask)
-    assert a.unet_evals == b.unet_evals
+    assert a.denoiser_evals == b.denoiser_evals
 
 
 def _edit(editor, item, seed: int = 7):
@@ -74,7 +74,7 @@ def test_sdedit_is_the_whole_image_with_sdedit_composited_inside(tiny, item) -> 
     method = SDEdit(tiny.base, **FEW)
     composed = Compose(tiny.base, tiny.inpaint, mask=WholeImage, editor=functools.partial(InstructionInMask, editor=functools.partial(SDEdit, **FEW)))
     a, b = _edit(method, item), _edit(composed, item)
-    assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.unet_evals == b.unet_evals
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.denoiser_evals == b.denoiser_evals
     assert a.mask is None and bool(b.mask.all())
 
 
@@ -84,7 +84,7 @@ def test_flowedit_is_the_whole_image_with_flowedit_restricted_to_it(tiny_family,
     settings = dict(num_inference_steps=4, n_max=2)
     a = _edit(FlowEdit(pipes.base, **settings), item)
     b = _edit(Compose(pipes.base, None, mask=WholeImage, editor=functools.partial(FlowEditInMask, **settings)), item)
-    assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.unet_evals == b.unet_evals
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.denoiser_evals == b.denoiser_evals
 
 
 # -- what each part keeps --------------------------------------------------------------------------------

@@ -70,13 +70,13 @@ def test_timings_split_mask_from_encode_and_decode_and_unet_rows_are_counted(rep
     mask = MAPS * 2 * 2  # one call: n noises x [reference, query] x CFG [negative, text]
     encode = k * 1  # DDIM inversion with the unconditional model, as the paper encodes
     decode = k * 2  # masked DDIM decoding with the query, with CFG
-    assert result.unet_evals == mask + encode + decode == 24
+    assert result.denoiser_evals == mask + encode + decode == 24
 
 
 def test_encoding_with_the_source_text_takes_two_unet_rows_per_step(tiny, image, seeded) -> None:
     result = _editor(tiny, encode_text="source").edit(image, target=TARGET, source=SOURCE, generator=seeded())
     k = int(STEPS * RATIO)
-    assert result.unet_evals == MAPS * 2 * 2 + k * 2 + k * 2
+    assert result.denoiser_evals == MAPS * 2 * 2 + k * 2 + k * 2
 
 
 def test_the_same_seed_gives_the_same_edit_and_the_ground_truth_mask_is_ignored(replacement, image, seeded) -> None:

@@ -48,7 +48,7 @@ def test_edit_returns_an_image_and_masks_at_the_input_size_with_timings_and_unet
     assert result.timings["total"] >= result.timings["mask"] + result.timings["inpaint"]
     # 5 guided steps x (3 uncond + 3 cond) rows, then the inpainting's 5 PNDM calls (4 steps) x 2 rows.
     assert len(editor.inpainter.backbone.schedule.scheduler.timesteps) == 5
-    assert result.unet_evals == 5 * 6 + 5 * 2
+    assert result.denoiser_evals == 5 * 6 + 5 * 2
 
 
 def test_the_same_seed_gives_the_same_edit(tiny, item, seeded) -> None:
@@ -62,7 +62,7 @@ def test_the_same_seed_gives_the_same_edit(tiny, item, seeded) -> None:
 def test_decode_output_skips_inpainting(tiny, item, seeded) -> None:
     editor = InstDiffEdit(tiny.base, tiny.inpaint, num_inference_steps=STEPS, output="decode")
     result = editor.edit(item.image, target=item.target, generator=seeded())
-    assert result.unet_evals == 5 * 6
+    assert result.denoiser_evals == 5 * 6
     assert result.timings["inpaint"] == 0 and result.image.size == item.image.size
 
 
@@ -78,7 +78,7 @@ def test_the_result_keeps_every_steps_instant_mask(tiny, item, seeded) -> None:
 def test_without_an_inpainting_model_the_base_model_inpaints_by_latent_blending(tiny, item, seeded) -> None:
     editor = InstDiffEdit(tiny.base, None, num_inference_steps=STEPS, inpaint_steps=4)
     result = editor.edit(item.image, target=item.target, generator=seeded())
-    assert result.unet_evals == 5 * 6 + 4 * 2
+    assert result.denoiser_evals == 5 * 6 + 4 * 2
 
 
 def test_latent_blend_inpainting_with_an_empty_mask_returns_the_autoencoded_input(tiny, item, seeded) -> None:

@@ -17,7 +17,7 @@ from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, item_seed, run
 from instdiffedit import Capabilities, EditResult, InstDiffEdit
 from instdiffedit.backbones import ALL_FAMILIES
-from instdiffedit.graphs import set_fast_path
+from instdiffedit.fast_paths import set_fast_path
 
 STEPS = 10  # strength 0.5: 5 guided steps
 INPAINT_STEPS = 4
@@ -61,7 +61,7 @@ def test_a_batch_of_items_gets_each_items_own_masks_and_images(tiny, dataset) ->
         assert torch.equal(batched.mask_history, one.mask_history)
         assert torch.equal(batched.mask, one.mask)
         assert numpy.abs(numpy.asarray(batched.image, float) - numpy.asarray(one.image, float)).max() <= 2
-        assert batched.unet_evals == one.unet_evals
+        assert batched.denoiser_evals == one.denoiser_evals
 
 
 def test_the_runners_throughput_mode_writes_the_rows_of_one_at_a_time(tiny, dataset, tmp_path) -> None:
@@ -74,7 +74,7 @@ def test_the_runners_throughput_mode_writes_the_rows_of_one_at_a_time(tiny, data
     assert list(batched.index) == dataset.item_ids() and (batched["status"] == "ok").all()
     assert list(batched["seed"]) == [item_seed(3, i) for i in dataset.item_ids()]
     assert batched["mask_iou"].tolist() == one["mask_iou"].tolist()
-    assert batched["unet_evals"].tolist() == one["unet_evals"].tolist()
+    assert batched["denoiser_evals"].tolist() == one["denoiser_evals"].tolist()
     assert batched["batch_size"].tolist() == [2, 2, 1]  # 3 items: one batch of 2, then one alone
 
 
@@ -92,7 +92,7 @@ class _BatchFails:
     def edit(self, image, *, target, generator=None, **kwargs) -> EditResult:
         if image.tobytes() == self.bad:
             raise ValueError("bad item")
-        return EditResult(image, timings={"total": 0.1}, unet_evals=1)
+        return EditResult(image, timings={"total": 0.1}, denoiser_evals=1)
 
 
 def test_a_failing_batch_is_redone_one_item_at_a_time(dataset, tmp_path) -> None:

@@ -41,7 +41,7 @@ def test_unset_settings_are_the_authors_for_the_models_family_and_set_ones_win(t
 def test_each_flowedit_step_costs_source_and_target_per_noise_and_each_final_step_the_target_alone(tiny_family, item, family: str) -> None:
     editor = FlowEdit(tiny_family(family).base, num_inference_steps=10, n_max=6, n_min=2, n_avg=2)
     result = editor.edit(item.image, target=item.target, source=item.source, generator=_seeded())
-    assert result.unet_evals == ROWS_PER_LATENT[family] * ((6 - 2) * 2 * 2 + 2)
+    assert result.denoiser_evals == ROWS_PER_LATENT[family] * ((6 - 2) * 2 * 2 + 2)
     assert result.mask is None and result.soft_mask is None and result.mask_history is None
     assert result.image.size == item.image.size and result.timings["edit"] > 0
 
@@ -50,7 +50,7 @@ def test_each_flowedit_step_costs_source_and_target_per_noise_and_each_final_ste
 def test_with_n_max_zero_the_result_is_the_sources_reconstruction(tiny_family, item, family: str) -> None:
     editor = FlowEdit(tiny_family(family).base, n_max=0)
     assert torch.equal(_latents(editor, item), editor.backbone.encode(item.image))
-    assert editor.edit(item.image, target=item.target, source=item.source, generator=_seeded()).unet_evals == 0
+    assert editor.edit(item.image, target=item.target, source=item.source, generator=_seeded()).denoiser_evals == 0
 
 
 @pytest.mark.parametrize("family", FAMILIES)

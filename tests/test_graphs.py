@@ -14,15 +14,15 @@ from baselines import DiffEdit, OracleInpaint, SDEdit
 from benchmarks.models.tiny import tiny_pipelines
 from benchmarks.models.tiny_families import tiny_family_pipelines
 from instdiffedit import InstDiffEdit
-from instdiffedit.acceleration import accelerate
 from instdiffedit.attention import capture_cross_attention
 from instdiffedit.backbones import denoiser_of
-from instdiffedit.graphs import (
+from instdiffedit.fast_paths import (
     DEFAULT_FAST_PATH,
+    accelerate,
     check_fast_path,
+    denoiser_runner,
     resolve_fast_path,
     set_fast_path,
-    unet_runner,
 )
 
 STEPS = 10  # strength 0.5: 5 guided steps
@@ -69,7 +69,7 @@ def test_every_method_gets_the_eager_masks_and_images_through_graphs(tiny, pipes
             assert (result.mask is None) == (eager[name].mask is None)
             if result.mask is not None:
                 assert torch.equal(result.mask, eager[name].mask), (name, attempt)
-            assert result.unet_evals == eager[name].unet_evals, "the counter hears replays"
+            assert result.denoiser_evals == eager[name].denoiser_evals, "the counter hears replays"
     assert all(graph.replays for capturer in capturers.values() for graph in capturer.graphs)
 
 
@@ -88,7 +88,7 @@ def test_every_family_gets_the_eager_masks_and_images_through_graphs(tiny_family
             assert _same_image(result.image, eager[name].image), (name, attempt)
             if result.mask is not None:
                 assert torch.equal(result.mask, eager[name].mask), (name, attempt)
-            assert result.unet_evals == eager[name].unet_evals
+            assert result.denoiser_evals == eager[name].denoiser_evals
     assert all(graph.replays for capturer in capturers for graph in capturer.graphs)
 
 
@@ -105,7 +105,7 @@ def test_one_graph_per_call_signature_and_attention_processor_set(pipes, item) -
     assert len(capturers["base"].graphs) == 2 and len(capturers["inpaint"].graphs) == 1
     editors["instdiffedit"].edit_batch([item.image] * 2, targets=[item.target] * 2, generators=[torch.Generator().manual_seed(s) for s in (1, 2)])
     assert len(capturers["base"].graphs) == 3 and len(capturers["inpaint"].graphs) == 2  # 12 and 4 rows
-    assert unet_runner(pipes.base.unet).graph_count == 3
+    assert denoiser_runner(pipes.base.unet).graph_count == 3
 
 
 def test_a_replay_reads_the_static_inputs_and_returns_a_copy_of_the_static_output(pipes) -> None:
@@ -150,10 +150,10 @@ def test_moving_the_weights_drops_the_graphs(pipes, item) -> None:
     capturers = _graphed(pipes)
     editor = _editors(pipes)["sdedit"]
     _edit(editor, item)
-    assert unet_runner(pipes.base.unet).graph_count == 1
+    assert denoiser_runner(pipes.base.unet).graph_count == 1
     accelerate(pipes.base.unet, channels_last=True)  # new weight storage: the captured addresses are stale
     _edit(editor, item)
-    assert unet_runner(pipes.base.unet).graph_count == 1 and len(capturers["base"].graphs) == 2
+    assert denoiser_runner(pipes.base.unet).graph_count == 1 and len(capturers["base"].graphs) == 2
 
 
 class _Recording(AttnProcessor2_0):
@@ -208,7 +208,7 @@ def test_auto_means_graphs_on_cuda_and_eager_elsewhere() -> None:
 
 
 def test_a_plain_cpu_run_calls_the_unet_eagerly(tiny, item) -> None:
-    runner = unet_runner(tiny.base.unet)
+    runner = denoiser_runner(tiny.base.unet)
     assert runner.mode == "auto"
     InstDiffEdit(tiny.base, None, num_inference_steps=4, output="decode").edit(item.image, target=item.target)
     assert runner.graph_count == 0
@@ -248,4 +248,4 @@ def test_cuda_graphs_give_the_eager_masks_and_images(_private_cache, item, famil
             if result.mask is not None:
                 assert (result.mask != eager[name].mask).float().mean() <= 0.01, (name, attempt)
     # the mask loop with its attention capture, DiffEdit's rows, SDEdit's rows
-    assert unet_runner(denoiser_of(pipes.base)).graph_count == 3
+    assert denoiser_runner(denoiser_of(pipes.base)).graph_count == 3

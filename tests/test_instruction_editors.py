@@ -14,6 +14,7 @@ from typing import ClassVar
 import PIL.Image
 import pytest
 import torch
+from pie_layout import write_pie_bench
 
 from baselines.instruction_editors import FluxKontext, QwenImageEdit, edit_instruction
 from benchmarks.data.items import EditItem
@@ -23,7 +24,6 @@ from benchmarks.models.tiny_families import build_tiny_qwen_image_edit
 from benchmarks.run.runner import edit_items
 from instdiffedit.backbones import PIPELINE_FAMILIES, family_of
 from instdiffedit.types import Capabilities, EditResult
-from pie_layout import write_pie_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_each_instruction_editor_runs_on_its_tiny_model_through_run_py(tmp_path:
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in next(tmp_path.glob(f"{model}/synthetic/{method}/*/results.jsonl")).read_text().splitlines()]
     assert [r["status"] for r in rows] == ["ok"]
-    assert rows[0]["unet_evals"] == evals
+    assert rows[0]["denoiser_evals"] == evals
     assert math.isnan(rows[0]["mask_iou"]) and not math.isnan(rows[0]["changing_rate"]), "no mask to score; the image is scored"
 
 
@@ -125,14 +125,14 @@ def test_the_speed_benchmark_times_an_instruction_editor_on_its_tiny_model(tmp_p
         "--repeats", "1", "--warmup", "1", "--floor-repeats", "0", "--device", "cpu", "--out", str(tmp_path),
     ])
     assert [(row.method, row.status) for row in rows] == [("kontext", "ok")]
-    assert rows[0].unet_evals == 4 and rows[0].seconds > 0  # --quick: 4 steps, one call each
+    assert rows[0].denoiser_evals == 4 and rows[0].seconds > 0  # --quick: 4 steps, one call each
 
 
 def test_an_edit_comes_back_at_the_input_size_without_a_mask(tiny_kontext_editor: FluxKontext) -> None:
     image = PIL.Image.new("RGB", (48, 40), (200, 40, 40))
     result = tiny_kontext_editor.edit(image, target="a blue circle", source="a red square", generator=torch.Generator().manual_seed(0))
     assert result.image.size == (48, 40) and result.mask is None and result.mask_history is None
-    assert result.unet_evals == 1 and result.timings["total"] >= result.timings["edit"] > 0
+    assert result.denoiser_evals == 1 and result.timings["total"] >= result.timings["edit"] > 0
 
 
 @pytest.fixture(scope="module")

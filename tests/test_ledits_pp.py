@@ -48,14 +48,14 @@ def test_inversion_and_editing_are_timed_as_edit_and_counted_row_by_row(replacem
     assert 0 < result.timings["edit"] <= result.timings["total"]
     # Inversion: STEPS calls of 1 row (no source prompt, so no CFG).
     # Editing: STEPS calls of [unconditional | source (removed) | target (added)] = 3 rows.
-    assert result.unet_evals == STEPS * 1 + STEPS * 3
+    assert result.denoiser_evals == STEPS * 1 + STEPS * 3
 
 
 def test_without_a_source_only_the_target_is_added(tiny, image, seeded) -> None:
     editor = LeditsPP(tiny.base, num_inversion_steps=STEPS)
     result = editor.edit(image, target=TARGET, generator=seeded())
     assert editor.pipeline.activation_mask.shape[1] == 1  # one edit concept
-    assert result.unet_evals == STEPS * 1 + STEPS * 2  # editing rows: [unconditional | target]
+    assert result.denoiser_evals == STEPS * 1 + STEPS * 2  # editing rows: [unconditional | target]
     assert result.mask.shape == (80, 96)
 
 
@@ -140,7 +140,7 @@ def test_ddim_inversion_edits_end_to_end(tiny, image, seeded) -> None:
     assert isinstance(editor.pipeline.scheduler, IntegerTimestepDDIMScheduler)
     result = editor.edit(image, target=TARGET, source=SOURCE, generator=seeded())
     assert result.image.size == image.size
-    assert result.unet_evals == STEPS * 1 + STEPS * 3
+    assert result.denoiser_evals == STEPS * 1 + STEPS * 3
 
 
 def test_bad_settings_are_refused(tiny) -> None:

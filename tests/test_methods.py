@@ -14,7 +14,7 @@ import run  # noqa: F401  (registers the config's resolvers)
 from baselines.instruction_editors import InstructionEditor
 from baselines.pipeline_editor import PipelineEditor
 from benchmarks.methods import METHODS, editor_class
-from benchmarks.perf import speed
+from benchmarks.perf.speed.methods import TIMED, build_editor
 from instdiffedit import Capabilities
 from instdiffedit.backbones import ALL_FAMILIES
 
@@ -57,11 +57,11 @@ def test_the_quick_and_warm_up_overrides_name_settings_of_the_methods_config(met
             assert str(cfg.method[key.removeprefix("method.")]) == value
 
 
-@pytest.mark.parametrize("method", speed.TIMED)
+@pytest.mark.parametrize("method", TIMED)
 def test_the_speed_benchmark_builds_each_method_from_its_config(tiny_family, method: str) -> None:
     # the tiny SD model where the method runs on it; the instruction editors' own families else
     family = next(f for f in ("sd", "sd3", "flux_kontext", "qwen_image_edit") if f in editor_class(method).capabilities.families)
-    editor = speed.build_editor(method, tiny_family(family), quick=False)
+    editor = build_editor(method, tiny_family(family), quick=False)
     assert type(editor) is get_object(_compose(f"method={method}").method._target_)
 
 

@@ -143,7 +143,7 @@ class TestSpeedOptions:
 
         from omegaconf import OmegaConf
 
-        from instdiffedit.graphs import DEFAULT_FAST_PATH
+        from instdiffedit.fast_paths import DEFAULT_FAST_PATH
 
         checked = []
         for config in sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml")):

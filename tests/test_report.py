@@ -34,7 +34,7 @@ def _config_rows(dataset: str, method: str, config_id: str, params: dict, seed: 
             row.update(status="failed", error="RuntimeError: simulated", seconds=0.1)
         else:
             row.update(status="ok", flags="mask resized" if index == 1 else "", seconds=float(rng.uniform(1, 3)),
-                       unet_evals=extra.get("unet_evals", 252), batch_size=4, finished_at=1.7e9 + index,
+                       denoiser_evals=extra.get("denoiser_evals", 252), batch_size=4, finished_at=1.7e9 + index,
                        target=f"a blue square {index}", source="a red circle",
                        changing_rate=float(rng.uniform(0.5, 2)), bg_psnr=float(rng.uniform(10, 30)))
             if extra.get("masks", True):
@@ -80,8 +80,8 @@ def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = f"{toy}/instdiffedit/dataset.n=5" if phi == 0.2 else f"{toy}/instdiffedit/dataset.n=5,method.threshold={phi}"
         _run(root, folder, _config_rows("toy_shapes", "instdiffedit", f"phi{phi}", {"threshold": phi, "strength": 0.5}, seed,
                                          failed={"toy-00004"} if phi == 0.1 else ()), steps=True)
-    _run(root, f"{toy}/diffedit/dataset.n=5", _config_rows("toy_shapes", "diffedit", "de", {"threshold": 0.3}, 7, unet_evals=1102))
-    _run(root, f"{toy}/sdedit/dataset.n=5", _config_rows("toy_shapes", "sdedit", "sd", {"strength": 0.5}, 8, masks=False, unet_evals=52))
+    _run(root, f"{toy}/diffedit/dataset.n=5", _config_rows("toy_shapes", "diffedit", "de", {"threshold": 0.3}, 7, denoiser_evals=1102))
+    _run(root, f"{toy}/sdedit/dataset.n=5", _config_rows("toy_shapes", "sdedit", "sd", {"strength": 0.5}, 8, masks=False, denoiser_evals=52))
     _run(root, "tiny/editing_mask/instdiffedit/default", _config_rows("editing_mask", "instdiffedit", "em", {"threshold": 0.2}, 9))
     _run(root, "tiny/imagen/instdiffedit/default", _config_rows("imagen", "instdiffedit", "im", {"threshold": 0.2}, 10,
                                                                 masks=False, more=("lpips", "clip_score")), corpus={"fid": 123.4})
@@ -109,7 +109,7 @@ def test_split_table_means_and_counts_are_pandas_on_the_same_rows(reporter: Repo
     numbers = _ours(table)
     toy = rows[rows["dataset"] == "toy_shapes"]
     ok = toy[toy["status"] == "ok"]
-    for metric in ("mask_iou", "changing_rate", "bg_psnr", "seconds", "unet_evals"):
+    for metric in ("mask_iou", "changing_rate", "bg_psnr", "seconds", "denoiser_evals"):
         expected = ok.groupby("config_id")[metric].mean()
         pd.testing.assert_series_equal(numbers[metric].dropna().sort_index(), expected.dropna().sort_index(), check_names=False)
     assert numbers["items"].to_dict() == toy.groupby("config_id").size().to_dict()
@@ -154,7 +154,7 @@ def test_speed_is_relative_to_instdiffedits_main_configuration(reporter: Reporte
     ok = rows[rows["status"] == "ok"].groupby("config_id")["seconds"].mean()
     # phi = 0.2 ran without a method.* override: it is InstDiffEdit's main configuration.
     assert numbers.loc["de", "seconds_vs_instdiffedit"] == pytest.approx(ok["de"] / ok["phi0.2"])
-    assert numbers.loc["de", "unet_evals_vs_instdiffedit"] == pytest.approx(1102 / 252)
+    assert numbers.loc["de", "denoiser_evals_vs_instdiffedit"] == pytest.approx(1102 / 252)
 
 
 def test_a_sweep_value_equal_to_the_default_leaves_the_default_run_the_main_configuration(tmp_path: Path) -> None:

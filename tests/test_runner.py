@@ -43,7 +43,7 @@ class GroundTruthEditor:
             raise KeyboardInterrupt
         if item.id in self.fail_on:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return EditResult(image, mask=item.gt_mask, timings={"total": 0.01}, unet_evals=250)
+        return EditResult(image, mask=item.gt_mask, timings={"total": 0.01}, denoiser_evals=250)
 
 
 def _run(dataset, editor, table, shard=Shard(), seed=1):
@@ -61,7 +61,7 @@ def test_every_item_gets_one_row_with_its_metrics(dataset, tmp_path) -> None:
     summary = _run(dataset, GroundTruthEditor(dataset), table)
     frame = table.frame()
     assert sorted(frame["item_id"]) == dataset.item_ids()
-    assert (frame["mask_iou"] == 100.0).all() and (frame["unet_evals"] == 250).all()
+    assert (frame["mask_iou"] == 100.0).all() and (frame["denoiser_evals"] == 250).all()
     assert (frame["param.threshold"] == 0.2).all()
     assert summary.loc[("gt", "cfg"), "items"] == 5 and summary.loc[("gt", "cfg"), "mask_iou"] == 100.0
 
@@ -219,7 +219,7 @@ def test_summary_marks_methods_without_masks_as_nan() -> None:
     import pandas as pd
 
     frame = pd.DataFrame(
-        [{"item_id": "a", "method": "sdedit", "config_id": "c", "status": "ok", "mask_iou": math.nan, "seconds": 1.0, "unet_evals": 50}]
+        [{"item_id": "a", "method": "sdedit", "config_id": "c", "status": "ok", "mask_iou": math.nan, "seconds": 1.0, "denoiser_evals": 50}]
     )
     assert math.isnan(summarize(frame).loc[("sdedit", "c"), "mask_iou"])
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 

@@ -9,6 +9,13 @@ import pytest
 import torch
 
 from benchmarks.perf import speed
+from benchmarks.perf.speed.cli import check
+from benchmarks.perf.speed.clock import Budget, Clock
+from benchmarks.perf.speed.methods import build_editor, methods_for, parse_method, skip_reason
+from benchmarks.perf.speed.models import benchmark_input, build_pipelines, denoisers
+from benchmarks.perf.speed.modes import parse_mode
+from benchmarks.perf.speed.recording import captures, plain_processors, recording, replay
+from benchmarks.perf.speed.timing import Row, measure_floors
 
 
 def test_the_benchmark_writes_every_methods_row_and_the_speed_guides_table(tmp_path) -> None:
@@ -27,8 +34,8 @@ def test_the_benchmark_writes_every_methods_row_and_the_speed_guides_table(tmp_p
     by = {(r.method, r.mode): r for r in rows}
     assert by["instdiffedit", "eager"].ratio == 1.0
     # 5 guided steps x 6 rows + 5 PNDM calls (4 steps) x 2 rows, per image also in a batch of 2
-    assert by["instdiffedit", "eager"].unet_evals == by["instdiffedit@2", "eager"].unet_evals == 40
-    assert by["sdedit", "eager"].unet_evals == 10 and math.isnan(by["sdedit", "eager"].mask_coverage)
+    assert by["instdiffedit", "eager"].denoiser_evals == by["instdiffedit@2", "eager"].denoiser_evals == 40
+    assert by["sdedit", "eager"].denoiser_evals == 10 and math.isnan(by["sdedit", "eager"].mask_coverage)
     assert all(r.floor_seconds > 0 for r in rows)
     assert all(r.floor_ratio == pytest.approx(1 + r.overhead) for r in rows)
     assert all(r.warmup_seconds > 0 and math.isnan(r.syncs_per_edit) for r in rows)  # syncs are counted on CUDA
@@ -47,29 +54,29 @@ def test_the_benchmark_writes_every_methods_row_and_the_speed_guides_table(tmp_p
 
 def test_unknown_methods_and_modes_are_refused_with_the_choices() -> None:
     with pytest.raises(SystemExit, match="unknown method"):
-        speed.parse_method("dalle")
+        parse_method("dalle")
     with pytest.raises(SystemExit, match="only instdiffedit"):
-        speed.parse_method("diffedit@4")
+        parse_method("diffedit@4")
     with pytest.raises(SystemExit, match="unknown mode"):
-        speed.parse_mode("turbo")
-    assert speed.parse_mode("graphs+cl") == ("graphs", True)
-    assert speed.parse_mode("compiled") == ("compiled", False)
+        parse_mode("turbo")
+    assert parse_mode("graphs+cl") == ("graphs", True)
+    assert parse_mode("compiled") == ("compiled", False)
 
 
 def test_pipeline_methods_are_eager_in_every_mode_and_compiling_is_opt_in_per_method() -> None:
-    assert speed.skip_reason("ledits_pp", "eager", set()) is None
-    assert "eager in every mode" in speed.skip_reason("diffedit_ddim", "graphs", set())
-    assert speed.skip_reason("diffedit", "graphs+cl", set()) is None
-    assert speed.skip_reason("diffedit", "compiled", {"instdiffedit"}) == "not in --compile-methods"
+    assert skip_reason("ledits_pp", "eager", set()) is None
+    assert "eager in every mode" in skip_reason("diffedit_ddim", "graphs", set())
+    assert skip_reason("diffedit", "graphs+cl", set()) is None
+    assert skip_reason("diffedit", "compiled", {"instdiffedit"}) == "not in --compile-methods"
 
 
 def test_the_check_compares_with_eager_and_fails_on_a_mismatch(capsys) -> None:
-    agree = speed.Row("instdiffedit", "graphs", mask_coverage=0.2, mask_iou_vs_eager=1.0, image_diff_vs_eager=0.0, syncs_per_edit=4)
-    speed.check([speed.Row("instdiffedit", "eager"), agree])
+    agree = Row("instdiffedit", "graphs", mask_coverage=0.2, mask_iou_vs_eager=1.0, image_diff_vs_eager=0.0, syncs_per_edit=4)
+    check([Row("instdiffedit", "eager"), agree])
     assert "PASS graphs / instdiffedit" in capsys.readouterr().out
-    differ = speed.Row("sdedit", "compiled", image_diff_vs_eager=9.0, syncs_per_edit=2)
+    differ = Row("sdedit", "compiled", image_diff_vs_eager=9.0, syncs_per_edit=2)
     with pytest.raises(SystemExit):
-        speed.check([agree, differ])
+        check([agree, differ])
     assert "FAIL compiled / sdedit" in capsys.readouterr().out
 
 
@@ -102,10 +109,10 @@ SD_ONLY = {"diffedit_ddim", "ledits_pp"}  # they run inside SD 1.x/2.x diffusers
 
 def test_each_family_runs_every_method_of_the_list_that_runs_on_it() -> None:
     for family in FAMILY_ARCHS.values():
-        methods = speed.methods_for(family)
+        methods = methods_for(family)
         assert methods[:2] == ["instdiffedit", "no_mask"] and {"diffedit", "sdedit", "oracle_inpaint"} <= set(methods)
         assert not SD_ONLY & set(methods)
-    assert SD_ONLY <= set(speed.methods_for("sd"))
+    assert SD_ONLY <= set(methods_for("sd"))
 
 
 def test_a_method_that_does_not_run_on_the_family_is_refused_before_any_model_is_built(tmp_path) -> None:
@@ -124,12 +131,12 @@ def test_a_family_run_times_its_methods_and_fills_the_speed_guides_backbone_tabl
         "--out", str(out), "--doc", str(guide),
     ])
     by = {r.method: r for r in rows}
-    assert list(by) == speed.methods_for(FAMILY_ARCHS[arch]) and all(r.status == "ok" for r in rows), [r.error for r in rows]
+    assert list(by) == methods_for(FAMILY_ARCHS[arch]) and all(r.status == "ok" for r in rows), [r.error for r in rows]
     # --quick: 5 steps of InstDiffEdit's mask loop (3 noises; x 2 with classifier-free guidance, FLUX.1 [dev] has
     # none) and 4 inpainting steps (the twin's or blending with the base model, same rows)
     rows_per_latent = 1 if arch == "tiny_flux" else 2
-    assert by["instdiffedit"].unet_evals == 5 * 3 * rows_per_latent + 4 * rows_per_latent
-    assert by["oracle_inpaint"].unet_evals == 4 * rows_per_latent and by["oracle_inpaint"].mask_coverage > 0  # the item's exact mask
+    assert by["instdiffedit"].denoiser_evals == 5 * 3 * rows_per_latent + 4 * rows_per_latent
+    assert by["oracle_inpaint"].denoiser_evals == 4 * rows_per_latent and by["oracle_inpaint"].mask_coverage > 0  # the item's exact mask
     for r in rows:
         assert r.floor_seconds > 0 and r.backbone_floor_seconds > 0
         assert r.backbone_overhead == pytest.approx(r.seconds / r.backbone_floor_seconds - 1)
@@ -146,14 +153,14 @@ def test_a_family_run_times_its_methods_and_fills_the_speed_guides_backbone_tabl
 
 @pytest.fixture(scope="module")
 def tiny_flux_pipes():
-    return speed.build_pipelines("tiny_flux", torch.device("cpu"), torch.float32, None, None)
+    return build_pipelines("tiny_flux", torch.device("cpu"), torch.float32, None, None)
 
 
 def _edit_calls(pipes, method: str, warmup: bool) -> list:
-    item = speed.benchmark_input(pipes)
-    editor = speed.build_editor(method, pipes, quick=True, warmup=warmup)
+    item = benchmark_input(pipes)
+    editor = build_editor(method, pipes, quick=True, warmup=warmup)
     mask = item.gt_mask if editor.capabilities.needs_ground_truth_mask else None
-    with speed.recording(*speed.denoisers(pipes)) as calls:
+    with recording(*denoisers(pipes)) as calls:
         editor.edit(item.image, target=item.target, source=item.source, mask=mask, generator=torch.Generator().manual_seed(0))
     return calls
 
@@ -166,23 +173,37 @@ def test_the_short_warm_up_makes_every_call_shape_of_a_full_edit_in_fewer_calls(
 
 
 def test_the_backbone_floor_replays_the_edits_calls_with_the_models_own_attention(tiny_flux_pipes) -> None:
-    unets = speed.denoisers(tiny_flux_pipes)
-    plain = speed.plain_processors(unets)
+    unets = denoisers(tiny_flux_pipes)
+    plain = plain_processors(unets)
     calls = _edit_calls(tiny_flux_pipes, "instdiffedit", False)
-    assert speed.captures(calls, plain) and not speed.captures(_edit_calls(tiny_flux_pipes, "sdedit", False), plain)
+    assert captures(calls, plain) and not captures(_edit_calls(tiny_flux_pipes, "sdedit", False), plain)
     seen = []
     runners = list(plain)
     handles = [runner.listen(lambda *_, runner=runner: seen.append(runner.processors() == plain[runner])) for runner in runners]
     try:
-        speed.replay(calls, unets, speed.Clock(torch.device("cpu")), plain)
+        replay(calls, unets, Clock(torch.device("cpu")), plain)
     finally:
         for handle in handles:
             handle.remove()
     assert len(seen) == len(calls) + len({call.key(plain) for call in calls}) and all(seen)
-    assert speed.plain_processors(unets) == plain  # put back
+    assert plain_processors(unets) == plain  # put back
 
 
 def test_a_floor_that_would_overrun_the_budget_is_left_out_with_a_note() -> None:
-    row = speed.Row("diffedit", "graphs", seconds=90.0)
-    speed.measure_floors(row, [], [], {}, speed.Clock(torch.device("cpu")), 1, speed.Budget(60))
+    row = Row("diffedit", "graphs", seconds=90.0)
+    measure_floors(row, [], [], {}, Clock(torch.device("cpu")), 1, Budget(60))
     assert math.isnan(row.floor_seconds) and "would overrun the time budget" in row.note
+
+
+def test_a_model_of_conf_model_is_timed_as_run_py_builds_it(tmp_path) -> None:
+    rows = speed.main([
+        "--model", "tiny", "--quick", "--device", "cpu", "--methods", "sdedit", "--modes", "eager", "--repeats", "1",
+        "--floor-repeats", "0", "--warmup", "0", "--out", str(tmp_path),
+    ])
+    assert [(r.method, r.status, r.denoiser_evals) for r in rows] == [("sdedit", "ok", 10)]  # as on --arch tiny
+    assert json.loads((tmp_path / "speed.json").read_text())["meta"]["weights"] == "model=tiny"
+
+
+def test_an_unknown_model_is_refused_with_the_choices(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="unknown --model 'sd99'; choose from .*tiny_flux"):
+        speed.main(["--model", "sd99", "--device", "cpu", "--out", str(tmp_path)])

@@ -61,7 +61,7 @@ def test_model_toy_dit_runs_instdiffedit_on_a_toy_item_offline_with_latent_blend
     assert row["status"] == "ok" and row["param.model"] == "toy_dit"
     assert 0 <= row["mask_iou"] <= 100 and row["edit_success"] in (0.0, 1.0)
     # 25 guided steps x 3 noises x CFG, then 50 blended inpainting steps x CFG: no twin call
-    assert row["unet_evals"] == 25 * 3 * 2 + 50 * 2
+    assert row["denoiser_evals"] == 25 * 3 * 2 + 50 * 2
 
 
 def _write_run(folder: Path, model: str, ious: list[float]) -> Path:
@@ -69,7 +69,7 @@ def _write_run(folder: Path, model: str, ious: list[float]) -> Path:
     folder.mkdir(parents=True)
     rows = [
         {"item_id": f"toy-{i:05d}", "method": "instdiffedit", "config_id": "c0", "status": "ok", "flags": "", "param.model": model,
-         "mask_iou": iou, "edit_success": 1.0, "changing_rate": 2.0, "bg_psnr": 20.0, "seconds": 1.5, "unet_evals": 250}
+         "mask_iou": iou, "edit_success": 1.0, "changing_rate": 2.0, "bg_psnr": 20.0, "seconds": 1.5, "denoiser_evals": 250}
         for i, iou in enumerate(ious)
     ]
     (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))

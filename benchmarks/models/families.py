@@ -30,7 +30,7 @@ from benchmarks.models.loading import (
     load_pipeline,
     optimize,
 )
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 from instdiffedit.ranges import Side
 
 WITHOUT_T5 = {"text_encoder_3": None, "tokenizer_3": None}

@@ -22,9 +22,8 @@ from benchmarks.hub import (
     cached_or_downloaded,
     hub_offline,
 )
-from instdiffedit.acceleration import accelerate
 from instdiffedit.backbones import denoiser_of
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath, check_fast_path
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath, accelerate, check_fast_path
 
 SD14_BASE = "CompVis/stable-diffusion-v1-4"
 SD_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
@@ -104,7 +103,7 @@ def check_speed_options(fast_path: str) -> None:
 
 
 def optimize(pipes: Pipelines, *, fast_path: FastPath = DEFAULT_FAST_PATH, channels_last: bool = False) -> Pipelines:
-    """Speed-ups that keep results (see :func:`instdiffedit.acceleration.accelerate`), in place.
+    """Speed-ups that keep results (see :func:`instdiffedit.fast_paths.accelerate`), in place.
 
     ``fast_path`` applies to the denoisers, UNets or transformers (the denoising loops' cost);
     ``channels_last`` to them and the VAEs. With the defaults, the pipelines are left untouched.

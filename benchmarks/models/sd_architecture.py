@@ -25,7 +25,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from benchmarks.devices import resolve_device, resolve_dtype
 from benchmarks.models.loading import Pipelines, check_speed_options, optimize
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 
 SD14_UNET = dict(
     sample_size=64,

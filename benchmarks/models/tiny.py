@@ -30,7 +30,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from benchmarks.models.loading import Pipelines, load_pretrained
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 
 # Bump the version whenever the architecture or the weight initialisation changes, so stale
 # caches are not reused.

@@ -77,7 +77,7 @@ from benchmarks.models.tiny import (
     tiny_unet,
     tiny_vae,
 )
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 
 # Bump whenever an architecture or the weight initialisation changes, so stale caches are not reused.
 TINY_FAMILY_VERSION = "v1"

@@ -49,7 +49,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "clip_whole": ("CLIP whole", ".2f"),
     "clip_edited": ("CLIP edited", ".2f"),
     "seconds": ("s / image", ".2f"),
-    "unet_evals": ("UNet evals", ".0f"),
+    "denoiser_evals": ("UNet evals", ".0f"),
 }
 """Column header (with its unit) and number format of every metric the harness writes."""
 
@@ -228,7 +228,7 @@ class Reporter:
     def speed_table(self) -> Table:
         """Seconds per image and UNet evaluations of every configuration, relative to InstDiffEdit's
         main configuration on the same model and split (and the paper's seconds, on its A30)."""
-        metrics = [m for m in ("seconds", "unet_evals") if m in self.rows]
+        metrics = [m for m in ("seconds", "denoiser_evals") if m in self.rows]
         numbers = self.stats(self.rows, metrics)
         for metric in metrics:
             reference = numbers[(numbers["method"] == "instdiffedit") & numbers["main"].astype(bool)].set_index(["model", "dataset"])[metric]

@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 
 from benchmarks.metrics.columns import column_notes
 from benchmarks.run.folder import discard_unstarted_job, find_run_dirs, results_files
-from benchmarks.run.writes import unwritable
 from benchmarks.run.merge import format_report, merge_run
+from benchmarks.run.writes import unwritable
 
 
 class SweepSummary(Callback):
@@ -47,7 +47,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.summaries:
             table = pd.concat(self.summaries)
-            print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and unet_evals per item)\n")
+            print("\nSweep summary (mask_iou in %, n/a: the method has no mask; seconds and denoiser_evals per item)\n")
             print(table.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
             for note in column_notes(table.columns):
                 print(note)

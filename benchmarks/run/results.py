@@ -28,7 +28,9 @@ BOOKKEEPING_COLUMNS = frozenset({"seed", "batch_size", "finished_at"})
 """Numeric columns that are no result: the item's seed, how many items shared its UNet calls, when it finished."""
 NON_RESULT_PREFIXES = ("param.", "seconds_", "meta.")
 """Column families that are no per-item result: settings, the phases' seconds, the item's own data."""
-COST_COLUMNS = ("seconds", "unet_evals")
+COST_COLUMNS = ("seconds", "denoiser_evals")
+RENAMED_COLUMNS = {"unet_evals": "denoiser_evals"}
+"""Columns of rows written by earlier versions, by their names now: every reader sees the new names."""
 
 
 def metric_columns(rows: pd.DataFrame) -> list[str]:
@@ -118,7 +120,8 @@ class ResultsTable:
             os.fsync(f.fileno())
 
     def rows(self) -> list[dict[str, Any]]:
-        """The file's rows. A torn last line (no newline after it) is skipped with a warning.
+        """The file's rows, old column names read as their new ones (:data:`RENAMED_COLUMNS`). A torn
+        last line (no newline after it) is skipped with a warning.
 
         Raises :class:`ResultsFileError` for a file this harness did not write: a line before the
         last that is not JSON text, or any line that is not an object with the key columns.
@@ -143,7 +146,7 @@ class ResultsTable:
                 raise ResultsFileError(self._foreign(number, "is not a JSON object"))
             if missing := [k for k in KEY if k not in row]:
                 raise ResultsFileError(self._foreign(number, f"lacks the key column(s) {', '.join(missing)}"))
-            rows.append(row)
+            rows.append({RENAMED_COLUMNS.get(column, column): value for column, value in row.items()})
         return rows
 
     def _foreign(self, number: int, problem: str) -> str:

@@ -111,7 +111,7 @@ def measure(item: EditItem, result: EditResult, metrics: Mapping[str, Metric]) -
     """The row values of one edit: its timings, UNet evaluations and every metric's values."""
     values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}
     values["seconds"] = result.timings.get("total", math.nan)
-    values["unet_evals"] = result.unet_evals
+    values["denoiser_evals"] = result.denoiser_evals
     for metric in metrics.values():
         values.update(metric(item, result))
     return values

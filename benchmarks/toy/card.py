@@ -35,7 +35,7 @@ from benchmarks.toy.split import ToyShapesSplit
 from instdiffedit.token_references import CLIP_LENGTH
 
 COLUMNS = {"items": "items", "mask_iou": "mask IoU (%)", "edit_success": "edit success", "changing_rate": "changing rate",
-           "bg_psnr": "background PSNR (dB)", "seconds": "seconds / item (CPU)", "unet_evals": "UNet evaluations"}
+           "bg_psnr": "background PSNR (dB)", "seconds": "seconds / item (CPU)", "denoiser_evals": "UNet evaluations"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ToyDenoiser:
     folder_kind: str | None
     """Where the card is written: the model folder (None) or its sibling of this kind."""
     evaluations: str
-    """What the ``unet_evals`` column counts, as the table's header says it."""
+    """What the ``denoiser_evals`` column counts, as the table's header says it."""
     pipeline: Callable[[Path, str], DiffusionPipeline]
     """The base pipeline from the model folder, on a device (for the attention shares)."""
     joint: bool
@@ -86,7 +86,7 @@ def evaluation_table(run_dirs: Sequence[str | os.PathLike], denoiser: ToyDenoise
         parts.append(references)
     table = pd.concat(parts)
     table["items"] = table["items"].astype(int)
-    names = COLUMNS | {"seconds": f"seconds / item ({measured_on})", "unet_evals": denoiser.evaluations}
+    names = COLUMNS | {"seconds": f"seconds / item ({measured_on})", "denoiser_evals": denoiser.evaluations}
     return table[[c for c in COLUMNS if c in table]].rename(columns=names)
 
 

@@ -24,7 +24,7 @@ from benchmarks.models.loading import (
 )
 from benchmarks.toy.classifier import ObjectClassifier
 from benchmarks.toy.folders import sibling
-from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
 

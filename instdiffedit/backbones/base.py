@@ -11,7 +11,7 @@ to capture it, the text's token columns and the inpainting twin's inputs.
 The shared steps every method composes are written once, here: text guidance for a batch
 (cached per prompt), VAE encode/decode, noising to a timestep, the guided prediction, the
 denoising loop with a per-step callback, latent blending. Every denoiser call goes through the
-model's runner, in the model's fast path (:mod:`instdiffedit.graphs`), and nothing inside a
+model's runner, in the model's fast path (:mod:`instdiffedit.fast_paths`), and nothing inside a
 loop waits for the device.
 """
 
@@ -30,7 +30,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from instdiffedit.backbones.schedules import NoiseSchedule
-from instdiffedit.graphs import Forward, unet_runner
+from instdiffedit.fast_paths import Forward, denoiser_runner
 from instdiffedit.joint_attention import Normaliser
 from instdiffedit.resizing import to_working_size
 from instdiffedit.token_references import Reference, TextPart, text_layout
@@ -184,7 +184,7 @@ class Backbone(ABC):
         if self.resolution % side:
             raise ValueError(f"resolution={self.resolution} is not a multiple of {side} (the VAE factor x the denoiser's patch side).")
         self.schedule: NoiseSchedule = self._schedule(scheduler or self.default_scheduler)
-        self.runner = unet_runner(self.denoiser)
+        self.runner = denoiser_runner(self.denoiser)
         self.runner.bind(type(self).forward)
         self._text_cache: dict[str, tuple[torch.Tensor, ...]] = {}
 

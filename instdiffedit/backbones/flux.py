@@ -22,7 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from instdiffedit.backbones.base import Family, Guidance
 from instdiffedit.backbones.joint import JointAttentionBackbone
-from instdiffedit.graphs import Forward
+from instdiffedit.fast_paths import Forward
 from instdiffedit.token_references import (
     FLUX_REFERENCE,
     FLUX_T5_LENGTH,

@@ -22,7 +22,7 @@ import torch
 from diffusers import EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, LMSDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-from instdiffedit.schedulers import precompute, scheduler_class
+from instdiffedit.lms_coefficients import precompute, scheduler_class
 
 _FLOW_MATCHING = (FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler)
 _SIGMA_SPACE = (LMSDiscreteScheduler, EulerDiscreteScheduler)

@@ -23,7 +23,7 @@ from instdiffedit.backbones.base import (
     Family,
 )
 from instdiffedit.backbones.schedules import DiffusionSchedule, NoiseSchedule
-from instdiffedit.graphs import Forward, unet_forward
+from instdiffedit.fast_paths import Forward, unet_forward
 from instdiffedit.token_references import Reference, TextPart, clip_parts
 
 

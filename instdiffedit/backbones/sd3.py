@@ -16,7 +16,7 @@ from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones.base import Family
 from instdiffedit.backbones.joint import JointAttentionBackbone
-from instdiffedit.graphs import Forward
+from instdiffedit.fast_paths import Forward
 from instdiffedit.token_references import (
     SD3_REFERENCE,
     SD3_T5_LENGTH,

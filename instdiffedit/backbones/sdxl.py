@@ -21,7 +21,7 @@ from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones.base import Family
 from instdiffedit.backbones.sd import StableDiffusion
-from instdiffedit.graphs import Forward
+from instdiffedit.fast_paths import Forward
 
 
 def sdxl_forward(

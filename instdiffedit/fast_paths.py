@@ -1,14 +1,19 @@
-"""The denoiser fast path: every denoiser call of the shared diffusion steps, eager or replayed from CUDA graphs.
+"""The denoiser fast paths: every denoiser call of the shared diffusion steps, eager or replayed from
+CUDA graphs, and the model-level speed-ups applied with them (:func:`accelerate`: the fast path and
+``channels_last``). Both leave every result the same and are choices for a model's modules, shared
+by every method that uses the model, so they are applied once where the model is loaded
+(``benchmarks.models.load_pretrained``, config keys ``model.fast_path`` and ``model.channels_last``),
+never by a method.
 
 The denoiser is a backbone's UNet (SD 1.x/2.x, SDXL) or transformer (SD 3.x, FLUX.1); "UNet"
 in the names below stands for either. At one edit's batch sizes a Stable Diffusion UNet call
 is bound by the host launching its ~1,000 kernels, not by the GPU running them. A CUDA graph
-of the whole forward turns those launches into one. :class:`UNetRunner` keeps one graph per
+of the whole forward turns those launches into one. :class:`DenoiserRunner` keeps one graph per
 call signature (the shapes, dtypes and devices of its input tensors: the latents, the
 timestep, the text embeddings and the family's further conditioning, such as SDXL's pooled
 text embedding and size ids or FLUX.1's guidance) and per set of attention processors (so
 attention capture on and off are different graphs). How the tensors are handed to the model
-is the runner's *forward*, bound by the backbone (:meth:`UNetRunner.bind`); it may also
+is the runner's *forward*, bound by the backbone (:meth:`DenoiserRunner.bind`); it may also
 reshape them (FLUX.1 packs 2 x 2 latent patches into tokens inside it), so the reshaping is
 replayed with the model. The first call of a signature is captured: a warm-up forward on a side
 stream, then the capture on that stream, every graph of a runner sharing one memory pool;
@@ -170,7 +175,7 @@ def _compiled(forward: Forward) -> Callable:
     return torch.compile(forward, dynamic=False)
 
 
-class UNetRunner:
+class DenoiserRunner:
     """How the shared diffusion steps call one denoiser: ``runner(sample, timestep, context,
     *conditioning)`` is ``forward(model, sample, timestep, context, *conditioning)``, in the
     runner's fast path; the forward is :func:`unet_forward` until a backbone binds its own.
@@ -246,7 +251,7 @@ class UNetRunner:
         inputs = (sample, timestep, context, *conditioning)
         if not all(isinstance(tensor, torch.Tensor) for tensor in inputs):
             kinds = ", ".join(type(tensor).__name__ for tensor in inputs)
-            raise TypeError(f"UNetRunner takes tensors only, the timestep one on the model's device; got {kinds}.")
+            raise TypeError(f"DenoiserRunner takes tensors only, the timestep one on the model's device; got {kinds}.")
         for listener in tuple(self._listeners.values()):
             listener(*inputs)
         if self._graphed(sample.device):
@@ -321,19 +326,39 @@ class UNetRunner:
         return _Entry(inputs, graph, processors)
 
 
-_RUNNERS: weakref.WeakKeyDictionary[torch.nn.Module, UNetRunner] = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[torch.nn.Module, DenoiserRunner] = weakref.WeakKeyDictionary()
 
 
-def unet_runner(unet: torch.nn.Module) -> UNetRunner:
+def denoiser_runner(unet: torch.nn.Module) -> DenoiserRunner:
     """The runner of ``unet`` (made at first use, in the default mode); one per UNet."""
     runner = _RUNNERS.get(unet)
     if runner is None:
-        runner = _RUNNERS[unet] = UNetRunner(unet)
+        runner = _RUNNERS[unet] = DenoiserRunner(unet)
     return runner
 
 
-def set_fast_path(unet: torch.nn.Module, mode: FastPath, *, capturer: Capturer | None = None) -> UNetRunner:
+def set_fast_path(unet: torch.nn.Module, mode: FastPath, *, capturer: Capturer | None = None) -> DenoiserRunner:
     """Choose ``unet``'s fast path for every method that uses it (a model-level choice)."""
-    runner = unet_runner(unet)
+    runner = denoiser_runner(unet)
     runner.set_mode(mode, capturer)
     return runner
+
+
+def accelerate(module: torch.nn.Module, *, fast_path: FastPath | None = None, channels_last: bool = False) -> torch.nn.Module:
+    """Apply the speed-ups in place and return ``module``.
+
+    ``fast_path`` (UNets only; None leaves it as it is): the modes above.
+    ``channels_last``: NHWC weights and activations for the convolutions (faster cuDNN kernels on
+    tensor-core GPUs; on CPUs it mostly changes nothing). It moves the weights, which drops the
+    UNet's graphs: they are captured again at the next call.
+    """
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    if fast_path is not None:
+        set_fast_path(module, fast_path)
+    return module
+
+
+def reset(module: torch.nn.Module) -> torch.nn.Module:
+    """Undo ``channels_last``: the contiguous memory format again (the fast path is set, not undone)."""
+    return module.to(memory_format=torch.contiguous_format)

@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler, LMSDiscreteScheduler
 from scipy import integrate
 
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG
-from instdiffedit.schedulers import (
+from instdiffedit.lms_coefficients import (
     CachedLMSDiscreteScheduler,
     precompute,
     scheduler_class,
