@@ -14,7 +14,7 @@ import pandas as pd
 import PIL.Image
 from matplotlib.figure import Figure
 
-from benchmarks.report.tables import METRICS
+from benchmarks.report.tables import METRICS, metric_display
 from benchmarks.run.grid import CELL, overlay, show_panel
 
 
@@ -40,7 +40,7 @@ def ablation_curves(numbers: pd.DataFrame, param: str, metrics: Sequence[str] = 
             label = method if len(groups) == 1 else f"{method}, {model}, {dataset}"
             ax.errorbar(group[param], group[metric], yerr=[low, high], marker="o", capsize=3, label=label)
         ax.set_xlabel(param)
-        ax.set_ylabel(METRICS.get(metric, (metric,))[0])
+        ax.set_ylabel(metric_display(metric)[0])
         ax.grid(alpha=0.3)
     if len(groups) > 1 and metrics:
         axes[0].legend(fontsize=7)
@@ -62,7 +62,7 @@ def speed_vs_quality(numbers: pd.DataFrame, quality: str = "mask_iou") -> Figure
     if numbers["seconds"].max() > 10 * numbers["seconds"].min():
         ax.set_xscale("log")
     ax.set_xlabel(METRICS["seconds"][0])
-    ax.set_ylabel(METRICS.get(quality, (quality,))[0])
+    ax.set_ylabel(metric_display(quality)[0])
     ax.grid(alpha=0.3)
     return figure
 

@@ -40,6 +40,7 @@ from benchmarks.models.loading import (
     check_model_source,
     load_pretrained,
 )
+from benchmarks.plugins import PluginError, load_plugins
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
 from instdiffedit.backbones import BACKBONES, PIPELINE_FAMILIES, check_family
@@ -261,6 +262,10 @@ def _toy_model_warning(cfg: DictConfig) -> str | None:
 
 def check_run_config(cfg: DictConfig) -> ConfigCheck:
     """Every problem of a composed run config that can be found without loading a model."""
+    try:  # first: what the plugins the user names (plugins=[...]) register is then known to every check
+        load_plugins(cfg.get("plugins"))
+    except PluginError as error:
+        return ConfigCheck(errors=[str(error)])
     check = ConfigCheck(errors=_harness_errors(cfg))
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)
