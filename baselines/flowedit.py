@@ -21,14 +21,19 @@ of FLUX.1 [dev], the sigmas) is the backbone's; the defaults are the authors' pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 
-from instdiffedit.backbones import Backbone, DenoisingStep, TextGuidance, check_family, family_of
+from instdiffedit.accounting import count_unet_evals
+from instdiffedit.backbones import Backbone, DenoisingStep, TextGuidance, blend_latents, check_family, family_of
+from instdiffedit.region_editors import RegionEdits
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
+from instdiffedit.types import Capabilities
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,6 @@ class FlowEdit(StagedEditor):
             raise ValueError(f"n_avg must be at least 1, got {n_avg}.")
         super().__init__(pipe, None, output="decode", resolution=resolution)
 
-    @torch.no_grad()
     def first_stage(
         self,
         image: PIL.Image.Image,
@@ -111,13 +115,32 @@ class FlowEdit(StagedEditor):
         mask: torch.Tensor | None,
         generator: torch.Generator | None,
     ) -> FirstStage:
-        """Every noise is drawn from ``generator`` and every noised source computed before the loop
-        (the schedule's timestep look-ups are host work): ``n_avg`` noises per FlowEdit step, in
-        step order, then the noise of the switch to plain sampling (if ``n_min`` > 0)."""
+        """FlowEdit edits the whole image; ``mask`` (a ground-truth mask) is not used."""
+        return FirstStage(latents=self.edited_latents(image, target=target, source=source, generator=generator))
+
+    @torch.no_grad()
+    def edited_latents(
+        self,
+        image: PIL.Image.Image,
+        *,
+        target: str,
+        source: str | None,
+        generator: torch.Generator | None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The edited latents. Every noise is drawn from ``generator`` and every noised source computed
+        before the loop (the schedule's timestep look-ups are host work): ``n_avg`` noises per FlowEdit
+        step, in step order, then the noise of the switch to plain sampling (if ``n_min`` > 0).
+
+        ``keep`` (h x w, any resolution; 1 = edit) restricts the edit to a region: after every step the
+        latents outside it are the source's again (FlowEdit's latents stay clean ones throughout, so
+        the source's own latents are the ones to keep; with ``n_min`` > 0 the last steps' are noisy, so
+        a region needs ``n_min`` = 0).
+        """
         d = self.backbone
         x_src = d.encode(image)
         if self.n_max == 0:
-            return FirstStage(latents=x_src)
+            return x_src
         timesteps = d.last_timesteps(self.num_inference_steps, self.n_max)
         flow_steps = self.n_max - self.n_min
         noises = d.noise((flow_steps * self.n_avg, *x_src.shape[1:]), generator).unflatten(0, (flow_steps, self.n_avg))
@@ -138,7 +161,15 @@ class FlowEdit(StagedEditor):
 
         z = x_src
         after_step = None
-        if self.n_min:
+        if keep is not None:
+            if self.n_min:
+                raise ValueError(f"FlowEdit restricted to a region needs n_min=0 (its latents stay clean ones), got n_min={self.n_min}.")
+            region = torch.nn.functional.interpolate(keep[None, None].to(x_src.device, torch.float32), size=x_src.shape[-2:], mode="nearest")
+
+            def after_step(step: DenoisingStep) -> torch.Tensor:
+                return blend_latents(step.latents, x_src, region)
+
+        elif self.n_min:
             # At the switch the loop goes on from z_edit + z_src - x_src, z_src: x_src noised to the switch's timestep.
             switch_offset = d.add_noise(x_src, d.noise(tuple(x_src.shape), generator), timesteps[flow_steps]) - x_src
             if flow_steps == 0:
@@ -148,4 +179,53 @@ class FlowEdit(StagedEditor):
                 def after_step(step: DenoisingStep) -> torch.Tensor:
                     return step.latents + switch_offset if step.index == flow_steps - 1 else step.latents
 
-        return FirstStage(latents=d.sample_loop(z, timesteps, predict, after_step))
+        return d.sample_loop(z, timesteps, predict, after_step)
+
+
+class FlowEditInMask:
+    """FlowEdit restricted to a mask, as a region editor (:mod:`instdiffedit.region_editors`): outside
+    the mask the latents stay the source's at every step, so only the masked region follows the
+    target (see :meth:`FlowEdit.edited_latents`). Settings as :class:`FlowEdit`'s (None: the published
+    ones of the model's family), with ``n_min`` = 0.
+    """
+
+    capabilities: ClassVar[Capabilities] = FlowEdit.capabilities
+
+    def __init__(
+        self,
+        pipe: DiffusionPipeline | Backbone,
+        inpaint_pipe: DiffusionPipeline | None = None,
+        *,
+        num_inference_steps: int | None = None,
+        n_max: int | None = None,
+        n_avg: int = 1,
+        source_guidance_scale: float | None = None,
+        target_guidance_scale: float | None = None,
+    ) -> None:
+        """``inpaint_pipe`` is not used: FlowEdit edits with the base model."""
+        self.flowedit = FlowEdit(
+            pipe,
+            num_inference_steps=num_inference_steps,
+            n_max=n_max,
+            n_avg=n_avg,
+            source_guidance_scale=source_guidance_scale,
+            target_guidance_scale=target_guidance_scale,
+        )
+
+    def __call__(
+        self,
+        images: Sequence[PIL.Image.Image],
+        masks: torch.Tensor,
+        *,
+        targets: Sequence[str],
+        sources: Sequence[str | None],
+        generators: Sequence[torch.Generator | None],
+    ) -> RegionEdits:
+        d = self.flowedit.backbone
+        with count_unet_evals(d.denoiser) as counter:
+            latents = [
+                self.flowedit.edited_latents(image, target=target, source=source, generator=generator, keep=mask[0])
+                for image, mask, target, source, generator in zip(images, masks, targets, sources, generators, strict=True)
+            ]
+            images = d.decode(torch.cat(latents))
+        return RegionEdits(images, counter.count)

@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-Role = Literal["method", "ablation", "baseline", "upper bound"]
+Role = Literal["method", "ablation", "baseline", "upper bound", "composition"]
 
 
 @dataclass(frozen=True)
 class Method:
     """``name``: the config option (``method=<name>``); ``role``: InstDiffEdit itself, an ablation
-    of it, a baseline, or an upper bound no method can beat (given the ground truth); ``quick``:
+    of it, a baseline, an upper bound no method can beat (given the ground truth), or a composition
+    of parts (``method=compose mask=... editor=...``, compared in its own grid, not the paper's tables); ``quick``:
     Hydra overrides of the speed benchmark's ``--quick`` (not paper settings); ``warmup``: Hydra
     overrides that keep the shape of every denoiser call and run few steps (``--short-warmup``)."""
 
@@ -63,6 +64,7 @@ METHODS: tuple[Method, ...] = (
     Method("kontext", "baseline", quick=("method.num_inference_steps=4",)),
     Method("qwen_image_edit", "baseline", quick=("method.num_inference_steps=4",)),
     Method("oracle_inpaint", "upper bound", quick=("method.inpaint_steps=4",), warmup=_TWO_INPAINT_STEPS),
+    Method("compose", "composition"),
 )
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
 

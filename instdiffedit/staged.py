@@ -10,7 +10,7 @@ the resizing back to the input image live here once. All of them run on every ba
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -22,17 +22,12 @@ from instdiffedit.accounting import PhaseTimer, count_unet_evals
 from instdiffedit.arithmetic import Arithmetic, check_arithmetic
 from instdiffedit.backbones import (
     BACKBONE_FAMILIES,
-    FAMILY_NAMES,
     Backbone,
     backbone_for,
     check_family,
-    family_of,
 )
-from instdiffedit.inpaint import (
-    Inpainter,
-    InpaintingModelInpainter,
-    LatentBlendInpainter,
-)
+from instdiffedit.inpaint import Inpainter
+from instdiffedit.region_editors import LatentBlending, RegionEditor, TwinInpainting
 from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
 
@@ -95,6 +90,7 @@ class StagedEditor(ABC):
         scheduler: str | None = None,
         resolution: int | None = None,
         arithmetic: Arithmetic = "authors",
+        region_editor: Callable[[Backbone], RegionEditor] | None = None,
     ) -> None:
         if output not in ("inpaint", "decode"):
             raise ValueError(f"output must be 'inpaint' or 'decode', got {output!r}.")
@@ -103,16 +99,14 @@ class StagedEditor(ABC):
         self.backbone = backbone_for(pipe, scheduler=scheduler, resolution=resolution)
         check_family(type(self), self.backbone.family)
         self.output = output
-        self.inpainter: Inpainter | None = None
-        if output == "inpaint" and inpaint_pipe is not None:
-            if family_of(inpaint_pipe) != self.backbone.family:
-                raise ValueError(
-                    f"The inpainting model is a {FAMILY_NAMES[family_of(inpaint_pipe)]} model and the base model "
-                    f"a {FAMILY_NAMES[self.backbone.family]} one; set model.inpaint to the base family's twin, or to null."
-                )
-            self.inpainter = InpaintingModelInpainter(inpaint_pipe, inpaint_steps, inpaint_guidance_scale, resolution=self.backbone.resolution)
+        self.region_editor: RegionEditor | None = None
+        self.inpainter: Inpainter | None = None  # the inpainting, where no other region editor is given
+        if output == "inpaint" and region_editor is not None:
+            self.region_editor = region_editor(self.backbone)
         elif output == "inpaint":
-            self.inpainter = LatentBlendInpainter(self.backbone, inpaint_steps, inpaint_guidance_scale)
+            settings = dict(inpaint_steps=inpaint_steps, inpaint_guidance_scale=inpaint_guidance_scale)
+            inpainting = TwinInpainting(self.backbone, inpaint_pipe, **settings) if inpaint_pipe is not None else LatentBlending(self.backbone, **settings)
+            self.region_editor, self.inpainter = inpainting, inpainting.inpainter
 
     @abstractmethod
     def first_stage(
@@ -175,12 +169,13 @@ class StagedEditor(ABC):
             raise ValueError("edit_batch needs at least one item and one target, source, mask and generator per image.")
         b = self.backbone
         timer = PhaseTimer(b.device)
-        with count_unet_evals(b.denoiser, self.inpainter.denoiser if self.inpainter else None) as counter, timer.phase("total"):
-            with timer.phase(self.first_stage_phase):
+        output_evals = 0  # each phase counts its own evaluations: an editor may count its own (results of another editor)
+        with timer.phase("total"):
+            with timer.phase(self.first_stage_phase), count_unet_evals(b.denoiser) as counter:
                 stages = self.first_stages(images, targets=targets, sources=sources, masks=masks, generators=generators)
             if self.output == "inpaint":
                 with timer.phase("inpaint"):
-                    edited = self._inpaint(images, [stage.mask for stage in stages], targets, generators)
+                    edited, output_evals = self._inpaint(images, [stage.mask for stage in stages], targets, sources, generators)
             else:
                 with timer.phase("edit"):
                     edited = b.decode(torch.cat([stage.latents[:1] for stage in stages]))
@@ -189,7 +184,7 @@ class StagedEditor(ABC):
         timings = {name: seconds / k for name, seconds in timer.timings.items()}
         return [
             EditResult(
-                image, binary, soft, dict(timings), counter.count // k,
+                image, binary, soft, dict(timings), (counter.count + output_evals) // k,
                 None if stage.mask_history is None else stage.mask_history.to("cpu", torch.bool),
             )
             for (image, binary, soft), stage in zip(resized, stages)
@@ -200,11 +195,14 @@ class StagedEditor(ABC):
         images: Sequence[PIL.Image.Image],
         masks: Sequence[torch.Tensor | None],
         targets: Sequence[str],
+        sources: Sequence[str | None],
         generators: Sequence[torch.Generator | None],
-    ) -> list[PIL.Image.Image]:
+    ) -> tuple[list[PIL.Image.Image], int]:
+        """The region editor on the working-size images and masks: the edits and their denoiser evaluations."""
         if any(mask is None for mask in masks):
             raise ValueError(f"{type(self).__name__} produced no mask to inpaint; use output='decode'.")
         side = self.backbone.resolution
         work_masks = torch.stack([binary_mask_to_size(m, (side, side), self.arithmetic) for m in masks])[:, None]
         work_images = [to_working_size(image, side) for image in images]
-        return self.inpainter.batch(work_images, work_masks, list(targets), list(generators))
+        edits = self.region_editor(work_images, work_masks, targets=targets, sources=sources, generators=generators)
+        return edits.images, edits.unet_evals

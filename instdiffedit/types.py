@@ -57,6 +57,14 @@ class Capabilities:
             ``edit`` also takes ``instruction=``: the split's own instruction where it ships
             one (``EditItem.instruction``), which the harness then passes; without one, the
             editor writes it from ``target`` and ``source``.
+        needs_inpainting_model: it edits with the family's inpainting twin, so a model
+            configured without one is refused.
+        split_mask: the name of the split's reference mask it edits inside (a key of the split's
+            ``reference_masks``: the toy split's centred disc), handed to it by ``use_split_mask``
+            before the first edit; a split without that mask is refused. None: it needs none.
+
+    The parts of a composed method (a mask source and an editor) declare theirs; the method's are
+    their :meth:`joined` ones.
     """
 
     families: frozenset[str]
@@ -65,6 +73,27 @@ class Capabilities:
     mask_history: bool = False
     fast_paths: bool = False
     instructions: bool = False
+    needs_inpainting_model: bool = False
+    split_mask: str | None = None
+
+    def joined(self, *parts: Capabilities) -> Capabilities:
+        """What a method built of these parts offers: the families they all run on; batched and on the
+        fast paths if all are; whatever any of them needs or takes (the ground truth, a twin, a
+        split mask, an instruction); per-step masks if any part has them."""
+        every = (self, *parts)
+        split_masks = {c.split_mask for c in every} - {None}
+        if len(split_masks) > 1:
+            raise ValueError(f"Parts that need different split masks cannot be joined: {sorted(split_masks)}.")
+        return Capabilities(
+            families=frozenset.intersection(*(c.families for c in every)),
+            batched=all(c.batched for c in every),
+            needs_ground_truth_mask=any(c.needs_ground_truth_mask for c in every),
+            mask_history=any(c.mask_history for c in every),
+            fast_paths=all(c.fast_paths for c in every),
+            instructions=any(c.instructions for c in every),
+            needs_inpainting_model=any(c.needs_inpainting_model for c in every),
+            split_mask=next(iter(split_masks), None),
+        )
 
 
 @runtime_checkable

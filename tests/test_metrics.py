@@ -321,10 +321,11 @@ def test_default_metrics_need_no_weights() -> None:
     from hydra.utils import instantiate
 
     metrics = instantiate(_compose("default").metrics)
-    assert set(metrics) == {"mask_iou", "changing_rate", "background", "edit_success"}  # edit success: the shipped toy classifier
+    assert set(metrics) == {"mask_iou", "changed_region", "mask_boundary_f", "changing_rate", "background", "edit_success"}  # edit success: the shipped toy classifier
     item, result = _item_and_result()
     row = {k: v for metric in metrics.values() for k, v in metric(item, result).items()}
-    assert set(row) == {"mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse"}  # no edit success outside the toy split
+    changed = {"changed_area", "changed_iou", "changed_precision", "changed_recall", "change_outside", "mask_boundary_f"}
+    assert set(row) == {"mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", *changed}  # no edit success outside the toy split
 
 
 def test_paper_metrics_config_names_every_metric() -> None:
@@ -334,7 +335,7 @@ def test_paper_metrics_config_names_every_metric() -> None:
 
     metrics = OmegaConf.to_container(_compose("paper").metrics, resolve=True)
     corpus = metrics.pop("corpus")
-    assert set(metrics) == {"mask_iou", "changing_rate", "background", "lpips", "clip_score", "accuracy", "edit_success"}
+    assert set(metrics) == {"mask_iou", "changed_region", "mask_boundary_f", "changing_rate", "background", "lpips", "clip_score", "accuracy", "edit_success"}
     assert set(corpus) == {"fid", "sfid"}
     for node in [*metrics.values(), *corpus.values()]:
         module, _, name = node["_target_"].rpartition(".")

@@ -113,3 +113,79 @@ def image_to_uint8(image: PIL.Image.Image) -> torch.Tensor:
 def flexit_resize(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
     """FlexIT's evaluation preprocessing: Resize(size) of the short side, then CenterCrop(size)."""
     return TF.center_crop(TF.resize(image.convert("RGB"), size), [size, size])
+
+
+def changed_region(source: torch.Tensor, edited: torch.Tensor, threshold: float, blur_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where an edit changed the image, at the image's resolution (docs/metrics-changed-region.md).
+
+    The change of a pixel is the largest over the channels of ``|G * (edited - source)|``, G a
+    Gaussian blur of ``blur_sigma`` pixels (none at 0; kernel 2 ceil(3 sigma) + 1); the changed
+    region is where it exceeds ``threshold`` (images in [0, 1]). Returns the region (H x W, bool)
+    and the change (H x W, float64).
+    """
+    _check_pair(source, edited)
+    difference = edited.double() - source.double()
+    if blur_sigma > 0:
+        kernel = 2 * math.ceil(3 * blur_sigma) + 1
+        difference = TF.gaussian_blur(difference[None], [kernel, kernel], [blur_sigma, blur_sigma])[0]
+    change = difference.abs().amax(dim=0)
+    return change > threshold, change
+
+
+def region_scores(region: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """IoU, precision and recall (fractions) of a binary region against a binary ground truth.
+
+    nan where undefined: IoU when both are empty, precision when the region is, recall when the truth is.
+    """
+    if region.shape != truth.shape:
+        raise ValueError(f"Region shape {tuple(region.shape)} differs from the ground truth's {tuple(truth.shape)}.")
+    region, truth = region.bool(), truth.bool()
+    hits, found, wanted = (region & truth).sum().item(), region.sum().item(), truth.sum().item()
+    union = found + wanted - hits
+    return {
+        "iou": hits / union if union else math.nan,
+        "precision": hits / found if found else math.nan,
+        "recall": hits / wanted if wanted else math.nan,
+    }
+
+
+def mask_boundary(mask: torch.Tensor) -> torch.Tensor:
+    """The boundary pixels of a binary mask (H x W, bool), as DAVIS's ``seg2bmap`` marks them for a mask at
+    the image's resolution: pixels whose right, bottom or bottom-right neighbour differs from them (the
+    image's edge is no boundary, so the whole image has none)."""
+    m = mask.bool()
+    boundary = torch.zeros_like(m)
+    boundary[:, :-1] |= m[:, :-1] != m[:, 1:]
+    boundary[:-1, :] |= m[:-1, :] != m[1:, :]
+    boundary[:-1, :-1] |= m[:-1, :-1] != m[1:, 1:]
+    return boundary
+
+
+def _within(boundary: torch.Tensor, radius: int) -> torch.Tensor:
+    """Pixels within ``radius`` (Euclidean) of a boundary pixel: the boundary dilated by a disc."""
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2).float()
+    reached = torch.nn.functional.conv2d(boundary.float()[None, None], disc[None, None], padding=radius)[0, 0]
+    return reached > 0
+
+
+def boundary_f(predicted: torch.Tensor, truth: torch.Tensor, tolerance: float = 0.008) -> float:
+    """DAVIS's boundary F-measure of a binary mask against the ground truth (Perazzi et al., CVPR 2016).
+
+    Boundary precision: the share of the mask's boundary pixels within ``tolerance`` x the image
+    diagonal (at least one pixel; DAVIS's 0.008) of a ground-truth boundary pixel; recall the other way
+    round; F their harmonic mean. As DAVIS's code: 1 when neither has a boundary, 0 when one has none
+    (the whole image's mask has none).
+    """
+    if predicted.shape != truth.shape:
+        raise ValueError(f"Mask shapes differ: predicted {tuple(predicted.shape)}, ground truth {tuple(truth.shape)}.")
+    height, width = truth.shape
+    radius = max(1, math.ceil(tolerance * math.hypot(height, width)))
+    found, wanted = mask_boundary(predicted), mask_boundary(truth)
+    if not found.any() and not wanted.any():
+        return 1.0
+    if not found.any() or not wanted.any():
+        return 0.0
+    precision = (found & _within(wanted, radius)).sum().item() / found.sum().item()
+    recall = (wanted & _within(found, radius)).sum().item() / wanted.sum().item()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)

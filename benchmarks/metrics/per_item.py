@@ -23,6 +23,8 @@ from torch import nn
 from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.devices import resolve_device
 from benchmarks.metrics.functional import (
+    boundary_f,
+    changed_region,
     changing_rate,
     flexit_resize,
     image_to_tensor,
@@ -30,6 +32,7 @@ from benchmarks.metrics.functional import (
     mask_iou,
     mse,
     psnr,
+    region_scores,
     ssim_outside,
 )
 from benchmarks.metrics.imagenet_classes import (
@@ -77,6 +80,54 @@ class MaskIoU(ItemMetric):
         if item.gt_mask is None or result.mask is None or not item.gt_mask.any():
             return {"mask_iou": math.nan}
         return {"mask_iou": 100.0 * mask_iou(result.mask, item.gt_mask)}
+
+
+class ChangedRegion(ItemMetric):
+    """Where the edit changed the image, against the ground-truth mask: for every method, mask or not.
+
+    The changed region is :func:`~benchmarks.metrics.functional.changed_region` of the input and the
+    edit (max-channel |blurred difference| > ``threshold``; docs/metrics-changed-region.md). Columns,
+    all in %: ``changed_area`` (of the image), ``changed_iou``, ``changed_precision``,
+    ``changed_recall`` (against the ground truth), ``change_outside`` (the share of the total change,
+    unthresholded, that lies outside the ground truth). nan without a ground truth (and where a
+    score is undefined: precision of an edit that changed nothing).
+    """
+
+    def __init__(self, threshold: float = 0.1, blur_sigma: float = 1.0) -> None:
+        if not 0 < threshold < 1 or blur_sigma < 0:
+            raise ValueError(f"ChangedRegion needs 0 < threshold < 1 and blur_sigma >= 0, got {threshold} and {blur_sigma}.")
+        self.threshold, self.blur_sigma = threshold, blur_sigma
+
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
+        source, edited = pair_tensors(item, result)
+        region, change = changed_region(source, edited, self.threshold, self.blur_sigma)
+        values = {"changed_area": 100.0 * region.double().mean().item()}
+        if item.gt_mask is None or not item.gt_mask.any():
+            return {**values, **dict.fromkeys(("changed_iou", "changed_precision", "changed_recall", "change_outside"), math.nan)}
+        truth = item.gt_mask > 0.5
+        scores = region_scores(region, truth)
+        total = change.sum().item()
+        return {
+            **values,
+            **{f"changed_{name}": 100.0 * value for name, value in scores.items()},
+            "change_outside": 100.0 * change[~truth].sum().item() / total if total else math.nan,
+        }
+
+
+class MaskBoundaryF(ItemMetric):
+    """``mask_boundary_f`` (%): DAVIS's boundary F-measure of the method's mask against the ground truth
+    (:func:`~benchmarks.metrics.functional.boundary_f`, band ``tolerance`` x the diagonal); nan for
+    methods without a mask and items without a ground truth."""
+
+    def __init__(self, tolerance: float = 0.008) -> None:
+        if not 0 < tolerance < 1:
+            raise ValueError(f"MaskBoundaryF needs 0 < tolerance < 1, got {tolerance}.")
+        self.tolerance = tolerance
+
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
+        if item.gt_mask is None or result.mask is None or not item.gt_mask.any():
+            return {"mask_boundary_f": math.nan}
+        return {"mask_boundary_f": 100.0 * boundary_f(result.mask > 0.5, item.gt_mask > 0.5, self.tolerance)}
 
 
 class ChangingRate(ItemMetric):

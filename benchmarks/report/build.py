@@ -99,6 +99,8 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
         else:
             report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (<id>{STEPS}).")
     for table in report.tables:
+        if table.name.startswith("mask_x_editor_") and "changed_iou" in table.numbers and table.numbers["changed_iou"].notna().any():
+            report.files += figures.save(figures.grid_heatmap(table.numbers), out, table.name)
         if table.name.startswith("ablation_"):
             param = table.name.removeprefix("ablation_")
             report.files += figures.save(figures.ablation_curves(table.numbers, param), out, table.name)

@@ -48,6 +48,24 @@ def ablation_curves(numbers: pd.DataFrame, param: str, metrics: Sequence[str] = 
     return figure
 
 
+def grid_heatmap(numbers: pd.DataFrame, metric: str = "changed_iou") -> Figure:
+    """``metric`` of every (mask source, editor) as a heatmap, mask sources down, editors across, each cell
+    annotated; ``numbers`` is a mask-source x editor table's numbers (:meth:`Reporter.grid_tables`)."""
+    grid = numbers.pivot_table(index="mask", columns="editor", values=metric, sort=False)
+    figure = Figure(figsize=(1.2 * len(grid.columns) + 1.8, 0.5 * len(grid.index) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    for (row, column), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if not np.isnan(value):
+            ax.text(column, row, f"{value:{metric_display(metric)[1]}}", ha="center", va="center", color="w", fontsize=8)
+    ax.set_xticks(range(len(grid.columns)), list(grid.columns))
+    ax.set_yticks(range(len(grid.index)), list(grid.index))
+    ax.set_xlabel("editor")
+    ax.set_ylabel("mask source")
+    figure.colorbar(image, ax=ax, label=metric_display(metric)[0])
+    return figure
+
+
 def speed_vs_quality(numbers: pd.DataFrame, quality: str = "mask_iou") -> Figure:
     """Seconds per image against mask IoU, one point (with its intervals) per configuration.
     ``numbers`` holds one model and split's configurations (see :meth:`Reporter.stats`)."""

@@ -25,7 +25,13 @@ from benchmarks.run.results import metric_columns as result_columns
 
 METRICS: dict[str, tuple[str, str]] = {
     "mask_iou": ("mask IoU (%)", ".1f"),
+    "mask_boundary_f": ("mask boundary F (%)", ".1f"),
     "changing_rate": ("changing rate", ".2f"),
+    "changed_iou": ("changed IoU (%)", ".1f"),
+    "changed_precision": ("changed precision (%)", ".1f"),
+    "changed_recall": ("changed recall (%)", ".1f"),
+    "change_outside": ("change outside (%)", ".1f"),
+    "changed_area": ("changed area (%)", ".1f"),
     "bg_psnr": ("bg PSNR (dB)", ".2f"),
     "bg_ssim": ("bg SSIM", ".3f"),
     "bg_mse": ("bg MSE", ".4f"),
@@ -77,6 +83,16 @@ def split_layout(dataset: str) -> tuple[str, tuple[str, ...]]:
         return SPLITS[dataset]
     layout = SPLIT_LAYOUTS.get(dataset)
     return (layout.title, layout.columns) if layout is not None else (TITLES.get(dataset, dataset), ())
+
+
+GRID_METRICS = ("changed_iou", "changed_precision", "changed_recall", "change_outside", "mask_iou", "mask_boundary_f", "edit_success", "seconds")
+"""The mask-source x editor table's columns, where the rows have them."""
+GRID_ORDER = ("oracle", "file", "instdiffedit", "diffedit", "disc", "whole", "twin", "blend", "flowedit", "instruction")
+"""The grid's order of mask sources (the truth, the methods', the trivial ones) and of editors."""
+
+
+def _grid_order(name: object) -> int:
+    return GRID_ORDER.index(name) if name in GRID_ORDER else len(GRID_ORDER)
 
 NOTES = {
     "changing_rate": "changing rate: mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
@@ -270,6 +286,26 @@ class Reporter:
             tables.append(Table(f"ablation_{param}", f"Ablation of {param}", numbers, display, self._notes(numbers, metrics, False)))
         return tables
 
+    def grid_tables(self) -> list[Table]:
+        """Per model and split with composed runs (``method=compose``): one row per (mask source, editor)
+        with where each changed the image, its mask and its time (``experiment=mask_x_editor``)."""
+        composed = self.rows[self.rows["method"] == "compose"] if "param.mask" in self.rows else self.rows.iloc[:0]
+        tables = []
+        for (model, dataset), rows in composed.groupby(["model", "dataset"], sort=True):
+            metrics = [m for m in GRID_METRICS if m in rows and rows[m].notna().any()]
+            parts = rows.drop_duplicates("config_id")[["config_id", "param.mask", "param.editor"]]
+            numbers = self.stats(rows, metrics).merge(parts, on="config_id").rename(columns={"param.mask": "mask", "param.editor": "editor"})
+            numbers = numbers.sort_values(["mask", "editor"], key=lambda column: column.map(_grid_order)).reset_index(drop=True)
+            numbers["label"] = numbers["mask"] + " x " + numbers["editor"]
+            display = self._display(numbers, metrics, leading=[("mask", "Mask"), ("editor", "Editor")]).drop(columns="Method")
+            suffix = "_".join(filter(None, (model, dataset)))
+            notes = self._notes(numbers, metrics, False)
+            notes.append("Changed region: pixels whose max-channel |difference| of the blurred input and edit exceeds the "
+                         "threshold (docs/metrics-changed-region.md), scored against the ground-truth mask.")
+            title = f"Mask sources x editors ({split_layout(dataset)[0]}{', ' + model if model else ''})"
+            tables.append(Table(f"mask_x_editor_{suffix}", title, numbers, display, notes))
+        return tables
+
     def all_tables(self) -> list[Table]:
         splits = sorted(self.rows["dataset"].unique(), key=lambda d: (list(SPLITS).index(d) if d in SPLITS else len(SPLITS), d))
-        return [*map(self.split_table, splits), self.speed_table(), *self.ablation_tables()]
+        return [*map(self.split_table, splits), self.speed_table(), *self.ablation_tables(), *self.grid_tables()]

@@ -4,7 +4,9 @@ What is allowed comes from the code the config sets up, never from a copy kept h
 
 - each node's ``_target_`` signature gives its settings and their types (checked strictly with
   pydantic: a value of another type is refused, not converted);
-- the method must run on the model's family (``model.family``, the classes' ``capabilities.families``);
+- the method must run on the model's family (``model.family``, the classes' ``capabilities.families``),
+  and so must each of its parts (``_target_`` nodes among its settings: a composed method's mask
+  source and editor), whose settings are checked as a method's;
 - the method's constructor gives its ranges: it is built on stand-ins for the pipelines (of the
   family's pipeline class, so that it picks the family's backbone), and
   editors check their settings before they touch a model; the first use of a model ends the
@@ -44,6 +46,7 @@ from benchmarks.plugins import PluginError, load_plugins
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
 from instdiffedit.backbones import BACKBONES, PIPELINE_FAMILIES, check_family
+from instdiffedit.types import Capabilities
 
 HARNESS_KEYS: dict[str, type] = {
     "seed": int,
@@ -176,21 +179,61 @@ def _node_errors(prefix: str, node: DictConfig) -> list[str]:
     return list(_type_errors(prefix, _settings(node), _target(node)).values())
 
 
-def _method_errors(node: DictConfig, family: str) -> list[str]:
+def _parts(node: DictConfig) -> dict[str, DictConfig]:
+    """The ``_target_`` nodes among a method's settings: the parts it is built of (a composed method's
+    mask source and editor, an editor's inner editor), each built as a method is."""
+    return {k: v for k, v in node.items() if isinstance(v, DictConfig) and "_target_" in v}
+
+
+def _capabilities(node: DictConfig) -> Capabilities:
+    """The method's capabilities: its class's, joined with those of its parts (see :meth:`Capabilities.joined`)."""
+    return _target(node).capabilities.joined(*map(_capabilities, _parts(node).values()))
+
+
+def _method_errors(node: DictConfig, family: str, prefix: str = "method") -> list[str]:
     """The method's settings: types from its signature, ranges from its constructor built without models
-    (on a stand-in of the model family's pipeline)."""
+    (on a stand-in of the model family's pipeline); then each part's, as a method's, under its own prefix."""
     factory = _target(node)
-    settings = _settings(node)
-    bad_types = _type_errors("method", settings, factory)
+    parts = _parts(node)
+    settings = {k: v for k, v in _settings(node).items() if k not in parts}
+    bad_types = _type_errors(prefix, settings, factory)
     parameters, _, _ = _signature(factory)
     defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
     # A setting of the wrong type is tried at its default, so that the constructor checks the others.
     well_typed = {k: defaults[k] if k in bad_types else v for k, v in settings.items() if k not in bad_types or k in defaults}
+    built_parts = {k: instantiate(part) for k, part in parts.items()}  # partials: nothing is built yet
 
     def build(values: dict[str, Any]) -> Any:
-        return factory(_no_model(family), _NoModel(), **values)
+        return factory(_no_model(family), _NoModel(), **values, **built_parts)
 
-    return [*bad_types.values(), *_range_errors("method", well_typed, build, defaults)]
+    errors = [*bad_types.values(), *_range_errors(prefix, well_typed, build, defaults)]
+    for key, part in parts.items():  # a composed method's parts are set on the command line as mask.<key>, editor.<key>
+        errors += _method_errors(part, family, key if prefix == "method" else f"{prefix}.{key}")
+    return errors
+
+
+def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[str, Any], path: str = "") -> list[str]:
+    """One line per part (or the method itself) that does not run on the model's family."""
+    try:
+        check_family(_target(node), family)
+    except ValueError as error:
+        return [f"{label} with model={choices['model']}: {error}"]
+    errors = []
+    for key, part in _parts(node).items():
+        part_path = f"{path}.{key}" if path else key
+        part_label = f"{key}={choices[key]}" if not path and choices.get(key) else part_path
+        errors += _family_errors(part, family, part_label, choices, part_path)
+    return errors
+
+
+def _part_choice_errors(cfg: DictConfig) -> list[str]:
+    """``mask=`` and ``editor=`` choose the parts of a composed method; any other method takes none."""
+    choices = cfg.hydra.runtime.choices
+    return [
+        f"{group}={choices[group]}: method={choices.method} takes no {group}; {group}= chooses a part of method=compose (docs/compose.md)."
+        for group in ("mask", "editor")
+        if choices.get(group) and group not in _parts(cfg.method)
+    ]
 
 
 def _model_errors(node: DictConfig) -> list[str]:
@@ -270,12 +313,20 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)
     choices, family = cfg.hydra.runtime.choices, OmegaConf.select(cfg, "model.family")
-    try:
-        check_family(_target(cfg.method), family)
-    except ValueError as error:
-        check.errors.append(f"method={choices.method} with model={choices.model}: {error}")
+    if part_errors := _part_choice_errors(cfg):
+        check.errors += part_errors
+        return check
+    if family_errors := _family_errors(cfg.method, family, f"method={choices.method}", choices):
+        check.errors += family_errors
     else:
         check.errors += _method_errors(cfg.method, family)
+    capabilities = _capabilities(cfg.method)
+    if capabilities.needs_inpainting_model and not family_errors and not OmegaConf.select(cfg, "model.inpaint", default=None):
+        who = f"editor={choices.editor}" if choices.get("editor") else f"method={choices.method}"
+        check.errors.append(
+            f"{who} edits with the family's inpainting twin and model={choices.model} has none (model.inpaint is not set); "
+            "use editor=blend, or a model with its twin."
+        )
     check.errors += _model_errors(cfg.model)
     for prefix, node in _metric_nodes(cfg.metrics).items():
         check.errors += _node_errors(prefix, node)
@@ -293,6 +344,12 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
         named = isinstance(cause, (MissingFilesError, DownloadError))  # these name their key already
         check.errors.append(message if named else f"dataset={cfg.hydra.runtime.choices.dataset}: {message}")
         return check
-    if _target(cfg.method).capabilities.needs_ground_truth_mask and not dataset.has_masks:
-        check.errors.append(f"method={cfg.hydra.runtime.choices.method} needs ground-truth masks and dataset={dataset.name} has none.")
+    who = f"mask={choices.mask}" if choices.get("mask") else f"method={choices.method}"
+    if capabilities.needs_ground_truth_mask and not dataset.has_masks:
+        check.errors.append(f"{who} needs ground-truth masks and dataset={dataset.name} has none.")
+    if capabilities.split_mask is not None and capabilities.split_mask not in dataset.reference_masks():
+        check.errors.append(
+            f"{who} edits inside the split's reference mask {capabilities.split_mask!r} and dataset={dataset.name} has none "
+            "(dataset=toy_shapes has one)."
+        )
     return check

@@ -95,9 +95,11 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
         lock.release(remove=True)
         discard_unstarted_job(hydra_cfg, stop=Path(cfg.paths.output_root))
         raise
+    if (split_mask := editor.capabilities.split_mask) is not None:  # the centred disc: the split's (checked before the run)
+        editor.use_split_mask(dataset.reference_masks()[split_mask])
     identity = _identity(cfg)
     params = {
-        **{k: v for k, v in identity["method"].items() if not k.startswith("_")},
+        **_method_params(identity["method"], choices),
         **{f"dataset.{k}": v for k, v in identity["dataset"].items() if k not in ("_target_", "cache_dir")},
         "model": choices["model"],
     }
@@ -155,6 +157,17 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
     if failed.every_item and hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep goes on; its summary ends it with 1
         raise SystemExit(1)
     return summary
+
+
+def _method_params(method: dict[str, Any], choices: Any) -> dict[str, Any]:
+    """The method's settings as the rows' ``param.*``; a part of a composed method (a ``_target_`` node:
+    its mask source, its editor) by its option name (``mask``: ``oracle``), its settings being in the
+    config id (as ``param.*`` they would read as swept settings wherever two parts differ)."""
+    return {
+        key: choices.get(key) if isinstance(value, dict) and "_target_" in value else value
+        for key, value in method.items()
+        if not key.startswith("_")
+    }
 
 
 def _log_device(device: str) -> None:
