@@ -54,21 +54,21 @@ class Registry(Generic[T]):
         return list(self._entries.values())
 
 
-Role = Literal["method", "ablation", "baseline", "upper bound"]
-ROLES: tuple[Role, ...] = ("method", "ablation", "baseline", "upper bound")
+Role = Literal["method", "ablation", "baseline", "upper bound", "composition"]
+ROLES: tuple[Role, ...] = ("method", "ablation", "baseline", "upper bound", "composition")
 """The reports show methods in this order of roles, each role in the order of registration."""
 
 
 @dataclass(frozen=True)
 class Method:
-    """``name``: the config option (``method=<name>``, ``conf/method/<name>.yaml``); ``editor``: its class;
-    ``role``: InstDiffEdit itself, an ablation of it, a baseline, or an upper bound no method can beat
-    (given the ground truth); ``quick``: Hydra overrides of the speed benchmark's ``--quick`` (not paper
+    """``name``: the config option (``method=<name>``, ``conf/method/<name>.yaml``); ``role``: InstDiffEdit
+    itself, an ablation of it, a baseline, an upper bound no method can beat (given the ground truth), or
+    a composition of parts (``method=compose mask=... editor=...``, compared in its own grid, not the
+    paper's tables); ``quick``: Hydra overrides of the speed benchmark's ``--quick`` (not paper
     settings); ``warmup``: Hydra overrides that keep the shape of every denoiser call and run few steps
     (``--short-warmup``)."""
 
     name: str
-    editor: type[Editor]
     role: Role
     quick: tuple[str, ...] = ()
     warmup: tuple[str, ...] = ()
@@ -80,12 +80,13 @@ METHODS: Registry[Method] = Registry("method")
 def register_method(
     name: str, *, role: Role = "baseline", quick: tuple[str, ...] = (), warmup: tuple[str, ...] = ()
 ) -> Callable[[type[Editor]], type[Editor]]:
-    """Class decorator: declare the editor class as method ``name`` (stack it for one class run under two names)."""
+    """Class decorator: declare the editor class as method ``name`` (stack it for one class run under two
+    names); its config, ``conf/method/<name>.yaml``, names the class as its ``_target_``."""
     if role not in ROLES:
         raise ValueError(f"Method {name!r}: role {role!r} is none of {', '.join(ROLES)}.")
 
     def register(editor: type[Editor]) -> type[Editor]:
-        METHODS.add(name, Method(name, editor, role, tuple(quick), tuple(warmup)))
+        METHODS.add(name, Method(name, role, tuple(quick), tuple(warmup)))
         return editor
 
     return register

@@ -12,8 +12,10 @@ from types import ModuleType
 
 import pytest
 
-from benchmarks import plugins
+from benchmarks import methods, plugins
 from benchmarks.plugins import PluginError, in_plugin, load_plugins
+from instdiffedit import registry
+from instdiffedit.registry import Registry, register_method
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "tests" / "plugins"
@@ -22,7 +24,7 @@ WITH_PLUGIN = ("plugins=[example_plugin]", f"hydra.searchpath=[file://{PLUGIN_DI
 
 def _python(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.slow
@@ -57,3 +59,14 @@ def test_only_the_modules_named_as_plugins_are_owned(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(plugins, "_LOADED", {"example_plugin": ModuleType("example_plugin")})  # as if loaded, without registering
     assert in_plugin("example_plugin.ExampleSDEdit") and in_plugin("example_plugin")
     assert not in_plugin("example_plugin_other.X") and not in_plugin("baselines.SDEdit") and not in_plugin("os.remove")
+
+
+def test_a_registered_method_follows_the_projects_methods_of_its_role_in_the_reports_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered = Registry("method")
+    monkeypatch.setattr(registry, "METHODS", registered)  # an empty registry: nothing registered leaks into other tests
+    monkeypatch.setattr(methods, "REGISTERED", registered)
+    register_method("my_baseline", role="baseline")(type("MyBaseline", (), {}))
+    names = [method.name for method in methods.all_methods()]
+    project = [method.name for method in methods.METHODS]
+    last_baseline = max(i for i, method in enumerate(methods.METHODS) if method.role == "baseline")
+    assert names == [*project[: last_baseline + 1], "my_baseline", *project[last_baseline + 1 :]]
