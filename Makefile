@@ -5,9 +5,14 @@ SCALING_GPUS ?= 1 2 4
 
 .PHONY: install test test-fast run-tiny report tables figures readme-figures scaling bench bench-backbones bench-check bench-tiny clean
 
-install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools
+# The browser test of the results browser drives Debian's chromium; without it that test is skipped.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+
+install:  ## torch first (this pins the wheel CI tests with), then the project and its test tools (chromium where apt can install it)
 	$(PYTHON) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PYTHON) -m pip install -e ".[dev]"
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && $(SUDO) sh -c 'apt-get update -qq && apt-get install -y -qq chromium'; } \
+	  || echo "note: chromium is not installed (apt-get install chromium); the results browser's browser test will be skipped"
 
 test:  ## the whole suite, slow end-to-end runs included
 	$(PYTHON) -m pytest -q
@@ -22,8 +27,8 @@ run-tiny:  ## the runner on the tiny random model and the synthetic split, offli
 RESULTS ?= outputs
 REPORT ?= report
 
-report:  ## every table and figure of $(RESULTS) into $(REPORT)/ (tables: .md .tex .csv; figures: .png .pdf)
-	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT)
+report:  ## every table and figure of $(RESULTS) into $(REPORT)/ (tables: .md .tex .csv; figures: .png .pdf), the results browser in $(REPORT)/site/
+	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT) --html $(REPORT)/site
 
 tables:  ## only the tables
 	$(PYTHON) -m benchmarks.report $(RESULTS) --out $(REPORT) --only tables
@@ -41,13 +46,14 @@ README_ITEMS ?= 4
 readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=tiny|toy)
 	$(PYTHON) run.py -m experiment=ablation_phi model=$(README_MODEL) dataset=toy_shapes dataset.n=$(README_ITEMS) logger=none paths.output_root=$(README_RUNS)
 	$(PYTHON) run.py -m method=instdiffedit,diffedit,sdedit model=$(README_MODEL) dataset=toy_shapes dataset.n=$(README_ITEMS) logger=none paths.output_root=$(README_RUNS)
-	$(PYTHON) -m benchmarks.report $(README_RUNS)/$(README_MODEL) --out $(README_RUNS)/report --n-items 3
+	$(PYTHON) -m benchmarks.report $(README_RUNS)/$(README_MODEL) --out $(README_RUNS)/report --n-items 3 --html $(README_RUNS)/report/site
 	mkdir -p docs/figures
 	cp $(README_RUNS)/report/figures/qualitative_$(README_MODEL)_toy_shapes.png docs/figures/qualitative.png
 	cp $(README_RUNS)/report/figures/ablation_threshold.png docs/figures/ablation_threshold.png
 	cp $(README_RUNS)/report/figures/speed_vs_iou_$(README_MODEL)_toy_shapes.png docs/figures/speed_vs_iou.png
 	cp $(README_RUNS)/report/figures/mask_evolution_$(README_MODEL)_toy_shapes.png docs/figures/mask_evolution.png
 	cp $(README_RUNS)/report/tables/toy_shapes.md docs/figures/toy_shapes.md
+	$(PYTHON) -m benchmarks.report.site.chromium "$(README_RUNS)/report/site/items-$(README_MODEL)-toy_shapes.html#sort=instdiffedit-threshold-0.2:mask_iou&hide=instdiffedit-threshold-0.1,instdiffedit-threshold-0.3" docs/figures/results-browser.png
 	echo "$(README_MODEL)" > docs/figures/MODEL
 
 scaling:  ## items/s on 1 vs 2 vs 4 GPUs (SCALING_GPUS; one shard each, hydra/launcher=local_gpus), SD 1.4's cost; writes docs/figures/scaling.{json,png} and the README paragraph

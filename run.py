@@ -36,6 +36,11 @@ def main(cfg: DictConfig) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
+    from benchmarks.run.targets import command_line_target_errors
+
+    if errors := command_line_target_errors([arg for arg in sys.argv[1:] if not arg.startswith("-")]):
+        print("\n".join(f"error: {error}" for error in errors), file=sys.stderr)
+        raise SystemExit(2)
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C outside the item loop (which stops after its batch): while starting or loading

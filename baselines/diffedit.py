@@ -11,12 +11,16 @@ variant (DDIM encoding, a single noise estimate per noise) is :mod:`baselines.di
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import PIL.Image
 import torch
+from annotated_types import Ge
 from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic, uint8_cast
 from instdiffedit.backbones import Backbone, DenoisingStep
+from instdiffedit.ranges import Count, Fraction, Side, Steps, Threshold, checked_ranges
 from instdiffedit.refine import blur, minmax
 from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 
@@ -39,28 +43,27 @@ class DiffEdit(StagedEditor):
 
     capabilities = STAGED
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
-        num_noises: int = 10,
-        num_inference_steps: int = 50,
-        strength: float = 0.5,
+        num_noises: Count = 10,
+        num_inference_steps: Steps = 50,
+        strength: Fraction = 0.5,
         guidance_scale: float = 7.5,
-        threshold: float = 0.3,
-        blur_kernel: int = 5,
+        threshold: Threshold = 0.3,
+        blur_kernel: Side = 5,
         blur_sigma: float = 1.0,
-        unet_batch_size: int = 40,
+        unet_batch_size: Annotated[int, Ge(2)] = 40,  # the two texts' rows of one noise, at least
         output: Output = "inpaint",
-        inpaint_steps: int = 50,
+        inpaint_steps: Steps = 50,
         inpaint_guidance_scale: float | None = None,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:
-        if num_noises < 1 or unet_batch_size < 2:
-            raise ValueError(f"Need num_noises >= 1 and unet_batch_size >= 2, got {num_noises} and {unet_batch_size}.")
         super().__init__(
             pipe,
             inpaint_pipe,

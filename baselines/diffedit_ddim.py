@@ -30,6 +30,7 @@ from diffusers import (
 
 from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
 from instdiffedit.accounting import PhaseTimer
+from instdiffedit.ranges import Count, Fraction, Side, Steps, checked_ranges
 
 
 class DiffEditDDIM(PipelineEditor):
@@ -72,27 +73,26 @@ class DiffEditDDIM(PipelineEditor):
     capabilities = PIPELINE_BACKED  # diffusers' StableDiffusionDiffEditPipeline is written for SD 1.x/2.x
     pipeline_class = StableDiffusionDiffEditPipeline
 
+    @checked_ranges
     def __init__(
         self,
         pipe: StableDiffusionPipeline,
         inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
         *,
-        num_inference_steps: int = 50,
+        num_inference_steps: Steps = 50,
         guidance_scale: float = 7.5,
-        encode_ratio: float = 0.5,
-        num_maps_per_mask: int = 10,
-        mask_encode_strength: float = 0.5,
+        encode_ratio: Fraction = 0.5,
+        num_maps_per_mask: Count = 10,
+        mask_encode_strength: Fraction = 0.5,
         mask_thresholding_ratio: float = 3.0,
         encode_text: Literal["unconditional", "source"] = "unconditional",
         decode_negative: Literal["unconditional", "source"] = "unconditional",
-        resolution: int | None = None,
+        resolution: Side | None = None,
     ) -> None:
         if encode_text not in ("source", "unconditional"):
             raise ValueError(f"encode_text must be 'source' or 'unconditional', got {encode_text!r}.")
         if decode_negative not in ("unconditional", "source"):
             raise ValueError(f"decode_negative must be 'unconditional' or 'source', got {decode_negative!r}.")
-        if not 0 < encode_ratio <= 1:
-            raise ValueError(f"encode_ratio must be in (0, 1], got {encode_ratio}.")
         super().__init__(pipe, resolution)
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale

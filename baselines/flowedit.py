@@ -30,7 +30,15 @@ import torch
 from diffusers import DiffusionPipeline
 
 from instdiffedit.accounting import count_unet_evals
-from instdiffedit.backbones import Backbone, DenoisingStep, TextGuidance, blend_latents, check_family, family_of
+from instdiffedit.backbones import (
+    Backbone,
+    DenoisingStep,
+    TextGuidance,
+    blend_latents,
+    check_family,
+    family_of,
+)
+from instdiffedit.ranges import Count, NonNegative, Side, Steps, checked_ranges
 from instdiffedit.region_editors import RegionEdits
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 from instdiffedit.types import Capabilities
@@ -75,18 +83,19 @@ class FlowEdit(StagedEditor):
     capabilities = replace(STAGED, families=frozenset({"sd3", "flux"}))
     """A staged method's, on the flow-matching families only: FlowEdit's step is rectified flow's Euler step."""
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
-        num_inference_steps: int | None = None,
-        n_max: int | None = None,
-        n_min: int = 0,
-        n_avg: int = 1,
+        num_inference_steps: Steps | None = None,
+        n_max: NonNegative | None = None,
+        n_min: NonNegative = 0,
+        n_avg: Count = 1,
         source_guidance_scale: float | None = None,
         target_guidance_scale: float | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
     ) -> None:
         family = family_of(pipe)
         check_family(type(self), family)  # before the published settings are looked up
@@ -102,8 +111,6 @@ class FlowEdit(StagedEditor):
                 f"FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min={self.n_min}, "
                 f"n_max={self.n_max}, num_inference_steps={self.num_inference_steps}."
             )
-        if n_avg < 1:
-            raise ValueError(f"n_avg must be at least 1, got {n_avg}.")
         super().__init__(pipe, None, output="decode", resolution=resolution)
 
     def first_stage(

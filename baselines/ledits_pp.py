@@ -28,6 +28,7 @@ from diffusers import (
 
 from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
 from instdiffedit.accounting import PhaseTimer
+from instdiffedit.ranges import NonNegative, Side, Steps, Threshold, UnitInterval, checked_ranges
 
 
 class IntegerTimestepDDIMScheduler(DDIMScheduler):
@@ -91,21 +92,22 @@ class LeditsPP(PipelineEditor):
     first_phase = "edit"  # the mask comes with the edit
     resolution_multiple = 32  # the pipeline's requirement
 
+    @checked_ranges
     def __init__(
         self,
         pipe: StableDiffusionPipeline,
         inpaint_pipe: StableDiffusionInpaintPipeline | None = None,
         *,
-        num_inversion_steps: int = 50,
-        skip: float = 0.15,
+        num_inversion_steps: Steps = 50,
+        skip: Threshold = 0.15,
         edit_guidance_scale: float = 5.0,
-        edit_threshold: float = 0.9,
-        edit_warmup_steps: int = 0,
-        edit_cooldown_steps: int | None = None,
+        edit_threshold: UnitInterval = 0.9,
+        edit_warmup_steps: NonNegative = 0,
+        edit_cooldown_steps: NonNegative | None = None,
         use_intersect_mask: bool = True,
         scheduler: Literal["dpmsolver++", "ddim"] = "dpmsolver++",
         mask_from: Literal["last", "majority"] = "last",
-        resolution: int | None = None,
+        resolution: Side | None = None,
     ) -> None:
         if mask_from not in ("last", "majority"):
             raise ValueError(f"mask_from must be 'last' or 'majority', got {mask_from!r}.")

@@ -14,6 +14,7 @@ from diffusers import DiffusionPipeline
 
 from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.backbones import Backbone
+from instdiffedit.ranges import Side, Steps, checked_ranges
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
@@ -22,15 +23,16 @@ class OracleInpaint(StagedEditor):
 
     capabilities = replace(STAGED, needs_ground_truth_mask=True)
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
-        inpaint_steps: int = 50,
+        inpaint_steps: Steps = 50,
         inpaint_guidance_scale: float | None = None,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
         arithmetic: Arithmetic = "authors",
     ) -> None:
         super().__init__(

@@ -7,6 +7,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones import Backbone
+from instdiffedit.ranges import Fraction, Side, Steps, checked_ranges
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
@@ -16,16 +17,17 @@ class SDEdit(StagedEditor):
     capabilities = STAGED
     first_stage_phase = "edit"
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
-        num_inference_steps: int = 50,
-        strength: float = 0.5,
+        num_inference_steps: Steps = 50,
+        strength: Fraction = 0.5,
         guidance_scale: float = 7.5,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
     ) -> None:
         super().__init__(pipe, None, output="decode", scheduler=scheduler, resolution=resolution)
         self.num_inference_steps = num_inference_steps

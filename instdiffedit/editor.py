@@ -24,6 +24,7 @@ from instdiffedit.backbones import (
     blend_latents,
 )
 from instdiffedit.joint_attention import Normaliser
+from instdiffedit.ranges import Count, Fraction, NonNegative, Side, Steps, Threshold, UnitInterval, checked_ranges
 from instdiffedit.refine import MaskRefiner
 from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 from instdiffedit.token_references import Reference, check_text_options
@@ -122,42 +123,39 @@ class InstDiffEdit(StagedEditor):
 
     capabilities = replace(STAGED, mask_history=True)  # the instant mask of every step; its first stages batch
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
-        num_inference_steps: int = 50,
-        strength: float = 0.5,
+        num_inference_steps: Steps = 50,
+        strength: Fraction = 0.5,
         guidance_scale: float = 7.5,
-        num_noises: int = 3,
-        th1: float = 0.9,
-        th2: float = 0.6,
-        threshold: float = 0.2,
-        blur_kernel: int = 5,
+        num_noises: Count = 3,
+        th1: UnitInterval = 0.9,
+        th2: UnitInterval = 0.6,
+        threshold: Threshold = 0.2,
+        blur_kernel: Side = 5,
         blur_sigma: float = 0.0,
-        blur_passes: int = 2,
+        blur_passes: NonNegative = 2,
         arithmetic: Arithmetic = "authors",
-        attention_downsample: int | None = None,
+        attention_downsample: Side | None = None,
         attention_layers: Sequence[int] | None = None,
         attention_normaliser: Normaliser = "all_keys",
         reference: Reference | None = None,
         words_from: Literal["all", "clip", "t5"] = "all",
-        mask_size: int = 64,
+        mask_size: Side = 64,
         blend_with: Literal["t", "t-1"] = "t",
         mask_guidance: bool = True,
         output: Output = "inpaint",
-        inpaint_steps: int = 50,
+        inpaint_steps: Steps = 50,
         inpaint_guidance_scale: float | None = None,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
     ) -> None:
         if blend_with not in ("t", "t-1"):
             raise ValueError(f"blend_with must be 't' or 't-1', got {blend_with!r}.")
-        if num_noises < 1:
-            raise ValueError(f"num_noises must be at least 1, got {num_noises}.")
-        if mask_size < 1:
-            raise ValueError(f"mask_size must be at least 1, got {mask_size}.")
         # Every setting is checked before the pipelines are touched (the harness checks a config so);
         # whether the model has the reference and the attention layers, once its backbone exists.
         self.refiner = MaskRefiner(

@@ -27,6 +27,7 @@ from instdiffedit.backbones import (
     check_family,
 )
 from instdiffedit.inpaint import Inpainter
+from instdiffedit.ranges import Side, Steps, checked_ranges
 from instdiffedit.region_editors import LatentBlending, RegionEditor, TwinInpainting
 from instdiffedit.resizing import binary_mask_to_size, to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
@@ -79,16 +80,17 @@ class StagedEditor(ABC):
     capabilities: ClassVar[Capabilities]
     """Each method declares its own; :data:`STAGED` is what every staged method offers."""
 
+    @checked_ranges
     def __init__(
         self,
         pipe: DiffusionPipeline | Backbone,
         inpaint_pipe: DiffusionPipeline | None = None,
         *,
         output: Output = "inpaint",
-        inpaint_steps: int = 50,
+        inpaint_steps: Steps = 50,
         inpaint_guidance_scale: float | None = None,
         scheduler: str | None = None,
-        resolution: int | None = None,
+        resolution: Side | None = None,
         arithmetic: Arithmetic = "authors",
         region_editor: Callable[[Backbone], RegionEditor] | None = None,
     ) -> None:

@@ -3,6 +3,9 @@ the value and what is allowed, all taken from the code the config sets up."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,7 +66,19 @@ def test_every_model_config_fits_its_loaders_signature(model: str, monkeypatch) 
         (["device=gpu"], "device=gpu: "),
         (["model=sd14", "model.dtype=half"], "model.dtype=half: Unknown dtype 'half'; expected one of: auto, float16, bfloat16, float32."),
         (["metrics=paper", "metrics.lpips.size=big"], "metrics.lpips.size=big: should be a valid integer"),
-        (["dataset.n=0"], "dataset=synthetic: SyntheticDataset needs n >= 1 and size >= 16, got n=0"),
+        (["dataset.n=0"], "dataset.n=0: n must be at least 1, got 0."),
+        (["dataset.size=8"], "dataset.size=8: size must be at least 16, got 8."),
+        (["method.strength=2"], "method.strength=2: strength must be in (0, 1], got 2."),
+        (["method.num_inference_steps=0"], "method.num_inference_steps=0: num_inference_steps must be at least 1, got 0."),
+        (["method.th2=-0.1"], "method.th2=-0.1: th2 must be in [0, 1], got -0.1."),
+        (["method.mask_size=0"], "method.mask_size=0: mask_size must be at least 1, got 0."),
+        (["method=sdedit", "method.strength=0"], "method.strength=0: strength must be in (0, 1], got 0."),
+        (["method=diffedit", "method.unet_batch_size=1"], "method.unet_batch_size=1: unet_batch_size must be at least 2, got 1."),
+        (["method=ledits_pp", "method.edit_threshold=1.5"], "method.edit_threshold=1.5: edit_threshold must be in [0, 1], got 1.5."),
+        (["dataset=toy_shapes", "dataset.background_share=2"], "dataset.background_share=2: background_share must be in [0, 1], got 2."),
+        (["model=sdxl", "model.resolution=0"], "model.resolution=0: resolution must be at least 1, got 0."),
+        (["+batchsize=1"], "batchsize=1: the harness has no setting 'batchsize'; did you mean batch_size? its settings: seed, device,"),
+        (["+shard.idx=1"], "shard.idx=1: the harness has no setting 'shard.idx'; did you mean shard.index?"),
         (["method=oracle_inpaint", "dataset=imagen", "dataset.list_path=/no/such/list.txt"], "The list file /no/such/list.txt given by dataset.list_path does not exist."),
     ],
 )
@@ -95,6 +110,48 @@ def test_an_uncached_hub_model_with_the_hub_off_is_named_before_anything_loads(t
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     errors = _check("model=sd14").errors
     assert [e.split(" (")[0] for e in errors] == ["Could not load 'CompVis/stable-diffusion-v1-4'", "Could not load 'stable-diffusion-v1-5/stable-diffusion-inpainting'"]
+
+
+PRETRAINED_MODELS = [m for m in MODELS if "base" in OmegaConf.load(CONF / "model" / f"{m}.yaml")]
+
+
+def _hub_ids(model: str) -> list[str]:
+    node = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    return [node[key] for key in ("base", "inpaint") if node.get(key) is not None]
+
+
+@pytest.mark.parametrize("model", PRETRAINED_MODELS)
+def test_every_downloaded_model_of_every_family_is_looked_up_with_the_hub_off(model: str, tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+    from hub_cache import hub_snapshot
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    errors = _check(f"model={model}").errors
+    assert errors == [error for error in errors if error.startswith("Could not load '")]
+    assert [e.split("'")[1] for e in errors] == _hub_ids(model)
+    assert all("HF_HUB_OFFLINE is set" in e for e in errors)
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "model_index.json").write_text("{}")
+    for repo_id in _hub_ids(model):
+        hub_snapshot(tmp_path, repo_id, files)
+    assert _check(f"model={model}").errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["sdxl", "sd35_medium", "flux_dev"])
+def test_run_py_with_an_uncached_family_model_and_the_hub_off_stops_before_anything_runs(model: str, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    result = subprocess.run(
+        [sys.executable, "run.py", f"model={model}", "logger=none", f"paths.output_root={tmp_path / 'outputs'}"],
+        cwd=CONF.parent, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert [line.split("'")[1] for line in result.stderr.splitlines()] == _hub_ids(model), result.stderr[-3000:]
+    assert all(line.startswith("error: Could not load '") for line in result.stderr.splitlines())
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_the_toy_model_on_a_split_it_was_not_made_for_is_one_warning() -> None:

@@ -1,4 +1,5 @@
-"""The W&B logger: per-row numbers, the rows as one table, the summary, and figures as images."""
+"""The W&B logger: per-row numbers, the rows as one table, the summary, figures as images, and the
+item view (the results browser's) as a table of thumbnails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 
+from benchmarks.run.folder import EDIT, INPUT, MASK, image_path
+from benchmarks.run.item_view import IMAGE_COLUMNS, THUMBNAIL_SIDE, item_view
 from benchmarks.run.loggers import NullLogger, WandbLogger
 
 
@@ -74,3 +77,27 @@ def test_a_logger_that_logs_nothing_never_draws() -> None:
         raise AssertionError("the figure should not be drawn")
 
     NullLogger().log_figure("grid", draw)
+    NullLogger().log_items("items", draw)
+
+
+def test_the_run_logs_its_item_view_as_a_table_of_thumbnails(fake_wandb, tmp_path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    PIL.Image.new("RGB", (400, 300), (200, 40, 40)).save(image_path(images, "a", INPUT))
+    PIL.Image.new("RGB", (400, 300), (40, 40, 200)).save(image_path(images, "a", EDIT))
+    PIL.Image.new("L", (64, 64), 255).save(image_path(images, "a", MASK))
+    rows = pd.DataFrame([
+        {"item_id": "a", "status": "ok", "target": "a dog", "source": "a cat", "flags": "", "mask_iou": 50.0, "seconds": 1.0},
+        {"item_id": "b", "status": "failed", "error": "RuntimeError: boom", "seconds": 0.5},
+    ])
+    logger = WandbLogger("p", mode="offline")
+    logger.start("name", "group", {})
+    logger.log_items("items", lambda: item_view(rows, [tmp_path]))
+
+    table = next(v["items"] for v in fake_wandb.run.logged if "items" in v).dataframe
+    assert list(table.columns[:11]) == ["item_id", "edit", "edit_type", "status", "flags", "error", *IMAGE_COLUMNS]
+    assert table.loc[0, "edit"] == "a cat → a dog" and table.loc[1, "error"] == "RuntimeError: boom"
+    assert table.loc[0, "mask_iou"] == 50.0 and pd.isna(table.loc[1, "mask_iou"])
+    assert table.loc[0, "input"].image.size == (THUMBNAIL_SIDE, THUMBNAIL_SIDE * 3 // 4), "thumbnails, not the saved images"
+    assert table.loc[0, "mask"].image.size == (64, 64) and table.loc[0, "ground_truth"] is None
+    assert table.loc[1, ["input", "mask", "output", "mask_steps"]].isna().all(), "a failed item has no images"

@@ -23,6 +23,7 @@ from diffusers import StableDiffusionPipeline
 from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
 from benchmarks.data.files import IMAGE_SUFFIXES, MissingFilesError, open_mask, open_rgb
 from benchmarks.data.items import EditDataset, EditItem
+from instdiffedit.ranges import Side, Steps, checked_ranges
 
 AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
 _RAW = f"https://raw.githubusercontent.com/xiaotianqing/InstDiffEdit/{AUTHORS_COMMIT}"
@@ -247,15 +248,16 @@ class ImagenSplit(EditDataset):
         "(or .jpg, .jpeg, .bmp, .webp), in any sub-folder; without dataset.root the base model generates them."
     )
 
+    @checked_ranges
     def __init__(
         self,
         root: str | None = None,
         list_path: str | None = None,
         cache_dir: str = "~/.cache/instdiffedit",
         seed: int = 0,
-        steps: int = 50,
+        steps: Steps = 50,
         guidance_scale: float = 7.5,
-        resolution: int = 512,
+        resolution: Side = 512,
     ) -> None:
         self.entries = {e.id: e for e in read_list(self.name, list_path, cache_dir, "dataset.list_path")}
         self.cache = Path(cache_dir).expanduser() / self.name

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import PIL.Image
 import torch
+from annotated_types import Ge
 
 from benchmarks.data.colours import COLOURS
 from benchmarks.data.items import EditDataset, EditItem
+from instdiffedit.ranges import Count, checked_ranges
 
 _SHAPES = ("circle", "square")  # single CLIP tokens, as the colours
 
@@ -22,9 +26,8 @@ class SyntheticDataset(EditDataset):
     name = "synthetic"
     has_masks = True
 
-    def __init__(self, n: int = 8, size: int = 128, seed: int = 0) -> None:
-        if n < 1 or size < 16:
-            raise ValueError(f"SyntheticDataset needs n >= 1 and size >= 16, got n={n}, size={size}.")
+    @checked_ranges
+    def __init__(self, n: Count = 8, size: Annotated[int, Ge(16)] = 128, seed: int = 0) -> None:
         self.n, self.size, self.seed = n, size, seed
 
     def item_ids(self) -> list[str]:

@@ -31,6 +31,7 @@ from benchmarks.models.loading import (
     optimize,
 )
 from instdiffedit.graphs import DEFAULT_FAST_PATH, FastPath
+from instdiffedit.ranges import Side
 
 WITHOUT_T5 = {"text_encoder_3": None, "tokenizer_3": None}
 """``StableDiffusion3Pipeline.from_pretrained(name, **WITHOUT_T5)``: SD 3.x without its T5 encoder, as diffusers documents it."""
@@ -71,7 +72,7 @@ def load_family(
     base: str,
     inpaint: str | None = None,
     *,
-    resolution: int | None = None,
+    resolution: Side | None = None,
     device: str = "auto",
     dtype: str = "auto",
     variant: str | None = None,

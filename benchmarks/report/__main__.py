@@ -1,4 +1,4 @@
-"""python -m benchmarks.report <result folders or a multirun folder> [--out report] [--only tables|figures] [--plugin NAME ...]"""
+"""python -m benchmarks.report <result folders or a multirun folder> [--out report] [--only tables|figures] [--html site] [--plugin NAME ...]"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="run folders, multirun folders or results files (searched recursively)")
     parser.add_argument("--out", default="report", help="the report folder (default: report)")
     parser.add_argument("--only", choices=("tables", "figures"), help="write only the tables or only the figures")
+    parser.add_argument("--html", metavar="FOLDER", help="also write the results browser, a static site that opens from the file system, into FOLDER")
     parser.add_argument("--items", help="comma-separated item ids for the qualitative grid (default: random items)")
     parser.add_argument("--n-items", type=int, default=4, help="random items in the qualitative grid (default: 4)")
     parser.add_argument("--steps", type=int, default=5, help="steps shown in the mask evolution figure (default: 5)")
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(
             args.paths, args.out, only=args.only, items=args.items.split(",") if args.items else None,
             n_items=args.n_items, seed=args.seed, steps=args.steps, confidence=args.confidence, resamples=args.resamples,
+            html=args.html,
         )
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)

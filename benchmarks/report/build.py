@@ -13,6 +13,7 @@ import pandas as pd
 from benchmarks.report import figures
 from benchmarks.report.edit_types import edit_type_tables
 from benchmarks.report.load import load_results
+from benchmarks.report.site import write_site
 from benchmarks.report.tables import Reporter, Table
 from benchmarks.run.folder import INPUT, STEPS, find_image
 from benchmarks.run.grid import edit_text, open_image, qualitative_grid
@@ -129,10 +130,12 @@ def build_report(
     steps: int = 5,
     confidence: float = 0.95,
     resamples: int = 2000,
+    html: str | os.PathLike | None = None,
 ) -> Report:
     """Read the results under ``paths``; write ``out/tables/*`` (.md, .tex, .csv), ``out/figures/*``
     (.png, .pdf) and ``out/README.md``. ``only`` is "tables" or "figures"; ``items`` (or ``n_items``
-    drawn with ``seed``) are the qualitative grid's items."""
+    drawn with ``seed``) are the qualitative grid's items; ``html``, a folder: the results browser
+    there too (:mod:`benchmarks.report.site`)."""
     if only not in (None, "tables", "figures"):
         raise ValueError(f"only must be 'tables', 'figures' or None, got {only!r}.")
     results = load_results(paths)
@@ -145,4 +148,6 @@ def build_report(
     if only != "tables":
         _draw_figures(reporter, report, items=items, n_items=n_items, seed=seed, steps=steps)
     report.files.append(_index(report))
+    if html is not None:
+        report.files += write_site(report, reporter, html)
     return report

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from benchmarks.report.tables import METRICS, metric_display
 from benchmarks.run.grid import CELL, overlay, show_panel
+from benchmarks.run.item_view import spread_steps
 
 
 def save(figure: Figure, folder: Path, name: str, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
@@ -93,7 +94,7 @@ def mask_evolution(masks: np.ndarray, image: PIL.Image.Image | None = None, *, s
     if masks.ndim != 3 or masks.shape[0] == 0:
         raise ValueError(f"Need per-step masks as T x h x w with T >= 1, got shape {masks.shape}.")
     total = masks.shape[0]
-    chosen = sorted({int(round(i)) for i in np.linspace(0, total - 1, min(steps, total))})
+    chosen = spread_steps(total, steps)
     figure = Figure(figsize=(CELL * (len(chosen) + (image is not None)), CELL + 0.5), layout="constrained")
     axes = figure.subplots(1, len(chosen) + (image is not None), squeeze=False)[0]
     if image is not None:

@@ -94,6 +94,13 @@ class ValidateConfig(Callback):
         _check_writable(Path(str(config.hydra.run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Before Hydra builds the sweep's sweeper and launcher: their targets, and every other, must be
+        the project's; then the sweep's folder must be writable."""
+        from benchmarks.run.targets import target_errors
+
+        if errors := target_errors(config):
+            print("\n".join(f"error: {error}" for error in errors), file=sys.stderr)
+            raise SystemExit(2)
         _check_writable(Path(str(config.hydra.sweep.dir)))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -2,8 +2,11 @@
 
 What is allowed comes from the code the config sets up, never from a copy kept here:
 
-- each node's ``_target_`` signature gives its settings and their types (checked strictly with
-  pydantic: a value of another type is refused, not converted);
+- every ``_target_`` must be the project's own (:mod:`benchmarks.run.targets`): until they all are,
+  nothing else is looked at, imported or built;
+- each node's ``_target_`` signature gives its settings, their types (checked strictly with
+  pydantic: a value of another type is refused, not converted) and the ranges of the numeric ones
+  (declared in the annotations, :mod:`instdiffedit.ranges`);
 - the method must run on the model's family (``model.family``, the classes' ``capabilities.families``),
   and so must each of its parts (``_target_`` nodes among its settings: a composed method's mask
   source and editor), whose settings are checked as a method's;
@@ -14,7 +17,7 @@ What is allowed comes from the code the config sets up, never from a copy kept h
   one at a time, so each line names the setting that is wrong;
 - the split is built (it lists and checks its files, downloads its list once, loads nothing);
 - the model's local folders, and its hub ids when the hub is off (``HF_HUB_OFFLINE``), are looked
-  up; ``device`` must exist on this machine; the harness's own keys are typed here.
+  up, for every family (:data:`PRETRAINED_LOADERS`); ``device`` must exist on this machine; the harness's own keys are typed here.
 
 :func:`check_run_config` returns the errors and warnings; ``benchmarks.run.callbacks.ValidateConfig``
 prints them and stops the run before Hydra creates its folder.
@@ -23,29 +26,35 @@ prints them and stops the run before Hydra creates its folder.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import operator
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from benchmarks.data.downloads import DownloadError
 from benchmarks.data.files import MissingFilesError
 from benchmarks.devices import resolve_dtype
+from benchmarks.models.families import load_family
 from benchmarks.models.loading import (
     ModelUnavailableError,
     check_model_source,
     load_pretrained,
 )
-from benchmarks.plugins import PluginError, load_plugins
 from benchmarks.run.folder import Shard
 from benchmarks.run.runner import check_batch_size
+from benchmarks.run.targets import target_errors
 from instdiffedit.backbones import BACKBONES, PIPELINE_FAMILIES, check_family
+from instdiffedit.ranges import range_error
 from instdiffedit.types import Capabilities
 
 HARNESS_KEYS: dict[str, type] = {
@@ -55,8 +64,15 @@ HARNESS_KEYS: dict[str, type] = {
     "shard.count": int,
     "batch_size": int,
     "save_images": bool,
+    "paths.output_root": str,
+    "paths.cache_dir": str,
+    "plugins": list[str],
 }
 """The harness's own top-level settings and their types (everything else belongs to a ``_target_``)."""
+
+PRETRAINED_LOADERS = (load_pretrained, load_family)
+"""The loaders of downloaded models (every family's): their ``base`` and ``inpaint`` are hub ids or folders,
+looked up before the run starts."""
 
 _HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
@@ -103,16 +119,29 @@ def _target(node: DictConfig) -> Callable[..., Any]:
 
 
 def _signature(factory: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    """The parameters, their resolved type hints, and whether it takes ``**kwargs``."""
+    """The parameters, their resolved type hints (with their declared ranges), and whether it takes ``**kwargs``."""
     function = factory.__init__ if inspect.isclass(factory) else factory
     parameters = dict(inspect.signature(function).parameters)
     parameters.pop("self", None)
     try:
-        hints = typing.get_type_hints(function)
+        hints = typing.get_type_hints(function, include_extras=True)
     except (NameError, TypeError):  # a hint that does not resolve: leave types to the constructor
         hints = {}
     variadic = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     return parameters, hints, variadic
+
+
+def _type_name(hint: Any) -> str:
+    """A type hint as a user reads it, its ranges left out (they have their own sentence): ``int | None``."""
+
+    def plain(hint: Any) -> Any:
+        if typing.get_origin(hint) is Annotated:
+            return plain(typing.get_args(hint)[0])
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            return functools.reduce(operator.or_, map(plain, typing.get_args(hint)))
+        return hint
+
+    return str(plain(hint)).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def _type_errors(prefix: str, settings: Mapping[str, Any], factory: Callable[..., Any]) -> dict[str, str]:
@@ -131,12 +160,14 @@ def _type_errors(prefix: str, settings: Mapping[str, Any], factory: Callable[...
             continue
         if key not in hints:
             continue
+        if (outside := range_error(key, value, hints[key])) is not None:
+            errors[key] = f"{prefix}.{key}={_shown(value)}: {outside}"
+            continue
         try:
             TypeAdapter(hints[key], config=_STRICT).validate_python(value)
         except ValidationError as error:
             reason = error.errors()[0]["msg"].removeprefix("Input ")
-            allowed = str(hints[key]).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            errors[key] = f"{prefix}.{key}={_shown(value)}: {reason} ({factory.__qualname__}'s {key} is {allowed})."
+            errors[key] = f"{prefix}.{key}={_shown(value)}: {reason} ({factory.__qualname__}'s {key} is {_type_name(hints[key])})."
     return errors
 
 
@@ -239,16 +270,16 @@ def _part_choice_errors(cfg: DictConfig) -> list[str]:
 def _model_errors(node: DictConfig) -> list[str]:
     errors = _node_errors("model", node)
     settings = _settings(node)
-    if "dtype" in settings:
+    if isinstance(settings.get("dtype"), str):  # another type is the signature check's
         try:
             resolve_dtype(settings["dtype"], "cpu")
         except ValueError as error:
             errors.append(f"model.dtype={_shown(settings['dtype'])}: {error}")
-    if _target(node) is load_pretrained and not errors:
+    if _target(node) in PRETRAINED_LOADERS and not errors:
         for key in ("base", "inpaint"):
             if settings.get(key) is not None:
                 try:
-                    check_model_source(settings[key], f"model.{key}")
+                    check_model_source(settings[key], settings.get(f"{key}_key", f"model.{key}"))
                 except ModelUnavailableError as error:
                     errors.append(str(error))
     return errors
@@ -266,10 +297,46 @@ def _metric_nodes(node: DictConfig, prefix: str = "metrics") -> dict[str, DictCo
     return found
 
 
-def _harness_errors(cfg: DictConfig) -> list[str]:
+def _unknown_keys(cfg: DictConfig, groups: set[str], prefix: str = "") -> list[str]:
+    """A line per setting outside the config groups that the harness does not have (a typo makes a new run folder)."""
     errors = []
+    for key in cfg:
+        path = f"{prefix}{key}"
+        if path in groups or path == "hydra" or path in HARNESS_KEYS:
+            continue
+        if any(known.startswith(f"{path}.") for known in HARNESS_KEYS) and isinstance(cfg._get_node(key), DictConfig):
+            errors += _unknown_keys(cfg[key], groups, f"{path}.")
+            continue
+        close = difflib.get_close_matches(path, [*HARNESS_KEYS, *groups], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        errors.append(f"{path}={_shown(cfg._get_node(key)._value())}: the harness has no setting {path!r}; {hint}its settings: {', '.join(HARNESS_KEYS)}.")
+    return errors
+
+
+def _resolution_errors(node: Container, prefix: str = "") -> list[str]:
+    """A line per value that cannot be resolved (``${nope}``, ``${seed}`` as the seed); the ``hydra`` node and
+    what it fills in (``${hydra:runtime.output_dir}``) are Hydra's, known once the run starts."""
+    errors = []
+    for key in node if isinstance(node, DictConfig) else range(len(node)):
+        path = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix.removesuffix('.')}[{key}]"
+        raw = node._get_node(key)._value()
+        if path == "hydra" or (isinstance(raw, str) and "${hydra:" in raw):
+            continue
+        try:
+            value = node[key]
+        except OmegaConfBaseException as error:
+            errors.append(f"{path}={_shown(raw)}: {str(error).splitlines()[0].rstrip('.')}.")
+            continue
+        if isinstance(value, Container):
+            errors += _resolution_errors(value, f"{path}.")
+    return errors
+
+
+def _harness_errors(cfg: DictConfig) -> list[str]:
+    errors = _unknown_keys(cfg, {group for group in cfg.hydra.runtime.choices if "/" not in group})
     for key, expected in HARNESS_KEYS.items():
         value = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         try:
             TypeAdapter(expected, config=_STRICT).validate_python(value)
         except ValidationError as error:
@@ -305,10 +372,10 @@ def _toy_model_warning(cfg: DictConfig) -> str | None:
 
 def check_run_config(cfg: DictConfig) -> ConfigCheck:
     """Every problem of a composed run config that can be found without loading a model."""
-    try:  # first: what the plugins the user names (plugins=[...]) register is then known to every check
-        load_plugins(cfg.get("plugins"))
-    except PluginError as error:
-        return ConfigCheck(errors=[str(error)])
+    if unowned := target_errors(cfg):  # first, the plugins the config names imported: what they register is known below
+        return ConfigCheck(errors=unowned)
+    if unresolved := _resolution_errors(cfg):
+        return ConfigCheck(errors=unresolved)
     check = ConfigCheck(errors=_harness_errors(cfg))
     if (warning := _toy_model_warning(cfg)) is not None:
         check.warnings.append(warning)

@@ -31,6 +31,7 @@ from benchmarks.run.folder import (
 )
 from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
+from benchmarks.run.item_view import item_view
 from benchmarks.run.lock import RunFolderLocked, WriterLock
 from benchmarks.run.results import ResultsFileError, ResultsTable
 from benchmarks.run.runner import RunSpec, config_hash, failures, run
@@ -134,6 +135,7 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
         )
         if cfg.save_images:
             logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
+            logger.log_items("items", lambda: item_view(_own_rows(out / shard.results_name, spec), [out]))
         with writing(out / shard.summary_name):
             summary.to_csv(out / shard.summary_name)
     except (Interrupted, Aborted) as stopped:
@@ -168,6 +170,14 @@ def _method_params(method: dict[str, Any], choices: Any) -> dict[str, Any]:
         for key, value in method.items()
         if not key.startswith("_")
     }
+
+
+def _own_rows(results: Path, spec: RunSpec) -> pd.DataFrame:
+    """The rows of ``spec``'s method and configuration in a results file (a folder may hold older configurations' too)."""
+    frame = ResultsTable(results).frame()
+    if frame.empty:
+        return frame
+    return frame[(frame["method"] == spec.method) & (frame["config_id"] == spec.config_id)]
 
 
 def _log_device(device: str) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 import PIL.Image
 
+from benchmarks.run.item_view import IMAGE_COLUMNS, view_image
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -26,6 +28,10 @@ class RunLogger(Protocol):
 
     def log_figure(self, name: str, draw: Callable[[], Figure | None]) -> None:
         """Log the figure ``draw()`` returns (if any); a logger that logs nothing never calls ``draw``."""
+
+    def log_items(self, name: str, view: Callable[[], pd.DataFrame]) -> None:
+        """Log the item view ``view()`` returns (:func:`benchmarks.run.item_view.item_view`) with its
+        images; a logger that logs nothing never calls ``view``."""
 
     def close(self) -> None: ...
 
@@ -45,13 +51,17 @@ class NullLogger:
     def log_figure(self, name: str, draw: Callable[[], Figure | None]) -> None:
         pass
 
+    def log_items(self, name: str, view: Callable[[], pd.DataFrame]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
 class WandbLogger:
     """Logs each row's numbers as a step, the summary as run summary values, every row of the run
-    as one ``wandb.Table`` (``rows``, logged with the summary), and figures as images.
+    as one ``wandb.Table`` (``rows``, logged with the summary), figures as images, and the item
+    view as a ``wandb.Table`` whose image columns hold thumbnails (the results browser's view).
 
     ``mode`` defaults to offline: runs sync later with ``wandb sync``. Set WANDB_MODE=online
     (or ``logger.mode=online``) to stream. An online run that cannot start (no network, W&B's
@@ -111,6 +121,16 @@ class WandbLogger:
             figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
             buffer.seek(0)
             self.run.log({name: wandb.Image(PIL.Image.open(buffer))})
+
+    def log_items(self, name: str, view: Callable[[], pd.DataFrame]) -> None:
+        import wandb
+
+        frame = view()
+        if frame.empty:
+            return
+        for column in IMAGE_COLUMNS:
+            frame[column] = [None if path is None else wandb.Image(view_image(path)) for path in frame[column]]
+        self.run.log({name: wandb.Table(dataframe=frame)})
 
     def close(self) -> None:
         if self.run is not None:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 import PIL.Image
 import torch
+from annotated_types import Ge
 
 from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.toy.captions import background_phrase, caption, object_phrase
@@ -36,6 +38,7 @@ from benchmarks.toy.render import (
     render,
     sample_layouts,
 )
+from instdiffedit.ranges import Count, UnitInterval, checked_ranges
 
 _COLOUR_NAMES = list(COLOURS)
 _BACKGROUND_NAMES = list(BACKGROUNDS)
@@ -70,11 +73,8 @@ class ToyShapesSplit(EditDataset):
     name = "toy_shapes"
     has_masks = True
 
-    def __init__(self, n: int = 100, seed: int = 0, size: int = 64, background_share: float = 0.2) -> None:
-        if n < 1 or size < 16:
-            raise ValueError(f"ToyShapesSplit needs n >= 1 and size >= 16, got n={n}, size={size}.")
-        if not 0 <= background_share <= 1:
-            raise ValueError(f"background_share must be in [0, 1], got {background_share}.")
+    @checked_ranges
+    def __init__(self, n: Count = 100, seed: int = 0, size: Annotated[int, Ge(16)] = 64, background_share: UnitInterval = 0.2) -> None:
         self.n, self.seed, self.size, self.background_share = n, seed, size, background_share
         self._edits: dict[int, ToyEdit] = {}
 
