@@ -22,8 +22,8 @@ PLUGIN_DIR = ROOT / "tests" / "plugins"
 WITH_PLUGIN = ("plugins=[example_plugin]", f"hydra.searchpath=[file://{PLUGIN_DIR / 'conf'}]")
 
 
-def _python(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])}
+def _python(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -51,6 +51,18 @@ def test_a_plugin_the_run_cannot_import_is_one_error_line_before_anything_runs(t
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith("error: plugin no_such_plugin: no module no_such_plugin on the Python path")
     assert not any(tmp_path.iterdir()), "no run folder"
+
+
+@pytest.mark.parametrize("split", ["dataset=not_owned", "dataset._target_=not_a_plugin.Split"])
+def test_a_target_of_a_module_not_named_as_a_plugin_is_refused_and_never_imported(tmp_path: Path, split: str) -> None:
+    """From a plugin's conf folder or typed on the command line, beside a named plugin, on the Python path."""
+    mark = tmp_path / "imported"
+    run = _python("run.py", *WITH_PLUGIN, "model=example_tiny", "method=example_sdedit", split, "logger=none",
+                  f"paths.output_root={tmp_path / 'outputs'}", env={"NOT_A_PLUGIN_MARK": str(mark)})
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith("error: dataset._target_=not_a_plugin.Split: not a class or function of this project")
+    assert not mark.exists(), "the module was imported"
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_only_the_modules_named_as_plugins_are_owned(monkeypatch: pytest.MonkeyPatch) -> None:
