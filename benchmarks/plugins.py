@@ -3,9 +3,11 @@
 A user names them on the command line (``python run.py plugins=[my_plugin] method=my_method``); each
 name is a module on the Python path or the name of an installed package's entry point in the group
 ``instdiffedit.plugins`` (``[project.entry-points."instdiffedit.plugins"] my_plugin = "my_package.plugin"``).
-Importing a plugin registers what it defines (:mod:`instdiffedit.registry`). Only modules named so
-become the harness's own: the run config may then build the classes and functions they define, and
-nothing else outside the project (:func:`in_plugin`). Entry points are never imported unless named.
+Importing a plugin registers what it defines (:mod:`instdiffedit.registry`); a module that registers
+nothing is no plugin and is refused (so that naming, say, ``shutil`` never lets a config call
+``shutil.rmtree``). Only modules named so become the harness's own: the run config may then build
+the classes and functions they define, and nothing else outside the project (:func:`in_plugin`).
+Entry points are never imported unless named.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
+
+from instdiffedit.registry import DECLARING_MODULES
 
 ENTRY_POINT_GROUP = "instdiffedit.plugins"
 
@@ -40,12 +44,16 @@ def load_plugins(names: str | Iterable[str] | None) -> list[ModuleType]:
         module_name = _module_name(name)
         if module_name not in _LOADED:
             try:
-                _LOADED[module_name] = importlib.import_module(module_name)
+                module = importlib.import_module(module_name)
             except ModuleNotFoundError as error:
                 if error.name is None or not module_name.startswith(error.name):
                     raise
                 raise PluginError(f"plugin {name}: no module {module_name} on the Python path (PYTHONPATH) and no entry point "
                                   f"{name} in the group {ENTRY_POINT_GROUP}; install the plugin or add its folder to PYTHONPATH.") from None
+            if not any(declaring == module_name or declaring.startswith(f"{module_name}.") for declaring in DECLARING_MODULES):
+                raise PluginError(f"plugin {name}: the module {module_name} registers no method, backbone, metric or split, so it is "
+                                  "no plugin (docs/extending.md: a plugin declares its components with the register_* decorators).")
+            _LOADED[module_name] = module
         modules.append(_LOADED[module_name])
     return modules
 

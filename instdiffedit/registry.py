@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+DECLARING_MODULES: set[str] = set()
+"""The modules whose classes registered something: a plugin must be one of them (or hold one)."""
+
+
+def declared(component: type) -> type:
+    """Note that ``component``'s module declares a component; every ``register_*`` decorator calls it."""
+    DECLARING_MODULES.add(component.__module__)
+    return component
+
+
 class Registry(Generic[T]):
     """Named declarations of one kind, in the order they were registered."""
 
@@ -87,6 +97,6 @@ def register_method(
 
     def register(editor: type[Editor]) -> type[Editor]:
         METHODS.add(name, Method(name, role, tuple(quick), tuple(warmup)))
-        return editor
+        return declared(editor)
 
     return register

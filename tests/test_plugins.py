@@ -68,6 +68,9 @@ def test_a_target_of_a_module_not_named_as_a_plugin_is_refused_and_never_importe
 def test_only_the_modules_named_as_plugins_are_owned(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(PluginError, match="a plugin is a module's dotted name"):
         load_plugins(["os; rm"])
+    with pytest.raises(PluginError, match="the module shutil registers no method, backbone, metric or split, so it is no plugin"):
+        load_plugins(["shutil"])  # else a config could name shutil.rmtree
+    assert not in_plugin("shutil.rmtree")
     monkeypatch.setattr(plugins, "_LOADED", {"example_plugin": ModuleType("example_plugin")})  # as if loaded, without registering
     assert in_plugin("example_plugin.ExampleSDEdit") and in_plugin("example_plugin")
     assert not in_plugin("example_plugin_other.X") and not in_plugin("baselines.SDEdit") and not in_plugin("os.remove")

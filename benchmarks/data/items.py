@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import PIL.Image
 import torch
 
-from instdiffedit.registry import Registry
+from instdiffedit.registry import Registry, declared
 
 if TYPE_CHECKING:
     import datasets
@@ -88,7 +88,7 @@ def register_split(title: str, columns: tuple[str, ...] = ()) -> Callable[[type[
 
     def register(split: type[EditDataset]) -> type[EditDataset]:
         SPLIT_LAYOUTS.add(split.name, SplitLayout(split.name, title, tuple(columns)))
-        return split
+        return declared(split)
 
     return register
 

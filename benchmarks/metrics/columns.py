@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from instdiffedit.registry import Registry
+from instdiffedit.registry import Registry, declared
 
 COLUMN_NOTES = {
     "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
@@ -40,7 +40,7 @@ def register_metric(*columns: Column) -> Callable[[type], type]:
     def register(metric: type) -> type:
         for column in columns:
             COLUMNS.add(column.name, column)
-        return metric
+        return declared(metric)
 
     return register
 

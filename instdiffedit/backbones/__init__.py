@@ -50,6 +50,7 @@ from instdiffedit.backbones.flux import Flux, FluxFill
 from instdiffedit.backbones.sd import StableDiffusion
 from instdiffedit.backbones.sd3 import StableDiffusion3
 from instdiffedit.backbones.sdxl import StableDiffusionXL
+from instdiffedit.registry import declared
 from instdiffedit.types import Editor
 
 BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
@@ -83,7 +84,7 @@ def register_backbone(*pipelines: type[DiffusionPipeline], name: str) -> Callabl
                 raise ValueError(f"{pipeline.__name__} already runs on {BACKBONES[pipeline].__name__}; subclass it for {backbone.__name__}.")
         FAMILY_NAMES[backbone.family] = name
         BACKBONES.update(dict.fromkeys(pipelines, backbone))
-        return backbone
+        return declared(backbone)
 
     return register
 
