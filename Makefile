@@ -56,16 +56,16 @@ readme-figures:  ## regenerate docs/figures/*.png from real runs (README_MODEL=t
 	$(PYTHON) -m benchmarks.report.site.chromium "$(README_RUNS)/report/site/items-$(README_MODEL)-toy_shapes.html#sort=instdiffedit-threshold-0.2:mask_iou&hide=instdiffedit-threshold-0.1,instdiffedit-threshold-0.3" docs/figures/results-browser.png
 	echo "$(README_MODEL)" > docs/figures/MODEL
 
-scaling:  ## items/s on 1 vs 2 vs 4 GPUs (SCALING_GPUS; one shard each, hydra/launcher=local_gpus), SD 1.4's cost; writes docs/figures/scaling.{json,png} and the README paragraph
-	$(PYTHON) -m benchmarks.perf.scaling --model sd14_random --dataset synthetic --override dataset.size=512 --n 48 --gpus $(SCALING_GPUS) --readme README.md
+scaling:  ## items/s on 1 vs 2 vs 4 GPUs (SCALING_GPUS; one shard each, hydra/launcher=local_gpus), SD 1.4's cost; writes docs/figures/scaling.{json,png} and the paragraph of docs/scaling.md
+	$(PYTHON) -m benchmarks.perf.scaling --model sd14_random --dataset synthetic --override dataset.size=512 --n 48 --gpus $(SCALING_GPUS) --doc docs/scaling.md
 
-bench:  ## speed at paper settings on this GPU (SD 1.4 architecture), the committed table's command (under 10 minutes on an H200); writes docs/speed/ and README's table
-	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --readme README.md --methods instdiffedit,diffedit,sdedit,instdiffedit@8 --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 420 --warm-cache-timeout-s 90
+bench:  ## speed at paper settings on this GPU (SD 1.4 architecture), the committed table's command (under 10 minutes on an H200); writes docs/speed/ and the table of docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --doc docs/speed.md --methods instdiffedit,diffedit,sdedit,instdiffedit@8 --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 420 --warm-cache-timeout-s 90
 
-bench-backbones:  ## the same on SDXL, SD 3.5 Medium and FLUX.1 [dev] at full size (each under 8 minutes on an H200); writes docs/speed/<arch>/ and README's backbone table
-	$(PYTHON) -m benchmarks.perf.speed --arch sdxl --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 300 --out docs/speed/sdxl --readme README.md
-	$(PYTHON) -m benchmarks.perf.speed --arch sd35_medium --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/sd35_medium --readme README.md
-	$(PYTHON) -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/flux_dev --readme README.md
+bench-backbones:  ## the same on SDXL, SD 3.5 Medium and FLUX.1 [dev] at full size (each under 8 minutes on an H200); writes docs/speed/<arch>/ and the backbone table of docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --arch sdxl --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 300 --out docs/speed/sdxl --doc docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --arch sd35_medium --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/sd35_medium --doc docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/flux_dev --doc docs/speed.md
 
 bench-check:  ## on a GPU, in about a minute: CUDA graphs give eager's masks and images (exit 1 if not)
 	$(PYTHON) -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check

@@ -1,6 +1,6 @@
 """The InstDiffEdit authors' per-step mask, written afresh from their published algorithm.
 
-Their code (github.com/xiaotianqing/InstDiffEdit at 455968b, docs in ../shared/docs/method.md)
+Their code (github.com/xiaotianqing/InstDiffEdit at 455968b; the steps are in docs/methods.md)
 makes each step's mask on the CPU with numpy, PIL and OpenCV. This module does the same with
 the same libraries and dtypes, as the reference the library's torch emulation
 (``arithmetic="authors"``) is tested against. It also draws random attention-like cases.

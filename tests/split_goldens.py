@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import authors_lists
 from fakes import ChannelMeans, paper_metrics, random_lpips, tiny_clip, tiny_dino
-from hub_cache import LIST_FILES, _image
+from hub_cache import _image
 from pie_layout import write_pie_bench
 
 from benchmarks.data.pie_bench import PieBenchSplit
@@ -61,14 +61,9 @@ from benchmarks.toy.split import ToyShapesSplit
 from benchmarks.toy.success import EditSuccess
 from instdiffedit import InstDiffEdit
 
-LISTS = Path(os.environ.get("INSTDIFFEDIT_LISTS", ROOT.parent / "shared" / "data" / "instdiffedit_lists"))
 MASTER_SEED = 4623523532252
 VOLATILE = ("seconds", "finished_at")
 """Row columns that are no result (wall-clock), left out of the goldens."""
-
-
-def lists_present() -> bool:
-    return all((LISTS / name).is_file() for name in LIST_FILES.values())
 
 
 def _default_metrics() -> dict[str, Any]:
@@ -108,7 +103,7 @@ def _pie_metrics() -> dict[str, Any]:
 
 
 def _entries(split: str) -> list:
-    return parse_list((LISTS / LIST_FILES[split]).read_text(encoding="utf-8"))
+    return parse_list(authors_lists.path(split).read_text(encoding="utf-8"))
 
 
 def _editing_mask(work: Path) -> tuple[Any, dict, dict]:
@@ -116,7 +111,7 @@ def _editing_mask(work: Path) -> tuple[Any, dict, dict]:
     root = work / "Editing-Mask"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    (root / EditingMaskSplit.list_name).write_bytes((LISTS / LIST_FILES["editing_mask"]).read_bytes())
+    (root / EditingMaskSplit.list_name).write_bytes(authors_lists.path("editing_mask").read_bytes())
     for index, entry in enumerate(_entries("editing_mask")):
         (root / "images" / f"{entry.id}.png").write_bytes(_image((64, 48), index))
         (root / "masks" / f"{entry.id}.png").write_bytes(_image((64, 48), index, mask=True))
@@ -131,7 +126,7 @@ def _imagenet(work: Path) -> tuple[Any, dict, dict]:
     entries = _entries("imagenet")
     for index, entry in enumerate(entries):
         (val / entry.meta["file"]).write_bytes(_image((80, 64), index, format="JPEG"))
-    dataset = ImageNetSplit(root=str(val), list_path=str(LISTS / LIST_FILES["imagenet"]), cache_dir=str(work / "cache"))
+    dataset = ImageNetSplit(root=str(val), list_path=str(authors_lists.path("imagenet")), cache_dir=str(work / "cache"))
     return dataset, _paper_metrics(dataset), _corpus(work, [e.meta["target_class"] for e in entries])
 
 
@@ -141,7 +136,7 @@ def _imagen(work: Path) -> tuple[Any, dict, dict]:
     folder.mkdir()
     for index, entry in enumerate(_entries("imagen")):
         (folder / f"{entry.id}.png").write_bytes(_image((64, 64), 20_000 + index))
-    dataset = ImagenSplit(root=str(folder), list_path=str(LISTS / LIST_FILES["imagen"]), cache_dir=str(work / "cache"))
+    dataset = ImagenSplit(root=str(folder), list_path=str(authors_lists.path("imagen")), cache_dir=str(work / "cache"))
     return dataset, _paper_metrics(dataset), {"fid": FID(feature=ChannelMeans())}
 
 
@@ -212,8 +207,8 @@ if __name__ == "__main__":
 
     from benchmarks.models.tiny import tiny_pipelines
 
-    if not lists_present():
-        raise SystemExit(f"error: the authors' lists are not in {LISTS}; set INSTDIFFEDIT_LISTS.")
+    if (why := authors_lists.missing()) is not None:
+        raise SystemExit(f"error: {why}.")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as folder:
         pipes = tiny_pipelines(Path(folder) / "cache", device="cpu")

@@ -42,7 +42,7 @@ def test_the_tiny_run_prints_a_summary_writes_results_and_resumes(tmp_path: Path
     assert [r["item_id"] for r in rows] == ["synthetic-00000", "synthetic-00001"]
     assert all(r["status"] == "ok" and 0 <= r["mask_iou"] <= 100 and r["unet_evals"] > 150 for r in rows)
     assert all(r["param.dataset.n"] == 2 and r["target"] and r["source"] for r in rows), "rows say what differs and the edit"
-    assert (run_dir / "images" / "synthetic-00000.png").exists()
+    assert (run_dir / "images" / "synthetic-00000" / "edit.png").exists()
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should have logged offline"
 
     second = _run(*args, "logger=none")

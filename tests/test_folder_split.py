@@ -111,7 +111,7 @@ def test_every_bad_jsonl_line_is_reported_together_with_its_line_number(tmp_path
     message = str(error.value)
     for needle in ("line 2: not valid JSON", "line 3: not a JSON object", "line 4: unknown key(s) 'strength'",
                    "line 5: target must be text", "line 5: missing required field(s) target",
-                   "line 6: id 'a/b' cannot name a file", "line 7: missing required field(s) image",
+                   "line 6: the id 'a/b' holds a path separator", "line 7: missing required field(s) image",
                    "lines 1, 8: repeat the id 'cat'"):
         assert needle in message, (needle, message)
 

@@ -1,6 +1,6 @@
 """Golden results on SD 1.x: each method on the tiny SD model with fixed settings and seeds gives
 these numbers (diffusers' ``expected_slice`` habit). They pin every method's mask and image so
-that a refactoring that should change nothing (the backbone layer of issue 18) provably changed
+that a refactoring that should change nothing (such as the backbone layer) provably changed
 nothing: images within 1e-3 (in [0, 1]), masks bit for bit, the same UNet evaluations.
 
 The cases live in ``tests/sd_goldens.py``; ``python tests/sd_goldens.py`` prints these values

@@ -17,28 +17,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hub_cache import LIST_FILES, FilledCache, build_filled_cache, imagenet_folders
+import authors_lists
+from hub_cache import FilledCache, build_filled_cache, imagenet_folders
 
 from benchmarks.data.splits import parse_list
 from benchmarks.run.folder import Shard
 
 ROOT = Path(__file__).resolve().parents[1]
-LISTS = Path(os.environ.get("INSTDIFFEDIT_LISTS", ROOT.parent / "shared" / "data" / "instdiffedit_lists"))
 # Two items per split: the first and the middle one of the list.
 SHARDS = {"editing_mask": 100, "imagenet": 546, "imagen": 180}
 FAST = ("method.num_inference_steps=10", "method.inpaint_steps=4", "batch_size=2", "logger=none")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not all((LISTS / name).is_file() for name in LIST_FILES.values()),
-        reason=f"the authors' split lists (verified by sha256) are not in {LISTS}; set INSTDIFFEDIT_LISTS",
-    ),
-]
+pytestmark = [pytest.mark.slow, authors_lists.needs_lists]
 
 
 def _items(split: str) -> list:
-    entries = parse_list((LISTS / LIST_FILES[split]).read_text(encoding="utf-8"))
+    entries = parse_list(authors_lists.path(split).read_text(encoding="utf-8"))
     chosen = set(Shard(0, SHARDS[split]).select([e.id for e in entries]))
     return [e for e in entries if e.id in chosen]
 
@@ -46,8 +40,8 @@ def _items(split: str) -> list:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("real-weights")
-    cache = build_filled_cache(root / "cache", LISTS)
-    imagenet = parse_list((LISTS / LIST_FILES["imagenet"]).read_text(encoding="utf-8"))
+    cache = build_filled_cache(root / "cache", authors_lists.FOLDER)
+    imagenet = parse_list(authors_lists.path("imagenet").read_text(encoding="utf-8"))
     val, train = imagenet_folders(root / "imagenet", imagenet, [e.meta["target_class"] for e in _items("imagenet")])
     means = root / "means.pt"
     made = subprocess.run(

@@ -286,7 +286,7 @@ def test_the_reports_grid_takes_the_edit_texts_from_the_rows(results_root: Path)
 
 @pytest.mark.slow
 def test_an_ablation_experiment_then_the_report_command(tmp_path: Path) -> None:
-    """The issue's 'done when', on the tiny model: a phi sweep by experiment, then the report command."""
+    """On the tiny model: a phi sweep by experiment, then the report command gives its table and curve."""
     sweep = subprocess.run(
         [sys.executable, "run.py", "-m", "experiment=ablation_phi", "model=tiny", "dataset=toy_shapes", "dataset.n=2",
          "logger=none", f"paths.output_root={tmp_path / 'outputs'}"],

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-import pandas as pd
 import PIL.Image
 import pytest
 

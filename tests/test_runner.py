@@ -282,9 +282,9 @@ def test_saved_images_hold_what_a_report_draws(dataset, tmp_path) -> None:
     spec = RunSpec(method="gt", config_id="c", master_seed=1, image_dir=tmp_path / "images")
     run(WithHistory(dataset), dataset, ResultsTable(tmp_path / "r.jsonl"), spec)
     item = dataset.load("synthetic-00000")
-    saved = {p.name.removeprefix(item.id) for p in (tmp_path / "images").glob(f"{item.id}*")}
-    assert saved == {".png", ".input.png", ".mask.png", ".gt.png", ".steps.npz"}
-    assert PIL.Image.open(tmp_path / "images" / f"{item.id}.input.png").tobytes() == item.image.tobytes()
-    gt = numpy.asarray(PIL.Image.open(tmp_path / "images" / f"{item.id}.gt.png")) / 255
+    folder = tmp_path / "images" / item.id
+    assert {p.name for p in folder.iterdir()} == {"edit.png", "input.png", "mask.png", "gt.png", "steps.npz"}
+    assert PIL.Image.open(folder / "input.png").tobytes() == item.image.tobytes()
+    gt = numpy.asarray(PIL.Image.open(folder / "gt.png")) / 255
     assert numpy.array_equal(gt, item.gt_mask.numpy())
-    assert numpy.load(tmp_path / "images" / f"{item.id}.steps.npz")["masks"].shape == (3, 4, 4)
+    assert numpy.load(folder / "steps.npz")["masks"].shape == (3, 4, 4)

@@ -37,9 +37,9 @@ def test_shards_side_by_side_add_their_rates_and_report_their_overlap() -> None:
 def test_the_script_measures_one_and_two_shards_and_writes_its_figure(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "figures" / "scaling"
-    readme = tmp_path / "README.md"
-    readme.write_text("Scaling:\n<!-- scaling:begin -->\nold\n<!-- scaling:end -->\nafter\n")
-    args = ["--readme", str(readme), "--model", "tiny", "--dataset", "synthetic", "--method", "sdedit", "--n", "4", "--warmup", "1",
+    guide = tmp_path / "scaling.md"
+    guide.write_text("Scaling:\n<!-- scaling:begin -->\nold\n<!-- scaling:end -->\nafter\n")
+    args = ["--doc", str(guide), "--model", "tiny", "--dataset", "synthetic", "--method", "sdedit", "--n", "4", "--warmup", "1",
             "--launcher", "submitit_local", "--override", "dataset.size=64", "--out", str(out), "--work", str(tmp_path / "runs")]
     assert main(args) == 0
     result = json.loads(out.with_suffix(".json").read_text())
@@ -49,7 +49,7 @@ def test_the_script_measures_one_and_two_shards_and_writes_its_figure(tmp_path: 
     assert [s["items"] for s in result["measurements"][1]["shards"]] == [1, 1]  # 2 items per shard, 1 for warm-up
     assert result["speedup"]["1"] == 1.0 and result["speedup"]["2"] > 0
     assert result["rows_identical_to_one_shard"] == {"2": True}  # sharding changed no result
-    paragraph = readme.read_text()
+    paragraph = guide.read_text()
     assert "old" not in paragraph and paragraph.endswith("<!-- scaling:end -->\nafter\n")
     assert f"{result['measurements'][1]['items_per_second']:.2f} items/s on 2 GPU(s)" in paragraph
     assert out.with_suffix(".png").stat().st_size > 10_000

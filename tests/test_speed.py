@@ -11,14 +11,14 @@ import torch
 from benchmarks.perf import speed
 
 
-def test_the_benchmark_writes_every_methods_row_and_the_readme_table(tmp_path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n<!-- speed-table:begin -->\nold table\n<!-- speed-table:end -->\nafter\n")
+def test_the_benchmark_writes_every_methods_row_and_the_speed_guides_table(tmp_path) -> None:
+    guide = tmp_path / "speed.md"
+    guide.write_text("# Title\n<!-- speed-table:begin -->\nold table\n<!-- speed-table:end -->\nafter\n")
     out = tmp_path / "speed"
     rows = speed.main([
         "--arch", "tiny", "--quick", "--device", "cpu", "--methods", "instdiffedit,sdedit,instdiffedit@2",
         "--modes", "eager,eager+cl", "--repeats", "1", "--floor-repeats", "1", "--warmup", "0",
-        "--out", str(out), "--readme", str(readme),
+        "--out", str(out), "--doc", str(guide),
     ])
     assert [(r.method, r.mode) for r in rows] == [
         (m, mode) for mode in ("eager", "eager+cl") for m in ("instdiffedit", "sdedit", "instdiffedit@2")
@@ -41,7 +41,7 @@ def test_the_benchmark_writes_every_methods_row_and_the_readme_table(tmp_path) -
     assert saved["meta"]["device_name"].startswith("CPU") and len(saved["rows"]) == 6
     assert saved["meta"]["default_mode"] == "eager"  # a plain run on a CPU
     assert (out / "speed.csv").read_text().startswith("method,mode,batch")
-    text = readme.read_text()
+    text = guide.read_text()
     assert "old table" not in text and "| instdiffedit@2 | eager+cl |" in text and text.endswith("after\n")
 
 
@@ -115,13 +115,13 @@ def test_a_method_that_does_not_run_on_the_family_is_refused_before_any_model_is
 
 
 @pytest.mark.parametrize("arch", [pytest.param("tiny_sdxl", marks=pytest.mark.slow), pytest.param("tiny_sd3", marks=pytest.mark.slow), "tiny_flux"])
-def test_a_family_run_times_its_methods_and_fills_the_readmes_backbone_table(tmp_path, arch) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- speed-table:begin -->\nSD table\n<!-- speed-table:end -->\n<!-- speed-backbones:begin -->\nold\n<!-- speed-backbones:end -->\n")
+def test_a_family_run_times_its_methods_and_fills_the_speed_guides_backbone_table(tmp_path, arch) -> None:
+    guide = tmp_path / "speed.md"
+    guide.write_text("<!-- speed-table:begin -->\nSD table\n<!-- speed-table:end -->\n<!-- speed-backbones:begin -->\nold\n<!-- speed-backbones:end -->\n")
     out = tmp_path / "speed" / arch
     rows = speed.main([
         "--arch", arch, "--quick", "--device", "cpu", "--modes", "eager", "--short-warmup", "--repeats", "1", "--floor-repeats", "1",
-        "--out", str(out), "--readme", str(readme),
+        "--out", str(out), "--doc", str(guide),
     ])
     by = {r.method: r for r in rows}
     assert list(by) == speed.methods_for(FAMILY_ARCHS[arch]) and all(r.status == "ok" for r in rows), [r.error for r in rows]
@@ -135,13 +135,13 @@ def test_a_family_run_times_its_methods_and_fills_the_readmes_backbone_table(tmp
         assert r.backbone_overhead == pytest.approx(r.seconds / r.backbone_floor_seconds - 1)
     # nothing is captured outside InstDiffEdit's mask loop: the backbone floor is the floor itself
     assert by["sdedit"].backbone_floor_seconds == by["sdedit"].floor_seconds
-    text = readme.read_text()
+    text = guide.read_text()
     assert "SD table" in text and "old" not in text and f"| `{arch}` | instdiffedit |" in text
     assert json.loads((out / "speed.json").read_text())["meta"]["resolution"] == 64
     # the same table from the runs' folders alone (runs made on another machine)
-    readme.write_text(text.replace(f"| `{arch}` |", "| gone |"))
-    assert speed.main(["--backbone-table", str(out.parent), "--readme", str(readme)]) == []
-    assert readme.read_text() == text
+    guide.write_text(text.replace(f"| `{arch}` |", "| gone |"))
+    assert speed.main(["--backbone-table", str(out.parent), "--doc", str(guide)]) == []
+    assert guide.read_text() == text
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,19 @@
 """Golden rows of every split: two items of each, edited with fixed seeds and measured by the
 split's metric set through the runner, give these numbers (diffusers' ``expected_slice`` habit,
 to 1e-3). They pin the splits' loading, every metric and the runner's rows and summary, so that
-a restructuring that should change nothing (issue 15) provably changed nothing.
+a restructuring that should change nothing provably changed nothing.
 
 The cases live in ``tests/split_goldens.py``; ``INSTDIFFEDIT_LISTS=... python tests/split_goldens.py``
 prints these values (written once, before the restructuring; never regenerate them to make a
-change pass). Editing-Mask, ImageNet and Imagen need the authors' lists beside the checkout
-(``../shared/data/instdiffedit_lists`` or ``INSTDIFFEDIT_LISTS``) and are skipped without them.
+change pass). Editing-Mask, ImageNet and Imagen need the authors' lists in the folder that
+``INSTDIFFEDIT_LISTS`` names (``tests/authors_lists.py``) and are skipped without them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import authors_lists
 import pytest
 import split_goldens
 
@@ -29,8 +30,8 @@ EXPECTED: dict[str, dict] = {
 
 @pytest.mark.parametrize("split", list(split_goldens.SPLITS))
 def test_each_split_gives_its_golden_rows_and_summary(tiny, split: str, tmp_path: Path) -> None:
-    if split in split_goldens.NEEDS_LISTS and not split_goldens.lists_present():
-        pytest.skip(f"the authors' split lists are not in {split_goldens.LISTS}; set INSTDIFFEDIT_LISTS")
+    if split in split_goldens.NEEDS_LISTS and (why := authors_lists.missing()) is not None:
+        pytest.skip(why)
     got = split_goldens.rows(tiny, split, tmp_path)
     expected = EXPECTED[split]
     assert got["items"].keys() == expected["items"].keys()

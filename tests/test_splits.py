@@ -13,6 +13,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+import authors_lists
+from authors_lists import needs_lists
 
 from benchmarks.data.downloads import (
     DownloadError,
@@ -21,7 +23,7 @@ from benchmarks.data.downloads import (
     fetch,
     git_blob_id,
 )
-from benchmarks.data.files import MissingFilesError
+from benchmarks.data.files import MissingFilesError, SplitInputError
 from benchmarks.data.splits import (
     LISTS,
     EditingMaskSplit,
@@ -35,39 +37,35 @@ from instdiffedit import Capabilities, EditResult
 from instdiffedit.backbones import ALL_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "instdiffedit_lists"
-FILES = {"editing_mask": "Editing-Mask_list.txt", "imagenet": "ImageNet_list.txt", "imagen": "Imagen_list.txt"}
-
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="the authors' lists are in ../shared only beside the checkout")
 
 
-@needs_shared
+@needs_lists
 @pytest.mark.parametrize("split,count", [("editing_mask", 200), ("imagenet", 1092), ("imagen", 360)])
 def test_the_authors_lists_parse_to_their_sizes_and_match_our_checksums(split: str, count: int) -> None:
-    data = (SHARED / FILES[split]).read_bytes()
+    data = authors_lists.path(split).read_bytes()
     assert hashlib.sha256(data).hexdigest() == LISTS[split].sha256
     entries = parse_list(data.decode("utf-8"))
     assert len(entries) == count
     assert not any("\r" in value for e in entries for value in (e.id, e.source, e.target, e.prompt or ""))
 
 
-@needs_shared
+@needs_lists
 def test_list_fields_follow_the_papers_edit_texts() -> None:
-    editing = parse_list((SHARED / FILES["editing_mask"]).read_text())
+    editing = parse_list(authors_lists.path("editing_mask").read_text())
     assert sum(e.kind == "imagenet" for e in editing) == sum(e.kind == "imagen" for e in editing) == 100
     first = editing[0]
     assert (first.id, first.source, first.target) == ("1", "Shiba Inu dog", "a raccoon")
     assert first.prompt.startswith("An oil painting of a Shiba Inu dog")
-    imagenet = parse_list((SHARED / FILES["imagenet"]).read_text())
+    imagenet = parse_list(authors_lists.path("imagenet").read_text())
     beagle = imagenet[0]
     assert (beagle.id, beagle.source, beagle.target) == ("ILSVRC2012_val_00028602", "beagle", "a Afghan hound")
     assert beagle.meta == {"file": "ILSVRC2012_val_00028602.JPEG", "source_class": "beagle", "target_class": "Afghan hound"}
     assert len({e.meta["target_class"] for e in imagenet}) == 273
 
 
-def test_a_line_with_the_wrong_number_of_fields_is_named() -> None:
-    with pytest.raises(ValueError, match="Line 2 has 2 fields"):
-        parse_list("1 <> p <> s <> t\r\nbroken <> line\r\n")
+def test_a_line_with_the_wrong_number_of_fields_is_named_with_its_file() -> None:
+    with pytest.raises(SplitInputError, match=r"in my_list.txt:\n  line 2: 2 fields separated by '<>'"):
+        parse_list("1 <> p <> s <> t\r\nbroken <> line\r\n", "my_list.txt")
 
 
 def test_git_blob_ids_are_computed_as_git_does() -> None:
@@ -228,9 +226,9 @@ def test_an_empty_root_folder_names_the_missing_file_and_what_the_folder_must_ho
 
 
 @pytest.mark.parametrize("split", [EditingMaskSplit, ImageNetSplit, ImagenSplit])
-def test_the_readme_describes_every_split_folders_layout(split) -> None:
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert split.layout in readme
+def test_the_splits_guide_describes_every_split_folders_layout(split) -> None:
+    guide = " ".join((ROOT / "docs" / "splits.md").read_text(encoding="utf-8").split())
+    assert split.layout in guide
 
 
 @pytest.mark.parametrize("layout", ["folders", "flat"])

@@ -1,7 +1,7 @@
 """The toy decoder keeps what it is given: latents changed in one region change the image there only.
 
 The first toy decoder brought a white background back brown when only the object's latents had
-changed (issue 16). Two paths carry a region's latents across the whole image in an
+changed. Two paths carry a region's latents across the whole image in an
 ``AutoencoderKL`` decoder: the global mid-block attention, which the toy autoencoder no longer
 has, and GroupNorm's image-wide statistics, which the training's splice loss is for (measured
 in training.json: ``autoencoder.splice_psnr``). With the statistics held at a reference decode's,

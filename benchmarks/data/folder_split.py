@@ -18,9 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import PIL.Image
-
-from benchmarks.data.files import MissingFilesError, Problems, open_mask, open_rgb
+from benchmarks.data.files import (
+    MissingFilesError,
+    Problems,
+    image_problem,
+    open_mask,
+    open_rgb,
+)
+from benchmarks.data.fingerprints import fingerprint
+from benchmarks.data.ids import id_problem
 from benchmarks.data.items import EditDataset, EditItem
 
 REQUIRED = ("image", "target")
@@ -99,18 +105,6 @@ def _text(record: dict[str, str], key: str) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def _image_problem(path: Path) -> tuple[tuple[int, int] | None, str | None]:
-    """The image's (width, height) after decoding it whole, or why it cannot be read."""
-    if not path.is_file():
-        return None, f"file not found: {path}"
-    try:
-        with PIL.Image.open(path) as image:
-            image.load()
-            return image.size, None
-    except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
-        return None, f"unreadable image {path} ({error})"
-
-
 def read_manifest(path: Path) -> list[ManifestRow]:
     """Every row of the manifest, checked; raises one error listing every problem with its line."""
     problems = Problems()
@@ -125,19 +119,20 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         if fields["image"] is None:
             continue
         image = path.parent / fields["image"]
-        size, problem = _image_problem(image)
+        size, problem = image_problem(image)
         if problem:
             problems.add(where, problem)
         mask = None if fields["mask"] is None else path.parent / fields["mask"]
         if mask is not None:
-            mask_size, problem = _image_problem(mask)
+            mask_size, problem = image_problem(mask)
             if problem:
                 problems.add(where, f"mask: {problem}")
             elif size is not None and mask_size != size:
                 problems.add(where, f"mask {mask} is {mask_size[0]}x{mask_size[1]}, its image {size[0]}x{size[1]}")
         item_id = fields["id"] or Path(fields["image"]).stem
-        if "/" in item_id or "\\" in item_id or item_id in (".", "..") or not item_id.isprintable():
-            problems.add(where, f"id {item_id!r} cannot name a file (results are saved as <id>.png): give another id")
+        if problem := id_problem(item_id):
+            problems.add(where, f"{problem}: give another id (results are saved in images/<id>/)")
+            continue
         lines_of.setdefault(item_id, []).append(line)
         if fields["target"] is not None:
             rows.append(ManifestRow(item_id, line, image, fields["target"], fields["source"], fields["prompt"], mask))
@@ -179,6 +174,10 @@ class FolderSplit(EditDataset):
 
     def item_ids(self) -> list[str]:
         return list(self.rows)
+
+    def fingerprint(self, item_id: str) -> str:
+        row = self.rows[item_id]
+        return fingerprint([row.image, row.mask], [row.target, row.source, row.prompt])
 
     def load(self, item_id: str) -> EditItem:
         row = self.rows[item_id]

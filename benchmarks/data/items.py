@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import PIL.Image
 import torch
 
+from benchmarks.data.fingerprints import content_fingerprint
 from instdiffedit.registry import Registry, declared
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ class EditDataset(ABC):
 
     @abstractmethod
     def load(self, item_id: str) -> EditItem: ...
+
+    def fingerprint(self, item_id: str) -> str:
+        """A hash of what the item is (:mod:`benchmarks.data.fingerprints`): its rows record it, and a
+        resumed run redoes an item whose fingerprint changed. By default from the loaded item's
+        pixels and texts; splits that read files hash the files' bytes instead (no decoding)."""
+        return content_fingerprint(self.load(item_id))
 
     def prepare(self, base: DiffusionPipeline) -> None:
         """Called once the models are loaded (the Imagen split generates its inputs with ``base``); by default nothing."""

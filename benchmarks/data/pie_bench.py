@@ -28,7 +28,15 @@ from typing import Any, Literal
 import PIL.Image
 import torch
 
-from benchmarks.data.files import MissingFilesError, Problems, SplitInputError, open_rgb
+from benchmarks.data.files import (
+    MissingFilesError,
+    Problems,
+    SplitInputError,
+    open_rgb,
+    orient_like,
+)
+from benchmarks.data.fingerprints import fingerprint
+from benchmarks.data.ids import id_problem
 from benchmarks.data.items import EditDataset, EditItem
 
 log = logging.getLogger(__name__)
@@ -316,8 +324,9 @@ class PieBenchSplit(EditDataset):
     def _entry(item_id: str, fields: dict[str, Any], images: Path, types: dict[int, EditType], texts: Texts, problems: Problems) -> _Entry | None:
         where = f"item {item_id}"
         count = len(problems.items)
-        if "/" in item_id or "\\" in item_id or item_id in ("", ".", ".."):
-            problems.add(where, "the id cannot name a file (results are saved as <id>.png)")
+        if problem := id_problem(item_id):
+            problems.add(where, f"{problem} (results are saved in images/<id>/)")
+            return None
         if missing := [key for key in _REQUIRED if key not in fields]:
             problems.add(where, f"missing field(s) {', '.join(missing)}")
             return None
@@ -369,11 +378,16 @@ class PieBenchSplit(EditDataset):
     def item_ids(self) -> list[str]:
         return list(self.entries)
 
+    def fingerprint(self, item_id: str) -> str:
+        entry = self.entries[item_id]
+        texts = entry.texts
+        return fingerprint([entry.image], [texts.target, texts.source, texts.source_prompt, entry.runs, self.mask_border, entry.meta])
+
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
         rgb = open_rgb(entry.image)
-        width, height = rgb.size
-        mask = decode_mask(entry.runs, height, width, border=self.mask_border)
+        width, height = entry.size  # the runs index the stored pixels, before any EXIF orientation
+        mask = orient_like(decode_mask(entry.runs, height, width, border=self.mask_border), entry.image)
         flags = entry.flags + (("empty ground-truth mask: IoU undefined",) if not mask.any() else ())
         texts = entry.texts
         instruction = entry.meta["editing_instruction"].strip() or None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,16 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmarks.data.downloads import RemoteFile, extract_zip, fetch
-from benchmarks.data.files import IMAGE_SUFFIXES, MissingFilesError, open_mask, open_rgb
+from benchmarks.data.files import (
+    IMAGE_SUFFIXES,
+    MissingFilesError,
+    Problems,
+    SplitInputError,
+    open_mask,
+    open_rgb,
+)
+from benchmarks.data.fingerprints import fingerprint
+from benchmarks.data.ids import checked_id, id_problem
 from benchmarks.data.items import EditDataset, EditItem
 from instdiffedit.ranges import Side, Steps, checked_ranges
 
@@ -61,25 +71,48 @@ class ListEntry:
     meta: dict[str, str] = field(default_factory=dict)
 
 
-def parse_list(text: str) -> list[ListEntry]:
-    """Parse a list of either line kind (or both, as Editing-Mask mixes them), any line ending."""
+def parse_list(text: str, source: str | Path = "the list") -> list[ListEntry]:
+    """Parse a list of either line kind (or both, as Editing-Mask mixes them), any line ending.
+
+    Every line is checked (its fields, its id: :func:`~benchmarks.data.ids.id_problem`) and every
+    problem is reported at once, with ``source`` (the list's file) and the line, as
+    :class:`~benchmarks.data.files.SplitInputError`.
+    """
+    problems = Problems()
     entries = []
+    lines_of: dict[str, list[int]] = {}
     for number, line in enumerate(text.splitlines(), 1):  # splitlines drops "\r\n" whole
         if not line.strip():
             continue
+        where = f"line {number}"
         fields = [part.strip() for part in line.split("<>")]
+        if len(fields) not in (3, 4):
+            problems.add(where, f"{len(fields)} fields separated by '<>'; expected 3 or 4: {line[:200]!r}")
+            continue
+        if empty := [i + 1 for i, value in enumerate(fields) if not value]:
+            problems.add(where, f"field(s) {', '.join(map(str, empty))} empty")
+            continue
         if len(fields) == 3:
-            file, source, target = fields
-            meta = {"file": file, "source_class": source, "target_class": target}
-            entries.append(ListEntry(Path(file).stem, "imagenet", source, f"a {target}", meta=meta))
-        elif len(fields) == 4:
-            item_id, prompt, source, target = fields
-            entries.append(ListEntry(item_id, "imagen", source, target, prompt))
+            file, source_class, target = fields
+            if problem := id_problem(file):
+                problems.add(where, f"the image file must be a name: {problem}")
+                continue
+            meta = {"file": file, "source_class": source_class, "target_class": target}
+            entry = ListEntry(Path(file).stem, "imagenet", source_class, f"a {target}", meta=meta)
         else:
-            raise ValueError(f"Line {number} has {len(fields)} fields separated by '<>'; expected 3 or 4: {line!r}")
-    ids = [e.id for e in entries]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"The list repeats item ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+            item_id, prompt, source_phrase, target = fields
+            entry = ListEntry(item_id, "imagen", source_phrase, target, prompt)
+        if problem := id_problem(entry.id):
+            problems.add(where, problem)
+            continue
+        lines_of.setdefault(entry.id, []).append(number)
+        entries.append(entry)
+    for item_id, numbers in lines_of.items():
+        if len(numbers) > 1:
+            problems.add(f"lines {', '.join(map(str, numbers))}", f"repeat the id {item_id!r}")
+    if not entries and not problems.items:
+        problems.add("the list", "holds no items")
+    problems.raise_if_any(str(source), "Fix these lines (one item per line, fields separated by '<>') and run again.")
     return entries
 
 
@@ -93,7 +126,11 @@ def read_list(split: str, list_path: str | None, cache_dir: str | Path, config_k
         remote = LISTS[split]
         path = Path(cache_dir).expanduser() / split / Path(remote.url).name
         path = fetch(remote, path, what=f"the {split} list", config_key=f"{config_key}=/path/to/{path.name}")
-    return parse_list(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise SplitInputError(f"The list file {path} ({config_key}) is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    return parse_list(text, path)
 
 
 def _index_images(root: Path) -> dict[str, list[Path]]:
@@ -186,6 +223,10 @@ class EditingMaskSplit(EditDataset):
         """The target classes of the ImageNet-style items: edit accuracy picks among these (nan for the others)."""
         return sorted({e.meta["target_class"] for e in self.entries.values() if e.kind == "imagenet"})
 
+    def fingerprint(self, item_id: str) -> str:
+        entry = self.entries[item_id]
+        return fingerprint([self.images[item_id], self.masks[item_id]], [entry.target, entry.source, entry.prompt, entry.meta])
+
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
         image = open_rgb(self.images[item_id])
@@ -226,6 +267,10 @@ class ImageNetSplit(EditDataset):
     def target_classes(self) -> list[str]:
         """The split's target class names (273 in the FlexIT split): edit accuracy picks among these."""
         return sorted({e.meta["target_class"] for e in self.entries.values()})
+
+    def fingerprint(self, item_id: str) -> str:
+        entry = self.entries[item_id]
+        return fingerprint([self.images[item_id]], [entry.target, entry.source, entry.meta])
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]
@@ -288,7 +333,7 @@ class ImagenSplit(EditDataset):
         model = str(self.base.config._name_or_path)
         seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{entry.id}".encode()).digest()[:8], "little") & (2**63 - 1)
         key = hashlib.sha256(f"{model}|{self.steps}|{self.guidance_scale}|{self.resolution}".encode()).hexdigest()[:12]
-        path = self.cache / key / f"{entry.id}.png"
+        path = self.cache / key / f"{checked_id(entry.id)}.png"
         if not path.exists():
             generator = torch.Generator("cpu").manual_seed(seed)
             image = self.base(
@@ -300,10 +345,20 @@ class ImagenSplit(EditDataset):
                 generator=generator,
             ).images[0]
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial.png")
-            image.save(partial)
-            partial.replace(path)
+            # A temporary name no id's file can have (no ".png" ending), renamed once whole.
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".generating-", suffix=".partial", delete=False) as partial:
+                image.save(partial, format="PNG")
+            os.replace(partial.name, path)
         return path, f"generated by {model} from the prompt (seed {seed}, {self.steps} steps, CFG {self.guidance_scale})"
+
+    def fingerprint(self, item_id: str) -> str:
+        """The user's image file, or the recipe of the generated one (model, seed, steps, CFG, size)."""
+        entry = self.entries[item_id]
+        texts = [entry.target, entry.source, entry.prompt]
+        if self.folder is not None:
+            return fingerprint([self.images[item_id]], texts)
+        model = None if self.base is None else str(self.base.config._name_or_path)
+        return fingerprint([], [*texts, model, self.seed, self.steps, self.guidance_scale, self.resolution])
 
     def load(self, item_id: str) -> EditItem:
         entry = self.entries[item_id]

@@ -8,6 +8,7 @@ Images are float tensors in [0, 1] of shape 3 x H x W; masks are H x W with 1 = 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import PIL.Image
 import torch
@@ -32,6 +33,40 @@ def _check_pair(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor |
         raise ValueError(f"Mask shape {tuple(mask.shape)} differs from the image size {tuple(source.shape[1:])}.")
 
 
+TILE_PIXELS = 1 << 20
+"""Pixels per band of rows a metric holds at once: per-pixel metrics go over an image a band at a
+time and sum, so their memory is bounded whatever the image's size and their values are those of
+the whole image (up to the order of float64 sums)."""
+WHOLE_SSIM_PIXELS = 1024 * 1024
+"""Images up to this size get SSIM in one call (as always); larger ones band by band (:func:`ssim_outside`)."""
+SSIM_TILE_PIXELS = 1 << 17
+"""Pixels per band of SSIM: torchmetrics' SSIM holds about 30 times its input's bytes while it
+runs (700 MB for a megapixel), so its bands are smaller than the other metrics'."""
+
+
+def row_bands(height: int, width: int, min_rows: int = 1, pixels: int | None = None) -> Iterator[slice]:
+    """Slices of whole rows covering ``height`` rows, each of about ``pixels`` pixels (default
+    :data:`TILE_PIXELS`) and at least ``min_rows`` rows."""
+    rows = max(min_rows, (pixels or TILE_PIXELS) // max(width, 1))
+    for top in range(0, height, rows):
+        yield slice(top, min(top + rows, height))
+
+
+def _banded_sum(
+    source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None, value: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[float, int]:
+    """The float64 sum of ``value(edited - source)`` over every channel of the pixels in ``region``
+    (all when None), and how many values that is; one band of rows at a time."""
+    total, count = 0.0, 0
+    for rows in row_bands(*source.shape[1:]):
+        values = value(edited[:, rows].double() - source[:, rows].double())
+        if region is not None:
+            values = values[:, region[rows]]
+        total += values.sum().item()
+        count += values.numel()
+    return total, count
+
+
 def changing_rate(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> float:
     """How much more the image changed inside the ground-truth mask than outside it.
 
@@ -47,11 +82,11 @@ def changing_rate(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor
     inside = mask > 0.5
     if not inside.any() or inside.all():
         return math.nan
-    change = (edited.double() - source.double()).abs()
-    outside_change = change[:, ~inside].mean().item()
+    inside_change, inside_count = _banded_sum(source, edited, inside, torch.abs)
+    outside_change, outside_count = _banded_sum(source, edited, ~inside, torch.abs)
     if outside_change == 0:
         return math.nan
-    return change[:, inside].mean().item() / outside_change
+    return (inside_change / inside_count) / (outside_change / outside_count)
 
 
 def mse(source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None = None) -> float:
@@ -60,13 +95,11 @@ def mse(source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None 
     nan when the region is empty.
     """
     _check_pair(source, edited, region)
-    squared = (edited.double() - source.double()) ** 2
-    if region is not None:
-        selected = region > 0.5
-        if not selected.any():
-            return math.nan
-        squared = squared[:, selected]
-    return squared.mean().item()
+    selected = None if region is None else region > 0.5
+    if selected is not None and not selected.any():
+        return math.nan
+    total, count = _banded_sum(source, edited, selected, torch.square)
+    return total / count
 
 
 def psnr(source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None = None, data_range: float = 1.0) -> float:
@@ -80,6 +113,9 @@ def psnr(source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None
     return math.inf if error == 0 else 10.0 * math.log10(data_range**2 / error)
 
 
+_SSIM_HALO = 5  # rows each side an SSIM value reads: its 11-pixel Gaussian window
+
+
 def ssim_outside(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> float:
     """SSIM of the two images with the mask region blanked (set to 0) in both, as PIE-Bench does.
 
@@ -87,17 +123,32 @@ def ssim_outside(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor)
     blanked pixels are equal in both images, so the value measures the background, but windows
     straddling the mask edge still see it. nan when the mask covers the whole image or the
     image is smaller than the 11-pixel window.
+
+    Images over :data:`WHOLE_SSIM_PIXELS` are measured band by band: each band's SSIM map is
+    computed with the 5 rows of its window on either side and those rows dropped, so every
+    value is the whole image's and the mean is the same, at a bounded memory.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     _check_pair(source, edited, mask)
-    keep = (mask <= 0.5).to(source.dtype)
-    if not keep.any() or min(source.shape[1:]) < 11:
+    keep = mask <= 0.5
+    height, width = source.shape[1:]
+    if not keep.any() or min(height, width) < 11:
         return math.nan
-    value = structural_similarity_index_measure(
-        (edited * keep)[None].float(), (source * keep)[None].float(), data_range=1.0
-    )
-    return float(value)
+    if height * width <= WHOLE_SSIM_PIXELS:
+        blank = keep.to(source.dtype)
+        value = structural_similarity_index_measure((edited * blank)[None].float(), (source * blank)[None].float(), data_range=1.0)
+        return float(value)
+    total = 0.0
+    for rows in row_bands(height, width, min_rows=2 * _SSIM_HALO + 1, pixels=SSIM_TILE_PIXELS):
+        low, high = max(rows.start - _SSIM_HALO, 0), min(rows.stop + _SSIM_HALO, height)
+        blank = keep[low:high].to(source.dtype)
+        _, ssim_map = structural_similarity_index_measure(
+            (edited[:, low:high] * blank)[None].float(), (source[:, low:high] * blank)[None].float(),
+            data_range=1.0, return_full_image=True,
+        )
+        total += ssim_map[..., rows.start - low : rows.stop - low, :].double().sum().item()
+    return total / (source.shape[0] * height * width)
 
 
 def image_to_tensor(image: PIL.Image.Image) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Throughput vs GPUs: the same run as 1 shard and as N shards, one GPU each, through the launcher.
 
     python -m benchmarks.perf.scaling --model sd14_random --dataset synthetic --override dataset.size=512 \
-        --n 48 --gpus 1 2 4 --readme README.md                                     # on a machine with >= 4 GPUs
+        --n 48 --gpus 1 2 4 --doc docs/scaling.md                                  # on a machine with >= 4 GPUs
     python -m benchmarks.perf.scaling --model tiny --dataset synthetic --n 4 \\
         --launcher submitit_local --override dataset.size=64 --out /tmp/scaling    # a CPU smoke test
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.perf.readme import replace_section
+from benchmarks.perf.doc_sections import replace_section
 from benchmarks.run.folder import Shard, find_run_dirs
 from benchmarks.run.merge import comparable, format_report, merge_run
 from benchmarks.run.results import ResultsTable
@@ -134,7 +134,7 @@ def _measurement_record(m: Measurement) -> dict:
 
 
 def summary(result: dict) -> str:
-    """The README's scaling paragraph, from a result of :func:`main` (as written to JSON)."""
+    """The scaling paragraph of docs/scaling.md, from a result of :func:`main` (as written to JSON)."""
     rates = ", ".join(f"{m['items_per_second']:.2f} items/s on {m['gpus']} GPU(s)" for m in result["measurements"])
     speedups = "; ".join(
         f"**{float(s):.2f}x** on {g} (target {result['targets'][g]}x: {'met' if result['meets_targets'][g] else 'missed'})"
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--override", nargs="*", default=[], help="further run.py overrides, e.g. dataset.size=64")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "scaling", help="writes OUT.json and OUT.png")
     parser.add_argument("--work", type=Path, default=None, help="output folder of the runs (default: a fresh one under outputs/scaling)")
-    parser.add_argument("--readme", type=Path, default=None, help="also write the summary between this file's scaling markers")
+    parser.add_argument("--doc", type=Path, default=None, help="also write the summary between this file's scaling markers (docs/scaling.md)")
     parser.add_argument("--plot-only", type=Path, default=None, metavar="JSON", help="only draw the figure of a measurement")
     args = parser.parse_args(argv)
     if args.plot_only is not None:
@@ -239,9 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Speedup: " + ", ".join(f"{g} GPU(s) {s:.2f}x" for g, s in speedups.items()))
     if not all(identical.values()):
         print(f"warning: sharded rows differ from the one-shard run's: {identical}; compare the run folders under {work}.")
-    if args.readme is not None:
-        replace_section(args.readme, "scaling", summary(result))
-        print(f"Updated the scaling section of {args.readme}")
+    if args.doc is not None:
+        replace_section(args.doc, "scaling", summary(result))
+        print(f"Updated the scaling section of {args.doc}")
     print(f"Wrote {args.out.with_suffix('.json')}")
     try:
         plot(result, args.out.with_suffix(".png"))

@@ -5,9 +5,9 @@
     python -m benchmarks.perf.speed --base /path/sd-v1-4 --inpaint /path/sd-inpainting   # real weights
     python -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check     # GPU self-check, ~1 min
     python -m benchmarks.perf.speed --arch tiny --quick --device cpu  # the plumbing, on a CPU, in seconds
-    python -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --out docs/speed/flux_dev --readme README.md
+    python -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --out docs/speed/flux_dev --doc docs/speed.md
     python -m benchmarks.perf.speed --arch tiny_flux --quick --device cpu   # the same on FLUX.1's tiny model
-    python -m benchmarks.perf.speed --backbone-table docs/speed --readme README.md  # the README's table from runs made elsewhere
+    python -m benchmarks.perf.speed --backbone-table docs/speed --doc docs/speed.md  # the guide's table from runs made elsewhere
 
 ``--arch``: ``sd14`` (Stable Diffusion 1.4, the paper's model), ``sdxl``, ``sd35_medium`` and
 ``flux_dev`` (full size, :mod:`benchmarks.models.family_architectures`; fp16 for SDXL, bf16 for
@@ -30,8 +30,9 @@ out the attention capture (InstDiffEdit's overhead over it is its whole cost ove
 model; equal to the floor for methods that capture nothing); peak device memory; and, for every
 mode but eager, the IoU of each method's mask and the mean difference of its image with
 eager's for the same seed. Writes ``speed.json``, ``speed.csv`` and ``speed.md`` into ``--out``
-after every row, so a run cut short keeps what it measured; ``--readme`` puts the SD 1.x table
-(or, for the other families, the table of every family's run beside ``--out``) into the README.
+after every row, so a run cut short keeps what it measured; ``--doc`` puts the SD 1.x table
+(or, for the other families, the table of every family's run beside ``--out``) into a guide
+(``docs/speed.md``).
 
 Modes are the UNet fast paths (``model.fast_path``, :mod:`instdiffedit.graphs`): ``eager``,
 ``graphs`` (CUDA graphs; what a plain run uses on CUDA), ``compiled`` (inductor kernels under
@@ -72,7 +73,7 @@ from benchmarks.devices import resolve_device
 from benchmarks.methods import BY_NAME, METHODS, editor_class, method_config
 from benchmarks.models.family_architectures import ARCHITECTURES
 from benchmarks.models.loading import Pipelines, load_pretrained
-from benchmarks.perf.readme import replace_section
+from benchmarks.perf.doc_sections import replace_section
 from instdiffedit.acceleration import accelerate, reset
 from instdiffedit.backbones import BACKBONE_FAMILIES, backbone_for, denoiser_of, family_of
 from instdiffedit.graphs import (
@@ -90,7 +91,7 @@ TINY_FAMILIES = {"tiny_sdxl": "sdxl", "tiny_sd3": "sd3", "tiny_flux": "flux", "t
 ARCH_FAMILIES = {"sd14": "sd", "tiny": "sd", **TINY_FAMILIES, **{name: arch.family for name, arch in ARCHITECTURES.items()}}
 """Every ``--arch`` and its model family."""
 BACKBONE_ARCHS = (*ARCHITECTURES, *TINY_FAMILIES)
-"""The archs of the README's backbone table (their runs' folders side by side), in its order."""
+"""The archs of the backbone table (their runs' folders side by side), in its order."""
 CHECK_METHODS = "instdiffedit,diffedit,sdedit,instdiffedit@2"  # --check: the methods on the fast paths
 MODES = ("eager", "graphs", "compiled")
 DEFAULT_MODES = "eager,graphs,compiled"
@@ -591,8 +592,8 @@ def backbone_markdown(root: Path) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, readme: Path | None, backbone: bool = False) -> str:
-    """Write ``speed.json``, ``speed.csv`` and ``speed.md`` into ``out``; with ``readme``, put the
+def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, doc: Path | None, backbone: bool = False) -> str:
+    """Write ``speed.json``, ``speed.csv`` and ``speed.md`` into ``out``; with ``doc``, put the
     table into it: SD 1.x's, or (``backbone``) the table of every backbone's run beside ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     records = [asdict(r) for r in rows]
@@ -603,15 +604,15 @@ def write_outputs(rows: list[Row], meta: dict[str, Any], out: Path, readme: Path
         writer.writerows({k: v for k, v in rec.items() if k != "times"} for rec in records)
     table = markdown(rows, meta)
     (out / "speed.md").write_text(table)
-    if readme is not None and backbone:
-        replace_section(readme, BACKBONE_TABLE, backbone_markdown(out.parent))
-    elif readme is not None:
-        replace_section(readme, TABLE, table)
+    if doc is not None and backbone:
+        replace_section(doc, BACKBONE_TABLE, backbone_markdown(out.parent))
+    elif doc is not None:
+        replace_section(doc, TABLE, table)
     return table
 
 
 TABLE, BACKBONE_TABLE = "speed-table", "speed-backbones"
-"""The README's sections (:func:`benchmarks.perf.readme.replace_section`): SD 1.x's table and the backbones'."""
+"""The generated sections of docs/speed.md (:func:`benchmarks.perf.doc_sections.replace_section`): SD 1.x's table and the backbones'."""
 
 
 # -- the command ----------------------------------------------------------------------------
@@ -646,16 +647,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="few steps (tests of the plumbing; not paper settings)")
     parser.add_argument("--out", type=Path, help="the output folder (default outputs/speed, outputs/speed/<arch> for the other families)")
     parser.add_argument(
-        "--readme", type=Path,
+        "--doc", type=Path,
         help="also put the table into this file: SD 1.x's between the speed-table markers, the other families' (every run in --out's parent) between the speed-backbones markers",
     )
     parser.add_argument(
         "--backbone-table", type=Path, metavar="ROOT",
-        help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --readme (after runs made elsewhere)",
+        help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --doc (after runs made elsewhere)",
     )
     args = parser.parse_args(argv)
-    if args.backbone_table is not None and args.readme is None:
-        parser.error("--backbone-table needs --readme, the file to put the table into")
+    if args.backbone_table is not None and args.doc is None:
+        parser.error("--backbone-table needs --doc, the file to put the table into")
     sd = args.base is not None or ARCH_FAMILIES[args.arch] == "sd"
     args.out = args.out or Path("outputs/speed") / ("" if sd else args.arch)
     if sd:  # elsewhere the default is every method that runs on the family (main)
@@ -689,7 +690,7 @@ def skip_reason(method: str, mode: str, compile_methods: set[str]) -> str | None
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     if args.backbone_table is not None:
-        replace_section(args.readme, BACKBONE_TABLE, backbone_markdown(args.backbone_table))
+        replace_section(args.doc, BACKBONE_TABLE, backbone_markdown(args.backbone_table))
         return []
     device = resolve_device(args.device)
     dtype = arch_dtype(args.dtype, args.arch if args.base is None else "sd14", device)
@@ -749,7 +750,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                 write_outputs(rows, meta, args.out, None)  # a run cut short keeps what it measured
     add_ratios(rows)
     meta["wall_seconds"] = round(budget.elapsed, 1)
-    table = write_outputs(rows, meta, args.out, args.readme, backbone=family != "sd")
+    table = write_outputs(rows, meta, args.out, args.doc, backbone=family != "sd")
     log("\n" + table)
     log(f"Wrote {args.out}/speed.json, speed.csv, speed.md in {meta['wall_seconds']} s.")
     if args.check:

@@ -79,7 +79,7 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
             report.files += figures.save(grid, out, f"qualitative_{suffix}")
         else:
             report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
-                                  f"(runs with save_images=true, and of this version, save <id>{INPUT}).")
+                                  f"(runs with save_images=true save images/<id>/{INPUT}).")
         if "mask_iou" in rows and "seconds" in rows:
             numbers = reporter.stats(rows[(rows["model"] == model) & (rows["dataset"] == dataset)], ["mask_iou", "seconds"])
             numbers = numbers[numbers["mask_iou"].notna()]
@@ -98,7 +98,7 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
             title = f"InstDiffEdit's instant masks, {item_id} ({model}, {dataset})"
             report.files += figures.save(figures.mask_evolution(masks, image, steps=steps, title=title), out, f"mask_evolution_{suffix}")
         else:
-            report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (<id>{STEPS}).")
+            report.skipped.append(f"mask evolution of {model}/{dataset}: no InstDiffEdit item with saved per-step masks (images/<id>/{STEPS}).")
     for table in report.tables:
         if table.name.startswith("mask_x_editor_") and "changed_iou" in table.numbers and table.numbers["changed_iou"].notna().any():
             report.files += figures.save(figures.grid_heatmap(table.numbers), out, table.name)

@@ -88,7 +88,7 @@ def speed_vs_quality(numbers: pd.DataFrame, quality: str = "mask_iou") -> Figure
 
 def mask_evolution(masks: np.ndarray, image: PIL.Image.Image | None = None, *, steps: int = 5, title: str = "") -> Figure:
     """InstDiffEdit's instant mask at ``steps`` denoising steps spread over the loop (first and last
-    included): ``masks`` is T x h x w (the run's ``<id>.steps.npz``, or ``InstantMasks.history``),
+    included): ``masks`` is T x h x w (the run's ``images/<id>/steps.npz``, or ``InstantMasks.history``),
     drawn over ``image`` when given."""
     masks = np.asarray(masks)
     if masks.ndim != 3 or masks.shape[0] == 0:

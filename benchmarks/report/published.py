@@ -1,8 +1,7 @@
 """The InstDiffEdit paper's published numbers, for the report to show beside ours (marked as such).
 
 Source: Zou et al., "Towards Efficient Diffusion-Based Image Editing with Instant Attention
-Masks", AAAI 2024 (arXiv 2401.07709), Tables 1-3 and Sec. 4.4, as collected in the project's
-method notes (shared/docs/method.md). Units are the harness's: mask IoU in %, LPIPS x100,
+Masks", AAAI 2024 (arXiv 2401.07709), Tables 1-3 and Sec. 4.4. Units are the harness's: mask IoU in %, LPIPS x100,
 seconds per image (theirs on an A30 GPU, for all splits). Their changing rate has no published
 formula (ours: see benchmarks/metrics/functional.py), so only its value can be set beside ours.
 """

@@ -11,7 +11,10 @@ the run writes into the same folder, its own files tagged ``shard-003-of-016``
     summary.csv               the printed summary, corpus metrics included (shards: summary.shard-...)
     items.txt                 the split's item ids
     results.jsonl.lock        held by the process writing results.jsonl (shards: results.shard-...jsonl.lock)
-    images/<id>.png           the edit; <id>.mask.png, <id>.input.png, <id>.gt.png, <id>.steps.npz
+    results.jsonl.stale       rows set aside because their item's files or texts changed since (the item is done again)
+    images/<id>/edit.png      the edit; mask.png, input.png, gt.png, steps.npz beside it: a folder per item,
+                              so no two items' files can meet (folders of earlier versions, which named
+                              them images/<id>.png, <id>.mask.png, ..., are still read)
     run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml; a job that never
                               started removes them again: :func:`discard_unstarted_job`)
 
@@ -38,6 +41,7 @@ import pandas as pd
 import PIL.Image
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.data.ids import checked_id
 from benchmarks.run.results import KEY, ResultsFileError, ResultsTable, one_row_per_key
 from benchmarks.run.writes import write_text_atomically, writing
 
@@ -53,9 +57,13 @@ MERGED_NAME = "results.merged.jsonl"
 ITEMS_FILE = "items.txt"
 IMAGES_DIR = "images"
 
-EDIT, MASK, INPUT, GROUND_TRUTH, STEPS = ".png", ".mask.png", ".input.png", ".gt.png", ".steps.npz"
-"""What a run saves per item under ``images/``, as suffixes of the item id: the edit, the method's
-mask, the input, its ground-truth mask and (InstDiffEdit) the per-step masks."""
+EDIT, MASK, INPUT, GROUND_TRUTH, STEPS = "edit.png", "mask.png", "input.png", "gt.png", "steps.npz"
+"""What a run saves per item in its folder ``images/<id>/``: the edit, the method's mask, the
+input, its ground-truth mask and (InstDiffEdit) the per-step masks."""
+_LEGACY_SUFFIXES = {EDIT: ".png", MASK: ".mask.png", INPUT: ".input.png", GROUND_TRUTH: ".gt.png", STEPS: ".steps.npz"}
+"""The names earlier versions gave the same files, ``images/<id><suffix>``: read, never written (two
+ids could meet there: ``cat``'s mask and ``cat.mask``'s edit were both ``cat.mask.png``)."""
+STALE_SUFFIX = ".stale"
 
 MAX_RUN_NAME_BYTES = 200  # file systems allow 255 bytes per path component
 _ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C"}
@@ -303,23 +311,40 @@ def shard_summaries(run_dir: str | os.PathLike) -> list[Path]:
 # -- the images of each item -----------------------------------------------------------------
 
 
+def item_folder(image_dir: str | os.PathLike, item_id: str) -> Path:
+    """``image_dir/<item_id>``: the folder of every file a run saves for the item, and of no other item's."""
+    return Path(image_dir) / checked_id(item_id)
+
+
 def image_path(image_dir: str | os.PathLike, item_id: str, kind: str = EDIT) -> Path:
-    """``image_dir/<item_id><kind>``: one of the files a run saves per item (see :data:`EDIT` and the others)."""
-    return Path(image_dir) / f"{item_id}{kind}"
+    """``image_dir/<item_id>/<kind>``: one of the files a run saves per item (see :data:`EDIT` and the others)."""
+    return item_folder(image_dir, item_id) / kind
+
+
+def saved_file(image_dir: str | os.PathLike, item_id: str, kind: str = EDIT) -> Path | None:
+    """The item's saved ``kind`` file in ``image_dir`` (a run's ``images/``), or None; a folder of an
+    earlier version is read by its names (``images/<id>.png``, ``images/<id>.input.png``, ...)."""
+    image_dir = Path(image_dir)
+    for path in (image_path(image_dir, item_id, kind), image_dir / f"{item_id}{_LEGACY_SUFFIXES[kind]}"):
+        if path.is_file():
+            return path
+    return None
 
 
 def find_image(run_dirs: Sequence[str | os.PathLike], item_id: str, kind: str = EDIT) -> Path | None:
     """The item's saved ``kind`` file in the first of ``run_dirs`` that has it (a configuration may span folders)."""
     for run_dir in run_dirs:
-        path = image_path(Path(run_dir) / IMAGES_DIR, item_id, kind)
-        if path.is_file():
+        if (path := saved_file(Path(run_dir) / IMAGES_DIR, item_id, kind)) is not None:
             return path
     return None
 
 
 def saved_items(run_dir: str | os.PathLike) -> list[str]:
     """The ids of the items whose images a run folder holds (those with a saved input), sorted."""
-    return sorted(p.name.removesuffix(INPUT) for p in (Path(run_dir) / IMAGES_DIR).glob(f"*{INPUT}"))
+    image_dir = Path(run_dir) / IMAGES_DIR
+    current = {p.parent.name for p in image_dir.glob(f"*/{INPUT}")}
+    legacy = {p.name.removesuffix(_LEGACY_SUFFIXES[INPUT]) for p in image_dir.glob(f"*{_LEGACY_SUFFIXES[INPUT]}") if p.is_file()}
+    return sorted(current | legacy)
 
 
 def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
@@ -331,16 +356,16 @@ def save_item_images(image_dir: str | os.PathLike, item: EditItem, result: EditR
     input and its ground-truth mask (so reports never reload the split), the per-step masks."""
     import numpy
 
-    directory = Path(image_dir)
+    directory = item_folder(image_dir, item.id)
     directory.mkdir(parents=True, exist_ok=True)
-    result.image.save(image_path(directory, item.id, EDIT))
-    item.image.convert("RGB").save(image_path(directory, item.id, INPUT))
+    result.image.save(directory / EDIT)
+    item.image.convert("RGB").save(directory / INPUT)
     if result.mask is not None:
-        _mask_image(result.mask).save(image_path(directory, item.id, MASK))
+        _mask_image(result.mask).save(directory / MASK)
     if item.gt_mask is not None:
-        _mask_image(item.gt_mask).save(image_path(directory, item.id, GROUND_TRUTH))
+        _mask_image(item.gt_mask).save(directory / GROUND_TRUTH)
     if result.mask_history is not None:
-        numpy.savez_compressed(image_path(directory, item.id, STEPS), masks=result.mask_history.numpy())
+        numpy.savez_compressed(directory / STEPS, masks=result.mask_history.numpy())
 
 
 def saved_pairs(
@@ -350,8 +375,8 @@ def saved_pairs(
     ``image_dir``: what corpus metrics read, so they cover resumed runs too. Items without one
     (failed or not yet run) are skipped. Lazy: one image in memory at a time."""
     for item_id in dataset.item_ids() if item_ids is None else item_ids:
-        path = image_path(image_dir, item_id, EDIT)
-        if path.is_file():
+        path = saved_file(image_dir, item_id, EDIT)
+        if path is not None:
             with PIL.Image.open(path) as image:
                 edited = image.convert("RGB")
             yield dataset.load(item_id), edited

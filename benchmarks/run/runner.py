@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.run.changed import FINGERPRINT, SetAside, set_aside_changed_rows
 from benchmarks.run.folder import Shard, save_item_images, saved_pairs
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
 from benchmarks.run.loggers import NullLogger, RunLogger
@@ -134,6 +135,10 @@ def run(
     goes on; a later run retries it. A file of the run folder that cannot be written (a full
     disk, a read-only folder) is no fault of the item: it stops the run with
     :class:`~benchmarks.run.writes.RunFolderError`.
+    Each row records its item's fingerprint
+    (:meth:`~benchmarks.data.items.EditDataset.fingerprint`); an item whose fingerprint changed
+    since its rows were written is done again, its old rows set aside in ``<file>.stale``
+    (:func:`~benchmarks.run.changed.set_aside_changed_rows`), and the run says how many.
 
     The first SIGINT (Ctrl-C) or SIGTERM finishes the batch in flight, writes its rows and raises
     :class:`~benchmarks.run.interrupts.Interrupted`; a second one raises
@@ -159,8 +164,11 @@ def run(
     logger = logger or NullLogger()
     done_elsewhere = set(done_elsewhere)
     table.repair()  # a torn last line (a killed run) goes to <file>.torn; its item is done again
-    done = table.completed(method, config_id) | done_elsewhere
-    todo = [i for i in spec.shard.select(dataset.item_ids()) if i not in done]
+    mine = spec.shard.select(dataset.item_ids())
+    changed = set_aside_changed_rows(table.path.parent, method, config_id, mine, dataset.fingerprint)
+    _say_changed(changed)
+    done = (table.completed(method, config_id) | done_elsewhere) - changed.items
+    todo = [i for i in mine if i not in done]
     log.info("%s on %s: %d items to do, %d already done.", method, dataset.name, len(todo), len(done))
     written = 0
 
@@ -186,6 +194,19 @@ def run(
     return summary
 
 
+def _say_changed(changed: SetAside) -> None:
+    if changed.items:
+        log.warning(
+            "%d item(s) changed since their rows were written (image, mask or texts): %d row(s) moved to %s; "
+            "these items are done again.", len(changed.items), changed.rows, ", ".join(p.name for p in changed.files),
+        )
+    if changed.without_fingerprint:
+        log.info(
+            "%d row(s) were written before rows recorded their item's fingerprint: kept, unchecked "
+            "(a new run folder, or deleting them, redoes them).", changed.without_fingerprint,
+        )
+
+
 def _edit_chunk(
     editor: Editor,
     dataset: EditDataset,
@@ -201,6 +222,7 @@ def _edit_chunk(
     def finish(item_id: str, edited: Callable[[], tuple[EditItem, EditResult]], batch_size: int) -> None:
         row, started = rows[item_id], time.perf_counter()
         try:
+            row[FINGERPRINT] = dataset.fingerprint(item_id)
             item, result = edited()
             _finish_row(row, item, result, measure(item, result, metrics), spec.image_dir, batch_size)
         except RunFolderError:

@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def summary_line(report: dict) -> str:
-    """The run's headline numbers on one line (the last line a GPU call's output shows)."""
+    """The run's headline numbers on one line (the last line of the run's log)."""
     autoencoder, inpainting = report["autoencoder"], report["inpainting"]
     return (f"[toy.train] generator accuracy {report['generator_accuracy']['accuracy']:.1%} (UNet), "
             f"{report['dit_generator_accuracy']['accuracy']:.1%} (DiT); twin: edit success {inpainting['edit_success']:.1%}, "
