@@ -39,8 +39,10 @@ def load_plugins(names: str | Iterable[str] | None) -> list[ModuleType]:
     modules = []
     for name in [names] if isinstance(names, str) else list(names or ()):
         if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
-            raise PluginError(f"plugin {name!r}: a plugin is a module's dotted name (e.g. my_package.plugin) or an "
-                              f"entry point of the group {ENTRY_POINT_GROUP}.")
+            raise PluginError(
+                f"plugin {name!r}: a plugin is a module's dotted name (e.g. my_package.plugin) or an "
+                f"entry point of the group {ENTRY_POINT_GROUP}."
+            )
         module_name = _module_name(name)
         if module_name not in _LOADED:
             try:
@@ -48,11 +50,15 @@ def load_plugins(names: str | Iterable[str] | None) -> list[ModuleType]:
             except ModuleNotFoundError as error:
                 if error.name is None or not module_name.startswith(error.name):
                     raise
-                raise PluginError(f"plugin {name}: no module {module_name} on the Python path (PYTHONPATH) and no entry point "
-                                  f"{name} in the group {ENTRY_POINT_GROUP}; install the plugin or add its folder to PYTHONPATH.") from None
+                raise PluginError(
+                    f"plugin {name}: no module {module_name} on the Python path (PYTHONPATH) and no entry point "
+                    f"{name} in the group {ENTRY_POINT_GROUP}; install the plugin or add its folder to PYTHONPATH."
+                ) from None
             if not any(declaring == module_name or declaring.startswith(f"{module_name}.") for declaring in DECLARING_MODULES):
-                raise PluginError(f"plugin {name}: the module {module_name} registers no method, backbone, metric or split, so it is "
-                                  "no plugin (docs/extending.md: a plugin declares its components with the register_* decorators).")
+                raise PluginError(
+                    f"plugin {name}: the module {module_name} registers no method, backbone, metric or split, so it is "
+                    "no plugin (docs/extending.md: a plugin declares its components with the register_* decorators)."
+                )
             _LOADED[module_name] = module
         modules.append(_LOADED[module_name])
     return modules

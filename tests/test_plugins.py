@@ -30,19 +30,32 @@ def _python(*args: str, timeout: float = 600, env: dict[str, str] | None = None)
 @pytest.mark.slow
 def test_a_plugin_runs_its_method_on_its_backbone_family_with_its_metric_and_split_and_reports_them(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
-    run = _python("run.py", *WITH_PLUGIN, "model=example_tiny", "method=example_sdedit", "dataset=example_squares",
-                  "metrics=example", "logger=none", "method.num_inference_steps=4", f"paths.output_root={out}")
+    run = _python(
+        "run.py",
+        *WITH_PLUGIN,
+        "model=example_tiny",
+        "method=example_sdedit",
+        "dataset=example_squares",
+        "metrics=example",
+        "logger=none",
+        "method.num_inference_steps=4",
+        f"paths.output_root={out}",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "changed_share: share of pixels whose colour moved" in run.stdout, "the metric's declared note is printed under the summary"
     summary = next(line.split() for line in run.stdout.splitlines() if line.startswith("example_sdedit"))
     assert summary[2:4] == ["2", "0"], "both items of the plugin's split edited, none failed"
 
-    report = _python("-m", "benchmarks.report", str(out), "--out", str(tmp_path / "report"), "--only", "tables", "--plugin", "example_plugin")
+    report = _python(
+        "-m", "benchmarks.report", str(out), "--out", str(tmp_path / "report"), "--only", "tables", "--plugin", "example_plugin"
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     table = (tmp_path / "report" / "tables" / "example_squares.md").read_text()
     assert table.startswith("### Example squares"), "the split's declared title"
     header = next(line for line in table.splitlines() if line.startswith("| Method"))
-    assert header.index("changed pixels (%)") < header.index("mask IoU (%)") < header.index("s / image"), "the split's declared columns, in order"
+    assert header.index("changed pixels (%)") < header.index("mask IoU (%)") < header.index("s / image"), (
+        "the split's declared columns, in order"
+    )
     assert "| example_sdedit" in table
 
 
@@ -57,10 +70,22 @@ def test_a_plugin_the_run_cannot_import_is_one_error_line_before_anything_runs(t
 def test_a_target_of_a_module_not_named_as_a_plugin_is_refused_and_never_imported(tmp_path: Path, split: str) -> None:
     """From a plugin's conf folder or typed on the command line, beside a named plugin, on the Python path."""
     mark = tmp_path / "imported"
-    run = _python("run.py", *WITH_PLUGIN, "model=example_tiny", "method=example_sdedit", split, "logger=none",
-                  f"paths.output_root={tmp_path / 'outputs'}", env={"NOT_A_PLUGIN_MARK": str(mark)})
+    run = _python(
+        "run.py",
+        *WITH_PLUGIN,
+        "model=example_tiny",
+        "method=example_sdedit",
+        split,
+        "logger=none",
+        f"paths.output_root={tmp_path / 'outputs'}",
+        env={"NOT_A_PLUGIN_MARK": str(mark)},
+    )
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1].startswith("error: dataset._target_=not_a_plugin.Split: not a class or function of this project")
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: dataset._target_=not_a_plugin.Split: not a class or function of this project")
+    )
     assert not mark.exists(), "the module was imported"
     assert not (tmp_path / "outputs").exists()
 
