@@ -1,4 +1,4 @@
-"""The methods the harness runs: one list, in display order.
+"""The project's methods: one list, in display order (a plugin's add themselves: :func:`all_methods`).
 
 Each method is a config, ``conf/method/<name>.yaml`` (its ``_target_`` the editor class, every
 constructor default spelled out: ``tests/test_config.py`` checks the two agree), and one entry
@@ -6,7 +6,8 @@ here, which says what the harness cannot read from the class: the method's part 
 (the reports order their rows by this list; the paper tables sweep every method that applies,
 :mod:`tests.test_config` checks the experiments against it) and the speed benchmark's ``--quick``
 overrides (few steps, for tests of its plumbing). What the editor itself can do it declares on
-its class. Adding a method is its class, its config and its entry here.
+its class. Adding a method to the project is its class, its config and its entry here; a plugin's
+method declares its entry on its class instead (``@register_method``, docs/extending.md).
 
 The speed benchmark's ``--short-warmup`` warms a method up with its ``warmup`` overrides: every
 loop cut to a step or two, so that the warm-up makes every denoiser call shape of a full edit
@@ -16,9 +17,11 @@ up with a full edit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from instdiffedit.registry import METHODS as REGISTERED
+from instdiffedit.registry import ROLES, Method
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -26,23 +29,6 @@ if TYPE_CHECKING:
     from instdiffedit.types import Editor
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-
-Role = Literal["method", "ablation", "baseline", "upper bound", "composition"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """``name``: the config option (``method=<name>``); ``role``: InstDiffEdit itself, an ablation
-    of it, a baseline, an upper bound no method can beat (given the ground truth), or a composition
-    of parts (``method=compose mask=... editor=...``, compared in its own grid, not the paper's tables); ``quick``:
-    Hydra overrides of the speed benchmark's ``--quick`` (not paper settings); ``warmup``: Hydra
-    overrides that keep the shape of every denoiser call and run few steps (``--short-warmup``)."""
-
-    name: str
-    role: Role
-    quick: tuple[str, ...] = ()
-    warmup: tuple[str, ...] = ()
-
 
 _TWO_STEPS = ("method.num_inference_steps=4",)  # strength 0.5: two steps
 _TWO_INPAINT_STEPS = ("method.inpaint_steps=2",)
@@ -69,6 +55,13 @@ METHODS: tuple[Method, ...] = (
 """Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
 
 BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
+
+
+def all_methods() -> tuple[Method, ...]:
+    """The project's methods and those registered by plugins (:func:`instdiffedit.registry.register_method`),
+    in the reports' order: by role, the project's first within each role."""
+    added = [method for method in REGISTERED.values() if method.name not in BY_NAME]
+    return tuple(sorted((*METHODS, *added), key=lambda method: ROLES.index(method.role)))
 
 
 def method_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import PIL.Image
 import torch
 
 from benchmarks.data.fingerprints import content_fingerprint
+from instdiffedit.registry import Registry, declared
 
 if TYPE_CHECKING:
     import datasets
@@ -73,6 +75,29 @@ class EditDataset(ABC):
         """Trivial masks by name (H x W), whose IoU with the items' ground truth the summary shows
         beside the methods', so that a mask IoU has a floor to beat; none by default."""
         return {}
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """How reports show a split: its ``title`` and, in this order, the metric ``columns`` of its
+    table (empty: every metric its rows have)."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...] = ()
+
+
+SPLIT_LAYOUTS: Registry[SplitLayout] = Registry("split")
+
+
+def register_split(title: str, columns: tuple[str, ...] = ()) -> Callable[[type[EditDataset]], type[EditDataset]]:
+    """Class decorator: reports show the split (its class's ``name``) under ``title`` with ``columns``."""
+
+    def register(split: type[EditDataset]) -> type[EditDataset]:
+        SPLIT_LAYOUTS.add(split.name, SplitLayout(split.name, title, tuple(columns)))
+        return declared(split)
+
+    return register
 
 
 def to_hf_dataset(split: EditDataset) -> datasets.Dataset:

@@ -1,10 +1,11 @@
-"""python -m benchmarks.report <result folders or a multirun folder> [--out report] [--only tables|figures] [--html site]"""
+"""python -m benchmarks.report <result folders or a multirun folder> [--out report] [--only tables|figures] [--html site] [--plugin NAME ...]"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from benchmarks.plugins import PluginError, load_plugins
 from benchmarks.report.build import build_report
 from benchmarks.report.load import ReportError
 
@@ -21,7 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the item draw (default: 0)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    parser.add_argument("--plugin", action="append", default=[], dest="plugins",
+                        help="a plugin module whose metrics and splits the runs used (their labels and tables); repeatable")
     args = parser.parse_args(argv)
+    try:
+        load_plugins(args.plugins)
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         report = build_report(
             args.paths, args.out, only=args.only, items=args.items.split(",") if args.items else None,

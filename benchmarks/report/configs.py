@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.methods import METHODS
+from benchmarks.methods import all_methods
 from benchmarks.report.stats import CONFIG
 
 IGNORED_PARAMS = ("param.model",)
-METHOD_ORDER = tuple(method.name for method in METHODS)
-"""Display order, that of :data:`benchmarks.methods.METHODS`; unknown methods follow alphabetically."""
 
 
 DATASET_PARAMS = "param.dataset."
@@ -90,7 +88,7 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
         }, index=group.index)
         best = score.sort_values(["defaults", "common", "ok", "label"], ascending=[False, False, False, True]).index[0]
         configs.at[best, "main"] = True
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {method.name: i for i, method in enumerate(all_methods())}  # the project's order, plugins' by role; unknown: alphabetically
     configs["order"] = [rank.get(m, len(rank)) for m in configs["method"]]
     return configs.sort_values(["model", "dataset", "order", "method", "label"]).reset_index(drop=True)
 

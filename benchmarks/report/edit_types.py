@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmarks.report.load import CORPUS_COLUMNS
-from benchmarks.report.tables import SPLITS, TITLES, Reporter, Table, metric_columns
+from benchmarks.report.tables import Reporter, Table, metric_columns, split_layout
 
 EDIT_TYPE = "meta.edit_type"
 EDIT_TYPE_NAME = "meta.edit_type_name"
@@ -25,7 +25,7 @@ def edit_type_table(reporter: Reporter, dataset: str) -> Table | None:
     rows = reporter.rows[reporter.rows["dataset"] == dataset]
     if EDIT_TYPE not in rows or rows[EDIT_TYPE].isna().all():
         return None
-    title, metrics = SPLITS.get(dataset, (TITLES.get(dataset, dataset), ()))
+    title, metrics = split_layout(dataset)
     metrics = [m for m in (metrics or metric_columns(rows)) if m not in CORPUS_COLUMNS]
     typed = rows[rows[EDIT_TYPE].notna()]
     names = typed.groupby(EDIT_TYPE)[EDIT_TYPE_NAME].first() if EDIT_TYPE_NAME in typed else pd.Series(dtype=str)

@@ -14,7 +14,7 @@ import pandas as pd
 import PIL.Image
 from matplotlib.figure import Figure
 
-from benchmarks.report.tables import METRICS
+from benchmarks.report.tables import METRICS, metric_display
 from benchmarks.run.grid import CELL, overlay, show_panel
 from benchmarks.run.item_view import spread_steps
 
@@ -41,7 +41,7 @@ def ablation_curves(numbers: pd.DataFrame, param: str, metrics: Sequence[str] = 
             label = method if len(groups) == 1 else f"{method}, {model}, {dataset}"
             ax.errorbar(group[param], group[metric], yerr=[low, high], marker="o", capsize=3, label=label)
         ax.set_xlabel(param)
-        ax.set_ylabel(METRICS.get(metric, (metric,))[0])
+        ax.set_ylabel(metric_display(metric)[0])
         ax.grid(alpha=0.3)
     if len(groups) > 1 and metrics:
         axes[0].legend(fontsize=7)
@@ -58,12 +58,12 @@ def grid_heatmap(numbers: pd.DataFrame, metric: str = "changed_iou") -> Figure:
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     for (row, column), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not np.isnan(value):
-            ax.text(column, row, f"{value:{METRICS.get(metric, (metric, '.3g'))[1]}}", ha="center", va="center", color="w", fontsize=8)
+            ax.text(column, row, f"{value:{metric_display(metric)[1]}}", ha="center", va="center", color="w", fontsize=8)
     ax.set_xticks(range(len(grid.columns)), list(grid.columns))
     ax.set_yticks(range(len(grid.index)), list(grid.index))
     ax.set_xlabel("editor")
     ax.set_ylabel("mask source")
-    figure.colorbar(image, ax=ax, label=METRICS.get(metric, (metric,))[0])
+    figure.colorbar(image, ax=ax, label=metric_display(metric)[0])
     return figure
 
 
@@ -81,7 +81,7 @@ def speed_vs_quality(numbers: pd.DataFrame, quality: str = "mask_iou") -> Figure
     if numbers["seconds"].max() > 10 * numbers["seconds"].min():
         ax.set_xscale("log")
     ax.set_xlabel(METRICS["seconds"][0])
-    ax.set_ylabel(METRICS.get(quality, (quality,))[0])
+    ax.set_ylabel(metric_display(quality)[0])
     ax.grid(alpha=0.3)
     return figure
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.data.items import SPLIT_LAYOUTS
+from benchmarks.metrics.columns import COLUMNS
 from benchmarks.report.configs import describe_configs, swept_params
 from benchmarks.report.load import CORPUS_COLUMNS, Results
 from benchmarks.report.published import PUBLISHED, PUBLISHED_SECONDS, SOURCE
@@ -63,6 +65,25 @@ SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
 """The paper's layout per split; other splits (toy_shapes, synthetic) show every metric they have."""
 
 TITLES = {"toy_shapes": "Toy shapes", "synthetic": "Synthetic shapes"}
+
+
+def metric_display(metric: str) -> tuple[str, str]:
+    """Header and number format of a metric column: the paper's, else the metric's declaration
+    (:func:`benchmarks.metrics.columns.register_metric`), else its name and a general format."""
+    if metric in METRICS:
+        return METRICS[metric]
+    column = COLUMNS.get(metric)
+    return (column.label, column.fmt) if column is not None else (metric, ".3g")
+
+
+def split_layout(dataset: str) -> tuple[str, tuple[str, ...]]:
+    """Title and metric columns of a split's table: the paper's layout, else the split's declaration
+    (:func:`benchmarks.data.items.register_split`), else its name and every metric its rows have."""
+    if dataset in SPLITS:
+        return SPLITS[dataset]
+    layout = SPLIT_LAYOUTS.get(dataset)
+    return (layout.title, layout.columns) if layout is not None else (TITLES.get(dataset, dataset), ())
+
 
 GRID_METRICS = ("changed_iou", "changed_precision", "changed_recall", "change_outside", "mask_iou", "mask_boundary_f", "edit_success", "seconds")
 """The mask-source x editor table's columns, where the rows have them."""
@@ -121,7 +142,7 @@ def cell(mean: float, low: float = math.nan, high: float = math.nan, fmt: str = 
 def metric_columns(rows: pd.DataFrame) -> list[str]:
     """Every per-item metric the rows hold, known ones in the paper's order, then others, then cost."""
     found = [c for c in result_columns(rows) if c not in CORPUS_COLUMNS]
-    known = [m for m in METRICS if m in found and m not in COST_COLUMNS]
+    known = [m for m in [*METRICS, *COLUMNS] if m in found and m not in COST_COLUMNS]
     return known + [c for c in found if c not in known]
 
 
@@ -174,7 +195,7 @@ class Reporter:
         if incomplete.any():  # rows of the run out of the items its split lists
             table.loc[incomplete, "items"] = [f"{int(n)} of {int(total)}" for n, total in zip(numbers["items"][incomplete], numbers["split_items"][incomplete])]
         for metric in metrics:
-            header, fmt = METRICS.get(metric, (metric, ".3g"))
+            header, fmt = metric_display(metric)
             low, high = numbers.get(f"{metric}_low"), numbers.get(f"{metric}_high")
             table[header] = [
                 cell(m, lo, hi, fmt)
@@ -217,7 +238,7 @@ class Reporter:
     def split_table(self, dataset: str) -> Table:
         """The split's table in the paper's layout, our configurations then the paper's rows."""
         rows = self.rows[self.rows["dataset"] == dataset]
-        title, metrics = SPLITS.get(dataset, (TITLES.get(dataset, dataset), ()))
+        title, metrics = split_layout(dataset)
         metrics = list(metrics) or metric_columns(rows) + [c for c in CORPUS_COLUMNS if c in self.results.corpus]
         numbers = self.stats(rows, metrics)
         published = self._published(dataset, metrics)
@@ -281,7 +302,7 @@ class Reporter:
             notes = self._notes(numbers, metrics, False)
             notes.append("Changed region: pixels whose max-channel |difference| of the blurred input and edit exceeds the "
                          "threshold (docs/metrics-changed-region.md), scored against the ground-truth mask.")
-            title = f"Mask sources x editors ({TITLES.get(dataset, dataset)}{', ' + model if model else ''})"
+            title = f"Mask sources x editors ({split_layout(dataset)[0]}{', ' + model if model else ''})"
             tables.append(Table(f"mask_x_editor_{suffix}", title, numbers, display, notes))
         return tables
 

@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 import torch
 from hydra.utils import get_object, instantiate
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -66,6 +66,7 @@ HARNESS_KEYS: dict[str, type] = {
     "save_images": bool,
     "paths.output_root": str,
     "paths.cache_dir": str,
+    "plugins": list[str],
 }
 """The harness's own top-level settings and their types (everything else belongs to a ``_target_``)."""
 
@@ -335,6 +336,7 @@ def _harness_errors(cfg: DictConfig) -> list[str]:
     errors = _unknown_keys(cfg, {group for group in cfg.hydra.runtime.choices if "/" not in group})
     for key, expected in HARNESS_KEYS.items():
         value = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         try:
             TypeAdapter(expected, config=_STRICT).validate_python(value)
         except ValidationError as error:
@@ -370,7 +372,7 @@ def _toy_model_warning(cfg: DictConfig) -> str | None:
 
 def check_run_config(cfg: DictConfig) -> ConfigCheck:
     """Every problem of a composed run config that can be found without loading a model."""
-    if unowned := target_errors(cfg):
+    if unowned := target_errors(cfg):  # first, the plugins the config names imported: what they register is known below
         return ConfigCheck(errors=unowned)
     if unresolved := _resolution_errors(cfg):
         return ConfigCheck(errors=unresolved)

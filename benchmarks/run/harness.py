@@ -21,6 +21,7 @@ from benchmarks.metrics.columns import column_notes
 from benchmarks.metrics.references import reference_rows
 from benchmarks.metrics.weights import MetricUnavailableError
 from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
+from benchmarks.plugins import load_plugins
 from benchmarks.run.folder import (
     IMAGES_DIR,
     Shard,
@@ -62,6 +63,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     write, ends it with one ``error:`` line too. A single run whose items all failed exits
     with 1 after its summary (a sweep's job returns, and the sweep's summary says so).
     """
+    load_plugins(cfg.get("plugins"))  # where the config check ran in this process, it loaded them already
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     shard = Shard(cfg.shard.index, cfg.shard.count)

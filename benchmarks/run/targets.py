@@ -2,9 +2,10 @@
 
 Hydra calls whatever a ``_target_`` names, so a config (or one command-line override) could
 otherwise open, write or remove files while it is being checked or run. A target is owned when
-it is a class or function defined in this project's packages, or one of the few external
-classes its configs name (Hydra's own launcher and sweeper, the submitit launchers).
-:func:`owned_target` is the one place that decides.
+it is a class or function defined in this project's packages or in a plugin module the user
+names (``plugins=[...]``, :mod:`benchmarks.plugins`), or one of the few external classes its
+configs name (Hydra's own launcher and sweeper, the submitit launchers). :func:`owned_target`
+is the one place that decides.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from hydra.utils import get_object
 from omegaconf import Container, DictConfig
 from omegaconf.errors import OmegaConfBaseException
+
+from benchmarks.plugins import PluginError, in_plugin, load_plugins
 
 OWNED_PACKAGES = ("instdiffedit", "baselines", "benchmarks")
 """The project's packages: any class or function defined in them may be a target."""
@@ -34,24 +37,29 @@ EXTERNAL_TARGETS = frozenset(
 def owned_target(path: object) -> Callable[..., Any] | None:
     """The class or function ``path`` names if the harness may build it, else None.
 
-    Only dotted paths into the project's packages (or in :data:`EXTERNAL_TARGETS`) are imported at
-    all; the object found must then be defined in the project too, so that a path through a
-    module's imports (``benchmarks.run.harness.os.remove``) is refused.
+    Only dotted paths into the project's packages or the plugins the user named (or in
+    :data:`EXTERNAL_TARGETS`) are imported at all; the object found must then be defined there too,
+    so that a path through a module's imports (``benchmarks.run.harness.os.remove``) is refused.
     """
     if not isinstance(path, str) or not all(part.isidentifier() for part in path.split(".")):
         return None
     if path in EXTERNAL_TARGETS:
         return get_object(path)
-    if path.split(".")[0] not in OWNED_PACKAGES:
+    if not _owned_module(path):
         return None
     try:
         found = get_object(path)
     except ImportError:
         return None
     defined_in = getattr(found, "__module__", None) or ""
-    if not (inspect.isclass(found) or inspect.isfunction(found)) or defined_in.split(".")[0] not in OWNED_PACKAGES:
+    if not (inspect.isclass(found) or inspect.isfunction(found)) or not _owned_module(defined_in):
         return None
     return found
+
+
+def _owned_module(dotted: str) -> bool:
+    """Whether ``dotted`` (a module or a path below one) lies in the project's packages or a named plugin."""
+    return dotted.split(".")[0] in OWNED_PACKAGES or in_plugin(dotted)
 
 
 def _targets(node: Container, prefix: str, seen: set[int]) -> Iterator[tuple[str, object]]:
@@ -80,7 +88,12 @@ def _targets(node: Container, prefix: str, seen: set[int]) -> Iterator[tuple[str
 
 
 def target_errors(cfg: DictConfig) -> list[str]:
-    """One line per ``_target_`` of ``cfg`` (the ``hydra`` node included) that the harness does not own."""
+    """One line per ``_target_`` of ``cfg`` (the ``hydra`` node included) that the harness does not own,
+    once the plugins the config names are imported (or the one line of a plugin that cannot be)."""
+    try:
+        load_plugins(cfg.get("plugins"))
+    except PluginError as error:
+        return [str(error)]
     errors = {}
     for key, path in _targets(cfg, "", set()):
         if owned_target(path) is None:
@@ -106,6 +119,10 @@ def command_line_target_errors(overrides: list[str]) -> list[str]:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         return []
+    try:  # the plugins the command line names: their own targets may be typed there too
+        load_plugins([name for override in parsed if override.key_or_group == "plugins" for name in _names(override.value())])
+    except PluginError as error:
+        return [str(error)]
 
     def values(value: object) -> Iterator[object]:
         yield from (value.list if isinstance(value, ChoiceSweep) else [value])
@@ -128,3 +145,8 @@ def command_line_target_errors(overrides: list[str]) -> list[str]:
                     errors.append(f"{key}={path}: not a class or function of this project ({', '.join(OWNED_PACKAGES)}) nor a launcher "
                                   "its configs name; the harness builds nothing else.")
     return errors
+
+
+def _names(value: object) -> list[object]:
+    """The plugin names of a ``plugins=`` override's value: one name or a list of them."""
+    return value if isinstance(value, list) else [value]

@@ -19,6 +19,8 @@ pipeline as it is (:data:`PIPELINE_FAMILIES`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from diffusers import (
     DiffusionPipeline,
@@ -48,6 +50,7 @@ from instdiffedit.backbones.flux import Flux, FluxFill
 from instdiffedit.backbones.sd import StableDiffusion
 from instdiffedit.backbones.sd3 import StableDiffusion3
 from instdiffedit.backbones.sdxl import StableDiffusionXL
+from instdiffedit.registry import declared
 from instdiffedit.types import Editor
 
 BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
@@ -59,7 +62,31 @@ BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
     FluxPipeline: Flux,
     FluxFillPipeline: FluxFill,
 }
-"""The backbone of each pipeline class (subclasses of a class take its backbone)."""
+"""The backbone of each pipeline class (subclasses of a class take its backbone); a family
+from outside the project adds itself with :func:`register_backbone`."""
+
+
+def register_backbone(*pipelines: type[DiffusionPipeline], name: str) -> Callable[[type[Backbone]], type[Backbone]]:
+    """Class decorator: the backbone class runs its ``family`` (shown as ``name``) over ``pipelines``.
+
+    A new family (for example a subclass of :class:`StableDiffusion` with another ``family`` over
+    a subclass of its pipeline) then works wherever the built-in ones do: :func:`backbone_for`,
+    :func:`check_family` and the methods that list the family in their ``capabilities.families``.
+    """
+    if not pipelines:
+        raise ValueError(f"register_backbone({name!r}) needs the pipeline classes the backbone runs over.")
+
+    def register(backbone: type[Backbone]) -> type[Backbone]:
+        if FAMILY_NAMES.get(backbone.family, name) != name:
+            raise ValueError(f"The family {backbone.family!r} is already {FAMILY_NAMES[backbone.family]!r}, not {name!r}.")
+        for pipeline in pipelines:
+            if BACKBONES.get(pipeline, backbone) is not backbone:
+                raise ValueError(f"{pipeline.__name__} already runs on {BACKBONES[pipeline].__name__}; subclass it for {backbone.__name__}.")
+        FAMILY_NAMES[backbone.family] = name
+        BACKBONES.update(dict.fromkeys(pipelines, backbone))
+        return declared(backbone)
+
+    return register
 
 
 PIPELINE_FAMILIES: dict[type[DiffusionPipeline], Family] = {
@@ -140,4 +167,5 @@ __all__ = [
     "check_family",
     "denoiser_of",
     "family_of",
+    "register_backbone",
 ]
