@@ -1,9 +1,9 @@
 """Run an editing method on a split and measure it.
 
-    python run.py model=tiny dataset=synthetic
-    python run.py method=instdiffedit dataset=editing_mask method.threshold=0.3
-    python run.py -m method.threshold=0.1,0.2,0.3
-    python run.py -m hydra/launcher=local_gpus shard.count=2 'shard.index=range(0,2)'   # one shard per GPU
+python run.py model=tiny dataset=synthetic
+python run.py method=instdiffedit dataset=editing_mask method.threshold=0.3
+python run.py -m method.threshold=0.1,0.2,0.3
+python run.py -m hydra/launcher=local_gpus shard.count=2 'shard.index=range(0,2)'   # one shard per GPU
 """
 
 from __future__ import annotations
@@ -44,6 +44,5 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C outside the item loop (which stops after its batch): while starting or loading
-        print("\nerror: stopped by Ctrl-C (SIGINT); every row written before is kept: run the same command again to resume.",
-              file=sys.stderr)
+        print("\nerror: stopped by Ctrl-C (SIGINT); every row written before is kept: run the same command again to resume.", file=sys.stderr)
         raise SystemExit(130) from None

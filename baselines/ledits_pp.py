@@ -43,9 +43,7 @@ class IntegerTimestepDDIMScheduler(DDIMScheduler):
     pipeline keeps it and uses its DDIM (edit-friendly DDPM) inversion.
     """
 
-    def add_noise(
-        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
-    ) -> torch.Tensor:
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         if torch.is_floating_point(timesteps):
             timesteps = timesteps.round().long()
         return super().add_noise(original_samples, noise, timesteps)
@@ -113,10 +111,7 @@ class LeditsPP(PipelineEditor):
             raise ValueError(f"mask_from must be 'last' or 'majority', got {mask_from!r}.")
         first_unguided = num_inversion_steps if edit_cooldown_steps is None else edit_cooldown_steps
         if not 0 <= edit_warmup_steps < min(first_unguided, num_inversion_steps):
-            raise ValueError(
-                f"No step would be edit-guided: warm-up {edit_warmup_steps}, cool-down "
-                f"{edit_cooldown_steps}, {num_inversion_steps} steps."
-            )
+            raise ValueError(f"No step would be edit-guided: warm-up {edit_warmup_steps}, cool-down {edit_cooldown_steps}, {num_inversion_steps} steps.")
         self.scheduler = scheduler
         super().__init__(pipe, resolution)
         self.num_inversion_steps = num_inversion_steps

@@ -40,8 +40,7 @@ def load_plugins(names: str | Iterable[str] | None) -> list[ModuleType]:
     for name in [names] if isinstance(names, str) else list(names or ()):
         if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
             raise PluginError(
-                f"plugin {name!r}: a plugin is a module's dotted name (e.g. my_package.plugin) or an "
-                f"entry point of the group {ENTRY_POINT_GROUP}."
+                f"plugin {name!r}: a plugin is a module's dotted name (e.g. my_package.plugin) or an entry point of the group {ENTRY_POINT_GROUP}."
             )
         module_name = _module_name(name)
         if module_name not in _LOADED:

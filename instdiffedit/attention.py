@@ -129,11 +129,7 @@ def _layer_factors(unet: UNet2DConditionModel) -> dict[str, tuple[str, int]]:
     for i, block in enumerate(unet.up_blocks):
         block_factor["up", i] = factor
         factor //= 2 if getattr(block, "upsamplers", None) else 1
-    return {
-        name: (match[1], block_factor[match[1], int(match[2])])
-        for name in unet.attn_processors
-        if (match := _CROSS_ATTENTION.match(name))
-    }
+    return {name: (match[1], block_factor[match[1], int(match[2])]) for name in unet.attn_processors if (match := _CROSS_ATTENTION.match(name))}
 
 
 def default_downsample(unet: UNet2DConditionModel) -> int:
@@ -162,9 +158,7 @@ def cross_attention_layers(unet: UNet2DConditionModel, downsample: int) -> list[
     names = [name for name, (_, factor) in layers.items() if factor == downsample]
     if not names:
         available = sorted({factor for _, factor in layers.values()})
-        raise ValueError(
-            f"The UNet has no down/up-block cross-attention at latent/{downsample}; it has them at latent/{available}."
-        )
+        raise ValueError(f"The UNet has no down/up-block cross-attention at latent/{downsample}; it has them at latent/{available}.")
     return names
 
 

@@ -176,9 +176,7 @@ class InstDiffEdit(StagedEditor):
         self.strength = strength
         self.guidance_scale = guidance_scale
         self.num_noises = num_noises
-        self.attention = AttentionOptions(
-            attention_downsample, None if attention_layers is None else tuple(attention_layers), attention_normaliser
-        )
+        self.attention = AttentionOptions(attention_downsample, None if attention_layers is None else tuple(attention_layers), attention_normaliser)
         self.backbone.check_attention(self.attention)
         self.reference = reference
         self.words_from = words_from
@@ -188,9 +186,7 @@ class InstDiffEdit(StagedEditor):
         self.mask_guidance = mask_guidance
 
     @torch.no_grad()
-    def mask_guided_edit(
-        self, image: PIL.Image.Image, target: str, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, InstantMasks]:
+    def mask_guided_edit(self, image: PIL.Image.Image, target: str, generator: torch.Generator | None) -> tuple[torch.Tensor, InstantMasks]:
         """The mask-guided denoising loop: the final latents (B x C x h x w) and the mask state.
 
         Per step: one denoiser call on ``[B uncond | B cond]`` (B rows without classifier-free

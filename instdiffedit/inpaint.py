@@ -28,9 +28,7 @@ class Inpainter(Protocol):
 
     denoiser: torch.nn.Module
 
-    def __call__(
-        self, image: PIL.Image.Image, mask: torch.Tensor, prompt: str, generator: torch.Generator | None
-    ) -> PIL.Image.Image: ...
+    def __call__(self, image: PIL.Image.Image, mask: torch.Tensor, prompt: str, generator: torch.Generator | None) -> PIL.Image.Image: ...
 
     def batch(
         self,
@@ -42,9 +40,7 @@ class Inpainter(Protocol):
 
 
 class _SingleFromBatch:
-    def __call__(
-        self, image: PIL.Image.Image, mask: torch.Tensor, prompt: str, generator: torch.Generator | None
-    ) -> PIL.Image.Image:
+    def __call__(self, image: PIL.Image.Image, mask: torch.Tensor, prompt: str, generator: torch.Generator | None) -> PIL.Image.Image:
         return self.batch([image], mask, [prompt], [generator])[0]
 
 

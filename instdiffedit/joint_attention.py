@@ -185,11 +185,18 @@ class JointLayer(Protocol):
     processor: type
     """diffusers' processor class whose work this reproduces."""
 
-    def qkv(self, attn: torch.nn.Module, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
-            image_rotary_emb: RotaryEmbedding | None, n_image: int) -> JointQKV: ...
+    def qkv(
+        self,
+        attn: torch.nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
+        image_rotary_emb: RotaryEmbedding | None,
+        n_image: int,
+    ) -> JointQKV: ...
 
-    def output(self, attn: torch.nn.Module, attended: torch.Tensor, hidden_states: torch.Tensor,
-               encoder_hidden_states: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
+    def output(
+        self, attn: torch.nn.Module, attended: torch.Tensor, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class JointCapturingProcessor:
@@ -306,9 +313,7 @@ class FluxJointLayer:
             raise ValueError(f"The layer sees {query.shape[1]} tokens, not more than the grid's {n_image} image tokens.")
         query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
         key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-        return JointQKV(
-            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), image=slice(n_text, None), text=slice(0, n_text)
-        )
+        return JointQKV(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), image=slice(n_text, None), text=slice(0, n_text))
 
     def output(self, attn, attended, hidden_states, encoder_hidden_states):
         attended = attended.transpose(1, 2).flatten(2, 3).to(hidden_states.dtype)
@@ -450,9 +455,7 @@ def _capturing_processors(
     return cached
 
 
-def _chosen_layers(
-    available: list[tuple[str, JointLayer]], layers: Sequence[int] | None
-) -> list[tuple[str, JointLayer]]:
+def _chosen_layers(available: list[tuple[str, JointLayer]], layers: Sequence[int] | None) -> list[tuple[str, JointLayer]]:
     if layers is None:
         return available
     if not layers:

@@ -59,9 +59,7 @@ def columns_mean(attention: torch.Tensor, columns: Sequence[int]) -> torch.Tenso
     return (runs[0] if len(runs) == 1 else torch.cat(runs, dim=-1)).mean(dim=-1)
 
 
-def word_maps(
-    attention: torch.Tensor, layout: TokenLayout, size: tuple[int, int], arithmetic: Arithmetic = "authors"
-) -> torch.Tensor:
+def word_maps(attention: torch.Tensor, layout: TokenLayout, size: tuple[int, int], arithmetic: Arithmetic = "authors") -> torch.Tensor:
     """Per-word maps ``[inverted start token, word_1 .. word_n, end token]`` (K x H x W), each in [0, 1].
 
     ``attention`` is h x w x L (one map per token column). A word split into several tokens

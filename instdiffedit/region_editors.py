@@ -157,7 +157,9 @@ class InstructionInMask:
         for image, mask, target, source, generator in zip(images, masks, targets, sources, generators, strict=True):
             result = self.editor.edit(image, target=target, source=source, generator=generator)
             if result.image.size != image.size:
-                raise ValueError(f"{type(self.editor).__name__} returned a {result.image.size} image for a {image.size} input; editors return the input's size.")
+                raise ValueError(
+                    f"{type(self.editor).__name__} returned a {result.image.size} image for a {image.size} input; editors return the input's size."
+                )
             inside = (mask[0] >= 0.5).cpu().numpy()[..., None]
             composited.append(PIL.Image.fromarray(np.where(inside, np.asarray(result.image.convert("RGB")), np.asarray(image.convert("RGB")))))
             evals += result.denoiser_evals

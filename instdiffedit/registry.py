@@ -87,9 +87,7 @@ class Method:
 METHODS: Registry[Method] = Registry("method")
 
 
-def register_method(
-    name: str, *, role: Role = "baseline", quick: tuple[str, ...] = (), warmup: tuple[str, ...] = ()
-) -> Callable[[type[Editor]], type[Editor]]:
+def register_method(name: str, *, role: Role = "baseline", quick: tuple[str, ...] = (), warmup: tuple[str, ...] = ()) -> Callable[[type[Editor]], type[Editor]]:
     """Class decorator: declare the editor class as method ``name`` (stack it for one class run under two
     names); its config, ``conf/method/<name>.yaml``, names the class as its ``_target_``."""
     if role not in ROLES:

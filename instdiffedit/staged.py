@@ -146,9 +146,7 @@ class StagedEditor(ABC):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> EditResult:
-        return self.edit_batch(
-            [image], targets=[target], sources=[source], prompts=[prompt], masks=[mask], generators=[generator]
-        )[0]
+        return self.edit_batch([image], targets=[target], sources=[source], prompts=[prompt], masks=[mask], generators=[generator])[0]
 
     def edit_batch(
         self,
@@ -186,7 +184,11 @@ class StagedEditor(ABC):
         timings = {name: seconds / k for name, seconds in timer.timings.items()}
         return [
             EditResult(
-                image, binary, soft, dict(timings), (counter.count + output_evals) // k,
+                image,
+                binary,
+                soft,
+                dict(timings),
+                (counter.count + output_evals) // k,
                 None if stage.mask_history is None else stage.mask_history.to("cpu", torch.bool),
             )
             for (image, binary, soft), stage in zip(resized, stages)

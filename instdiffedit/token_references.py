@@ -113,9 +113,7 @@ class _PartTokens:
         return tuple(range(self.part.offset, self.end + 1))
 
 
-def text_layout(
-    parts: tuple[TextPart, ...], text: str, reference: Reference, words_from: str = "all"
-) -> TokenLayout:
+def text_layout(parts: tuple[TextPart, ...], text: str, reference: Reference, words_from: str = "all") -> TokenLayout:
     """The edit text's word columns, end token and reference columns in the sequence of ``parts``.
 
     ``end`` is T5's ``</s>`` where the sequence has T5 tokens, else CLIP's end token.
@@ -141,9 +139,7 @@ def check_text_options(reference: str | None, words_from: str) -> None:
 
 def _align(part: TextPart, text: str) -> _PartTokens:
     start_tokens = _START_TOKENS[part.encoder]
-    words, spans, end = align_words(
-        part.tokenizer, text, first=part.offset + start_tokens, capacity=part.length - start_tokens - 1
-    )
+    words, spans, end = align_words(part.tokenizer, text, first=part.offset + start_tokens, capacity=part.length - start_tokens - 1)
     return _PartTokens(part, words, spans, end)
 
 

@@ -29,9 +29,7 @@ def token_layout(tokenizer: PreTrainedTokenizerBase, text: str) -> TokenLayout:
     return TokenLayout(words=words, spans=spans, end=end)
 
 
-def align_words(
-    tokenizer: PreTrainedTokenizerBase, text: str, first: int, capacity: int
-) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], int]:
+def align_words(tokenizer: PreTrainedTokenizerBase, text: str, first: int, capacity: int) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], int]:
     """The words of ``text``, each word's token positions, and the position after the last one.
 
     ``first`` is the position of the text's first token (1 after CLIP's start token, 0 in T5's

@@ -54,10 +54,8 @@ def tiny_clip(seed: int = 0):
 
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=77),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
+        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
         projection_dim=16,
     )
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -110,7 +108,13 @@ def tiny_dino(seed: int = 0) -> nn.Module:
 
     torch.manual_seed(seed)
     return timm.create_model(
-        "vit_base_patch8_224", pretrained=False, num_classes=0, embed_dim=24, depth=2, num_heads=2, patch_size=16,
+        "vit_base_patch8_224",
+        pretrained=False,
+        num_classes=0,
+        embed_dim=24,
+        depth=2,
+        num_heads=2,
+        patch_size=16,
         dynamic_img_size=True,
     ).eval()
 
@@ -129,7 +133,20 @@ class HostSyncs(torch.overrides.TorchFunctionMode):
     without waiting for the device, so reading them is no sync.
     """
 
-    READS: ClassVar[set[str]] = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "nonzero", "argwhere", "tensor", "as_tensor"}
+    READS: ClassVar[set[str]] = {
+        "item",
+        "tolist",
+        "cpu",
+        "numpy",
+        "__bool__",
+        "__int__",
+        "__float__",
+        "__index__",
+        "nonzero",
+        "argwhere",
+        "tensor",
+        "as_tensor",
+    }
 
     def __init__(self, armed: bool = False, raise_on_sync: bool = False) -> None:
         super().__init__()

@@ -105,10 +105,15 @@ def _tiny_clip_config():
     from transformers import CLIPConfig
 
     return CLIPConfig(
-        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 77},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
+        text_config={
+            "vocab_size": 49408,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+        },
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
         projection_dim=16,
     )
 
@@ -132,8 +137,7 @@ def save_stable_diffusion_repos(hf_home: Path) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         checker = StableDiffusionSafetyChecker(_tiny_clip_config()).eval()
-    extras = {"safety_checker": checker, "feature_extractor": CLIPImageProcessor(size={"shortest_edge": 32},
-                                                                               crop_size={"height": 32, "width": 32})}
+    extras = {"safety_checker": checker, "feature_extractor": CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})}
     pipes = {
         SD14_BASE: StableDiffusionPipeline(**{**base.components, **extras}, requires_safety_checker=True),
         SD_INPAINT: StableDiffusionInpaintPipeline(**{**inpaint.components, **extras}, requires_safety_checker=True),
@@ -230,8 +234,10 @@ def save_torch_hub_checkpoints(torch_home: Path) -> None:
         torch.manual_seed(0)
         state = alexnet().state_dict()
         torch.save(_pooled(state, [k for k, v in state.items() if v.dim() >= 2], std=0.02), checkpoints / ALEXNET_FILE)
-        with mock.patch.object(fidelity, "load_state_dict_from_url", return_value={}), \
-                mock.patch.object(fidelity.FeatureExtractorInceptionV3, "load_state_dict"):
+        with (
+            mock.patch.object(fidelity, "load_state_dict_from_url", return_value={}),
+            mock.patch.object(fidelity.FeatureExtractorInceptionV3, "load_state_dict"),
+        ):
             inception = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
         torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
 

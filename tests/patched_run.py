@@ -84,8 +84,7 @@ def _slow_model_load() -> None:
     benchmarks.models.tiny.tiny_pipelines = slow
 
 
-FAULTS = {"instant_edits": _instant_edits, "every_edit_fails": _every_edit_fails, "disk_full": _disk_full,
-          "slow_model_load": _slow_model_load}
+FAULTS = {"instant_edits": _instant_edits, "every_edit_fails": _every_edit_fails, "disk_full": _disk_full, "slow_model_load": _slow_model_load}
 
 if __name__ == "__main__":
     fault, *overrides = sys.argv[1:]

@@ -24,9 +24,7 @@ CASES: dict[str, Callable] = {
     "instdiffedit": lambda p: InstDiffEdit(p.base, p.inpaint, num_inference_steps=10, inpaint_steps=4),
     "instdiffedit, latent blend": lambda p: InstDiffEdit(p.base, None, num_inference_steps=10, inpaint_steps=4),
     "instdiffedit, phi 0.6": lambda p: InstDiffEdit(p.base, p.inpaint, num_inference_steps=10, inpaint_steps=4, threshold=0.6),
-    "instdiffedit, float, t-1": lambda p: InstDiffEdit(
-        p.base, p.inpaint, num_inference_steps=10, inpaint_steps=4, arithmetic="float", blend_with="t-1"
-    ),
+    "instdiffedit, float, t-1": lambda p: InstDiffEdit(p.base, p.inpaint, num_inference_steps=10, inpaint_steps=4, arithmetic="float", blend_with="t-1"),
     "no_mask": lambda p: InstDiffEdit(p.base, p.inpaint, num_inference_steps=10, mask_guidance=False, output="decode"),
     "diffedit": lambda p: DiffEdit(p.base, p.inpaint, num_noises=2, num_inference_steps=10, inpaint_steps=4),
     "diffedit, latent blend": lambda p: DiffEdit(p.base, None, num_noises=2, num_inference_steps=10, inpaint_steps=4),
@@ -45,9 +43,7 @@ def golden_item() -> EditItem:
 def edit(pipes, case: str) -> EditResult:
     item = golden_item()
     editor = CASES[case](pipes)
-    return editor.edit(
-        item.image, target=item.target, source=item.source, mask=item.gt_mask, generator=torch.Generator().manual_seed(SEED)
-    )
+    return editor.edit(item.image, target=item.target, source=item.source, mask=item.gt_mask, generator=torch.Generator().manual_seed(SEED))
 
 
 def image_slice(result: EditResult) -> np.ndarray:

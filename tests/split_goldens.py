@@ -182,8 +182,13 @@ def rows(pipes: Any, split: str, work: Path) -> dict[str, Any]:
     editor = InstDiffEdit(pipes.base, pipes.inpaint, num_inference_steps=10, inpaint_steps=4)
     table = ResultsTable(work / "results.jsonl")
     spec = RunSpec(
-        method="instdiffedit", config_id="golden", master_seed=MASTER_SEED, params={"split": split}, shard=Shard(0, count),
-        batch_size=2, image_dir=work / "images",
+        method="instdiffedit",
+        config_id="golden",
+        master_seed=MASTER_SEED,
+        params={"split": split},
+        shard=Shard(0, count),
+        batch_size=2,
+        image_dir=work / "images",
     )
     summary = run(editor, dataset, table, spec, metrics=metrics, corpus_metrics=corpus)
     items = {}

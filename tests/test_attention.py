@@ -72,8 +72,12 @@ def test_the_default_resolution_gives_maps_closest_to_the_papers_16x16(tiny) -> 
 
     def sd14_layout(sample_size: int) -> UNet2DConditionModel:  # SD 1.x's block layout, tiny widths
         return UNet2DConditionModel(
-            sample_size=sample_size, block_out_channels=(8, 8, 8, 8), norm_num_groups=4, cross_attention_dim=8,
-            attention_head_dim=2, layers_per_block=1,
+            sample_size=sample_size,
+            block_out_channels=(8, 8, 8, 8),
+            norm_num_groups=4,
+            cross_attention_dim=8,
+            attention_head_dim=2,
+            layers_per_block=1,
             down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
             up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
         )

@@ -54,9 +54,7 @@ def test_the_backbone_samples_what_the_familys_pipeline_samples(tiny_family, fam
     flux = family.startswith("flux")
     given = FluxPipeline._pack_latents(noise, 1, b.latent_channels, *b.latent_size) if flux else noise
     length = {"max_sequence_length": b.max_sequence_length} if flux else {}  # the pipeline's default is [dev]'s 512
-    theirs = pipe(
-        PROMPT, latents=given, num_inference_steps=STEPS, guidance_scale=5.0, height=side, width=side, output_type="latent", **length
-    ).images
+    theirs = pipe(PROMPT, latents=given, num_inference_steps=STEPS, guidance_scale=5.0, height=side, width=side, output_type="latent", **length).images
     if flux:
         theirs = FluxPipeline._unpack_latents(theirs, side, side, b.vae_scale_factor)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
@@ -179,9 +177,7 @@ def test_the_renoised_trajectory_is_the_original_noised_to_each_steps_timestep_b
     ("family", "scheduler"),
     [("sd", "LMSDiscreteScheduler"), ("sd", "PNDMScheduler"), ("sd", "DDIMScheduler"), ("sdxl", "EulerDiscreteScheduler"), ("flux", None)],
 )
-def test_noising_is_the_schedulers_own_bit_for_bit_with_no_host_look_up_of_a_timestep(
-    tiny_family, family: str, scheduler: str | None, monkeypatch
-) -> None:
+def test_noising_is_the_schedulers_own_bit_for_bit_with_no_host_look_up_of_a_timestep(tiny_family, family: str, scheduler: str | None, monkeypatch) -> None:
     b = backbone_for(tiny_family(family).base, scheduler=scheduler)
     timesteps = b.timesteps(10, 0.5)
     z0, noise = _noise(b), _noise(b, rows=len(timesteps))

@@ -72,7 +72,12 @@ def test_a_6000_by_4000_item_on_the_tiny_model_peaks_under_3_gb(tmp_path: Path, 
     environment = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # glibc's per-thread arenas reserve address space they never use
     result = subprocess.run(
         [sys.executable, "-c", ITEM, str(tmp_path / "items.csv"), str(tmp_path), str(_private_cache), str(LIMIT)],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1800, check=False,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     peak = int(result.stdout.split()[-1])

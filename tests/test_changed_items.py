@@ -59,9 +59,7 @@ def test_every_row_records_its_items_fingerprint(tmp_path: Path) -> None:
     assert len({row[FINGERPRINT] for row in rows}) == 3
 
 
-def test_a_resumed_run_redoes_items_whose_image_mask_or_text_changed_and_keeps_their_old_rows(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_resumed_run_redoes_items_whose_image_mask_or_text_changed_and_keeps_their_old_rows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     manifest = _folder(tmp_path)
     results = tmp_path / "run" / "results.jsonl"
     _run(manifest, results)

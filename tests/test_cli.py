@@ -71,8 +71,7 @@ def _start_then_signal(tmp_path: Path, *signals: signal.Signals) -> tuple[subpro
     """run.py on 9 items in batches of 3; once the first batch is written and the second is in flight, ``signals``
     (0.2 s apart). Returns the finished process and its rows."""
     # At the paper's step counts a batch of 3 takes seconds on a CPU: far longer than the 0.2 s to the signals.
-    args = ["model=tiny", "dataset=synthetic", "dataset.n=9", "dataset.size=64", "batch_size=3", "logger=none",
-            f"paths.output_root={tmp_path}"]
+    args = ["model=tiny", "dataset=synthetic", "dataset.n=9", "dataset.size=64", "batch_size=3", "logger=none", f"paths.output_root={tmp_path}"]
     run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=9,dataset.size=64"
     job = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -113,18 +112,32 @@ def test_a_model_that_cannot_be_downloaded_stops_the_run_with_one_sentence(tmp_p
 
 
 def test_bad_values_stop_the_run_before_any_model_loads_one_error_line_each_and_no_folder(tmp_path: Path) -> None:
-    result = _run("model=tiny", "dataset=synthetic", "method.threshold=1.5", "method.num_noises=0", "batch_size=0",
-                  "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    result = _run(
+        "model=tiny",
+        "dataset=synthetic",
+        "method.threshold=1.5",
+        "method.num_noises=0",
+        "batch_size=0",
+        "logger=none",
+        f"paths.output_root={tmp_path / 'out'}",
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert sorted(line.split(":")[1].strip() for line in result.stderr.strip().splitlines()) == [
-        "batch_size=0", "method.num_noises=0", "method.threshold=1.5"]
+    assert sorted(line.split(":")[1].strip() for line in result.stderr.strip().splitlines()) == ["batch_size=0", "method.num_noises=0", "method.threshold=1.5"]
     assert all(line.startswith("error: ") for line in result.stderr.strip().splitlines())
     assert not (tmp_path / "out").exists(), "a run that never started leaves no folder"
 
 
 def test_a_run_stopped_by_missing_weights_before_any_edit_leaves_no_folder(tmp_path: Path) -> None:
-    result = _run("model=tiny", "dataset=synthetic", "metrics=paper", f"metrics.background.weights={tmp_path / 'alexnet.pth'}",
-                  "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    result = _run(
+        "model=tiny",
+        "dataset=synthetic",
+        "metrics=paper",
+        f"metrics.background.weights={tmp_path / 'alexnet.pth'}",
+        "logger=none",
+        f"paths.output_root={tmp_path / 'out'}",
+        timeout=120,
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: LPIPS needs torchvision's ImageNet AlexNet weights")
     assert list((tmp_path / "out").rglob("*")) == [], "the run's folder and the folders above it, up to the output root, are gone"
@@ -132,16 +145,16 @@ def test_a_run_stopped_by_missing_weights_before_any_edit_leaves_no_folder(tmp_p
 
 @pytest.mark.parametrize("model", ["toy", "toy_dit"])
 def test_a_toy_model_on_a_real_split_prints_one_warning_line(tmp_path: Path, model: str) -> None:
-    result = _run(f"model={model}", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none",
-                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    result = _run(
+        f"model={model}", "dataset=editing_mask", f"dataset.root={tmp_path / 'missing'}", "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and [line.split(":")[0] for line in lines] == ["warning", "error"]
     assert f"model={model} is the toy world's model" in lines[0] and "editing_mask" in lines[0]
 
 
 def test_a_sweep_job_with_a_bad_value_removes_the_folder_hydra_made_for_it(tmp_path: Path) -> None:
-    result = _run("-m", "model=tiny", "dataset=synthetic", "method.threshold=1.5,1.6", "logger=none",
-                  f"paths.output_root={tmp_path / 'out'}", timeout=120)
+    result = _run("-m", "model=tiny", "dataset=synthetic", "method.threshold=1.5,1.6", "logger=none", f"paths.output_root={tmp_path / 'out'}", timeout=120)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: method.threshold=1.5:")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["multirun.yaml"]  # the sweep's own record
 
@@ -160,17 +173,19 @@ SD_METHODS = tuple(m.name for m in benchmarks.methods.METHODS if "sd" in benchma
 @pytest.mark.slow
 def test_a_multirun_over_every_sd_method_summarises_each_with_its_mask_iou(tmp_path: Path) -> None:
     result = _run(
-        "-m", "model=tiny", "dataset=synthetic", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
-        f"method={','.join(SD_METHODS)}", timeout=900,
+        "-m",
+        "model=tiny",
+        "dataset=synthetic",
+        "dataset.n=1",
+        "logger=none",
+        f"paths.output_root={tmp_path}",
+        f"method={','.join(SD_METHODS)}",
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("Sweep summary", 1)[1].splitlines()
     header = next(line.split() for line in lines if "mask_iou" in line.split())
-    rows = {
-        line.split()[0]: dict(zip(["method", "config_id", *header], line.split()))
-        for line in lines
-        if line.split() and line.split()[0] in SD_METHODS
-    }
+    rows = {line.split()[0]: dict(zip(["method", "config_id", *header], line.split())) for line in lines if line.split() and line.split()[0] in SD_METHODS}
     assert set(rows) == set(SD_METHODS)
     assert rows["sdedit"]["mask_iou"] == "n/a" and rows["oracle_inpaint"]["mask_iou"] == "100.000"
     assert all(r["failed"] == "0" for r in rows.values()), lines
@@ -193,8 +208,14 @@ FAMILY_EVALS = {
 @pytest.mark.parametrize("model", list(FAMILY_EVALS))
 def test_every_method_that_applies_runs_on_each_tiny_family(tmp_path: Path, model: str) -> None:
     result = _run(
-        "-m", f"model={model}", "dataset=synthetic", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
-        f"method={','.join(FAMILY_METHODS)}", timeout=900,
+        "-m",
+        f"model={model}",
+        "dataset=synthetic",
+        "dataset.n=1",
+        "logger=none",
+        f"paths.output_root={tmp_path}",
+        f"method={','.join(FAMILY_METHODS)}",
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("Sweep summary", 1)[1].splitlines()
@@ -224,8 +245,11 @@ def test_flowedit_runs_on_each_flow_matching_tiny_family_and_reports_no_mask(tmp
 @pytest.mark.parametrize(
     ("model", "method", "families"),
     [
-        ("tiny_sdxl", "ledits_pp", "SD 1.x/2.x"), ("tiny_flux", "diffedit_ddim", "SD 1.x/2.x"), ("tiny", "flowedit", "SD 3.x and FLUX.1"),
-        ("tiny", "kontext", "FLUX.1 Kontext"), ("tiny_kontext", "instdiffedit", "SD 1.x/2.x and SDXL and SD 3.x and FLUX.1"),
+        ("tiny_sdxl", "ledits_pp", "SD 1.x/2.x"),
+        ("tiny_flux", "diffedit_ddim", "SD 1.x/2.x"),
+        ("tiny", "flowedit", "SD 3.x and FLUX.1"),
+        ("tiny", "kontext", "FLUX.1 Kontext"),
+        ("tiny_kontext", "instdiffedit", "SD 1.x/2.x and SDXL and SD 3.x and FLUX.1"),
     ],
 )
 def test_a_method_on_a_family_it_does_not_run_on_is_refused_before_any_model_loads(tmp_path: Path, model: str, method: str, families: str) -> None:

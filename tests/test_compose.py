@@ -140,8 +140,12 @@ def _check(*overrides: str):
 
 
 MASKS = ("instdiffedit", "diffedit", "oracle", "file", "disc", "whole")
-EDITORS = {"tiny": ("twin", "blend", "instruction"), "tiny_sdxl": ("twin", "blend", "instruction"),
-           "tiny_sd3": ("blend", "flowedit", "instruction"), "tiny_flux": ("twin", "blend", "flowedit", "instruction")}
+EDITORS = {
+    "tiny": ("twin", "blend", "instruction"),
+    "tiny_sdxl": ("twin", "blend", "instruction"),
+    "tiny_sd3": ("blend", "flowedit", "instruction"),
+    "tiny_flux": ("twin", "blend", "flowedit", "instruction"),
+}
 """The editors that run on each tiny family: the twin where the family has one, FlowEdit on the flow-matching ones."""
 
 
@@ -154,10 +158,16 @@ def test_every_pair_that_applies_passes_the_config_check(model: str, mask: str, 
     ("overrides", "line"),
     [
         (["model=tiny", "editor=flowedit"], "editor=flowedit with model=tiny: FlowEditInMask runs on SD 3.x and FLUX.1 models only, not on SD 1.x/2.x."),
-        (["model=tiny_sd3", "editor=twin"], "editor=twin with model=tiny_sd3: TwinInpainting runs on SD 1.x/2.x and SDXL and FLUX.1 models only, not on SD 3.x."),
+        (
+            ["model=tiny_sd3", "editor=twin"],
+            "editor=twin with model=tiny_sd3: TwinInpainting runs on SD 1.x/2.x and SDXL and FLUX.1 models only, not on SD 3.x.",
+        ),
         (["model=toy", "model.inpaint=false", "editor=twin"], "editor=twin edits with the family's inpainting twin and model=toy has none"),
         (["model=tiny", "dataset=synthetic", "mask=disc"], "mask=disc edits inside the split's reference mask 'disc' and dataset=synthetic has none"),
-        (["model=tiny", "editor=instruction", "editor.editor._target_=baselines.FlowEdit"], "editor.editor with model=tiny: FlowEdit runs on SD 3.x and FLUX.1 models only"),
+        (
+            ["model=tiny", "editor=instruction", "editor.editor._target_=baselines.FlowEdit"],
+            "editor.editor with model=tiny: FlowEdit runs on SD 3.x and FLUX.1 models only",
+        ),
         (["model=tiny", "mask.threshold=2"], "mask.threshold=2: threshold must be in [0, 1), got 2"),
         (["model=tiny", "method=sdedit", "mask=oracle"], "mask=oracle: method=sdedit takes no mask; mask= chooses a part of method=compose"),
     ],

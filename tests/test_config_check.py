@@ -83,7 +83,10 @@ def test_every_model_config_fits_its_loaders_signature(model: str, monkeypatch) 
         (["model=sdxl", "model.resolution=0"], "model.resolution=0: resolution must be at least 1, got 0."),
         (["+batchsize=1"], "batchsize=1: the harness has no setting 'batchsize'; did you mean batch_size? its settings: seed, device,"),
         (["+shard.idx=1"], "shard.idx=1: the harness has no setting 'shard.idx'; did you mean shard.index?"),
-        (["method=oracle_inpaint", "dataset=imagen", "dataset.list_path=/no/such/list.txt"], "The list file /no/such/list.txt given by dataset.list_path does not exist."),
+        (
+            ["method=oracle_inpaint", "dataset=imagen", "dataset.list_path=/no/such/list.txt"],
+            "The list file /no/such/list.txt given by dataset.list_path does not exist.",
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_key_the_value_and_what_is_allowed(overrides: list[str], line: str) -> None:
@@ -113,7 +116,10 @@ def test_an_uncached_hub_model_with_the_hub_off_is_named_before_anything_loads(t
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     errors = _check("model=sd14").errors
-    assert [e.split(" (")[0] for e in errors] == ["Could not load 'CompVis/stable-diffusion-v1-4'", "Could not load 'stable-diffusion-v1-5/stable-diffusion-inpainting'"]
+    assert [e.split(" (")[0] for e in errors] == [
+        "Could not load 'CompVis/stable-diffusion-v1-4'",
+        "Could not load 'stable-diffusion-v1-5/stable-diffusion-inpainting'",
+    ]
 
 
 PRETRAINED_MODELS = [m for m in MODELS if "base" in OmegaConf.load(CONF / "model" / f"{m}.yaml")]
@@ -150,7 +156,11 @@ def test_run_py_with_an_uncached_family_model_and_the_hub_off_stops_before_anyth
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     result = subprocess.run(
         [sys.executable, "run.py", f"model={model}", "logger=none", f"paths.output_root={tmp_path / 'outputs'}"],
-        cwd=CONF.parent, capture_output=True, text=True, timeout=300, env=env,
+        cwd=CONF.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert [line.split("'")[1] for line in result.stderr.splitlines()] == _hub_ids(model), result.stderr[-3000:]
@@ -213,7 +223,10 @@ def test_flowedit_on_a_diffusion_model_is_one_line(model: str) -> None:
     ("overrides", "line"),
     [
         (["method.n_max=40"], "method.n_max=40: FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min=0, n_max=40, num_inference_steps=28."),
-        (["method.n_min=30", "method.n_max=20"], "method.n_max=20, method.n_min=30: FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min=30, n_max=20, num_inference_steps=28."),
+        (
+            ["method.n_min=30", "method.n_max=20"],
+            "method.n_max=20, method.n_min=30: FlowEdit needs 0 <= n_min <= n_max <= num_inference_steps, got n_min=30, n_max=20, num_inference_steps=28.",
+        ),
         (["method.n_avg=0"], "method.n_avg=0: n_avg must be at least 1, got 0."),
     ],
 )
@@ -227,8 +240,10 @@ def test_a_scheduler_of_the_other_kind_is_one_line() -> None:
     assert _check("model=tiny_flux", "method.scheduler=LMSDiscreteScheduler").errors == [
         "method.scheduler=LMSDiscreteScheduler: scheduler='LMSDiscreteScheduler' cannot run flow matching; this model needs FlowMatchEulerDiscreteScheduler."
     ]
-    assert _check("model=tiny_sdxl", "method=sdedit", "method.scheduler=FlowMatchEulerDiscreteScheduler").errors[0].startswith(
-        "method.scheduler=FlowMatchEulerDiscreteScheduler: scheduler='FlowMatchEulerDiscreteScheduler' is a flow-matching scheduler"
+    assert (
+        _check("model=tiny_sdxl", "method=sdedit", "method.scheduler=FlowMatchEulerDiscreteScheduler")
+        .errors[0]
+        .startswith("method.scheduler=FlowMatchEulerDiscreteScheduler: scheduler='FlowMatchEulerDiscreteScheduler' is a flow-matching scheduler")
     )
 
 
@@ -243,6 +258,4 @@ def test_a_config_check_that_breaks_stops_the_run_instead_of_letting_it_go_unche
     with pytest.raises(SystemExit) as stop:
         callbacks.ValidateConfig().on_run_start(OmegaConf.create({}))
     assert stop.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: the config check itself failed (ModuleNotFoundError: No module named 'pydantic'); fix that and run again.\n"
-    )
+    assert capsys.readouterr().err == ("error: the config check itself failed (ModuleNotFoundError: No module named 'pydantic'); fix that and run again.\n")

@@ -89,13 +89,15 @@ def test_the_projects_classes_and_the_named_launchers_are_owned() -> None:
 
 
 def test_targets_typed_on_the_command_line_are_checked_in_keys_dicts_and_sweeps() -> None:
-    errors = command_line_target_errors([
-        "+hydra.callbacks.evil._target_=os.remove",
-        "+hydra.callbacks.other={_target_:os.system,command:true}",
-        "dataset._target_=benchmarks.data.synthetic.SyntheticDataset,builtins.open",
-        "method.threshold=0.1,0.2",
-        "dataset=synthetic",
-    ])
+    errors = command_line_target_errors(
+        [
+            "+hydra.callbacks.evil._target_=os.remove",
+            "+hydra.callbacks.other={_target_:os.system,command:true}",
+            "dataset._target_=benchmarks.data.synthetic.SyntheticDataset,builtins.open",
+            "method.threshold=0.1,0.2",
+            "dataset=synthetic",
+        ]
+    )
     assert [error.split(":")[0] for error in errors] == [
         "hydra.callbacks.evil._target_=os.remove",
         "hydra.callbacks.other._target_=os.system",
@@ -109,9 +111,21 @@ def test_a_hydra_callback_typed_on_the_command_line_never_runs(tmp_path: Path) -
     victim = tmp_path / "victim"
     victim.write_text("precious")
     result = subprocess.run(
-        [sys.executable, "run.py", "model=tiny", "dataset=synthetic", "logger=none", f"paths.output_root={tmp_path / 'outputs'}",
-         "+hydra.callbacks.evil._target_=os.remove", f"+hydra.callbacks.evil.path={victim}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=os.environ,
+        [
+            sys.executable,
+            "run.py",
+            "model=tiny",
+            "dataset=synthetic",
+            "logger=none",
+            f"paths.output_root={tmp_path / 'outputs'}",
+            "+hydra.callbacks.evil._target_=os.remove",
+            f"+hydra.callbacks.evil.path={victim}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
     )
     assert result.returncode == 2 and result.stderr.startswith("error: hydra.callbacks.evil._target_=os.remove: "), result.stderr[-2000:]
     assert victim.read_text() == "precious" and not (tmp_path / "outputs").exists()
@@ -121,12 +135,28 @@ def test_a_hydra_callback_typed_on_the_command_line_never_runs(tmp_path: Path) -
 @pytest.mark.parametrize("multirun", [False, True])
 def test_run_py_stops_with_one_line_and_exit_2_and_leaves_the_file_alone(victim: Path, tmp_path: Path, multirun: bool) -> None:
     result = subprocess.run(
-        [sys.executable, "run.py", *(["-m"] if multirun else []), "model=tiny", "dataset=synthetic", "logger=none",
-         f"paths.output_root={tmp_path / 'outputs'}", "dataset._target_=builtins.open", f"+dataset.file={victim}", "+dataset.mode=w"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=os.environ,
+        [
+            sys.executable,
+            "run.py",
+            *(["-m"] if multirun else []),
+            "model=tiny",
+            "dataset=synthetic",
+            "logger=none",
+            f"paths.output_root={tmp_path / 'outputs'}",
+            "dataset._target_=builtins.open",
+            f"+dataset.file={victim}",
+            "+dataset.mode=w",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
     )
     assert result.returncode == 2, result.stderr[-3000:]
-    assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        line for line in result.stderr.splitlines() if line.startswith("error: dataset._target_=builtins.open: ")
-    ] != []
+    assert (
+        [line for line in result.stderr.splitlines() if line.strip()]
+        == [line for line in result.stderr.splitlines() if line.startswith("error: dataset._target_=builtins.open: ")]
+        != []
+    )
     assert victim.read_text() == "precious" and not (tmp_path / "outputs").exists()

@@ -22,9 +22,7 @@ def image() -> PIL.Image.Image:
 
 
 def _editor(tiny, **knobs) -> DiffEditDDIM:
-    return DiffEditDDIM(
-        tiny.base, tiny.inpaint, num_inference_steps=STEPS, encode_ratio=RATIO, num_maps_per_mask=MAPS, **knobs
-    )
+    return DiffEditDDIM(tiny.base, tiny.inpaint, num_inference_steps=STEPS, encode_ratio=RATIO, num_maps_per_mask=MAPS, **knobs)
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,10 @@ def test_the_benchmark_targets_write_into_the_guides() -> None:
     assert makefile.count("--doc docs/speed.md") == 4 and makefile.count("--doc docs/scaling.md") == 1
 
 
-@pytest.mark.parametrize("guide", ["index", "extending", "running", "splits", "metrics", "methods", "backbones", "speed", "scaling", "toy-world", "architecture", "reports", "testing"])
+@pytest.mark.parametrize(
+    "guide",
+    ["index", "extending", "running", "splits", "metrics", "methods", "backbones", "speed", "scaling", "toy-world", "architecture", "reports", "testing"],
+)
 def test_the_readme_or_the_guide_list_links_each_guide(guide: str) -> None:
     assert (ROOT / "docs" / f"{guide}.md").is_file()
     linked = (ROOT / "README.md").read_text(encoding="utf-8") + (ROOT / "docs" / "index.md").read_text(encoding="utf-8")

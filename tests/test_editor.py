@@ -90,9 +90,7 @@ def test_latent_blend_inpainting_with_an_empty_mask_returns_the_autoencoded_inpu
     assert repainted.tobytes() == d.decode(d.encode(work))[0].tobytes()
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"output": "latents"}, {"blend_with": "t+1"}, {"num_noises": 0}, {"scheduler": "NoSuchScheduler"}]
-)
+@pytest.mark.parametrize("kwargs", [{"output": "latents"}, {"blend_with": "t+1"}, {"num_noises": 0}, {"scheduler": "NoSuchScheduler"}])
 def test_unknown_settings_are_refused_with_the_allowed_values(tiny, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         InstDiffEdit(tiny.base, **kwargs)

@@ -81,9 +81,7 @@ def test_the_seed_decides_the_noises(tiny_family, item, family: str) -> None:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_flowedit_step_is_one_denoiser_call_for_source_and_target_and_equals_two_separate_calls(
-    tiny_family, item, family: str, monkeypatch
-) -> None:
+def test_each_flowedit_step_is_one_denoiser_call_for_source_and_target_and_equals_two_separate_calls(tiny_family, item, family: str, monkeypatch) -> None:
     """The authors batch the source and the target velocities; the ODE is the one two calls per step give."""
     editor = FlowEdit(tiny_family(family).base, num_inference_steps=10, n_max=6, n_avg=2)
     d = editor.backbone

@@ -61,8 +61,10 @@ def test_a_csv_manifest_gives_items_with_paths_relative_to_its_folder(tmp_path: 
 def test_a_jsonl_manifest_reads_the_same_and_names_the_split(tmp_path: Path) -> None:
     _good_folder(tmp_path)
     manifest = tmp_path / "items.jsonl"
-    lines = [{"image": "photos/cat.png", "target": "a raccoon", "mask": "masks/cat.png"},
-             {"image": str(tmp_path / "photos" / "dog.jpg"), "target": "a wolf", "mask": "masks/cat.png", "id": "d"}]
+    lines = [
+        {"image": "photos/cat.png", "target": "a raccoon", "mask": "masks/cat.png"},
+        {"image": str(tmp_path / "photos" / "dog.jpg"), "target": "a wolf", "mask": "masks/cat.png", "id": "d"},
+    ]
     manifest.write_text("\n".join(map(json.dumps, lines)) + "\n\n")
     split = FolderSplit(str(manifest), name="my_photos")
     assert split.item_ids() == ["cat", "d"] and split.name == "my_photos" and split.has_masks
@@ -75,44 +77,62 @@ def test_every_bad_csv_line_is_reported_together_with_its_line_number(tmp_path: 
     _mask(tmp_path / "masks" / "small.png", size=(24, 20))
     manifest = tmp_path / "items.csv"
     manifest.write_text(
-        "image,target,mask,colour\n"                 # line 1: an unknown column
-        "photos/cat.png,a raccoon,,red\n"            # line 2: fine
-        "photos/gone.png,,,\n"                       # line 3: no target, no such image
-        "photos/missing.png,a fox,,\n"               # line 4: no such image
-        "photos/broken.png,a fox,,\n"                # line 5: unreadable image
-        "photos/dog.jpg,a wolf,masks/small.png,\n"   # line 6: mask of another size
-        "photos/dog.jpg,a wolf,masks/none.png,\n"    # line 7: no such mask; repeats the id "dog"
+        "image,target,mask,colour\n"  # line 1: an unknown column
+        "photos/cat.png,a raccoon,,red\n"  # line 2: fine
+        "photos/gone.png,,,\n"  # line 3: no target, no such image
+        "photos/missing.png,a fox,,\n"  # line 4: no such image
+        "photos/broken.png,a fox,,\n"  # line 5: unreadable image
+        "photos/dog.jpg,a wolf,masks/small.png,\n"  # line 6: mask of another size
+        "photos/dog.jpg,a wolf,masks/none.png,\n"  # line 7: no such mask; repeats the id "dog"
     )
     with pytest.raises(SplitInputError) as error:
         FolderSplit(str(manifest))
     message = str(error.value)
     assert message.startswith("8 problem(s) in the manifest")
-    for needle in ("line 1: unknown column(s) 'colour'", "line 3: missing required field(s) target", "line 3: file not found",
-                   "line 4: file not found", "line 5: unreadable image", "line 6: mask", "is 24x20, its image 48x40",
-                   "line 7: mask: file not found", "lines 6, 7: repeat the id 'dog'"):
+    for needle in (
+        "line 1: unknown column(s) 'colour'",
+        "line 3: missing required field(s) target",
+        "line 3: file not found",
+        "line 4: file not found",
+        "line 5: unreadable image",
+        "line 6: mask",
+        "is 24x20, its image 48x40",
+        "line 7: mask: file not found",
+        "lines 6, 7: repeat the id 'dog'",
+    ):
         assert needle in message, (needle, message)
 
 
 def test_every_bad_jsonl_line_is_reported_together_with_its_line_number(tmp_path: Path) -> None:
     _good_folder(tmp_path)
     manifest = tmp_path / "items.jsonl"
-    manifest.write_text("\n".join([
-        json.dumps({"image": "photos/cat.png", "target": "a raccoon"}),
-        "{not json",
-        json.dumps(["photos/cat.png", "a fox"]),
-        json.dumps({"image": "photos/dog.jpg", "target": "a wolf", "strength": "0.5"}),
-        json.dumps({"image": "photos/dog.jpg", "target": 3}),
-        json.dumps({"image": "photos/cat.png", "target": "a lynx", "id": "a/b"}),
-        json.dumps({"target": "a lynx"}),
-        json.dumps({"image": "photos/cat.png", "target": "a lynx"}),
-    ]))
+    manifest.write_text(
+        "\n".join(
+            [
+                json.dumps({"image": "photos/cat.png", "target": "a raccoon"}),
+                "{not json",
+                json.dumps(["photos/cat.png", "a fox"]),
+                json.dumps({"image": "photos/dog.jpg", "target": "a wolf", "strength": "0.5"}),
+                json.dumps({"image": "photos/dog.jpg", "target": 3}),
+                json.dumps({"image": "photos/cat.png", "target": "a lynx", "id": "a/b"}),
+                json.dumps({"target": "a lynx"}),
+                json.dumps({"image": "photos/cat.png", "target": "a lynx"}),
+            ]
+        )
+    )
     with pytest.raises(SplitInputError) as error:
         FolderSplit(str(manifest))
     message = str(error.value)
-    for needle in ("line 2: not valid JSON", "line 3: not a JSON object", "line 4: unknown key(s) 'strength'",
-                   "line 5: target must be text", "line 5: missing required field(s) target",
-                   "line 6: the id 'a/b' holds a path separator", "line 7: missing required field(s) image",
-                   "lines 1, 8: repeat the id 'cat'"):
+    for needle in (
+        "line 2: not valid JSON",
+        "line 3: not a JSON object",
+        "line 4: unknown key(s) 'strength'",
+        "line 5: target must be text",
+        "line 5: missing required field(s) target",
+        "line 6: the id 'a/b' holds a path separator",
+        "line 7: missing required field(s) image",
+        "lines 1, 8: repeat the id 'cat'",
+    ):
         assert needle in message, (needle, message)
 
 
@@ -125,17 +145,20 @@ def test_a_header_without_a_required_column_is_named_once(tmp_path: Path) -> Non
 
 
 def test_a_missing_or_misnamed_manifest_is_one_sentence(tmp_path: Path) -> None:
-    for build, needle in ((lambda: FolderSplit(), "set dataset.manifest="),
-                          (lambda: FolderSplit(str(tmp_path / "items.txt")), "must be a .csv or .jsonl"),
-                          (lambda: FolderSplit(str(tmp_path / "items.csv")), "does not exist")):
+    for build, needle in (
+        (lambda: FolderSplit(), "set dataset.manifest="),
+        (lambda: FolderSplit(str(tmp_path / "items.txt")), "must be a .csv or .jsonl"),
+        (lambda: FolderSplit(str(tmp_path / "items.csv")), "does not exist"),
+    ):
         with pytest.raises(MissingFilesError) as error:
             build()
         assert needle in str(error.value) and "\n" not in str(error.value)
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *args], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "run.py", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
 
 
 def test_run_py_reports_a_bad_manifest_before_any_model_loads(tmp_path: Path) -> None:

@@ -81,8 +81,14 @@ def test_the_sdxl_and_flux_fill_twins_get_their_pipelines_images(tiny_family, it
     strength = {"strength": 1.0} if family == "sdxl" else {}  # the SDXL pipeline's default is 0.9999
     for k in range(2):  # one at a time: the pipelines take a single generator per call
         (theirs,) = twin(
-            prompt=prompts[k], image=images[k], mask_image=_masks(2)[k : k + 1], height=SIDE, width=SIDE,
-            num_inference_steps=STEPS, generator=torch.Generator().manual_seed(k + 1), **strength,
+            prompt=prompts[k],
+            image=images[k],
+            mask_image=_masks(2)[k : k + 1],
+            height=SIDE,
+            width=SIDE,
+            num_inference_steps=STEPS,
+            generator=torch.Generator().manual_seed(k + 1),
+            **strength,
         ).images
         assert numpy.abs(_pixels(ours[k]) - _pixels(theirs)).max() <= 1, (family, k)
     assert inpainter.guidance_scale == {"sdxl": 7.5, "flux": 30.0}[family]  # each twin pipeline's default

@@ -105,9 +105,22 @@ TINY_RUNS = {
 def test_each_instruction_editor_runs_on_its_tiny_model_through_run_py(tmp_path: Path, model: str) -> None:
     method, overrides, evals = TINY_RUNS[model]
     result = subprocess.run(
-        [sys.executable, "run.py", f"model={model}", f"method={method}", *overrides, "dataset=synthetic", "dataset.n=1",
-         "logger=none", f"paths.output_root={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
+        [
+            sys.executable,
+            "run.py",
+            f"model={model}",
+            f"method={method}",
+            *overrides,
+            "dataset=synthetic",
+            "dataset.n=1",
+            "logger=none",
+            f"paths.output_root={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in next(tmp_path.glob(f"{model}/synthetic/{method}/*/results.jsonl")).read_text().splitlines()]
@@ -120,10 +133,29 @@ def test_each_instruction_editor_runs_on_its_tiny_model_through_run_py(tmp_path:
 def test_the_speed_benchmark_times_an_instruction_editor_on_its_tiny_model(tmp_path: Path) -> None:
     from benchmarks.perf import speed
 
-    rows = speed.main([
-        "--arch", "tiny_kontext", "--methods", "kontext", "--quick", "--modes", "eager", "--warm-cache-modes", "",
-        "--repeats", "1", "--warmup", "1", "--floor-repeats", "0", "--device", "cpu", "--out", str(tmp_path),
-    ])
+    rows = speed.main(
+        [
+            "--arch",
+            "tiny_kontext",
+            "--methods",
+            "kontext",
+            "--quick",
+            "--modes",
+            "eager",
+            "--warm-cache-modes",
+            "",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--floor-repeats",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [(row.method, row.status) for row in rows] == [("kontext", "ok")]
     assert rows[0].denoiser_evals == 4 and rows[0].seconds > 0  # --quick: 4 steps, one call each
 

@@ -84,9 +84,7 @@ def case(request) -> Case:
     return request.getfixturevalue(request.param)
 
 
-def brute_force(
-    case: Case, monkeypatch: pytest.MonkeyPatch, layers: list[int] | None = None, renormalise: bool = False
-) -> torch.Tensor:
+def brute_force(case: Case, monkeypatch: pytest.MonkeyPatch, layers: list[int] | None = None, renormalise: bool = False) -> torch.Tensor:
     """Image->text probabilities of the full softmax (rows x N_image x L), averaged over heads and
     layers; with ``renormalise``, each head's rows rescaled to sum to one over the text keys."""
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []  # (query, key), rows x heads x tokens x width

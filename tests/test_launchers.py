@@ -32,8 +32,11 @@ def test_the_slurm_preset_asks_for_one_gpu_per_task_and_every_key_can_be_overrid
     assert (launcher["gpus_per_task"], launcher["tasks_per_node"], launcher["max_num_timeout"]) == (1, 1, 3)
     assert launcher["submitit_folder"].startswith("outputs/.submitit/") and launcher["submitit_folder"].endswith("/%j")
     custom = _hydra(
-        "hydra/launcher=slurm", "hydra.launcher.partition=h100", "hydra.launcher.gpus_per_task=2",
-        "hydra.launcher.timeout_min=30", "hydra.launcher.array_parallelism=4",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=h100",
+        "hydra.launcher.gpus_per_task=2",
+        "hydra.launcher.timeout_min=30",
+        "hydra.launcher.array_parallelism=4",
     )["launcher"]
     assert (custom["partition"], custom["gpus_per_task"], custom["timeout_min"], custom["array_parallelism"]) == ("h100", 2, 30, 4)
 
@@ -44,9 +47,7 @@ def test_local_gpus_passes_this_process_gpus_on_and_gives_each_job_its_own(monke
     assert hydra["launcher"]["_target_"].endswith("LocalLauncher")
     assert hydra["launcher"]["setup"] == ["export CUDA_VISIBLE_DEVICES=4,6"]
     # In the jobs, submitit's setup has exported "4,6"; Hydra then narrows each job to one GPU.
-    assert [_hydra("hydra/launcher=local_gpus", job_num=n)["job"]["env_set"]["CUDA_VISIBLE_DEVICES"] for n in range(3)] == [
-        "4", "6", "4"
-    ]
+    assert [_hydra("hydra/launcher=local_gpus", job_num=n)["job"]["env_set"]["CUDA_VISIBLE_DEVICES"] for n in range(3)] == ["4", "6", "4"]
 
 
 def test_gpu_lists_accept_ids_and_uuids_and_no_gpu_is_a_clear_error(monkeypatch) -> None:
@@ -68,5 +69,6 @@ def test_shards_share_the_run_folder_but_not_hydras_per_job_files() -> None:
     assert [s["sweep"]["subdir"] for s in shards] == [unsharded["sweep"]["subdir"]] * 2 == ["tiny/toy_shapes/instdiffedit/default"] * 2
     assert [s["output_subdir"] for s in shards] == [".hydra/shard-000-of-002", ".hydra/shard-001-of-002"]
     assert [s["job_logging"]["handlers"]["file"]["filename"] for s in shards] == [
-        f"outputs/run/{name}.shard-000-of-002.log", f"outputs/run/{name}.shard-001-of-002.log"
+        f"outputs/run/{name}.shard-000-of-002.log",
+        f"outputs/run/{name}.shard-001-of-002.log",
     ]

@@ -59,7 +59,14 @@ def test_the_callbacks_hydra_starts_with_do_not_import_the_harness() -> None:
 
 
 def test_the_toy_worlds_runtime_never_imports_its_training() -> None:
-    training = ("benchmarks.toy.train", "benchmarks.toy.nets", "benchmarks.toy.denoisers", "benchmarks.toy.steps",
-                "benchmarks.toy.evaluation", "benchmarks.toy.masks", "benchmarks.toy.config")
+    training = (
+        "benchmarks.toy.train",
+        "benchmarks.toy.nets",
+        "benchmarks.toy.denoisers",
+        "benchmarks.toy.steps",
+        "benchmarks.toy.evaluation",
+        "benchmarks.toy.masks",
+        "benchmarks.toy.config",
+    )
     for module in ("render", "captions", "split", "classifier", "model", "success"):
         assert _reaching(f"benchmarks.toy.{module}", training) == [], module

@@ -86,10 +86,12 @@ def test_the_run_logs_its_item_view_as_a_table_of_thumbnails(fake_wandb, tmp_pat
     PIL.Image.new("RGB", (400, 300), (200, 40, 40)).save(image_path(images, "a", INPUT))
     PIL.Image.new("RGB", (400, 300), (40, 40, 200)).save(image_path(images, "a", EDIT))
     PIL.Image.new("L", (64, 64), 255).save(image_path(images, "a", MASK))
-    rows = pd.DataFrame([
-        {"item_id": "a", "status": "ok", "target": "a dog", "source": "a cat", "flags": "", "mask_iou": 50.0, "seconds": 1.0},
-        {"item_id": "b", "status": "failed", "error": "RuntimeError: boom", "seconds": 0.5},
-    ])
+    rows = pd.DataFrame(
+        [
+            {"item_id": "a", "status": "ok", "target": "a dog", "source": "a cat", "flags": "", "mask_iou": 50.0, "seconds": 1.0},
+            {"item_id": "b", "status": "failed", "error": "RuntimeError: boom", "seconds": 0.5},
+        ]
+    )
     logger = WandbLogger("p", mode="offline")
     logger.start("name", "group", {})
     logger.log_items("items", lambda: item_view(rows, [tmp_path]))

@@ -41,8 +41,11 @@ def test_each_paper_table_sweeps_every_method_that_applies_in_the_lists_order(ex
     cfg = _compose(f"experiment={experiment}")
     has_masks = get_object(cfg.dataset._target_).has_masks
     expected = [
-        m.name for m in METHODS
-        if (m.role != "ablation" or experiment == "table_toy") and (m.role != "upper bound" or has_masks) and m.role != "composition"
+        m.name
+        for m in METHODS
+        if (m.role != "ablation" or experiment == "table_toy")
+        and (m.role != "upper bound" or has_masks)
+        and m.role != "composition"
         and cfg.model.family in editor_class(m.name).capabilities.families
     ]
     assert cfg.hydra.sweeper.params.method.split(",") == expected

@@ -160,7 +160,7 @@ def test_background_lpips_sees_blanked_images_in_minus_one_to_one() -> None:
     recorder = RecordingDistance(0.125)
     values = BackgroundPreservation(lpips_model=recorder)(item, result)
     assert values["bg_lpips"] == pytest.approx(12.5)  # x100
-    (edited, source), = recorder.inputs
+    ((edited, source),) = recorder.inputs
     assert edited.shape == source.shape == (1, 3, 16, 16)
     assert torch.all(edited[0, :, :8, :8] == -1) and torch.all(source[0, :, :8, :8] == -1)  # blanked
     assert edited[0, 0, 15, 15].item() == pytest.approx(2 * 0.2 - 1)
@@ -196,10 +196,7 @@ def test_fid_of_a_shifted_set_is_the_squared_shift() -> None:
     colours = [(10, 40, 90), (60, 20, 30), (35, 90, 50), (80, 70, 10), (20, 30, 60)]
     sizes = [(8, 8), (8, 8), (6, 10), (8, 8), (6, 10)]  # mixed sizes batch separately
     shift = np.array([10, 20, 0])
-    pairs = [
-        (EditItem(id=str(i), image=_constant(c, s), target="t"), _constant(tuple(np.array(c) + shift), s))
-        for i, (c, s) in enumerate(zip(colours, sizes))
-    ]
+    pairs = [(EditItem(id=str(i), image=_constant(c, s), target="t"), _constant(tuple(np.array(c) + shift), s)) for i, (c, s) in enumerate(zip(colours, sizes))]
     fid = FID(feature=ChannelMeans(), batch_size=2)
     # Same covariance in both sets, so FID = ||mean shift||^2 = 10^2 + 20^2.
     assert fid.compute(pairs) == {"fid": pytest.approx(500.0, abs=1e-2), "fid_items": 5.0}
@@ -268,10 +265,8 @@ def test_sfid_and_csfid_on_known_features(tmp_path: Path) -> None:
     compute_feature_means(_train_root(tmp_path), means, feature=ChannelMeans(), workers=0, progress=False)
     sfid = SFID(means=str(means), feature=ChannelMeans(), batch_size=1)
     pairs = [
-        (EditItem(id="a", image=_constant((0, 0, 0)), target="a tench", meta={"target_class": "tench"}),
-         _constant((20, 30, 44), (300, 200))),
-        (EditItem(id="b", image=_constant((0, 0, 0)), target="a goldfish", meta={"target_class": GOLDFISH}),
-         _constant((100, 103, 100))),
+        (EditItem(id="a", image=_constant((0, 0, 0)), target="a tench", meta={"target_class": "tench"}), _constant((20, 30, 44), (300, 200))),
+        (EditItem(id="b", image=_constant((0, 0, 0)), target="a goldfish", meta={"target_class": GOLDFISH}), _constant((100, 103, 100))),
     ]
     values = sfid.compute(pairs)
     # Edited mean (60, 66.5, 72) vs the train mean (140/3, 160/3, 60).
@@ -321,7 +316,14 @@ def test_default_metrics_need_no_weights() -> None:
     from hydra.utils import instantiate
 
     metrics = instantiate(_compose("default").metrics)
-    assert set(metrics) == {"mask_iou", "changed_region", "mask_boundary_f", "changing_rate", "background", "edit_success"}  # edit success: the shipped toy classifier
+    assert set(metrics) == {
+        "mask_iou",
+        "changed_region",
+        "mask_boundary_f",
+        "changing_rate",
+        "background",
+        "edit_success",
+    }  # edit success: the shipped toy classifier
     item, result = _item_and_result()
     row = {k: v for metric in metrics.values() for k, v in metric(item, result).items()}
     changed = {"changed_area", "changed_iou", "changed_precision", "changed_recall", "change_outside", "mask_boundary_f"}

@@ -71,7 +71,7 @@ def test_lpips_applies_flexits_preprocessing_and_reports_x100() -> None:
     white = PIL.Image.new("RGB", (400, 300), (255, 255, 255))
     item = EditItem(id="x", image=white, target="t")
     assert metric(item, EditResult(image=PIL.Image.new("RGB", (400, 300)))) == {"lpips": pytest.approx(28.6)}
-    (edited, source), = recorder.inputs
+    ((edited, source),) = recorder.inputs
     assert edited.shape == source.shape == (1, 3, 256, 256)  # Resize(256) + CenterCrop(256)
     assert torch.all(source == 1) and torch.all(edited == -1)  # scaled to [-1, 1]
 
@@ -280,7 +280,9 @@ def test_accuracy_without_weights_fails_in_one_sentence(tmp_path: Path, monkeypa
 def test_inception_metrics_without_weights_fail_in_one_sentence(tmp_path: Path, empty_torch_hub) -> None:
     error = _expect_unavailable(FID)
     _assert_one_sentence(
-        error, "Inception", "metrics.corpus.fid.weights=/path/to/weights-inception-2015-12-05-6726825d.pth",
+        error,
+        "Inception",
+        "metrics.corpus.fid.weights=/path/to/weights-inception-2015-12-05-6726825d.pth",
         "~metrics.corpus.fid",
     )
     means = tmp_path / "means.pt"

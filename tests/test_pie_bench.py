@@ -68,13 +68,16 @@ def test_the_authors_border_frames_the_mask_and_would_bias_iou() -> None:
     assert mask_iou(plain, plain) == 1.0 and mask_iou(plain, framed) == pytest.approx(64 / (64 + 60))
 
 
-@pytest.mark.parametrize("runs,problem", [
-    ([0, 1, 2], "even number"),
-    ([0, -1], "non-negative"),
-    ([0, 1.5], "non-negative integer"),
-    ([16, 1], "beyond the 4x4 image"),
-    ("0 1", "even number"),
-])
+@pytest.mark.parametrize(
+    "runs,problem",
+    [
+        ([0, 1, 2], "even number"),
+        ([0, -1], "non-negative"),
+        ([0, 1.5], "non-negative integer"),
+        ([16, 1], "beyond the 4x4 image"),
+        ("0 1", "even number"),
+    ],
+)
 def test_malformed_runs_are_named(runs, problem: str) -> None:
     assert problem in run_problem(runs, 4, 4)
     assert run_problem([0, 16], 4, 4) is None
@@ -171,9 +174,14 @@ def test_every_bad_item_is_reported_together_before_anything_loads(tmp_path: Pat
         PieBenchSplit(str(tmp_path))
     message = str(error.value)
     assert message.startswith("6 problem(s)")
-    for needle in ("item a-missing-image: image file not found", "item b-bad-runs: mask run starts at pixel 4096",
-                   "item c-unknown-type: editing_type_id '10'", "item d-no-mask: missing field(s) mask",
-                   "item e-brackets: editing_prompt has unbalanced [brackets]", "item f-unreadable: unreadable image"):
+    for needle in (
+        "item a-missing-image: image file not found",
+        "item b-bad-runs: mask run starts at pixel 4096",
+        "item c-unknown-type: editing_type_id '10'",
+        "item d-no-mask: missing field(s) mask",
+        "item e-brackets: editing_prompt has unbalanced [brackets]",
+        "item f-unreadable: unreadable image",
+    ):
         assert needle in message, (needle, message)
 
 
@@ -206,11 +214,33 @@ def test_the_report_breaks_a_split_down_by_edit_type_with_the_means_of_its_items
     for method in ("instdiffedit", "diffedit"):
         for index in range(12):
             type_id = list(types)[index % 3]
-            table.append({"item_id": f"i{index}", "method": method, "config_id": method, "dataset": "pie_bench", "status": "ok",
-                          "flags": "", "param.model": "tiny", "meta.edit_type": type_id, "meta.edit_type_name": types[type_id],
-                          "mask_iou": float(rng.uniform(0, 100)), "seconds": 1.0})
-    table.append({"item_id": "i12", "method": "diffedit", "config_id": "diffedit", "dataset": "pie_bench", "status": "failed",
-                  "error": "RuntimeError: simulated", "param.model": "tiny", "seconds": 0.1})
+            table.append(
+                {
+                    "item_id": f"i{index}",
+                    "method": method,
+                    "config_id": method,
+                    "dataset": "pie_bench",
+                    "status": "ok",
+                    "flags": "",
+                    "param.model": "tiny",
+                    "meta.edit_type": type_id,
+                    "meta.edit_type_name": types[type_id],
+                    "mask_iou": float(rng.uniform(0, 100)),
+                    "seconds": 1.0,
+                }
+            )
+    table.append(
+        {
+            "item_id": "i12",
+            "method": "diffedit",
+            "config_id": "diffedit",
+            "dataset": "pie_bench",
+            "status": "failed",
+            "error": "RuntimeError: simulated",
+            "param.model": "tiny",
+            "seconds": 0.1,
+        }
+    )
     report = build_report([tmp_path / "run"], tmp_path / "report", only="tables")
     by_type = next(t for t in report.tables if t.name == "pie_bench_by_edit_type")
     numbers = by_type.numbers.set_index(["edit_type", "method"])

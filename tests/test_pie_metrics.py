@@ -79,9 +79,7 @@ def test_structure_distance_is_the_mse_of_key_self_similarities_as_the_authors_c
     model = tiny_dino()
     metric = StructureDistance(model=model, layer=1, size=64)
     source, edited = _random_image(64, 64, 1), _random_image(64, 64, 2)
-    expected = F.mse_loss(
-        _authors_self_similarity(model, 1, metric.preprocess(edited)), _authors_self_similarity(model, 1, metric.preprocess(source))
-    )
+    expected = F.mse_loss(_authors_self_similarity(model, 1, metric.preprocess(edited)), _authors_self_similarity(model, 1, metric.preprocess(source)))
     value = metric(EditItem("x", source, "t"), EditResult(image=edited))["structure_distance"]
     assert value == pytest.approx(1e3 * float(expected), rel=1e-5) and value > 0
     assert metric(EditItem("x", source, "t"), EditResult(image=source))["structure_distance"] == 0.0
@@ -157,7 +155,7 @@ def test_background_lpips_gets_the_blanked_images_in_minus_one_to_one() -> None:
     recorder = RecordingDistance(0.05)
     values = PieBackground(lpips_model=recorder, border=False)(_item(_box()), EditResult(image=_random_image(32, 40, 5)))
     assert values["pie_bg_lpips"] == pytest.approx(50.0)
-    (a, b), = recorder.inputs
+    ((a, b),) = recorder.inputs
     inside = _box().bool()
     assert torch.all(a[0][:, inside] == -1) and torch.all(b[0][:, inside] == -1)
     assert a.min() >= -1 and a.max() <= 1 and not torch.equal(a, b)
@@ -186,8 +184,7 @@ def test_background_lpips_without_weights_fails_in_one_sentence(tmp_path: Path) 
     with pytest.raises(MetricUnavailableError) as error:
         PieBackground(weights=str(tmp_path / "missing.pth"))
     message = str(error.value)
-    for needle in ("SqueezeNet", "is not a file", "metrics.pie_background.weights=/path/to/squeezenet1_1-b8a52dc0.pth",
-                   "metrics.pie_background.lpips=false"):
+    for needle in ("SqueezeNet", "is not a file", "metrics.pie_background.weights=/path/to/squeezenet1_1-b8a52dc0.pth", "metrics.pie_background.lpips=false"):
         assert needle in message, message
 
 

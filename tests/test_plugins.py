@@ -46,16 +46,12 @@ def test_a_plugin_runs_its_method_on_its_backbone_family_with_its_metric_and_spl
     summary = next(line.split() for line in run.stdout.splitlines() if line.startswith("example_sdedit"))
     assert summary[2:4] == ["2", "0"], "both items of the plugin's split edited, none failed"
 
-    report = _python(
-        "-m", "benchmarks.report", str(out), "--out", str(tmp_path / "report"), "--only", "tables", "--plugin", "example_plugin"
-    )
+    report = _python("-m", "benchmarks.report", str(out), "--out", str(tmp_path / "report"), "--only", "tables", "--plugin", "example_plugin")
     assert report.returncode == 0, report.stderr[-3000:]
     table = (tmp_path / "report" / "tables" / "example_squares.md").read_text()
     assert table.startswith("### Example squares"), "the split's declared title"
     header = next(line for line in table.splitlines() if line.startswith("| Method"))
-    assert header.index("changed pixels (%)") < header.index("mask IoU (%)") < header.index("s / image"), (
-        "the split's declared columns, in order"
-    )
+    assert header.index("changed pixels (%)") < header.index("mask IoU (%)") < header.index("s / image"), "the split's declared columns, in order"
     assert "| example_sdedit" in table
 
 
@@ -81,11 +77,7 @@ def test_a_target_of_a_module_not_named_as_a_plugin_is_refused_and_never_importe
         env={"NOT_A_PLUGIN_MARK": str(mark)},
     )
     assert run.returncode == 2
-    assert (
-        run.stderr.strip()
-        .splitlines()[-1]
-        .startswith("error: dataset._target_=not_a_plugin.Split: not a class or function of this project")
-    )
+    assert run.stderr.strip().splitlines()[-1].startswith("error: dataset._target_=not_a_plugin.Split: not a class or function of this project")
     assert not mark.exists(), "the module was imported"
     assert not (tmp_path / "outputs").exists()
 

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import authors_lists
 import pandas as pd
 import pytest
-import authors_lists
 from hub_cache import FilledCache, build_filled_cache, imagenet_folders
 
 from benchmarks.data.splits import parse_list
@@ -45,9 +45,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     val, train = imagenet_folders(root / "imagenet", imagenet, [e.meta["target_class"] for e in _items("imagenet")])
     means = root / "means.pt"
     made = subprocess.run(
-        [sys.executable, "-m", "benchmarks.metrics.feature_means", "--train-root", str(train), "--out", str(means),
-         "--workers", "0", "--device", "cpu", "--batch-size", "8"],
-        cwd=ROOT, env={**os.environ, **cache.env}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.metrics.feature_means",
+            "--train-root",
+            str(train),
+            "--out",
+            str(means),
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "8",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **cache.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert made.returncode == 0, made.stderr[-3000:]
     return {"cache": cache, "val": val, "means": means, "out": root / "outputs"}
@@ -57,7 +74,11 @@ def _run(world: dict, *overrides: str) -> subprocess.CompletedProcess:
     cache: FilledCache = world["cache"]
     return subprocess.run(
         [sys.executable, "run.py", "metrics=paper", *FAST, f"paths.output_root={world['out']}", *overrides],
-        cwd=ROOT, env={**os.environ, **cache.env}, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env={**os.environ, **cache.env},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -71,8 +92,7 @@ def _summary(run_dir: Path) -> pd.Series:
 
 def test_editing_mask_with_every_paper_metric(world: dict) -> None:
     count = SHARDS["editing_mask"]
-    result = _run(world, "model=sd14", "dataset=editing_mask", f"shard.count={count}", "shard.index=0",
-                  f"metrics.corpus.sfid.means={world['means']}")
+    result = _run(world, "model=sd14", "dataset=editing_mask", f"shard.count={count}", "shard.index=0", f"metrics.corpus.sfid.means={world['means']}")
     assert result.returncode == 0, result.stderr[-4000:]
     (run_dir,) = (world["out"] / "sd14" / "editing_mask" / "instdiffedit").iterdir()
     rows = _rows(run_dir)
@@ -87,8 +107,14 @@ def test_editing_mask_with_every_paper_metric(world: dict) -> None:
 
 
 def test_imagenet_from_the_users_validation_folder_with_the_split_default_models(world: dict) -> None:
-    result = _run(world, "dataset=imagenet", f"dataset.root={world['val']}", f"shard.count={SHARDS['imagenet']}",
-                  "shard.index=0", f"metrics.corpus.sfid.means={world['means']}")
+    result = _run(
+        world,
+        "dataset=imagenet",
+        f"dataset.root={world['val']}",
+        f"shard.count={SHARDS['imagenet']}",
+        "shard.index=0",
+        f"metrics.corpus.sfid.means={world['means']}",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     (run_dir,) = (world["out"] / "sd14" / "imagenet" / "instdiffedit").iterdir()  # model=sd14: the split's default
     rows = _rows(run_dir)
@@ -99,8 +125,9 @@ def test_imagenet_from_the_users_validation_folder_with_the_split_default_models
 
 
 def test_imagen_generates_its_inputs_with_the_base_model(world: dict) -> None:
-    result = _run(world, "dataset=imagen", "dataset.resolution=64", "dataset.steps=10", f"shard.count={SHARDS['imagen']}",
-                  "shard.index=0", "~metrics.corpus.sfid")
+    result = _run(
+        world, "dataset=imagen", "dataset.resolution=64", "dataset.steps=10", f"shard.count={SHARDS['imagen']}", "shard.index=0", "~metrics.corpus.sfid"
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     (run_dir,) = (world["out"] / "sd14" / "imagen" / "instdiffedit").iterdir()
     rows = _rows(run_dir)

@@ -28,15 +28,30 @@ def _config_rows(dataset: str, method: str, config_id: str, params: dict, seed: 
     failed = extra.pop("failed", ())
     rows = []
     for index, item_id in enumerate(ITEMS):
-        row = {"item_id": item_id, "method": method, "config_id": config_id, "dataset": dataset, "seed": index,
-               "param.model": "tiny", **{f"param.{k}": v for k, v in params.items()}}
+        row = {
+            "item_id": item_id,
+            "method": method,
+            "config_id": config_id,
+            "dataset": dataset,
+            "seed": index,
+            "param.model": "tiny",
+            **{f"param.{k}": v for k, v in params.items()},
+        }
         if item_id in failed:
             row.update(status="failed", error="RuntimeError: simulated", seconds=0.1)
         else:
-            row.update(status="ok", flags="mask resized" if index == 1 else "", seconds=float(rng.uniform(1, 3)),
-                       denoiser_evals=extra.get("denoiser_evals", 252), batch_size=4, finished_at=1.7e9 + index,
-                       target=f"a blue square {index}", source="a red circle",
-                       changing_rate=float(rng.uniform(0.5, 2)), bg_psnr=float(rng.uniform(10, 30)))
+            row.update(
+                status="ok",
+                flags="mask resized" if index == 1 else "",
+                seconds=float(rng.uniform(1, 3)),
+                denoiser_evals=extra.get("denoiser_evals", 252),
+                batch_size=4,
+                finished_at=1.7e9 + index,
+                target=f"a blue square {index}",
+                source="a red circle",
+                changing_rate=float(rng.uniform(0.5, 2)),
+                bg_psnr=float(rng.uniform(10, 30)),
+            )
             if extra.get("masks", True):
                 row["mask_iou"] = float(rng.uniform(0, 100))
             for name in extra.get("more", ()):
@@ -57,8 +72,7 @@ def _write_images(run_dir: Path, steps: bool) -> None:
             np.savez_compressed(images / f"{item_id}.steps.npz", masks=np.eye(4, dtype=bool)[None].repeat(6, axis=0))
 
 
-def _run(root: Path, folder: str, rows: list[dict], steps: bool = False, corpus: dict | None = None,
-         split: list[str] = ITEMS) -> Path:
+def _run(root: Path, folder: str, rows: list[dict], steps: bool = False, corpus: dict | None = None, split: list[str] = ITEMS) -> Path:
     run_dir = root / folder
     table = ResultsTable(run_dir / "results.jsonl")
     for row in rows:
@@ -78,13 +92,21 @@ def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     toy = "tiny/toy_shapes"
     for seed, phi in enumerate((0.1, 0.2, 0.3)):
         folder = f"{toy}/instdiffedit/dataset.n=5" if phi == 0.2 else f"{toy}/instdiffedit/dataset.n=5,method.threshold={phi}"
-        _run(root, folder, _config_rows("toy_shapes", "instdiffedit", f"phi{phi}", {"threshold": phi, "strength": 0.5}, seed,
-                                         failed={"toy-00004"} if phi == 0.1 else ()), steps=True)
+        _run(
+            root,
+            folder,
+            _config_rows("toy_shapes", "instdiffedit", f"phi{phi}", {"threshold": phi, "strength": 0.5}, seed, failed={"toy-00004"} if phi == 0.1 else ()),
+            steps=True,
+        )
     _run(root, f"{toy}/diffedit/dataset.n=5", _config_rows("toy_shapes", "diffedit", "de", {"threshold": 0.3}, 7, denoiser_evals=1102))
     _run(root, f"{toy}/sdedit/dataset.n=5", _config_rows("toy_shapes", "sdedit", "sd", {"strength": 0.5}, 8, masks=False, denoiser_evals=52))
     _run(root, "tiny/editing_mask/instdiffedit/default", _config_rows("editing_mask", "instdiffedit", "em", {"threshold": 0.2}, 9))
-    _run(root, "tiny/imagen/instdiffedit/default", _config_rows("imagen", "instdiffedit", "im", {"threshold": 0.2}, 10,
-                                                                masks=False, more=("lpips", "clip_score")), corpus={"fid": 123.4})
+    _run(
+        root,
+        "tiny/imagen/instdiffedit/default",
+        _config_rows("imagen", "instdiffedit", "im", {"threshold": 0.2}, 10, masks=False, more=("lpips", "clip_score")),
+        corpus={"fid": 123.4},
+    )
     return root
 
 
@@ -288,16 +310,31 @@ def test_the_reports_grid_takes_the_edit_texts_from_the_rows(results_root: Path)
 def test_an_ablation_experiment_then_the_report_command(tmp_path: Path) -> None:
     """On the tiny model: a phi sweep by experiment, then the report command gives its table and curve."""
     sweep = subprocess.run(
-        [sys.executable, "run.py", "-m", "experiment=ablation_phi", "model=tiny", "dataset=toy_shapes", "dataset.n=2",
-         "logger=none", f"paths.output_root={tmp_path / 'outputs'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "run.py",
+            "-m",
+            "experiment=ablation_phi",
+            "model=tiny",
+            "dataset=toy_shapes",
+            "dataset.n=2",
+            "logger=none",
+            f"paths.output_root={tmp_path / 'outputs'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     runs = tmp_path / "outputs" / "tiny" / "toy_shapes" / "instdiffedit"
     assert sorted(p.name for p in runs.iterdir()) == [f"dataset.n=2,method.threshold={v}" for v in ("0.1", "0.2", "0.3")]
     report = subprocess.run(
         [sys.executable, "-m", "benchmarks.report", str(tmp_path / "outputs"), "--out", str(tmp_path / "report")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert report.returncode == 0, report.stderr[-3000:]
     out = tmp_path / "report"
@@ -309,8 +346,7 @@ def test_an_ablation_experiment_then_the_report_command(tmp_path: Path) -> None:
 
 
 def test_a_report_of_a_run_whose_items_all_failed_says_so_and_exits_non_zero(tmp_path: Path, capsys) -> None:
-    run_dir = _run(tmp_path / "outputs", "tiny/toy_shapes/instdiffedit/default",
-                   _config_rows("toy_shapes", "instdiffedit", "c0", {}, 0, failed=ITEMS))
+    run_dir = _run(tmp_path / "outputs", "tiny/toy_shapes/instdiffedit/default", _config_rows("toy_shapes", "instdiffedit", "c0", {}, 0, failed=ITEMS))
 
     assert main([str(run_dir), "--out", str(tmp_path / "report")]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]

@@ -51,15 +51,28 @@ def _rows(method: str, config_id: str, params: dict, seed: int, failed: str | No
     rng = np.random.default_rng(seed)
     rows = []
     for index, item_id in enumerate(ITEMS):
-        row = {"item_id": item_id, "method": method, "config_id": config_id, "dataset": "pie_bench", "seed": index,
-               "param.model": "tiny", **{f"param.{k}": v for k, v in params.items()}}
+        row = {
+            "item_id": item_id,
+            "method": method,
+            "config_id": config_id,
+            "dataset": "pie_bench",
+            "seed": index,
+            "param.model": "tiny",
+            **{f"param.{k}": v for k, v in params.items()},
+        }
         if item_id == failed:
             row.update(status="failed", error="RuntimeError: <b>boom</b>", seconds=0.5)
         else:
-            row.update(status="ok", flags="mask resized" if index == 1 else "", seconds=float(rng.uniform(1, 2)),
-                       source="a cat <sitting>", target='a "dog" & friends', **{"meta.edit_type": str(index % 2),
-                       "meta.edit_type_name": ["random", "change object"][index % 2]},
-                       mask_iou=float(rng.uniform(0, 100)), bg_psnr=float(rng.uniform(10, 30)))
+            row.update(
+                status="ok",
+                flags="mask resized" if index == 1 else "",
+                seconds=float(rng.uniform(1, 2)),
+                source="a cat <sitting>",
+                target='a "dog" & friends',
+                **{"meta.edit_type": str(index % 2), "meta.edit_type_name": ["random", "change object"][index % 2]},
+                mask_iou=float(rng.uniform(0, 100)),
+                bg_psnr=float(rng.uniform(10, 30)),
+            )
         rows.append(row)
     return rows
 
@@ -93,9 +106,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A threshold sweep of InstDiffEdit (one value failing one item) and DiffEdit, on a PIE-Bench-like split."""
     root = tmp_path_factory.mktemp("outputs")
     for seed, threshold in enumerate((0.1, 0.2)):
-        _run(root, f"tiny/pie_bench/instdiffedit/method.threshold={threshold}",
-             _rows("instdiffedit", f"t{threshold}", {"threshold": threshold}, seed, failed="pie-003" if threshold == 0.1 else None),
-             steps=True)
+        _run(
+            root,
+            f"tiny/pie_bench/instdiffedit/method.threshold={threshold}",
+            _rows("instdiffedit", f"t{threshold}", {"threshold": threshold}, seed, failed="pie-003" if threshold == 0.1 else None),
+            steps=True,
+        )
     _run(root, "tiny/pie_bench/diffedit/default", _rows("diffedit", "de", {"threshold": 0.3}, 5))
     return root
 
@@ -227,14 +243,29 @@ def toy_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = [("-m", "method=instdiffedit,diffedit", "method.inpaint_steps=4", "method.num_noises=2"), ("method=sdedit",)]
     for args in runs:
         done = subprocess.run(
-            [sys.executable, "run.py", *args, "model=tiny", "dataset=toy_shapes", "dataset.n=3", "method.num_inference_steps=10",
-             "logger=none", f"paths.output_root={root / 'outputs'}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=900,
+            [
+                sys.executable,
+                "run.py",
+                *args,
+                "model=tiny",
+                "dataset=toy_shapes",
+                "dataset.n=3",
+                "method.num_inference_steps=10",
+                "logger=none",
+                f"paths.output_root={root / 'outputs'}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert done.returncode == 0, done.stderr[-3000:]
     report = subprocess.run(
         [sys.executable, "-m", "benchmarks.report", str(root / "outputs"), "--out", str(root / "report"), "--html", str(root / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert report.returncode == 0, report.stderr[-3000:]
     return root

@@ -37,8 +37,14 @@ TINY = ("model=tiny", "dataset=synthetic", "dataset.n=2", "logger=none")
 
 def patched_run(fault: str, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """run.py under ``fault`` (see tests/patched_run.py), to the end."""
-    return subprocess.run([sys.executable, "tests/patched_run.py", fault, *overrides], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "tests/patched_run.py", fault, *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -61,12 +67,14 @@ class InputEditor:
 
 def test_an_output_root_that_cannot_be_created_stops_the_run_with_one_line_and_creates_nothing(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    result = subprocess.run([sys.executable, "run.py", *TINY, f"paths.output_root={tmp_path / 'a-file' / 'out'}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "run.py", *TINY, f"paths.output_root={tmp_path / 'a-file' / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert error_line(result) == (
         f"error: the run folder {tmp_path}/a-file/out/tiny/synthetic/instdiffedit/dataset.n=2 cannot be written: "
-        f"{tmp_path}/a-file is a file, not a folder; set paths.output_root to a folder you can write.")
+        f"{tmp_path}/a-file is a file, not a folder; set paths.output_root to a folder you can write."
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
@@ -96,7 +104,8 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_rows_written_befo
         run(InputEditor(), dataset, table, RunSpec("input", "c", 1))
     assert str(stopped.value) == (
         f"could not write {table.path}: No space left on device (the disk is full: free some space, or set "
-        "paths.output_root to a folder on another disk); every row written before is kept, run the same command again to resume.")
+        "paths.output_root to a folder on another disk); every row written before is kept, run the same command again to resume."
+    )
     assert [row["item_id"] for row in table.rows()][0] == "synthetic-00000", "the first row stays"
     assert len(calls) == 2, "the run stopped at the failed write instead of failing every item after it"
 
@@ -154,8 +163,10 @@ def test_wandb_that_cannot_reach_its_server_logs_offline_with_one_warning_line(m
 
     assert modes == ["online", "offline"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["W&B could not start online (Run initialization has timed out after 90.0 sec. Please try again.); "
-                        "logging offline instead: sync later with `wandb sync`."]
+    assert warnings == [
+        "W&B could not start online (Run initialization has timed out after 90.0 sec. Please try again.); "
+        "logging offline instead: sync later with `wandb sync`."
+    ]
 
 
 def test_wandb_offline_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,8 +182,14 @@ def test_wandb_offline_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_ctrl_c_while_the_models_load_is_one_line_exit_130_and_leaves_no_folder(tmp_path: Path) -> None:
-    job = subprocess.Popen([sys.executable, "tests/patched_run.py", "slow_model_load", *TINY, f"paths.output_root={tmp_path / 'out'}"],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    job = subprocess.Popen(
+        [sys.executable, "tests/patched_run.py", "slow_model_load", *TINY, f"paths.output_root={tmp_path / 'out'}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     for line in job.stderr:
         if line.strip() == "LOADING":
             break
@@ -180,7 +197,8 @@ def test_ctrl_c_while_the_models_load_is_one_line_exit_130_and_leaves_no_folder(
     stdout, stderr = job.communicate(timeout=120)
     assert job.returncode == 130
     assert error_line(subprocess.CompletedProcess(job.args, 130, stdout, stderr)) == (
-        "error: stopped by Ctrl-C (SIGINT); every row written before is kept: run the same command again to resume.")
+        "error: stopped by Ctrl-C (SIGINT); every row written before is kept: run the same command again to resume."
+    )
     assert list((tmp_path / "out").rglob("*")) == [], "nothing was edited: Hydra's files and the lock are removed"
 
 
@@ -193,8 +211,11 @@ def test_a_directory_given_as_a_manifest_is_reported_as_a_directory(tmp_path: Pa
 
 @pytest.mark.parametrize(("suffix", "bom"), [(".csv", b""), (".jsonl", b""), (".csv", b"\xef\xbb\xbf")])
 def test_a_manifest_that_is_not_utf8_names_the_file_the_line_and_the_byte(tmp_path: Path, suffix: str, bom: bytes) -> None:
-    lines = [b"image,target", b"cat.png,a dog", "caf\u00e9.png,a cat".encode("latin-1")] if suffix == ".csv" else [
-        b'{"image": "cat.png", "target": "a dog"}', b'{"image": "x.png", "target": "a cat"}', '{"image": "caf\u00e9.png"}'.encode("latin-1")]
+    lines = (
+        [b"image,target", b"cat.png,a dog", "caf\u00e9.png,a cat".encode("latin-1")]
+        if suffix == ".csv"
+        else [b'{"image": "cat.png", "target": "a dog"}', b'{"image": "x.png", "target": "a cat"}', '{"image": "caf\u00e9.png"}'.encode("latin-1")]
+    )
     manifest = tmp_path / f"items{suffix}"
     manifest.write_bytes(bom + b"\n".join(lines) + b"\n")
     offset = len(bom) + len(lines[0]) + len(lines[1]) + 2 + lines[2].index(b"\xe9")
@@ -231,8 +252,7 @@ def test_a_run_whose_items_all_fail_exits_1_after_its_summary(tmp_path: Path) ->
 def test_a_sweep_with_a_configuration_whose_items_all_failed_ends_with_1(capsys) -> None:
     index = pd.MultiIndex.from_tuples([("instdiffedit", "c1"), ("instdiffedit", "c2")], names=["method", "config_id"])
     summary = SweepSummary()
-    summary.summaries = [pd.DataFrame({"items": [2], "failed": [0]}, index=index[:1]),
-                         pd.DataFrame({"items": [2], "failed": [2]}, index=index[1:])]
+    summary.summaries = [pd.DataFrame({"items": [2], "failed": [0]}, index=index[:1]), pd.DataFrame({"items": [2], "failed": [2]}, index=index[1:])]
     with pytest.raises(SystemExit) as ended:
         summary.on_multirun_end(OmegaConf.create({}))
     assert ended.value.code == 1

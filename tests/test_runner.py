@@ -29,8 +29,13 @@ class GroundTruthEditor:
 
     capabilities = Capabilities(families=ALL_FAMILIES)
 
-    def __init__(self, dataset: SyntheticDataset, fail_on: set[str] = frozenset(), interrupt_on: str | None = None,
-                 signals: dict[str, list[signal.Signals]] | None = None):
+    def __init__(
+        self,
+        dataset: SyntheticDataset,
+        fail_on: set[str] = frozenset(),
+        interrupt_on: str | None = None,
+        signals: dict[str, list[signal.Signals]] | None = None,
+    ):
         self.dataset, self.fail_on, self.interrupt_on, self.signals = dataset, fail_on, interrupt_on, signals or {}
         self.calls: list[str] = []
 
@@ -123,8 +128,7 @@ def test_inside_a_batch_each_items_row_is_on_disk_before_the_next_items_metrics_
         seen.append(len(table.rows()))
         return {}
 
-    run(BatchEditor(dataset), dataset, table, RunSpec(method="gt", config_id="cfg", master_seed=1, batch_size=5),
-        metrics={"probe": rows_on_disk})
+    run(BatchEditor(dataset), dataset, table, RunSpec(method="gt", config_id="cfg", master_seed=1, batch_size=5), metrics={"probe": rows_on_disk})
     assert seen == [0, 1, 2, 3, 4]
     assert (table.frame()["batch_size"] == 5).all()
 
@@ -201,8 +205,13 @@ def test_sharded_runs_write_separate_files_with_the_same_rows_as_one_run(dataset
 
 def test_items_done_by_other_shards_of_the_run_are_skipped(dataset, tmp_path) -> None:
     editor = GroundTruthEditor(dataset)
-    run(editor, dataset, ResultsTable(tmp_path / "results.jsonl"), RunSpec(method="gt", config_id="cfg", master_seed=1),
-        done_elsewhere={"synthetic-00001", "synthetic-00003"})
+    run(
+        editor,
+        dataset,
+        ResultsTable(tmp_path / "results.jsonl"),
+        RunSpec(method="gt", config_id="cfg", master_seed=1),
+        done_elsewhere={"synthetic-00001", "synthetic-00003"},
+    )
     assert editor.calls == ["synthetic-00000", "synthetic-00002", "synthetic-00004"]
 
 
@@ -218,9 +227,7 @@ def test_config_hash_is_stable_and_sensitive() -> None:
 def test_summary_marks_methods_without_masks_as_nan() -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(
-        [{"item_id": "a", "method": "sdedit", "config_id": "c", "status": "ok", "mask_iou": math.nan, "seconds": 1.0, "denoiser_evals": 50}]
-    )
+    frame = pd.DataFrame([{"item_id": "a", "method": "sdedit", "config_id": "c", "status": "ok", "mask_iou": math.nan, "seconds": 1.0, "denoiser_evals": 50}])
     assert math.isnan(summarize(frame).loc[("sdedit", "c"), "mask_iou"])
 
 

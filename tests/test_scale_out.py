@@ -46,8 +46,7 @@ def unsharded(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 @pytest.mark.slow
 def test_two_shards_through_submitit_local_merge_to_exactly_the_rows_of_one_run(unsharded, tmp_path: Path) -> None:
     # A timestamp in the output root must be resolved once for the sweep, not once per job.
-    result = _run(f"paths.output_root={tmp_path}/sweep-${{now:%H%M%S%f}}", "shard.count=2", "shard.index=range(0,2)",
-                  launcher="submitit_local")
+    result = _run(f"paths.output_root={tmp_path}/sweep-${{now:%H%M%S%f}}", "shard.count=2", "shard.index=range(0,2)", launcher="submitit_local")
     (sweep,) = tmp_path.iterdir()
     run_dir = sweep / RUN_DIR
     merged = merge_run(run_dir)
@@ -66,8 +65,7 @@ def test_two_shards_through_submitit_local_merge_to_exactly_the_rows_of_one_run(
 def test_a_shard_killed_midway_and_resubmitted_completes_without_duplicates(unsharded, tmp_path: Path) -> None:
     shard1 = ("shard.count=2", f"paths.output_root={tmp_path}")
     results = tmp_path / RUN_DIR / "results.shard-001-of-002.jsonl"
-    job = subprocess.Popen(_command(*shard1, "shard.index=1"), cwd=ROOT, env=ENV,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = subprocess.Popen(_command(*shard1, "shard.index=1"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while not (results.exists() and len(ResultsTable(results).rows()) >= 1):

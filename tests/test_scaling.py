@@ -38,8 +38,28 @@ def test_the_script_measures_one_and_two_shards_and_writes_its_figure(tmp_path: 
     out = tmp_path / "figures" / "scaling"
     guide = tmp_path / "scaling.md"
     guide.write_text("Scaling:\n<!-- scaling:begin -->\nold\n<!-- scaling:end -->\nafter\n")
-    args = ["--doc", str(guide), "--model", "tiny", "--dataset", "synthetic", "--method", "sdedit", "--n", "4", "--warmup", "1",
-            "--launcher", "submitit_local", "--override", "dataset.size=64", "--out", str(out), "--work", str(tmp_path / "runs")]
+    args = [
+        "--doc",
+        str(guide),
+        "--model",
+        "tiny",
+        "--dataset",
+        "synthetic",
+        "--method",
+        "sdedit",
+        "--n",
+        "4",
+        "--warmup",
+        "1",
+        "--launcher",
+        "submitit_local",
+        "--override",
+        "dataset.size=64",
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path / "runs"),
+    ]
     assert main(args) == 0
     result = json.loads(out.with_suffix(".json").read_text())
     assert result["device"].startswith("CPU") and result["launcher"] == "submitit_local"
@@ -62,7 +82,9 @@ def test_the_sd14_random_model_is_sd14s_architecture() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["model=sd14_random", "device=meta"])
     pipes = instantiate(cfg.model)
-    parameters = {name: sum(p.numel() for p in module.parameters()) for name, module in
-                  [("unet", pipes.base.unet), ("inpaint", pipes.inpaint.unet), ("text", pipes.base.text_encoder)]}
+    parameters = {
+        name: sum(p.numel() for p in module.parameters())
+        for name, module in [("unet", pipes.base.unet), ("inpaint", pipes.inpaint.unet), ("text", pipes.base.text_encoder)]
+    }
     assert parameters == {"unet": 859_520_964, "inpaint": 859_535_364, "text": 123_060_480}  # SD 1.4's, SD-inpainting's, CLIP ViT-L/14's
     assert pipes.base.unet.dtype == torch.float32  # dtype=auto: float32 off CUDA

@@ -22,14 +22,30 @@ def test_the_benchmark_writes_every_methods_row_and_the_speed_guides_table(tmp_p
     guide = tmp_path / "speed.md"
     guide.write_text("# Title\n<!-- speed-table:begin -->\nold table\n<!-- speed-table:end -->\nafter\n")
     out = tmp_path / "speed"
-    rows = speed.main([
-        "--arch", "tiny", "--quick", "--device", "cpu", "--methods", "instdiffedit,sdedit,instdiffedit@2",
-        "--modes", "eager,eager+cl", "--repeats", "1", "--floor-repeats", "1", "--warmup", "0",
-        "--out", str(out), "--doc", str(guide),
-    ])
-    assert [(r.method, r.mode) for r in rows] == [
-        (m, mode) for mode in ("eager", "eager+cl") for m in ("instdiffedit", "sdedit", "instdiffedit@2")
-    ]
+    rows = speed.main(
+        [
+            "--arch",
+            "tiny",
+            "--quick",
+            "--device",
+            "cpu",
+            "--methods",
+            "instdiffedit,sdedit,instdiffedit@2",
+            "--modes",
+            "eager,eager+cl",
+            "--repeats",
+            "1",
+            "--floor-repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+            "--doc",
+            str(guide),
+        ]
+    )
+    assert [(r.method, r.mode) for r in rows] == [(m, mode) for mode in ("eager", "eager+cl") for m in ("instdiffedit", "sdedit", "instdiffedit@2")]
     assert all(r.status == "ok" for r in rows), [r.error for r in rows]
     by = {(r.method, r.mode): r for r in rows}
     assert by["instdiffedit", "eager"].ratio == 1.0
@@ -81,21 +97,51 @@ def test_the_check_compares_with_eager_and_fails_on_a_mismatch(capsys) -> None:
 
 
 def test_the_check_passes_when_the_fast_mode_gives_eagers_results(tmp_path, capsys) -> None:
-    rows = speed.main([
-        "--arch", "tiny", "--quick", "--device", "cpu", "--methods", "instdiffedit,sdedit", "--modes", "eager+cl", "--check",
-        "--out", str(tmp_path),
-    ])
+    rows = speed.main(
+        [
+            "--arch",
+            "tiny",
+            "--quick",
+            "--device",
+            "cpu",
+            "--methods",
+            "instdiffedit,sdedit",
+            "--modes",
+            "eager+cl",
+            "--check",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [(r.mode, r.repeats) for r in rows] == [("eager", 1), ("eager", 1), ("eager+cl", 1), ("eager+cl", 1)]
     assert "check passed" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_the_warm_cache_warm_up_is_measured_in_a_second_process(tmp_path) -> None:
-    rows = speed.main([
-        "--arch", "tiny", "--quick", "--device", "cpu", "--methods", "instdiffedit", "--modes", "eager",
-        "--warm-cache-modes", "eager", "--inductor-cache", str(tmp_path / "cache"), "--repeats", "1", "--floor-repeats", "0",
-        "--out", str(tmp_path / "speed"),
-    ])
+    rows = speed.main(
+        [
+            "--arch",
+            "tiny",
+            "--quick",
+            "--device",
+            "cpu",
+            "--methods",
+            "instdiffedit",
+            "--modes",
+            "eager",
+            "--warm-cache-modes",
+            "eager",
+            "--inductor-cache",
+            str(tmp_path / "cache"),
+            "--repeats",
+            "1",
+            "--floor-repeats",
+            "0",
+            "--out",
+            str(tmp_path / "speed"),
+        ]
+    )
     (row,) = rows
     assert row.warmup_seconds_warm_cache > 0 and math.isnan(row.floor_seconds)
     assert sorted(p.name for p in (tmp_path / "speed").iterdir()) == ["speed.csv", "speed.json", "speed.md"]
@@ -126,10 +172,26 @@ def test_a_family_run_times_its_methods_and_fills_the_speed_guides_backbone_tabl
     guide = tmp_path / "speed.md"
     guide.write_text("<!-- speed-table:begin -->\nSD table\n<!-- speed-table:end -->\n<!-- speed-backbones:begin -->\nold\n<!-- speed-backbones:end -->\n")
     out = tmp_path / "speed" / arch
-    rows = speed.main([
-        "--arch", arch, "--quick", "--device", "cpu", "--modes", "eager", "--short-warmup", "--repeats", "1", "--floor-repeats", "1",
-        "--out", str(out), "--doc", str(guide),
-    ])
+    rows = speed.main(
+        [
+            "--arch",
+            arch,
+            "--quick",
+            "--device",
+            "cpu",
+            "--modes",
+            "eager",
+            "--short-warmup",
+            "--repeats",
+            "1",
+            "--floor-repeats",
+            "1",
+            "--out",
+            str(out),
+            "--doc",
+            str(guide),
+        ]
+    )
     by = {r.method: r for r in rows}
     assert list(by) == methods_for(FAMILY_ARCHS[arch]) and all(r.status == "ok" for r in rows), [r.error for r in rows]
     # --quick: 5 steps of InstDiffEdit's mask loop (3 noises; x 2 with classifier-free guidance, FLUX.1 [dev] has
@@ -196,10 +258,27 @@ def test_a_floor_that_would_overrun_the_budget_is_left_out_with_a_note() -> None
 
 
 def test_a_model_of_conf_model_is_timed_as_run_py_builds_it(tmp_path) -> None:
-    rows = speed.main([
-        "--model", "tiny", "--quick", "--device", "cpu", "--methods", "sdedit", "--modes", "eager", "--repeats", "1",
-        "--floor-repeats", "0", "--warmup", "0", "--out", str(tmp_path),
-    ])
+    rows = speed.main(
+        [
+            "--model",
+            "tiny",
+            "--quick",
+            "--device",
+            "cpu",
+            "--methods",
+            "sdedit",
+            "--modes",
+            "eager",
+            "--repeats",
+            "1",
+            "--floor-repeats",
+            "0",
+            "--warmup",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [(r.method, r.status, r.denoiser_evals) for r in rows] == [("sdedit", "ok", 10)]  # as on --arch tiny
     assert json.loads((tmp_path / "speed.json").read_text())["meta"]["weights"] == "model=tiny"
 

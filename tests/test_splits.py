@@ -9,11 +9,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import authors_lists
 import numpy as np
 import PIL.Image
 import pytest
 import torch
-import authors_lists
 from authors_lists import needs_lists
 
 from benchmarks.data.downloads import (
@@ -97,7 +97,7 @@ def _zip(path: Path, entries: dict[str, bytes], link: str | None = None) -> Path
             zf.writestr(name, data)
         if link:
             info = zipfile.ZipInfo(link)
-            info.external_attr = (0o120777 << 16)  # a symbolic link
+            info.external_attr = 0o120777 << 16  # a symbolic link
             zf.writestr(info, "/etc/passwd")
     return path
 
@@ -272,7 +272,11 @@ def test_run_py_on_editing_mask_offline_stops_at_once_with_one_sentence(tmp_path
     env = {**os.environ, "INSTDIFFEDIT_CACHE": str(tmp_path / "empty-cache")}
     result = subprocess.run(
         [sys.executable, "run.py", "model=tiny", "dataset=editing_mask", "logger=none", f"paths.output_root={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
@@ -282,9 +286,21 @@ def test_run_py_on_editing_mask_offline_stops_at_once_with_one_sentence(tmp_path
 @pytest.mark.slow
 def test_run_py_on_a_prepared_editing_mask_folder_runs(editing_mask_folder: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "run.py", "model=tiny", "dataset=editing_mask", f"dataset.root={editing_mask_folder}",
-         "logger=none", f"paths.output_root={tmp_path / 'out'}", "method.num_inference_steps=10", "method.inpaint_steps=4"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "run.py",
+            "model=tiny",
+            "dataset=editing_mask",
+            f"dataset.root={editing_mask_folder}",
+            "logger=none",
+            f"paths.output_root={tmp_path / 'out'}",
+            "method.num_inference_steps=10",
+            "method.inpaint_steps=4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = ResultsTable(next((tmp_path / "out").rglob("results.jsonl"))).frame()

@@ -31,8 +31,15 @@ from benchmarks.models.tiny_families import (
 HUB_FOLDERS = {
     "sdxl": {"scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "vae"},
     "sd3": {
-        "scheduler", "text_encoder", "text_encoder_2", "text_encoder_3",
-        "tokenizer", "tokenizer_2", "tokenizer_3", "transformer", "vae",
+        "scheduler",
+        "text_encoder",
+        "text_encoder_2",
+        "text_encoder_3",
+        "tokenizer",
+        "tokenizer_2",
+        "tokenizer_3",
+        "transformer",
+        "vae",
     },
     "flux": {"scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "transformer", "vae"},
 }
@@ -70,8 +77,12 @@ def _generator() -> torch.Generator:
 class TestSampling:
     def test_the_base_pipeline_samples_a_64px_image(self, pipes) -> None:
         out = pipes.base(
-            "a photo of a cat", height=IMAGE_SIZE, width=IMAGE_SIZE, num_inference_steps=2,
-            generator=_generator(), output_type="np",
+            "a photo of a cat",
+            height=IMAGE_SIZE,
+            width=IMAGE_SIZE,
+            num_inference_steps=2,
+            generator=_generator(),
+            output_type="np",
         )
         assert out.images.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
         assert np.isfinite(out.images).all()
@@ -84,9 +95,14 @@ class TestSampling:
             return
         assert type(pipes.inpaint) is twin_cls
         out = pipes.inpaint(
-            prompt="a dog", image=PIL.Image.new("RGB", (IMAGE_SIZE,) * 2, "gray"),
-            mask_image=PIL.Image.new("L", (IMAGE_SIZE,) * 2, 255), height=IMAGE_SIZE, width=IMAGE_SIZE,
-            num_inference_steps=2, generator=_generator(), output_type="np",
+            prompt="a dog",
+            image=PIL.Image.new("RGB", (IMAGE_SIZE,) * 2, "gray"),
+            mask_image=PIL.Image.new("L", (IMAGE_SIZE,) * 2, 255),
+            height=IMAGE_SIZE,
+            width=IMAGE_SIZE,
+            num_inference_steps=2,
+            generator=_generator(),
+            output_type="np",
         )
         assert out.images.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
 

@@ -83,11 +83,7 @@ class TestTinyPipelines:
 
             return hook
 
-        handles = [
-            module.register_forward_pre_hook(record(name), with_kwargs=True)
-            for name, module in unet.named_modules()
-            if name.endswith("attn2")
-        ]
+        handles = [module.register_forward_pre_hook(record(name), with_kwargs=True) for name, module in unet.named_modules() if name.endswith("attn2")]
         latents = torch.randn(1, 4, 32, 32)
         text = torch.randn(1, 77, unet.config.cross_attention_dim)
         with torch.no_grad():
@@ -149,9 +145,7 @@ class TestBuild:
 
 
 class TestCache:
-    def test_second_call_loads_the_saved_folder_without_rebuilding(
-        self, pipes, cache_dir, monkeypatch
-    ):
+    def test_second_call_loads_the_saved_folder_without_rebuilding(self, pipes, cache_dir, monkeypatch):
         folder = cache_dir / TINY_MODEL_NAME
         index = folder / "base" / "model_index.json"
         mtime = index.stat().st_mtime_ns

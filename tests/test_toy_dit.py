@@ -52,7 +52,12 @@ def test_the_toy_dit_refuses_another_family_and_only_sd3_loads_without_t5() -> N
 def test_model_toy_dit_runs_instdiffedit_on_a_toy_item_offline_with_latent_blending(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "run.py", "model=toy_dit", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}"],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reference: disc" in result.stdout and "reference: full" in result.stdout
@@ -68,8 +73,20 @@ def _write_run(folder: Path, model: str, ious: list[float]) -> Path:
     """A run folder as run.py writes it (the columns the card reads), for items toy-00000, toy-00001, ..."""
     folder.mkdir(parents=True)
     rows = [
-        {"item_id": f"toy-{i:05d}", "method": "instdiffedit", "config_id": "c0", "status": "ok", "flags": "", "param.model": model,
-         "mask_iou": iou, "edit_success": 1.0, "changing_rate": 2.0, "bg_psnr": 20.0, "seconds": 1.5, "denoiser_evals": 250}
+        {
+            "item_id": f"toy-{i:05d}",
+            "method": "instdiffedit",
+            "config_id": "c0",
+            "status": "ok",
+            "flags": "",
+            "param.model": model,
+            "mask_iou": iou,
+            "edit_success": 1.0,
+            "changing_rate": 2.0,
+            "bg_psnr": 20.0,
+            "seconds": 1.5,
+            "denoiser_evals": 250,
+        }
         for i, iou in enumerate(ious)
     ]
     (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))

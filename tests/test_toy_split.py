@@ -56,10 +56,7 @@ class TestCaptions:
 
     def test_captions_list_objects_in_slot_order(self):
         assert caption(scene(["red"], ["circle"], "gray"), 0) == "a red circle on a gray background"
-        assert (
-            caption(scene(["red", "blue"], ["circle", "square"], "black"), 0)
-            == "a red circle and a blue square on a black background"
-        )
+        assert caption(scene(["red", "blue"], ["circle", "square"], "black"), 0) == "a red circle and a blue square on a black background"
         assert (
             caption(scene(["red", "blue", "orange"], ["circle", "square", "star"], "white"), 0)
             == "a red circle, a blue square and an orange star on a white background"
@@ -70,9 +67,7 @@ class TestCaptions:
     def test_a_partial_caption_names_the_chosen_objects_and_maybe_the_background(self):
         layout = scene(["red", "blue", "orange"], ["circle", "square", "star"], "white")
         assert partial_caption(layout, 0, [False, True, False], with_background=False) == "a blue square"
-        assert partial_caption(layout, 0, [True, False, True], with_background=True) == (
-            "a red circle and an orange star on a white background"
-        )
+        assert partial_caption(layout, 0, [True, False, True], with_background=True) == ("a red circle and an orange star on a white background")
         assert partial_caption(layout, 0, [False, False, False], with_background=False) == "on a white background"
 
     def test_training_captions_are_full_partial_or_a_seeded_mix(self):
@@ -178,9 +173,7 @@ class TestToyShapesSplit:
             assert item.target != item.source
             colour_changed = meta["target_colour"] != meta["source_colour"]
             shape_changed = meta["target_shape"] != meta["source_shape"]
-            assert (colour_changed, shape_changed) == {
-                "colour": (True, False), "shape": (False, True), "both": (True, True)
-            }[meta["change"]]
+            assert (colour_changed, shape_changed) == {"colour": (True, False), "shape": (False, True), "both": (True, True)}[meta["change"]]
             # A new colour is one no object of the scene has.
             if colour_changed:
                 assert meta["target_colour"] not in item.prompt
@@ -202,10 +195,8 @@ class TestToyShapesSplit:
             assert item.meta["target_prompt"] == item.prompt.replace(item.source, item.target)
 
     def test_background_share(self):
-        assert all(ToyShapesSplit(n=10, background_share=1.0).load(i).meta["edit_kind"] == "background"
-                   for i in ToyShapesSplit(n=10).item_ids())
-        assert all(ToyShapesSplit(n=10, background_share=0.0).load(i).meta["edit_kind"] == "object"
-                   for i in ToyShapesSplit(n=10).item_ids())
+        assert all(ToyShapesSplit(n=10, background_share=1.0).load(i).meta["edit_kind"] == "background" for i in ToyShapesSplit(n=10).item_ids())
+        assert all(ToyShapesSplit(n=10, background_share=0.0).load(i).meta["edit_kind"] == "object" for i in ToyShapesSplit(n=10).item_ids())
 
     def test_expected_image_differs_only_where_the_edit_is(self, split, items):
         for item in items[:20]:

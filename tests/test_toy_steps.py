@@ -36,9 +36,22 @@ from benchmarks.toy.train import (
     vae_trainer,
 )
 
-TINY = replace(TrainConfig(), batch_size=4, dit_batch_size=2, text_hidden=32, text_layers=2, text_projection=16, vae_channels=(8, 16, 16),
-               unet_channels=(8, 16, 32), dit_layers=2, dit_heads=2, dit_head_dim=8)
+TINY = replace(
+    TrainConfig(),
+    batch_size=4,
+    dit_batch_size=2,
+    text_hidden=32,
+    text_layers=2,
+    text_projection=16,
+    vae_channels=(8, 16, 16),
+    unet_channels=(8, 16, 32),
+    dit_layers=2,
+    dit_heads=2,
+    dit_head_dim=8,
+)
 CPU = torch.device("cpu")
+
+
 @pytest.fixture(scope="module")
 def batch() -> dict[str, torch.Tensor]:
     layout = sample_layouts(TINY.batch_size, torch.Generator().manual_seed(0))
@@ -63,11 +76,18 @@ def trainers(batch) -> list[tuple[Trainer, dict[str, torch.Tensor]]]:
     denoisers = denoiser_trainers(TINY, vae.module.eval(), states, tokens, CPU)
     denoisers.append(twin_trainer(TINY, vae.module.eval(), states, tokens, CPU, base=denoisers[0].module))
     with torch.no_grad():
-        prepared = {"latents": vae.module.encode(batch["images"] * 2 - 1).latent_dist.sample(), "images": batch["images"],
-                    "objects": batch["masks"], **states(batch["ids"])}
+        prepared = {
+            "latents": vae.module.encode(batch["images"] * 2 - 1).latent_dist.sample(),
+            "images": batch["images"],
+            "objects": batch["masks"],
+            **states(batch["ids"]),
+        }
     inputs = denoiser_inputs(TINY)
-    return [(text, {"images": batch["images"], "ids": batch["ids"]}), (vae, {"images": batch["images"], "masks": batch["masks"]}),
-            *((t, inputs[t.name](prepared)) for t in denoisers)]
+    return [
+        (text, {"images": batch["images"], "ids": batch["ids"]}),
+        (vae, {"images": batch["images"], "masks": batch["masks"]}),
+        *((t, inputs[t.name](prepared)) for t in denoisers),
+    ]
 
 
 def test_every_model_s_loss_backward_clipping_and_ema_update_are_capturable(trainers) -> None:
@@ -138,8 +158,9 @@ def test_a_trainer_restored_from_its_state_takes_the_same_next_step(batch) -> No
     def trainer() -> Trainer:
         torch.manual_seed(0)
         encoder = build_text_encoder(16, 1, 8)
-        return Trainer("text", encoder, lambda inputs: encoder(inputs["ids"]).text_embeds.pow(2).mean(), lr=1e-2, total=10, warmup=2,
-                       graphed=False, ema_decay=0.9)
+        return Trainer(
+            "text", encoder, lambda inputs: encoder(inputs["ids"]).text_embeds.pow(2).mean(), lr=1e-2, total=10, warmup=2, graphed=False, ema_decay=0.9
+        )
 
     inputs = {"ids": batch["ids"]}
     first = trainer()
@@ -170,8 +191,7 @@ def test_the_twin_fine_tuned_from_the_unet_starts_as_the_unet() -> None:
     x, condition = torch.randn(2, 4, 16, 16), torch.randn(2, 5, 16, 16)
     context, t = torch.randn(2, 77, TINY.text_hidden), torch.tensor([10, 900])
     with torch.no_grad():
-        assert torch.equal(twin(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample,
-                           base(x, t, encoder_hidden_states=context).sample)
+        assert torch.equal(twin(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample, base(x, t, encoder_hidden_states=context).sample)
     assert twin.config.in_channels == 9
 
 

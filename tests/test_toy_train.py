@@ -33,9 +33,28 @@ from benchmarks.toy.train import (
 )
 from instdiffedit.attention import default_downsample
 
-TINY = replace(TrainConfig(), batch_size=4, vae_batch_size=4, dit_batch_size=2, pool_batches=2, text_steps=3, vae_steps=3, classifier_steps=2,
-               unet_steps=3, inpaint_steps=3, dit_steps=3, classifier_pool=8, text_hidden=32, text_layers=2, text_projection=16,
-               vae_channels=(8, 16, 16), unet_channels=(8, 16, 32), dit_layers=2, dit_heads=2, dit_head_dim=8)
+TINY = replace(
+    TrainConfig(),
+    batch_size=4,
+    vae_batch_size=4,
+    dit_batch_size=2,
+    pool_batches=2,
+    text_steps=3,
+    vae_steps=3,
+    classifier_steps=2,
+    unet_steps=3,
+    inpaint_steps=3,
+    dit_steps=3,
+    classifier_pool=8,
+    text_hidden=32,
+    text_layers=2,
+    text_projection=16,
+    vae_channels=(8, 16, 16),
+    unet_channels=(8, 16, 32),
+    dit_layers=2,
+    dit_heads=2,
+    dit_head_dim=8,
+)
 QUICK = EvalSettings(per_prompt=1, sd_steps=1, dit_steps=1, inpaint_edits=2, inpaint_steps=1, autoencoder_scenes=4, classifier_scenes=4)
 CPU = torch.device("cpu")
 
@@ -52,10 +71,13 @@ def tiny_pipelines():
 
 def test_the_fp16_weights_of_the_three_pipelines_fit_45_mb() -> None:
     config = TrainConfig()
-    models = [build_vae(config.vae_channels), build_text_encoder(config.text_hidden, config.text_layers, config.text_projection),
-              build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden),
-              build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9),
-              build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection)]
+    models = [
+        build_vae(config.vae_channels),
+        build_text_encoder(config.text_hidden, config.text_layers, config.text_projection),
+        build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden),
+        build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9),
+        build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection),
+    ]
     tokenizer_files = 3.6e6  # tokenizer.json + tokenizer_config.json, stored once
     assert sum(p.numel() for m in models for p in m.parameters()) * 2 + tokenizer_files < 45e6
 
@@ -135,8 +157,9 @@ def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_a
     assert (restored / "toy-inpaint" / "vae").is_symlink()
     StableDiffusion3Pipeline.from_pretrained(restored / "toy-dit", **WITHOUT_T5)
     # Resuming with more denoiser steps continues from the checkpoint.
-    resumed = train(tmp_path / "again" / "toy", replace(TINY, unet_steps=5, inpaint_steps=5, dit_steps=5), CPU, evaluation=QUICK,
-                    resume=tmp_path / "checkpoint")
+    resumed = train(
+        tmp_path / "again" / "toy", replace(TINY, unet_steps=5, inpaint_steps=5, dit_steps=5), CPU, evaluation=QUICK, resume=tmp_path / "checkpoint"
+    )
     assert resumed["steps_done"] == {"unet": 5, "inpaint": 5, "dit": 5}
     assert "text_encoder" not in resumed["seconds"] and list(resumed["losses"]["unet"][0]) == saved["losses"]["unet"][0]
     # The twin alone can be fine-tuned again from a saved model's UNet: only its folder and its numbers change.
@@ -159,10 +182,11 @@ def test_resuming_with_other_settings_than_the_step_counts_is_refused(tmp_path: 
 def test_the_smoke_run_s_projection_adds_the_untaken_steps_at_their_measured_times() -> None:
     full = TrainConfig()
     smoke = replace(full, **SMOKE_STEPS)
-    report = {"config": {k: getattr(smoke, k) for k in SMOKE_STEPS},
-              "seconds": {"text_encoder": 2.0, "autoencoder": 3.0, "classifier": 4.0, "denoisers": 5.0, "evaluation": 20.0, "total": 40.0},
-              "ms_per_step": {"text_encoder": 10.0, "vae": 20.0, "denoisers": 40.0, "denoisers/unet": 10.0, "denoisers/inpaint": 12.0,
-                              "denoisers/dit": 8.0}}
+    report = {
+        "config": {k: getattr(smoke, k) for k in SMOKE_STEPS},
+        "seconds": {"text_encoder": 2.0, "autoencoder": 3.0, "classifier": 4.0, "denoisers": 5.0, "evaluation": 20.0, "total": 40.0},
+        "ms_per_step": {"text_encoder": 10.0, "vae": 20.0, "denoisers": 40.0, "denoisers/unet": 10.0, "denoisers/inpaint": 12.0, "denoisers/dit": 8.0},
+    }
     projection = projected_full_run(report, full)
     assert projection["seconds"]["autoencoder"] == pytest.approx(3.0 + 20.0 * (full.vae_steps - smoke.vae_steps) / 1e3, abs=0.1)
     assert projection["seconds"]["denoisers"] == pytest.approx(5.0 + 40.0 * (full.unet_steps - smoke.unet_steps) / 1e3, abs=0.1)

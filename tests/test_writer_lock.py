@@ -24,8 +24,12 @@ UMASK = 0o027
 def _patched_run(fault: str, output_root: Path) -> subprocess.Popen:
     """run.py under ``fault`` (tests/patched_run.py), with a umask other than the usual 022."""
     return subprocess.Popen(
-        [sys.executable, "tests/patched_run.py", fault, *TINY, f"paths.output_root={output_root}"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "tests/patched_run.py", fault, *TINY, f"paths.output_root={output_root}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         preexec_fn=lambda: os.umask(UMASK),
     )
 
@@ -35,8 +39,11 @@ def test_a_second_lock_on_the_same_shard_is_refused_naming_the_holder_and_other_
     first.acquire()
     other_shard = WriterLock(tmp_path / Shard(1, 2).lock_name)
     other_shard.acquire()  # shards of one run write side by side
-    with pytest.raises(RunFolderLocked, match=rf"^process {os.getpid()} on {socket.gethostname()} \(since .+\) is writing "
-                       rf"results\.shard-000-of-002\.jsonl in {tmp_path}: wait for it to end"):
+    with pytest.raises(
+        RunFolderLocked,
+        match=rf"^process {os.getpid()} on {socket.gethostname()} \(since .+\) is writing "
+        rf"results\.shard-000-of-002\.jsonl in {tmp_path}: wait for it to end",
+    ):
         WriterLock(tmp_path / Shard(0, 2).lock_name).acquire()
     first.release()
     again = WriterLock(tmp_path / Shard(0, 2).lock_name)
@@ -49,8 +56,16 @@ def test_a_second_lock_on_the_same_shard_is_refused_naming_the_holder_and_other_
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     path = tmp_path / Shard().lock_name
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from benchmarks.run.lock import WriterLock; WriterLock({str(path)!r}).acquire(); print('held', flush=True); "
-         "import time; time.sleep(600)"], cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-c",
+            f"from benchmarks.run.lock import WriterLock; WriterLock({str(path)!r}).acquire(); print('held', flush=True); import time; time.sleep(600)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(RunFolderLocked, match=rf"^process {holder.pid} on "):
         WriterLock(path).acquire()
@@ -72,8 +87,10 @@ def test_a_second_run_on_the_same_folder_and_shard_stops_at_once_naming_the_firs
         _, stderr = second.communicate(timeout=300)
         assert second.returncode == 1 and "Traceback" not in stderr
         run_dir = tmp_path / "tiny" / "synthetic" / "instdiffedit" / "dataset.n=2"
-        assert stderr.strip().splitlines()[-1].startswith(
-            f"error: process {first.pid} on {socket.gethostname()} (since ") and f"is writing results.jsonl in {run_dir}" in stderr
+        assert (
+            stderr.strip().splitlines()[-1].startswith(f"error: process {first.pid} on {socket.gethostname()} (since ")
+            and f"is writing results.jsonl in {run_dir}" in stderr
+        )
         assert not (run_dir / "results.jsonl").exists()
     finally:
         first.send_signal(signal.SIGKILL)  # a holder that dies without a word: its lock goes with it
@@ -84,6 +101,5 @@ def test_a_second_run_on_the_same_folder_and_shard_stops_at_once_naming_the_firs
     assert third.returncode == 0, stderr[-3000:]
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 2
     modes = {str(p.relative_to(run_dir)): stat.S_IMODE(p.stat().st_mode) for p in run_dir.rglob("*") if p.is_file()}
-    assert {"items.txt", "results.jsonl", "results.jsonl.lock", "summary.csv", ".hydra/config.yaml", "run.log",
-            "images/synthetic-00000/edit.png"} <= set(modes)
+    assert {"items.txt", "results.jsonl", "results.jsonl.lock", "summary.csv", ".hydra/config.yaml", "run.log", "images/synthetic-00000/edit.png"} <= set(modes)
     assert {path for path, mode in modes.items() if mode != 0o666 & ~UMASK} == set(), modes

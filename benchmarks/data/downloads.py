@@ -70,9 +70,7 @@ def fetch(remote: RemoteFile, path: Path, *, what: str, config_key: str, timeout
         except (urllib.error.URLError, OSError) as error:
             partial.unlink(missing_ok=True)
             reason = getattr(error, "reason", error)
-            raise DownloadError(
-                f"Could not download {what} from {remote.url} ({reason}); put a copy at {path} or set {config_key}."
-            ) from None
+            raise DownloadError(f"Could not download {what} from {remote.url} ({reason}); put a copy at {path} or set {config_key}.") from None
     try:
         remote.verify(partial)
     except DownloadError:

@@ -48,8 +48,7 @@ def to_8bit(image: PIL.Image.Image, background: int) -> PIL.Image.Image:
         values = np.asarray(image, dtype=np.float64)
         if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
             raise ImageDecodeError(
-                f"a float image must hold values in [0, 1], this one holds {np.nanmin(values):g}..{np.nanmax(values):g}: "
-                "save it as an 8-bit or 16-bit image"
+                f"a float image must hold values in [0, 1], this one holds {np.nanmin(values):g}..{np.nanmax(values):g}: save it as an 8-bit or 16-bit image"
             )
         return PIL.Image.fromarray(np.round(values * 255).astype(np.uint8), "L")
     has_alpha = "A" in image.getbands() or "transparency" in image.info

@@ -55,8 +55,7 @@ def _text_of(path: Path, problems: Problems) -> str | None:
     except UnicodeDecodeError as error:
         offset = bom + error.start
         line = data.count(b"\n", 0, offset) + 1
-        problems.add(f"line {line}",
-                     f"not UTF-8 text (byte 0x{data[offset]:02x} at byte offset {offset} of the file): save the manifest as UTF-8")
+        problems.add(f"line {line}", f"not UTF-8 text (byte 0x{data[offset]:02x} at byte offset {offset} of the file): save the manifest as UTF-8")
         return None
 
 
@@ -138,8 +137,10 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             rows.append(ManifestRow(item_id, line, image, fields["target"], fields["source"], fields["prompt"], mask))
     for item_id, lines in lines_of.items():
         if len(lines) > 1:
-            problems.add(f"lines {', '.join(map(str, lines))}", f"repeat the id {item_id!r} (ids default to the image's file name "
-                         "without its suffix: add an id column to tell them apart)")
+            problems.add(
+                f"lines {', '.join(map(str, lines))}",
+                f"repeat the id {item_id!r} (ids default to the image's file name without its suffix: add an id column to tell them apart)",
+            )
     if not rows and not problems.items:
         problems.add("the manifest", "holds no items")
     problems.raise_if_any(f"the manifest {path}", "Fix these lines (README, 'Your own images') and run again.")

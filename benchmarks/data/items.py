@@ -114,8 +114,7 @@ def to_hf_dataset(split: EditDataset) -> datasets.Dataset:
             mask = None
             if item.gt_mask is not None:
                 mask = PIL.Image.fromarray((item.gt_mask.numpy() * 255).astype("uint8"))
-            yield {"id": item.id, "image": item.image, "mask": mask, "target": item.target,
-                   "source": item.source, "prompt": item.prompt}
+            yield {"id": item.id, "image": item.image, "mask": mask, "target": item.target, "source": item.source, "prompt": item.prompt}
 
     features = datasets.Features(
         {

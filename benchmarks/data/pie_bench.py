@@ -247,9 +247,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if MAPPING_SHA256 is not None and digest != MAPPING_SHA256:
-        raise SplitInputError(
-            f"{path} has sha256 {digest}, not the published {MAPPING_SHA256}: download PIE-Bench again from {DOWNLOAD_FORM}."
-        )
+        raise SplitInputError(f"{path} has sha256 {digest}, not the published {MAPPING_SHA256}: download PIE-Bench again from {DOWNLOAD_FORM}.")
     if MAPPING_SHA256 is None:
         log.info("%s has sha256 %s (not verified: benchmarks.data.pie_bench.MAPPING_SHA256 is not set).", path, digest)
     try:

@@ -188,7 +188,12 @@ class EditingMaskSplit(EditDataset):
             entries = read_list(self.name, list_path, cache_dir, "dataset.list_path")
             folder = cache / "files"
             if not folder.is_dir():  # extracted once, atomically, from the verified archive
-                archive = fetch(EDITING_MASK_ZIP, cache / "Editing-Mask.zip", what="the Editing-Mask images and masks", config_key="dataset.root=/path/to/unzipped/Editing-Mask")
+                archive = fetch(
+                    EDITING_MASK_ZIP,
+                    cache / "Editing-Mask.zip",
+                    what="the Editing-Mask images and masks",
+                    config_key="dataset.root=/path/to/unzipped/Editing-Mask",
+                )
                 extract_zip(archive, folder)
         else:
             folder = Path(root).expanduser()

@@ -117,8 +117,7 @@ def compute_feature_means(
         extractor = inception_description(antialias)
     else:
         extractor = f"custom {type(feature).__name__}"
-    meta = {"extractor": extractor, "size": size, "preprocess": f"Resize({size}) + CenterCrop({size})",
-            "limit_per_class": limit_per_class}
+    meta = {"extractor": extractor, "size": size, "preprocess": f"Resize({size}) + CenterCrop({size})", "limit_per_class": limit_per_class}
     digest = _digest(files, meta)
     torch_device = resolve_device(device)
     feature = feature.to(torch_device).eval()
@@ -187,9 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         result = compute_feature_means(
-            args.train_root, args.out, weights=args.weights, antialias=args.antialias, size=args.size,
-            batch_size=args.batch_size, workers=args.workers, device=args.device,
-            limit_per_class=args.limit_per_class, checkpoint_every=args.checkpoint_every,
+            args.train_root,
+            args.out,
+            weights=args.weights,
+            antialias=args.antialias,
+            size=args.size,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=args.device,
+            limit_per_class=args.limit_per_class,
+            checkpoint_every=args.checkpoint_every,
         )
     except (MetricUnavailableError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

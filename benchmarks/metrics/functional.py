@@ -26,9 +26,7 @@ def mask_iou(predicted: torch.Tensor, truth: torch.Tensor) -> float:
 
 def _check_pair(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor | None = None) -> None:
     if source.dim() != 3 or source.shape != edited.shape:
-        raise ValueError(
-            f"Expected two images of the same shape 3 x H x W, got {tuple(source.shape)} and {tuple(edited.shape)}."
-        )
+        raise ValueError(f"Expected two images of the same shape 3 x H x W, got {tuple(source.shape)} and {tuple(edited.shape)}.")
     if mask is not None and mask.shape != source.shape[1:]:
         raise ValueError(f"Mask shape {tuple(mask.shape)} differs from the image size {tuple(source.shape[1:])}.")
 
@@ -52,9 +50,7 @@ def row_bands(height: int, width: int, min_rows: int = 1, pixels: int | None = N
         yield slice(top, min(top + rows, height))
 
 
-def _banded_sum(
-    source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None, value: Callable[[torch.Tensor], torch.Tensor]
-) -> tuple[float, int]:
+def _banded_sum(source: torch.Tensor, edited: torch.Tensor, region: torch.Tensor | None, value: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, int]:
     """The float64 sum of ``value(edited - source)`` over every channel of the pixels in ``region``
     (all when None), and how many values that is; one band of rows at a time."""
     total, count = 0.0, 0
@@ -144,8 +140,10 @@ def ssim_outside(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor)
         low, high = max(rows.start - _SSIM_HALO, 0), min(rows.stop + _SSIM_HALO, height)
         blank = keep[low:high].to(source.dtype)
         _, ssim_map = structural_similarity_index_measure(
-            (edited[:, low:high] * blank)[None].float(), (source[:, low:high] * blank)[None].float(),
-            data_range=1.0, return_full_image=True,
+            (edited[:, low:high] * blank)[None].float(),
+            (source[:, low:high] * blank)[None].float(),
+            data_range=1.0,
+            return_full_image=True,
         )
         total += ssim_map[..., rows.start - low : rows.stop - low, :].double().sum().item()
     return total / (source.shape[0] * height * width)

@@ -87,8 +87,12 @@ class StructureDistance(ItemMetric):
     ) -> None:
         if model is None:
             model = load_timm_classifier(
-                model_name, weights, key=f"{config_key}.weights", off=f"~{config_key}",
-                what=f"StructureDistance needs the DINO weights of timm's {model_name!r}", dynamic_img_size=True,
+                model_name,
+                weights,
+                key=f"{config_key}.weights",
+                off=f"~{config_key}",
+                what=f"StructureDistance needs the DINO weights of timm's {model_name!r}",
+                dynamic_img_size=True,
             )
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()

@@ -23,9 +23,7 @@ class MetricUnavailableError(RuntimeError):
     """A metric's weights could neither be found locally nor downloaded; the message says how to fix it."""
 
 
-def unavailable(
-    what: str, reason: str, key: str, off: str | None, local: str = "/path/to/local/copy"
-) -> MetricUnavailableError:
+def unavailable(what: str, reason: str, key: str, off: str | None, local: str = "/path/to/local/copy") -> MetricUnavailableError:
     """One sentence: what is needed, why it is missing, the setting for a local copy, how to turn the metric off."""
     fix = f"set {key}={local}" + (f" or turn the metric off with {off}" if off else "")
     return MetricUnavailableError(f"{what} {reason}; {fix}.")
@@ -46,9 +44,7 @@ _LPIPS_TRUNKS = {"alex": ("AlexNet", "alexnet-owt-7be5be79.pth"), "squeeze": ("S
 """LPIPS trunks: torchvision's ImageNet network and its weight file name in the torch hub cache."""
 
 
-def load_lpips(
-    weights: str | None = None, *, net: str = "alex", key: str = "metrics.lpips.weights", off: str = "~metrics.lpips"
-) -> nn.Module:
+def load_lpips(weights: str | None = None, *, net: str = "alex", key: str = "metrics.lpips.weights", off: str = "~metrics.lpips") -> nn.Module:
     """LPIPS v0.1 with the AlexNet (``net="alex"``) or SqueezeNet 1.1 (``"squeeze"``) trunk (the ``lpips``
     package; its linear layers ship with it, the same as torchmetrics' copies).
 
@@ -79,9 +75,7 @@ def load_lpips(
     for name, parameter in model.net.named_parameters():
         source = "features." + name.split(".", 1)[1]
         if source not in state:
-            raise unavailable(
-                what + "and", f"{path} is not a torchvision {trunk} state dict (no {source})", key, off, f"/path/to/{file}"
-            )
+            raise unavailable(what + "and", f"{path} is not a torchvision {trunk} state dict (no {source})", key, off, f"/path/to/{file}")
         parameter.data.copy_(state[source])
     return model.eval()
 
@@ -107,7 +101,10 @@ def load_inception(
     if weights is not None and not Path(weights).expanduser().is_file():
         raise unavailable(
             f"The FID Inception v3 needs torch-fidelity's weights ({_INCEPTION_FILE}), and",
-            f"{weights} is not a file", key, off, f"/path/to/{_INCEPTION_FILE}",
+            f"{weights} is not a file",
+            key,
+            off,
+            f"/path/to/{_INCEPTION_FILE}",
         )
     try:
         net = NoTrainInceptionV3(
@@ -119,7 +116,10 @@ def load_inception(
     except (OSError, RuntimeError) as error:
         raise unavailable(
             f"The FID Inception v3 needs torch-fidelity's weights ({_INCEPTION_FILE}), which",
-            _not_in_torch_hub(error), key, off, f"/path/to/{_INCEPTION_FILE}",
+            _not_in_torch_hub(error),
+            key,
+            off,
+            f"/path/to/{_INCEPTION_FILE}",
         ) from None
     net.num_features = 2048  # read by torchmetrics' FID instead of probing with a dummy image
     return net
@@ -150,8 +150,11 @@ def load_clip(
             return load(str(folder), local_files_only=True)
         except OSError:
             raise unavailable(
-                what + ", and", f"{folder} is not a folder with a CLIPModel and CLIPProcessor saved by save_pretrained",
-                key, off, "/path/to/clip/folder",
+                what + ", and",
+                f"{folder} is not a folder with a CLIPModel and CLIPProcessor saved by save_pretrained",
+                key,
+                off,
+                "/path/to/clip/folder",
             ) from None
     try:
         return cached_or_downloaded(lambda local: load(model_name, local_files_only=local))

@@ -99,9 +99,7 @@ def load_family(
     spec = _family(family, family_key)
     check_speed_options(fast_path)
     if not t5 and family != "sd3":
-        raise ValueError(
-            f"model.t5=false leaves out SD 3.x's T5 encoder, but the {family} family's text needs all its encoders; remove model.t5."
-        )
+        raise ValueError(f"model.t5=false leaves out SD 3.x's T5 encoder, but the {family} family's text needs all its encoders; remove model.t5.")
     if inpaint is not None and spec.inpaint is None:
         raise ValueError(
             f"The {family} family has no inpainting twin, but {inpaint_key}={inpaint!r}; set "

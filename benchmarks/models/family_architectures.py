@@ -55,8 +55,8 @@ from transformers import (
 )
 
 from benchmarks.models.families import FamilyPipelines, finish_pipeline
-from benchmarks.models.sd_architecture import CLIP_VIT_L14_TEXT, frozen, random_weights
 from benchmarks.models.qwen_processor import qwen_processor, qwen_tokenizer, vision_token_ids
+from benchmarks.models.sd_architecture import CLIP_VIT_L14_TEXT, frozen, random_weights
 from benchmarks.models.t5_tokenizer import t5_tokenizer
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.models.tiny_families import (

@@ -77,9 +77,7 @@ def _maps(pipes: FamilyPipelines, size: int, prompt: str, noise_level: float, se
             "txt_ids": text_ids,
         }
     with capture_joint_attention(transformer, grid, conditional_only=False, normaliser=normaliser) as store:
-        transformer(
-            hidden_states=latents.to(device, dtype), encoder_hidden_states=embeds, pooled_projections=pooled, **inputs
-        )
+        transformer(hidden_states=latents.to(device, dtype), encoder_hidden_states=embeds, pooled_projections=pooled, **inputs)
         return store.take()
 
 

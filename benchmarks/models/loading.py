@@ -70,8 +70,10 @@ def load_pretrained(
     :func:`benchmarks.models.families.load_family`.
     """
     if family != "sd":
-        raise ValueError(f"model.family={family!r}, but load_pretrained loads SD 1.x/2.x pipelines (family sd); load the "
-                         "other families with _target_: benchmarks.models.families.load_family.")
+        raise ValueError(
+            f"model.family={family!r}, but load_pretrained loads SD 1.x/2.x pipelines (family sd); load the "
+            "other families with _target_: benchmarks.models.families.load_family."
+        )
     check_speed_options(fast_path)
     torch_device = resolve_device(device)
     base_dtype = resolve_dtype(dtype, torch_device)
@@ -144,10 +146,7 @@ def check_model_source(name: str, key: str) -> None:
 
 
 def _unavailable(name: str, key: str, reason: str) -> ModelUnavailableError:
-    return ModelUnavailableError(
-        f"Could not load {name!r} ({reason}); download it with `hf download {name}` "
-        f"or set {key}=/path/to/local/folder."
-    )
+    return ModelUnavailableError(f"Could not load {name!r} ({reason}); download it with `hf download {name}` or set {key}=/path/to/local/folder.")
 
 
 def _from_pretrained(pipeline_cls: type, name: str, **kwargs) -> StableDiffusionPipeline:
@@ -172,12 +171,9 @@ def _is_local_path(name: str) -> bool:
 def _checked_folder(name: str, key: str) -> Path:
     folder = Path(name).expanduser()
     if not folder.is_dir():
-        raise ModelUnavailableError(
-            f"Model folder {str(folder)!r} given by {key} does not exist."
-        )
+        raise ModelUnavailableError(f"Model folder {str(folder)!r} given by {key} does not exist.")
     if not (folder / "model_index.json").is_file():
         raise ModelUnavailableError(
-            f"Model folder {str(folder)!r} given by {key} has no model_index.json "
-            "(expected a diffusers pipeline saved with save_pretrained)."
+            f"Model folder {str(folder)!r} given by {key} has no model_index.json (expected a diffusers pipeline saved with save_pretrained)."
         )
     return folder

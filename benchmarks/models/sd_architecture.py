@@ -102,8 +102,12 @@ def build_sd14_pipelines(device: str | torch.device, dtype: torch.dtype = torch.
         vae = frozen(AutoencoderKL(**SD14_VAE), dtype)
         text_encoder = frozen(CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)), dtype)
     shared = dict(
-        vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     base = StableDiffusionPipeline(unet=unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **shared)
     inpaint = StableDiffusionInpaintPipeline(unet=inpaint_unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **shared)

@@ -66,7 +66,7 @@ CAPTIONS = (
     # Every letter in both cases, the digits and common punctuation, so no character is unknown.
     "The quick brown fox jumps over the lazy dog.",
     "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG!",
-    "Shiba Inu, Golden Retriever; 0 1 2 3 4 5 6 7 8 9: what's (new) - yes? \"no\"",
+    'Shiba Inu, Golden Retriever; 0 1 2 3 4 5 6 7 8 9: what\'s (new) - yes? "no"',
 )
 """Captions of the kind the editing benchmarks use (objects, animals, scenes, edits): the tiny
 models' tokenizers are trained on these."""

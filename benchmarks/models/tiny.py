@@ -60,9 +60,7 @@ def clip_tokenizer() -> CLIPTokenizer:
     """SD 1.x's CLIP BPE tokenizer, rebuilt from the vocabulary file shipped with open_clip."""
     with tempfile.TemporaryDirectory() as folder:
         save_clip_vocabulary(Path(folder))
-        return CLIPTokenizer.from_pretrained(
-            folder, model_max_length=_CONTEXT_LENGTH, pad_token=_EOS
-        )
+        return CLIPTokenizer.from_pretrained(folder, model_max_length=_CONTEXT_LENGTH, pad_token=_EOS)
 
 
 def save_clip_vocabulary(folder: Path) -> None:
@@ -98,10 +96,7 @@ def _bpe_vocab_path() -> Path:
             path = Path(location, _BPE_FILE)
             if path.is_file():
                 return path
-    raise ModuleNotFoundError(
-        f"The CLIP vocabulary {_BPE_FILE} was not found; install open_clip_torch "
-        "(package open_clip) or clip-anytorch (package clip)."
-    )
+    raise ModuleNotFoundError(f"The CLIP vocabulary {_BPE_FILE} was not found; install open_clip_torch (package open_clip) or clip-anytorch (package clip).")
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -158,9 +158,7 @@ def build_tiny_sdxl(seed: int = 0) -> tuple[StableDiffusionXLPipeline, StableDif
         "tokenizer": clip_tokenizer(),
         "tokenizer_2": clip_g_tokenizer(),
     }
-    base = StableDiffusionXLPipeline(
-        unet=_frozen(unet), scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG), **shared
-    )
+    base = StableDiffusionXLPipeline(unet=_frozen(unet), scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG), **shared)
     inpaint = StableDiffusionXLInpaintPipeline(
         unet=_frozen(inpaint_unet),
         scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG),

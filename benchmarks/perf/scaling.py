@@ -136,13 +136,20 @@ def _measurement_record(m: Measurement) -> dict:
 def summary(result: dict) -> str:
     """The scaling paragraph of docs/scaling.md, from a result of :func:`main` (as written to JSON)."""
     rates = ", ".join(f"{m['items_per_second']:.2f} items/s on {m['gpus']} GPU(s)" for m in result["measurements"])
-    speedups = "; ".join(
-        f"**{float(s):.2f}x** on {g} (target {result['targets'][g]}x: {'met' if result['meets_targets'][g] else 'missed'})"
-        for g, s in result["speedup"].items() if g in result["targets"]
-    ) or "one GPU only: no speedup measured"
+    speedups = (
+        "; ".join(
+            f"**{float(s):.2f}x** on {g} (target {result['targets'][g]}x: {'met' if result['meets_targets'][g] else 'missed'})"
+            for g, s in result["speedup"].items()
+            if g in result["targets"]
+        )
+        or "one GPU only: no speedup measured"
+    )
     identical = result["rows_identical_to_one_shard"]
-    rows = (f"merged rows {'identical to' if all(identical.values()) else 'DIFFERENT from'} the one-shard run's "
-            "(timing and device columns aside)") if identical else "no sharded run to compare"
+    rows = (
+        (f"merged rows {'identical to' if all(identical.values()) else 'DIFFERENT from'} the one-shard run's (timing and device columns aside)")
+        if identical
+        else "no sharded run to compare"
+    )
     overrides = "".join(f" {o}" for o in result["overrides"])
     return (
         f"Measured on {result['device']} ({result['measured_at']}; `python -m benchmarks.perf.scaling --model "

@@ -22,8 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the item draw (default: 0)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
-    parser.add_argument("--plugin", action="append", default=[], dest="plugins",
-                        help="a plugin module whose metrics and splits the runs used (their labels and tables); repeatable")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        dest="plugins",
+        help="a plugin module whose metrics and splits the runs used (their labels and tables); repeatable",
+    )
     args = parser.parse_args(argv)
     try:
         load_plugins(args.plugins)
@@ -32,8 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = build_report(
-            args.paths, args.out, only=args.only, items=args.items.split(",") if args.items else None,
-            n_items=args.n_items, seed=args.seed, steps=args.steps, confidence=args.confidence, resamples=args.resamples,
+            args.paths,
+            args.out,
+            only=args.only,
+            items=args.items.split(",") if args.items else None,
+            n_items=args.n_items,
+            seed=args.seed,
+            steps=args.steps,
+            confidence=args.confidence,
+            resamples=args.resamples,
             html=args.html,
         )
     except ReportError as error:

@@ -41,8 +41,9 @@ def _every_item_failed(rows: pd.DataFrame) -> list[str]:
         if (group["status"] != "ok").all():
             errors = group["error"].dropna() if "error" in group else pd.Series(dtype=str)
             first = errors.iloc[0] if len(errors) else "no error recorded"
-            sentences.append(f"every item of {method} {config_id} in {group['run_dir'].iloc[0]} failed "
-                             f"({len(group)} of {len(group)}); the first error: {first}")
+            sentences.append(
+                f"every item of {method} {config_id} in {group['run_dir'].iloc[0]} failed ({len(group)} of {len(group)}); the first error: {first}"
+            )
     return sentences
 
 
@@ -78,8 +79,9 @@ def _draw_figures(reporter: Reporter, report: Report, *, items: Sequence[str] | 
             grid = qualitative_grid(saved, columns, edit_texts(rows))
             report.files += figures.save(grid, out, f"qualitative_{suffix}")
         else:
-            report.skipped.append(f"qualitative grid of {model}/{dataset}: no item done by every method has saved images "
-                                  f"(runs with save_images=true save images/<id>/{INPUT}).")
+            report.skipped.append(
+                f"qualitative grid of {model}/{dataset}: no item done by every method has saved images (runs with save_images=true save images/<id>/{INPUT})."
+            )
         if "mask_iou" in rows and "seconds" in rows:
             numbers = reporter.stats(rows[(rows["model"] == model) & (rows["dataset"] == dataset)], ["mask_iou", "seconds"])
             numbers = numbers[numbers["mask_iou"].notna()]

@@ -70,9 +70,7 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
     configs["main"] = False
     for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
         varying = [p for p in params if group[p].astype(str).nunique() > 1]
-        labels = {
-            index: [f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying] for index in group.index
-        }
+        labels = {index: [f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying] for index in group.index}
         repeated = {tuple(settings) for settings in labels.values() if list(labels.values()).count(settings) > 1}
         for index in group.index:
             configs.at[index, "varying"] = varying
@@ -80,12 +78,15 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
             method = configs.at[index, "method"]
             configs.at[index, "label"] = f"{method} ({', '.join(settings)})" if settings else method
         modes = {p: group[p].mode(dropna=False).iloc[0] for p in varying}
-        score = pd.DataFrame({
-            "defaults": [_uses_method_defaults(d) for d in group["run_dirs"]],
-            "common": [sum(_same(group.at[i, p], modes[p]) for p in varying) for i in group.index],
-            "ok": group["ok"],
-            "label": group["label"],
-        }, index=group.index)
+        score = pd.DataFrame(
+            {
+                "defaults": [_uses_method_defaults(d) for d in group["run_dirs"]],
+                "common": [sum(_same(group.at[i, p], modes[p]) for p in varying) for i in group.index],
+                "ok": group["ok"],
+                "label": group["label"],
+            },
+            index=group.index,
+        )
         best = score.sort_values(["defaults", "common", "ok", "label"], ascending=[False, False, False, True]).index[0]
         configs.at[best, "main"] = True
     rank = {method.name: i for i, method in enumerate(all_methods())}  # the project's order, plugins' by role; unknown: alphabetically

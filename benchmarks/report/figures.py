@@ -105,5 +105,3 @@ def mask_evolution(masks: np.ndarray, image: PIL.Image.Image | None = None, *, s
     if title:
         figure.suptitle(title, fontsize=8)
     return figure
-
-

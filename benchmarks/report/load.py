@@ -98,10 +98,7 @@ def load_results(paths: Sequence[str | os.PathLike]) -> Results:
     except ResultsFileError as error:
         raise ReportError(str(error)) from None
     if rows.empty:
-        raise ReportError(
-            f"The results files under {', '.join(map(str, paths))} hold no rows yet: "
-            "let a run finish at least one item, then report again."
-        )
+        raise ReportError(f"The results files under {', '.join(map(str, paths))} hold no rows yet: let a run finish at least one item, then report again.")
     rows["model"] = rows["param.model"].fillna("") if "param.model" in rows else ""
     rows["flags"] = rows["flags"].fillna("") if "flags" in rows else ""
     split_items = {str(folder): items for folder in run_dirs if (items := read_item_list(folder)) is not None}

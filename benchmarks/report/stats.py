@@ -31,8 +31,13 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, r
     if np.ptp(array) == 0:
         return mean, mean, mean
     result = bootstrap(
-        (array,), np.mean, confidence_level=confidence, n_resamples=resamples, method="percentile",
-        vectorized=True, rng=np.random.default_rng(seed),
+        (array,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
     )
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
@@ -53,6 +58,6 @@ def summarize(rows: pd.DataFrame, metrics: Sequence[str], *, confidence: float =
             mean, low, high = mean_ci(values.to_numpy(), confidence=confidence, resamples=resamples, seed=seed)
             record.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
         records.append(record)
-    return pd.DataFrame.from_records(records, columns=[*CONFIG, "items", "failed", "flagged"] + [
-        f"{m}{suffix}" for m in metrics for suffix in ("", "_low", "_high")
-    ])
+    return pd.DataFrame.from_records(
+        records, columns=[*CONFIG, "items", "failed", "flagged"] + [f"{m}{suffix}" for m in metrics for suffix in ("", "_low", "_high")]
+    )

@@ -59,8 +59,10 @@ SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
     "editing_mask": ("Editing-Mask", ("mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "seconds")),
     "imagenet": ("ImageNet", ("lpips", "csfid", "sfid", "accuracy", "seconds")),
     "imagen": ("Imagen", ("lpips", "fid", "clip_score", "seconds")),
-    "pie_bench": ("PIE-Bench", ("mask_iou", "changing_rate", "structure_distance", "pie_bg_psnr", "pie_bg_lpips", "pie_bg_mse",
-                                "pie_bg_ssim", "clip_whole", "clip_edited", "seconds")),
+    "pie_bench": (
+        "PIE-Bench",
+        ("mask_iou", "changing_rate", "structure_distance", "pie_bg_psnr", "pie_bg_lpips", "pie_bg_mse", "pie_bg_ssim", "clip_whole", "clip_edited", "seconds"),
+    ),
 }
 """The paper's layout per split; other splits (toy_shapes, synthetic) show every metric they have."""
 
@@ -93,6 +95,7 @@ GRID_ORDER = ("oracle", "file", "instdiffedit", "diffedit", "disc", "whole", "tw
 
 def _grid_order(name: object) -> int:
     return GRID_ORDER.index(name) if name in GRID_ORDER else len(GRID_ORDER)
+
 
 NOTES = {
     "changing_rate": "changing rate: mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
@@ -177,8 +180,7 @@ class Reporter:
         for method, values in PUBLISHED.get(dataset, {}).items():
             shown = {m: v for m, v in values.items() if m in metrics}
             if shown:
-                records.append({"source": "published", "dataset": dataset, "method": method,
-                                "label": f"{method} (published)", **shown})
+                records.append({"source": "published", "dataset": dataset, "method": method, "label": f"{method} (published)", **shown})
         return pd.DataFrame.from_records(records)
 
     # -- display -------------------------------------------------------------------------------
@@ -219,8 +221,10 @@ class Reporter:
             notes.append(NOTES["incomplete"])
         none_ok = (ours["items"] > 0) & (ours["failed"] == ours["items"])
         if none_ok.any():
-            notes.append(f"Every item failed in {', '.join(ours.loc[none_ok, 'label'])}: no metric to show; "
-                         "the rows' error column says why, and running the same command again retries them.")
+            notes.append(
+                f"Every item failed in {', '.join(ours.loc[none_ok, 'label'])}: no metric to show; "
+                "the rows' error column says why, and running the same command again retries them."
+            )
         measured = ours[~none_ok]
         missing = [m for m in metrics if m not in measured or measured[m].isna().all()]
         if missing and not measured.empty:
@@ -254,14 +258,21 @@ class Reporter:
         for metric in metrics:
             reference = numbers[(numbers["method"] == "instdiffedit") & numbers["main"].astype(bool)].set_index(["model", "dataset"])[metric]
             numbers[f"{metric}_vs_instdiffedit"] = [
-                value / reference.get((model, dataset), math.nan)
-                for value, model, dataset in zip(numbers[metric], numbers["model"], numbers["dataset"])
+                value / reference.get((model, dataset), math.nan) for value, model, dataset in zip(numbers[metric], numbers["model"], numbers["dataset"])
             ]
-        published = pd.DataFrame.from_records([
-            {"source": "published", "dataset": "all", "method": method, "label": f"{method} (published)", "seconds": s,
-             "seconds_vs_instdiffedit": s / PUBLISHED_SECONDS["instdiffedit"]}
-            for method, s in PUBLISHED_SECONDS.items()
-        ])
+        published = pd.DataFrame.from_records(
+            [
+                {
+                    "source": "published",
+                    "dataset": "all",
+                    "method": method,
+                    "label": f"{method} (published)",
+                    "seconds": s,
+                    "seconds_vs_instdiffedit": s / PUBLISHED_SECONDS["instdiffedit"],
+                }
+                for method, s in PUBLISHED_SECONDS.items()
+            ]
+        )
         numbers = pd.concat([numbers, published], ignore_index=True)
         display = self._display(numbers, metrics, leading=[("dataset", "Split")])
         for metric in metrics:
@@ -300,8 +311,10 @@ class Reporter:
             display = self._display(numbers, metrics, leading=[("mask", "Mask"), ("editor", "Editor")]).drop(columns="Method")
             suffix = "_".join(filter(None, (model, dataset)))
             notes = self._notes(numbers, metrics, False)
-            notes.append("Changed region: pixels whose max-channel |difference| of the blurred input and edit exceeds the "
-                         "threshold (docs/metrics-changed-region.md), scored against the ground-truth mask.")
+            notes.append(
+                "Changed region: pixels whose max-channel |difference| of the blurred input and edit exceeds the "
+                "threshold (docs/metrics-changed-region.md), scored against the ground-truth mask."
+            )
             title = f"Mask sources x editors ({split_layout(dataset)[0]}{', ' + model if model else ''})"
             tables.append(Table(f"mask_x_editor_{suffix}", title, numbers, display, notes))
         return tables

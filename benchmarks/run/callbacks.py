@@ -60,8 +60,11 @@ class SweepSummary(Callback):
             failed = table[(table["items"] > 0) & (table["failed"] == table["items"])]
             if not failed.empty:
                 configs = ", ".join(f"{method} {config_id}" for method, config_id in failed.index)
-                print(f"error: every item failed in {len(failed)} of the sweep's {len(table)} configuration(s) "
-                      f"({configs}); each job's error line and its rows' error column say why.", file=sys.stderr)
+                print(
+                    f"error: every item failed in {len(failed)} of the sweep's {len(table)} configuration(s) "
+                    f"({configs}); each job's error line and its rows' error column say why.",
+                    file=sys.stderr,
+                )
                 raise SystemExit(1)
 
     def _report_launched_runs(self, sweep_dir: Path) -> None:
@@ -129,6 +132,5 @@ class ValidateConfig(Callback):
 def _check_writable(folder: Path) -> None:
     """Exit with one ``error:`` line (and 2) when the run's folder cannot be created or written."""
     if (problem := unwritable(folder)) is not None:
-        print(f"error: the run folder {folder} cannot be written: {problem}; set paths.output_root to a folder you can write.",
-              file=sys.stderr)
+        print(f"error: the run folder {folder} cannot be written: {problem}; set paths.output_root to a folder you can write.", file=sys.stderr)
         raise SystemExit(2)

@@ -33,9 +33,7 @@ class SetAside:
     without_fingerprint: int = 0  # rows of earlier versions: kept, their item not checked
 
 
-def set_aside_changed_rows(
-    run_dir: str | os.PathLike, method: str, config_id: str, item_ids: Iterable[str], fingerprint: Callable[[str], str]
-) -> SetAside:
+def set_aside_changed_rows(run_dir: str | os.PathLike, method: str, config_id: str, item_ids: Iterable[str], fingerprint: Callable[[str], str]) -> SetAside:
     """Move the rows of ``item_ids`` (for ``method`` and ``config_id``) whose recorded fingerprint is
     not ``fingerprint(item_id)`` from every results file of ``run_dir`` to ``<file>.stale``.
 

@@ -416,7 +416,6 @@ def check_run_config(cfg: DictConfig) -> ConfigCheck:
         check.errors.append(f"{who} needs ground-truth masks and dataset={dataset.name} has none.")
     if capabilities.split_mask is not None and capabilities.split_mask not in dataset.reference_masks():
         check.errors.append(
-            f"{who} edits inside the split's reference mask {capabilities.split_mask!r} and dataset={dataset.name} has none "
-            "(dataset=toy_shapes has one)."
+            f"{who} edits inside the split's reference mask {capabilities.split_mask!r} and dataset={dataset.name} has none (dataset=toy_shapes has one)."
         )
     return check

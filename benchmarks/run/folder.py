@@ -252,8 +252,7 @@ def _checked_rows(path: Path, required: Sequence[str]) -> list[dict]:
     missing = [c for c in required if c not in columns]
     if rows and missing:
         raise ResultsFileError(
-            f"{path} is not a results file of run.py: its rows lack {', '.join(missing)}. "
-            "Remove it from the folders read or rerun the run that wrote it."
+            f"{path} is not a results file of run.py: its rows lack {', '.join(missing)}. Remove it from the folders read or rerun the run that wrote it."
         )
     return [{**row, "run_dir": str(path.parent)} for row in rows]
 
@@ -368,9 +367,7 @@ def save_item_images(image_dir: str | os.PathLike, item: EditItem, result: EditR
         numpy.savez_compressed(directory / STEPS, masks=result.mask_history.numpy())
 
 
-def saved_pairs(
-    dataset: EditDataset, image_dir: str | os.PathLike, item_ids: Iterable[str] | None = None
-) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
+def saved_pairs(dataset: EditDataset, image_dir: str | os.PathLike, item_ids: Iterable[str] | None = None) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
     """``(item, edited image)`` for every item (of ``item_ids``, default all) whose edit was saved in
     ``image_dir``: what corpus metrics read, so they cover resumed runs too. Items without one
     (failed or not yet run) are skipped. Lazy: one image in memory at a time."""

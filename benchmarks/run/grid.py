@@ -30,6 +30,7 @@ from benchmarks.run.folder import (
 DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
 CELL = 1.5  # inches per image panel
 
+
 def overlay(image: PIL.Image.Image, mask: np.ndarray) -> np.ndarray:
     """The image (H x W x 3 in [0, 1]) dimmed outside ``mask`` (any size, nonzero = edit)."""
     pixels = np.asarray(image.convert("RGB"), dtype=float) / 255
@@ -59,9 +60,7 @@ def open_image(path: Path | None) -> PIL.Image.Image | None:
         return image.copy()
 
 
-def qualitative_grid(
-    item_ids: Sequence[str], columns: Sequence[tuple[str, Sequence[str | Path]]], texts: Mapping[str, str] | None = None
-) -> Figure:
+def qualitative_grid(item_ids: Sequence[str], columns: Sequence[tuple[str, Sequence[str | Path]]], texts: Mapping[str, str] | None = None) -> Figure:
     """One row per item: the input (with the item's edit text under it, from ``texts``), the
     ground-truth mask, then per method its mask over the input and its output. ``columns`` are
     (label, run folders) of the configurations to show."""

@@ -165,11 +165,7 @@ def _method_params(method: dict[str, Any], choices: Any) -> dict[str, Any]:
     """The method's settings as the rows' ``param.*``; a part of a composed method (a ``_target_`` node:
     its mask source, its editor) by its option name (``mask``: ``oracle``), its settings being in the
     config id (as ``param.*`` they would read as swept settings wherever two parts differ)."""
-    return {
-        key: choices.get(key) if isinstance(value, dict) and "_target_" in value else value
-        for key, value in method.items()
-        if not key.startswith("_")
-    }
+    return {key: choices.get(key) if isinstance(value, dict) and "_target_" in value else value for key, value in method.items() if not key.startswith("_")}
 
 
 def _own_rows(results: Path, spec: RunSpec) -> pd.DataFrame:
@@ -191,10 +187,7 @@ def _log_device(device: str) -> None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     log.info("Device: %s (device=%s, CUDA_VISIBLE_DEVICES=%s).", resolve_device(device), device, visible)
     if os.environ.get("SUBMITIT_EXECUTOR") == "local" and visible == "" and device == "auto":
-        log.warning(
-            "This submitit_local job was given no GPU and runs on the CPU; "
-            "use hydra/launcher=local_gpus for one GPU per job."
-        )
+        log.warning("This submitit_local job was given no GPU and runs on the CPU; use hydra/launcher=local_gpus for one GPU per job.")
 
 
 def _build(node: DictConfig) -> Any:

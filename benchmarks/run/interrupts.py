@@ -42,8 +42,7 @@ class Interrupted(_Stopped, Exception):
 
     def __init__(self, signal_: signal.Signals, written: int, left: int) -> None:
         super().__init__(
-            f"Stopped by {signal_.name} after the batch in flight: {written} item(s) written by this run, {left} left; "
-            "run the same command again to resume."
+            f"Stopped by {signal_.name} after the batch in flight: {written} item(s) written by this run, {left} left; run the same command again to resume."
         )
         self.signal, self.written, self.left = signal_, written, left
 

@@ -79,9 +79,7 @@ class WandbLogger:
         import wandb
 
         def init(mode: str) -> Any:
-            return wandb.init(
-                project=self.project, mode=mode, dir=self.dir, name=name, group=group, config=config, reinit="finish_previous"
-            )
+            return wandb.init(project=self.project, mode=mode, dir=self.dir, name=name, group=group, config=config, reinit="finish_previous")
 
         try:
             self.run = init(self.mode)

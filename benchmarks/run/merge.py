@@ -109,10 +109,7 @@ def merge_run(run_dir: str | os.PathLike) -> MergeResult:
     records = one_row_per_key(read)
     problems: list[str] = []
     if items is None:
-        problems.append(
-            f"No {ITEMS_FILE} here: missing items cannot be listed (runs write it when they start; "
-            "re-run any shard to record it)."
-        )
+        problems.append(f"No {ITEMS_FILE} here: missing items cannot be listed (runs write it when they start; re-run any shard to record it).")
     counts = sorted({count for _, count, _ in files})
     if len(counts) > 1:
         problems.append(

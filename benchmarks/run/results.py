@@ -36,9 +36,9 @@ RENAMED_COLUMNS = {"unet_evals": "denoiser_evals"}
 def metric_columns(rows: pd.DataFrame) -> list[str]:
     """The numeric per-item results among ``rows``' columns in display order: metrics, then cost."""
     metrics = [
-        c for c in rows.columns
-        if pd.api.types.is_numeric_dtype(rows[c]) and c not in BOOKKEEPING_COLUMNS and c not in COST_COLUMNS
-        and not c.startswith(NON_RESULT_PREFIXES)
+        c
+        for c in rows.columns
+        if pd.api.types.is_numeric_dtype(rows[c]) and c not in BOOKKEEPING_COLUMNS and c not in COST_COLUMNS and not c.startswith(NON_RESULT_PREFIXES)
     ]
     return metrics + [c for c in COST_COLUMNS if c in rows]
 
@@ -98,7 +98,8 @@ class ResultsTable:
             os.truncate(self.path, keep)
         log.warning(
             "%s ended in a torn line (a run was stopped while writing it); moved it to %s, and its item is done again.",
-            self.path, self.torn_path,
+            self.path,
+            self.torn_path,
         )
         return self.torn_path
 
@@ -137,8 +138,9 @@ class ResultsTable:
             except ValueError:  # not UTF-8, or not JSON
                 if number == len(lines) and not data.endswith(b"\n"):
                     log.warning(
-                        "Skipping the torn last line of %s (a run was stopped while writing it; the next run "
-                        "writing the file moves it to %s).", self.path, self.torn_path.name,
+                        "Skipping the torn last line of %s (a run was stopped while writing it; the next run writing the file moves it to %s).",
+                        self.path,
+                        self.torn_path.name,
                     )
                     continue
                 raise ResultsFileError(self._foreign(number, "is not a line of JSON text")) from None
@@ -150,10 +152,7 @@ class ResultsTable:
         return rows
 
     def _foreign(self, number: int, problem: str) -> str:
-        return (
-            f"{self.path} is not a results file of run.py: line {number} {problem}. "
-            "Move it out of the run folder, or rerun the run that wrote it."
-        )
+        return f"{self.path} is not a results file of run.py: line {number} {problem}. Move it out of the run folder, or rerun the run that wrote it."
 
     def frame(self) -> pd.DataFrame:
         """One row per key (see :func:`one_row_per_key`: a retried item's success replaces its failure)."""
@@ -161,8 +160,4 @@ class ResultsTable:
 
     def completed(self, method: str, config_id: str) -> set[str]:
         """Ids of items already done successfully for this method and config."""
-        return {
-            row["item_id"]
-            for row in self.rows()
-            if row.get("method") == method and row.get("config_id") == config_id and row.get("status") == "ok"
-        }
+        return {row["item_id"] for row in self.rows() if row.get("method") == method and row.get("config_id") == config_id and row.get("status") == "ok"}

@@ -100,7 +100,12 @@ def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) 
         )
     return [
         editor.edit(
-            item.image, target=item.target, source=item.source, prompt=item.prompt, mask=item.gt_mask, generator=g,
+            item.image,
+            target=item.target,
+            source=item.source,
+            prompt=item.prompt,
+            mask=item.gt_mask,
+            generator=g,
             **({"instruction": item.instruction} if editor.capabilities.instructions else {}),
         )
         for item, g in zip(items, generators, strict=True)
@@ -197,13 +202,15 @@ def run(
 def _say_changed(changed: SetAside) -> None:
     if changed.items:
         log.warning(
-            "%d item(s) changed since their rows were written (image, mask or texts): %d row(s) moved to %s; "
-            "these items are done again.", len(changed.items), changed.rows, ", ".join(p.name for p in changed.files),
+            "%d item(s) changed since their rows were written (image, mask or texts): %d row(s) moved to %s; these items are done again.",
+            len(changed.items),
+            changed.rows,
+            ", ".join(p.name for p in changed.files),
         )
     if changed.without_fingerprint:
         log.info(
-            "%d row(s) were written before rows recorded their item's fingerprint: kept, unchecked "
-            "(a new run folder, or deleting them, redoes them).", changed.without_fingerprint,
+            "%d row(s) were written before rows recorded their item's fingerprint: kept, unchecked (a new run folder, or deleting them, redoes them).",
+            changed.without_fingerprint,
         )
 
 
@@ -251,9 +258,7 @@ def _edit_chunk(
         finish(item_id, lambda item_id=item_id: alone(item_id), 1)
 
 
-def _finish_row(
-    row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int
-) -> None:
+def _finish_row(row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int) -> None:
     if image_dir is not None:
         with writing(image_dir):
             save_item_images(image_dir, item, result)
@@ -280,10 +285,11 @@ class Failures:
         if not self.failed:
             return None
         if self.every_item:
-            return (f"error: every item failed ({self.failed} of {self.items}); the first error: {self.first_error}. "
-                    "The rows' error column says why for each; fix that and run the same command again.")
-        return (f"warning: {self.failed} of {self.items} items failed (the first error: {self.first_error}); "
-                "run the same command again to retry them.")
+            return (
+                f"error: every item failed ({self.failed} of {self.items}); the first error: {self.first_error}. "
+                "The rows' error column says why for each; fix that and run the same command again."
+            )
+        return f"warning: {self.failed} of {self.items} items failed (the first error: {self.first_error}); run the same command again to retry them."
 
 
 def failures(frame: pd.DataFrame, method: str, config_id: str) -> Failures:

@@ -142,8 +142,10 @@ def command_line_target_errors(overrides: list[str]) -> list[str]:
         for value in values(override.value()):
             for key, path in targets(override.key_or_group, value):
                 if owned_target(path) is None:
-                    errors.append(f"{key}={path}: not a class or function of this project ({', '.join(OWNED_PACKAGES)}) nor a launcher "
-                                  "its configs name; the harness builds nothing else.")
+                    errors.append(
+                        f"{key}={path}: not a class or function of this project ({', '.join(OWNED_PACKAGES)}) nor a launcher "
+                        "its configs name; the harness builds nothing else."
+                    )
     return errors
 
 

@@ -34,20 +34,20 @@ def _article(word: str) -> str:
 
 
 def object_phrase(colour: str | int, shape: str | int) -> str:
-    """"a red circle", "an orange star": a colour and a shape, by name or index."""
+    """ "a red circle", "an orange star": a colour and a shape, by name or index."""
     colour = _name(colour, list(COLOURS), "colour")
     shape = _name(shape, SHAPES, "shape")
     return f"{_article(colour)} {colour} {shape}"
 
 
 def background_phrase(background: str | int) -> str:
-    """"on a gray background": a background colour, by name or index."""
+    """ "on a gray background": a background colour, by name or index."""
     background = _name(background, list(BACKGROUNDS), "background")
     return f"on {_article(background)} {background} background"
 
 
 def join_objects(phrases: Sequence[str]) -> str:
-    """"A", "A and B", "A, B and C"."""
+    """ "A", "A and B", "A, B and C"."""
     if len(phrases) <= 1:
         return "".join(phrases)
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
@@ -104,10 +104,7 @@ def training_captions(layout: Layout, generator: torch.Generator, partial_share:
     partial = (torch.rand(n, generator=generator) < partial_share).tolist()
     mentioned = (torch.rand(n, layout.num_slots, generator=generator) < 0.5).tolist()
     with_background = (torch.rand(n, generator=generator) < 0.5).tolist()
-    return [
-        partial_caption(layout, i, mentioned[i], with_background[i]) if partial[i] else caption(layout, i)
-        for i in range(n)
-    ]
+    return [partial_caption(layout, i, mentioned[i], with_background[i]) if partial[i] else caption(layout, i) for i in range(n)]
 
 
 def num_captions(min_objects: int = 1, max_objects: int = 3) -> int:

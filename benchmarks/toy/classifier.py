@@ -47,8 +47,9 @@ def object_crops(images: torch.Tensor, masks: torch.Tensor, generator: torch.Gen
     share = torch.full((n,), pad) if generator is None else pad * torch.rand(n, generator=generator)
     side = torch.maximum(y1 - y0, x1 - x0).float() * (1 + 2 * share.to(images.device))
     cy, cx = (y0 + y1).float() / 2, (x0 + x1).float() / 2
-    boxes = torch.stack([(cx - side / 2).clamp(min=0), (cy - side / 2).clamp(min=0),
-                         (cx + side / 2).clamp(max=width), (cy + side / 2).clamp(max=height)], dim=1)
+    boxes = torch.stack(
+        [(cx - side / 2).clamp(min=0), (cy - side / 2).clamp(min=0), (cx + side / 2).clamp(max=width), (cy + side / 2).clamp(max=height)], dim=1
+    )
     whole = torch.tensor([0.0, 0.0, width, height], device=images.device)
     boxes = torch.where(empty[:, None], whole, boxes)
     indices = torch.arange(n, device=images.device, dtype=boxes.dtype)[:, None]

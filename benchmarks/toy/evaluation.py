@@ -135,8 +135,11 @@ def generator_accuracy(sample: Sampler, classifier: ObjectClassifier, device: to
             right = (colour_logits.argmax(1) == colour) & (shape_logits.argmax(1) == shape)
             hits += int(right.sum())
             total += per_prompt
-            by_prompt[prompt] = {"right": int(right.sum()), "colour": int((colour_logits.argmax(1) == colour).sum()),
-                                 "shape": int((shape_logits.argmax(1) == shape).sum())}
+            by_prompt[prompt] = {
+                "right": int(right.sum()),
+                "colour": int((colour_logits.argmax(1) == colour).sum()),
+                "shape": int((shape_logits.argmax(1) == shape).sum()),
+            }
             grid.append(images[:4].cpu())
     return {"accuracy": hits / total, "images": total, "per_prompt": per_prompt, "by_prompt": by_prompt}, torch.cat(grid)
 
@@ -175,13 +178,30 @@ def inpainting_quality(
     region = (before_masks[:, 0] | after_masks[:, 0])[:, None].float()
     prompts = [object_phrase(e.colour, e.shape) for e in edits]
     generators = [torch.Generator().manual_seed(i) for i in range(n)]
-    out = pipe(prompt=prompts, image=before, mask_image=region, height=IMAGE_SIZE, width=IMAGE_SIZE, num_inference_steps=steps,
-               generator=generators, output_type="pt").images.float().to(device)
+    out = (
+        pipe(
+            prompt=prompts,
+            image=before,
+            mask_image=region,
+            height=IMAGE_SIZE,
+            width=IMAGE_SIZE,
+            num_inference_steps=steps,
+            generator=generators,
+            output_type="pt",
+        )
+        .images.float()
+        .to(device)
+    )
     colour_logits, shape_logits = classifier(object_crops(out, after_masks[:, 0]))
-    right = ((colour_logits.argmax(1) == torch.tensor([e.colour for e in edits], device=device))
-             & (shape_logits.argmax(1) == torch.tensor([e.shape for e in edits], device=device)))
+    right = (colour_logits.argmax(1) == torch.tensor([e.colour for e in edits], device=device)) & (
+        shape_logits.argmax(1) == torch.tensor([e.shape for e in edits], device=device)
+    )
     background = psnr(out, before, region[:, 0] < 0.5)
     grid = torch.cat([before[:8], region[:8].expand(-1, 3, -1, -1), out[:8]]).cpu()
-    return {"edit_success": right.float().mean().item(), "background_psnr": background.mean().item(),
-            "background_psnr_min": background.min().item(), "edits": n, "steps": steps}, grid
-
+    return {
+        "edit_success": right.float().mean().item(),
+        "background_psnr": background.mean().item(),
+        "background_psnr_min": background.min().item(),
+        "edits": n,
+        "steps": steps,
+    }, grid

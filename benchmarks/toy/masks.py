@@ -58,8 +58,12 @@ class MaskSampler:
 
         size = 0.15 + 0.65 * torch.rand(n, 2, device=device)  # (height, width) shares
         corner = (1 - size) * torch.rand(n, 2, device=device)
-        box = ((ys[None, :, None] >= corner[:, 0, None, None]) & (ys[None, :, None] < (corner[:, 0] + size[:, 0])[:, None, None])
-               & (xs[None, None, :] >= corner[:, 1, None, None]) & (xs[None, None, :] < (corner[:, 1] + size[:, 1])[:, None, None]))
+        box = (
+            (ys[None, :, None] >= corner[:, 0, None, None])
+            & (ys[None, :, None] < (corner[:, 0] + size[:, 0])[:, None, None])
+            & (xs[None, None, :] >= corner[:, 1, None, None])
+            & (xs[None, None, :] < (corner[:, 1] + size[:, 1])[:, None, None])
+        )
 
         noise = F.interpolate(torch.randn(n, 1, _BLOB_GRID, _BLOB_GRID, device=device), size=(height, width), mode="bicubic", align_corners=False)
         blob = noise[:, 0] > (1.2 * torch.rand(n, device=device) - 0.2)[:, None, None]

@@ -56,8 +56,16 @@ def toy_pipelines(
     as SD 1.4 and SD-inpainting; ``inpaint=False`` leaves the twin out (methods then inpaint by latent blending)."""
     twin = str(toy_folder(folder, "inpaint")) if inpaint else None
     return load_pretrained(
-        str(toy_folder(folder)), twin, family=family, device=device, dtype=dtype, inpaint_dtype=inpaint_dtype, base_key="model.folder",
-        inpaint_key="model.folder", fast_path=fast_path, channels_last=channels_last,
+        str(toy_folder(folder)),
+        twin,
+        family=family,
+        device=device,
+        dtype=dtype,
+        inpaint_dtype=inpaint_dtype,
+        base_key="model.folder",
+        inpaint_key="model.folder",
+        fast_path=fast_path,
+        channels_last=channels_last,
     )
 
 
@@ -75,8 +83,15 @@ def toy_dit_pipelines(
     if family != "sd3":
         raise ValueError(f"model.family={family!r}, but the toy DiT is an SD 3.x model; set model.family=sd3.")
     return load_family(
-        family, str(toy_folder(folder, "dit")), None, t5=False, device=device, dtype=dtype, base_key="model.folder",
-        fast_path=fast_path, channels_last=channels_last,
+        family,
+        str(toy_folder(folder, "dit")),
+        None,
+        t5=False,
+        device=device,
+        dtype=dtype,
+        base_key="model.folder",
+        fast_path=fast_path,
+        channels_last=channels_last,
     )
 
 
@@ -84,8 +99,10 @@ def load_classifier(folder: str | os.PathLike | None = None, device: str | torch
     """The toy model's object classifier (colour and shape of a 32 x 32 crop), in float32 and eval mode."""
     weights = toy_folder(folder) / "classifier" / "model.safetensors"
     if not weights.is_file():
-        raise ModelUnavailableError(f"The toy model folder has no object classifier at {weights}; retrain it with "
-                                    f"`python -m benchmarks.toy.train --out {weights.parents[1]} --classifier-only`.")
+        raise ModelUnavailableError(
+            f"The toy model folder has no object classifier at {weights}; retrain it with "
+            f"`python -m benchmarks.toy.train --out {weights.parents[1]} --classifier-only`."
+        )
     classifier = ObjectClassifier()
     classifier.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()})
     return classifier.to(device).eval().requires_grad_(False)

@@ -52,8 +52,8 @@ flat-coloured.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 
@@ -253,9 +253,7 @@ def background_image(layout: Layout, size: int = 64, device: torch.device | str 
     return (plain[:, :, None, None] + offset[:, None]).clamp(0, 1)
 
 
-def _signed_distance(
-    layout: Layout, k: int, x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device
-) -> torch.Tensor:
+def _signed_distance(layout: Layout, k: int, x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
     """Signed distance in pixels to slot ``k``'s outline (negative inside) at pixel centres ``x``
     (N, 1, P) and ``y`` (N, P, 1), in pixels; (N, P, P)."""
     shape = layout.shape[:, k].to(device)
@@ -323,9 +321,7 @@ def coverage(layout: Layout, size: int = 64, device: torch.device | str = "cpu")
     return slots.view(n, layout.num_slots, s, s)
 
 
-def render(
-    layout: Layout, size: int = 64, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def render(layout: Layout, size: int = 64, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Render scenes: images (N, 3, S, S) float32 in [0, 1] and visible instance masks (N, K, S, S) bool.
 
     Slots are painted in order over the background (later slots on top); slot ``k``'s mask is

@@ -125,18 +125,32 @@ class ToyShapesSplit(EditDataset):
             gt_mask = 1 - masks[0].any(0).float()
             source = background_phrase(int(layout.background[0]))
             target = background_phrase(edit.colour)
-            meta = {"edited_slot": "", "source_colour": _BACKGROUND_NAMES[int(layout.background[0])],
-                    "source_shape": "", "target_colour": _BACKGROUND_NAMES[edit.colour], "target_shape": ""}
+            meta = {
+                "edited_slot": "",
+                "source_colour": _BACKGROUND_NAMES[int(layout.background[0])],
+                "source_shape": "",
+                "target_colour": _BACKGROUND_NAMES[edit.colour],
+                "target_shape": "",
+            }
         else:
             gt_mask = masks[0, edit.slot].float()
             old_colour, old_shape = int(layout.colour[0, edit.slot]), int(layout.shape[0, edit.slot])
             source = object_phrase(old_colour, old_shape)
             target = object_phrase(edit.colour, edit.shape)
-            meta = {"edited_slot": str(edit.slot), "source_colour": _COLOUR_NAMES[old_colour],
-                    "source_shape": SHAPES[old_shape], "target_colour": _COLOUR_NAMES[edit.colour],
-                    "target_shape": SHAPES[edit.shape]}
-        meta = {"edit_kind": edit.kind, "change": edit.change, **meta,
-                "num_objects": str(int(layout.num_objects[0])), "target_prompt": caption(edit.edited_layout(), 0)}
+            meta = {
+                "edited_slot": str(edit.slot),
+                "source_colour": _COLOUR_NAMES[old_colour],
+                "source_shape": SHAPES[old_shape],
+                "target_colour": _COLOUR_NAMES[edit.colour],
+                "target_shape": SHAPES[edit.shape],
+            }
+        meta = {
+            "edit_kind": edit.kind,
+            "change": edit.change,
+            **meta,
+            "num_objects": str(int(layout.num_objects[0])),
+            "target_prompt": caption(edit.edited_layout(), 0),
+        }
         return EditItem(
             id=item_id,
             image=_to_pil(image[0]),

@@ -153,9 +153,21 @@ class Trainer:
     update, the EMA) is the same for every model, and is what the graph captures.
     """
 
-    def __init__(self, name: str, module: nn.Module, loss_fn: StepFunction, *, lr: float, total: int, warmup: int, graphed: bool,
-                 extra_params: tuple[nn.Parameter, ...] = (), ema_decay: float | None = None, clip: float | None = 1.0,
-                 weight_decay: float = 1e-2) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        loss_fn: StepFunction,
+        *,
+        lr: float,
+        total: int,
+        warmup: int,
+        graphed: bool,
+        extra_params: tuple[nn.Parameter, ...] = (),
+        ema_decay: float | None = None,
+        clip: float | None = 1.0,
+        weight_decay: float = 1e-2,
+    ) -> None:
         self.name, self.module, self.loss_fn, self.total, self.warmup = name, module, loss_fn, total, warmup
         self.params = [*module.parameters(), *extra_params]
         self.optimizer = adamw(self.params, lr, self.params[0].device, weight_decay, graphed)
@@ -199,8 +211,13 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """Parameters (the module's and the extra ones), optimiser, EMA, steps done and losses: what a resumed run needs."""
-        return {"params": [p.detach().clone() for p in self.params], "optimizer": copy.deepcopy(self.optimizer.state_dict()), "done": self.done,
-                "ema": self.ema.state_dict() if self.ema else None, "losses": self.loss_history()}
+        return {
+            "params": [p.detach().clone() for p in self.params],
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "done": self.done,
+            "ema": self.ema.state_dict() if self.ema else None,
+            "losses": self.loss_history(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Before the first step (a captured graph keeps the tensors it was captured with: this copies into them)."""
@@ -241,9 +258,18 @@ class Clock:
         return result
 
 
-def run_loop(trainers: list[Trainer], batches: Callable[[], dict[str, torch.Tensor]], inputs_of: dict[str, Callable], clock: Clock,
-             label: str, deadline: float | None = None, reserve: float = 0.0, checkpoint: Callable[[], None] | None = None,
-             checkpoint_every: int = 0, time_each: bool = False) -> dict:
+def run_loop(
+    trainers: list[Trainer],
+    batches: Callable[[], dict[str, torch.Tensor]],
+    inputs_of: dict[str, Callable],
+    clock: Clock,
+    label: str,
+    deadline: float | None = None,
+    reserve: float = 0.0,
+    checkpoint: Callable[[], None] | None = None,
+    checkpoint_every: int = 0,
+    time_each: bool = False,
+) -> dict:
     """Step every trainer that has steps left on each batch until all are done; timing and the deadline.
 
     Per-step times are measured from the step after the graphs' capture (the 5th) to the end. With
@@ -274,8 +300,12 @@ def run_loop(trainers: list[Trainer], batches: Callable[[], dict[str, torch.Tens
             left = max(t.total - t.done for t in trainers)
             if left * per_step > room:
                 factor = max(room, 0.0) / per_step / left
-                info["deadline_cut"] = {"factor": round(factor, 3), "at_step": iteration, "ms_per_step": round(per_step * 1e3, 2),
-                                        "planned": {t.name: t.total for t in trainers}}
+                info["deadline_cut"] = {
+                    "factor": round(factor, 3),
+                    "at_step": iteration,
+                    "ms_per_step": round(per_step * 1e3, 2),
+                    "planned": {t.name: t.total for t in trainers},
+                }
                 for trainer in trainers:
                     trainer.total = trainer.done + math.floor((trainer.total - trainer.done) * factor)
                 info["deadline_cut"]["cut_to"] = {t.name: t.total for t in trainers}

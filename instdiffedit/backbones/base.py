@@ -222,9 +222,7 @@ class Backbone(ABC):
         """The input channels of this family's inpainting twin, or None where the family has none."""
         return None
 
-    def inpainting_inputs(
-        self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def inpainting_inputs(self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """For the inpainting twin: the start latents and the extra input channels (after the latents)
         for images ``pixels`` (K x 3 x R x R) and binary masks ``repaint`` (K x 1 x R x R, 1 = repaint)."""
         raise ValueError(f"The {FAMILY_NAMES[self.family]} family has no inpainting twin; inpaint by latent blending with the base model.")
@@ -358,9 +356,7 @@ class Backbone(ABC):
         """z0 noised with ``noise`` to timestep ``t``, one for every row or one per row (z0 broadcasts over the noise batch)."""
         return self.schedule.add_noise(z0, noise, t)
 
-    def noised_trajectory(
-        self, z0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, at: Literal["t", "t-1"] = "t"
-    ) -> list[torch.Tensor]:
+    def noised_trajectory(self, z0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, at: Literal["t", "t-1"] = "t") -> list[torch.Tensor]:
         """The re-noised original for every step, computed before the loop.
 
         Entry ``i`` is z0 noised to ``timesteps[i]`` (``at="t"``) or to the step's target

@@ -95,9 +95,7 @@ class Flux(JointAttentionBackbone):
         return (torch.full((rows,), scale, device=self.device, dtype=torch.float32),)
 
     def _encode_text(self, prompt: str) -> tuple[torch.Tensor, ...]:
-        embeds, pooled, _ = self.pipe.encode_prompt(
-            prompt, None, device=self.device, num_images_per_prompt=1, max_sequence_length=self.max_sequence_length
-        )
+        embeds, pooled, _ = self.pipe.encode_prompt(prompt, None, device=self.device, num_images_per_prompt=1, max_sequence_length=self.max_sequence_length)
         return embeds, pooled
 
     def text_parts(self) -> tuple[TextPart, ...]:
@@ -111,9 +109,7 @@ class FluxFill(Flux):
     def twin_in_channels(self) -> int:
         return 4 * (2 * self.latent_channels + self.vae_scale_factor**2)
 
-    def inpainting_inputs(
-        self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def inpainting_inputs(self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``FluxFillPipeline`` at strength 1, draw for draw: from each item's generator a sample
         of the image's VAE posterior (which the noise then replaces entirely; drawn so that the
         noise is the pipeline's), the initial noise, the sample of the masked image's posterior

@@ -115,7 +115,9 @@ class DiffusionSchedule(NoiseSchedule):
     def scheduler_class(cls, name: str) -> type:
         scheduler = scheduler_class(name)
         if issubclass(scheduler, _FLOW_MATCHING):
-            raise ValueError(f"scheduler={name!r} is a flow-matching scheduler, but this model is a diffusion model (epsilon or v); choose e.g. LMSDiscreteScheduler.")  # noqa: TRY004 (a config value)
+            raise ValueError(
+                f"scheduler={name!r} is a flow-matching scheduler, but this model is a diffusion model (epsilon or v); choose e.g. LMSDiscreteScheduler."
+            )  # noqa: TRY004 (a config value)
         return scheduler
 
     def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> None:

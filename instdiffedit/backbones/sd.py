@@ -66,9 +66,7 @@ class StableDiffusion(Backbone):
     def twin_in_channels(self) -> int:
         return 2 * self.latent_channels + 1
 
-    def inpainting_inputs(
-        self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def inpainting_inputs(self, pixels: torch.Tensor, repaint: torch.Tensor, generators: Sequence[torch.Generator | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """As diffusers' SD and SDXL inpainting pipelines at strength 1, draw for draw: from each
         item's generator the initial noise, then the sample of the masked image's VAE posterior
         (the masked image is the image where the mask is 0); the mask goes to the latent size

@@ -26,9 +26,7 @@ from instdiffedit.token_references import (
 )
 
 
-def sd3_forward(
-    transformer: torch.nn.Module, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor
-) -> torch.Tensor:
+def sd3_forward(transformer: torch.nn.Module, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
     return transformer.forward(
         hidden_states=sample,
         timestep=timestep.expand(sample.shape[0]),
@@ -45,13 +43,20 @@ class StableDiffusion3(JointAttentionBackbone):
     default_reference: ClassVar[Reference] = SD3_REFERENCE
     forward: ClassVar[Forward] = staticmethod(sd3_forward)
 
-    def __init__(self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int = SD3_T5_LENGTH) -> None:
+    def __init__(
+        self, pipe: DiffusionPipeline, *, scheduler: str | None = None, resolution: int | None = None, max_sequence_length: int = SD3_T5_LENGTH
+    ) -> None:
         self.max_sequence_length = max_sequence_length
         super().__init__(pipe, scheduler=scheduler, resolution=resolution)
 
     def _encode_text(self, prompt: str) -> tuple[torch.Tensor, ...]:
         embeds, _, pooled, _ = self.pipe.encode_prompt(
-            prompt, None, None, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False,
+            prompt,
+            None,
+            None,
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
             max_sequence_length=self.max_sequence_length,
         )
         return embeds, pooled

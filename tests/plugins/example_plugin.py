@@ -41,9 +41,7 @@ class ExampleSD(StableDiffusion):
 def example_tiny_pipelines(cache_dir: str | None = None, *, family: str = ExampleSD.family, device: str = "auto") -> Pipelines:
     """The tiny SD model's components in the example family's pipeline (no inpainting twin)."""
     if family != ExampleSD.family:
-        raise ValueError(
-            f"model.family={family!r}, but this loader builds the {ExampleSD.family} family; set model.family={ExampleSD.family}."
-        )
+        raise ValueError(f"model.family={family!r}, but this loader builds the {ExampleSD.family} family; set model.family={ExampleSD.family}.")
     tiny = tiny_pipelines(cache_dir, device=device, inpaint=False)
     base = ExampleSDPipeline(**tiny.base.components)
     base.set_progress_bar_config(disable=True)

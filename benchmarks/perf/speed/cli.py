@@ -98,9 +98,27 @@ def warm_cache_warmup(row: Row, args: argparse.Namespace) -> float:
     """The row's first-edit seconds in a second process sharing this one's compile cache."""
     with tempfile.TemporaryDirectory(prefix="instdiffedit-warm-cache-") as out:
         command = [
-            sys.executable, "-m", "benchmarks.perf.speed", "--methods", row.method, "--modes", row.mode, "--warmup-only",
-            "--warm-cache-modes", "", "--out", out, "--device", args.device, "--dtype", args.dtype, "--seed", str(args.seed),
-            "--compile-methods", args.compile_methods, *(["--inductor-cache", str(args.inductor_cache)] if args.inductor_cache else []),
+            sys.executable,
+            "-m",
+            "benchmarks.perf.speed",
+            "--methods",
+            row.method,
+            "--modes",
+            row.mode,
+            "--warmup-only",
+            "--warm-cache-modes",
+            "",
+            "--out",
+            out,
+            "--device",
+            args.device,
+            "--dtype",
+            args.dtype,
+            "--seed",
+            str(args.seed),
+            "--compile-methods",
+            args.compile_methods,
+            *(["--inductor-cache", str(args.inductor_cache)] if args.inductor_cache else []),
             *(["--short-warmup"] if args.short_warmup else []),
         ]
         if args.base:
@@ -128,29 +146,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"with --check {CHECK_METHODS}; on the other families every method that runs on the family)",
     )
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated: {', '.join(MODES)}, each optionally +cl (channels_last)")
-    parser.add_argument("--compile-methods", default=DEFAULT_COMPILE_METHODS, help=f"methods timed in the compiled mode (of {', '.join(on_fast_paths())}; instdiffedit covers instdiffedit@K)")
-    parser.add_argument("--warm-cache-modes", default="compiled", help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)")
-    parser.add_argument("--inductor-cache", help="the compile cache folder (TORCHINDUCTOR_CACHE_DIR); default, a fresh temporary one, so the first compilation is cold")
+    parser.add_argument(
+        "--compile-methods",
+        default=DEFAULT_COMPILE_METHODS,
+        help=f"methods timed in the compiled mode (of {', '.join(on_fast_paths())}; instdiffedit covers instdiffedit@K)",
+    )
+    parser.add_argument(
+        "--warm-cache-modes",
+        default="compiled",
+        help="modes whose single-edit InstDiffEdit warm-up is measured again in a second process with this one's compile cache ('' for none)",
+    )
+    parser.add_argument(
+        "--inductor-cache", help="the compile cache folder (TORCHINDUCTOR_CACHE_DIR); default, a fresh temporary one, so the first compilation is cold"
+    )
     parser.add_argument("--warm-cache-timeout-s", type=float, default=300)
     parser.add_argument("--budget-s", type=float, default=420, help="start no new measurement after this many seconds (results so far are kept)")
     parser.add_argument("--repeats", type=int, default=3, help="timed edits per method and mode (median)")
     parser.add_argument("--diffedit-repeats", type=int, default=2, help="timed edits of DiffEdit (1000+ UNet evaluations each)")
     parser.add_argument("--floor-repeats", type=int, default=2, help="timed replays of the UNet calls (median); 0: no floor")
     parser.add_argument("--warmup", type=int, default=1, help="untimed edits first (at least one: the first is the warm-up time)")
-    parser.add_argument("--short-warmup", action="store_true", help="warm up with a step or two of each loop at the edit's shapes (benchmarks/methods.py), not a full edit")
+    parser.add_argument(
+        "--short-warmup", action="store_true", help="warm up with a step or two of each loop at the edit's shapes (benchmarks/methods.py), not a full edit"
+    )
     parser.add_argument("--warmup-only", action="store_true", help="time the first edit only (the warm-cache run)")
     parser.add_argument("--check", action="store_true", help="verify, don't time: one edit per method and mode against eager's; exit 1 on a mismatch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "auto"), default="auto", help="auto: on CUDA the arch's published precision (float16 for SD 1.x and SDXL, bfloat16 for SD 3.5 and FLUX.1), float32 elsewhere")
+    parser.add_argument(
+        "--dtype",
+        choices=("float16", "bfloat16", "float32", "auto"),
+        default="auto",
+        help="auto: on CUDA the arch's published precision (float16 for SD 1.x and SDXL, bfloat16 for SD 3.5 and FLUX.1), float32 elsewhere",
+    )
     parser.add_argument("--quick", action="store_true", help="few steps (tests of the plumbing; not paper settings)")
     parser.add_argument("--out", type=Path, help="the output folder (default outputs/speed, outputs/speed/<arch> for the other families)")
     parser.add_argument(
-        "--doc", type=Path,
+        "--doc",
+        type=Path,
         help="also put the table into this file: SD 1.x's between the speed-table markers, the other families' (every run in --out's parent) between the speed-backbones markers",
     )
     parser.add_argument(
-        "--backbone-table", type=Path, metavar="ROOT",
+        "--backbone-table",
+        type=Path,
+        metavar="ROOT",
         help="time nothing: put the table of the backbone runs in ROOT/<arch>/speed.json into --doc (after runs made elsewhere)",
     )
     args = parser.parse_args(argv)
@@ -269,7 +307,9 @@ def check(rows: list[Row]) -> None:
         mask_ok = math.isnan(r.mask_coverage) or r.mask_iou_vs_eager >= CHECK_MIN_MASK_IOU
         image_ok = r.image_diff_vs_eager <= CHECK_MAX_IMAGE_DIFF
         verdict = "PASS" if mask_ok and image_ok else "FAIL"
-        log(f"{verdict} {r.mode} / {r.method}: mask IoU vs eager {r.mask_iou_vs_eager:.3f}, image diff {r.image_diff_vs_eager:.2f} levels, {r.syncs_per_edit:.0f} syncs per edit")
+        log(
+            f"{verdict} {r.mode} / {r.method}: mask IoU vs eager {r.mask_iou_vs_eager:.3f}, image diff {r.image_diff_vs_eager:.2f} levels, {r.syncs_per_edit:.0f} syncs per edit"
+        )
         if verdict == "FAIL":
             failures.append(f"{r.mode} / {r.method} disagrees with eager")
     if failures:

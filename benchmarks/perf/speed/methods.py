@@ -28,8 +28,7 @@ def methods_for(family: str) -> list[str]:
     """Every method of :mod:`benchmarks.methods` (in its order) that has a config and whose class
     runs on ``family`` (its declared ``capabilities.families``)."""
     return [
-        method.name for method in METHODS
-        if (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
+        method.name for method in METHODS if (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
     ]
 
 

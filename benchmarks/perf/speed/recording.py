@@ -56,6 +56,7 @@ def recording(*unets: torch.nn.Module) -> Iterator[list[Call]]:
     def through(unet, runner):
         def listener(*call):
             calls.append(Call(unet, tuple(tensor.clone() for tensor in call), {}, runner, runner.processors()))
+
         return listener
 
     def direct(module, args, kwargs):

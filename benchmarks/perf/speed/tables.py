@@ -88,8 +88,7 @@ def backbone_markdown(root: Path) -> str:
     head = (
         "Full-size architectures with random weights (same cost as the real ones), paper settings, one edit at a time, "
         "in the mode a plain run uses. Backbone floor: the edit's denoiser calls replayed alone with the model's own "
-        "attention; attention capture: what the same calls cost more with the capture on. From "
-        + ("; ".join(sources) if sources else "no run yet") + ".\n\n"
+        "attention; attention capture: what the same calls cost more with the capture on. From " + ("; ".join(sources) if sources else "no run yet") + ".\n\n"
     )
     return head + "\n".join(lines) + "\n"
 

@@ -89,8 +89,15 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def time_method(
-    method: str, batch: int, mode: str, pipes: Pipelines, item, args: argparse.Namespace,
-    clock: Clock, eager: dict[str, Any], budget: Budget,
+    method: str,
+    batch: int,
+    mode: str,
+    pipes: Pipelines,
+    item,
+    args: argparse.Namespace,
+    clock: Clock,
+    eager: dict[str, Any],
+    budget: Budget,
 ) -> Row:
     row = Row(method=f"{method}@{batch}" if batch > 1 else method, mode=mode, batch=batch)
     release_graphs(pipes, clock.device)
@@ -104,7 +111,11 @@ def time_method(
         if batch == 1:
             return [editor.edit(item.image, target=item.target, source=item.source, mask=mask, generator=generators[0])]
         return editor.edit_batch(
-            [item.image] * batch, targets=[item.target] * batch, sources=[item.source] * batch, masks=[mask] * batch, generators=generators,
+            [item.image] * batch,
+            targets=[item.target] * batch,
+            sources=[item.source] * batch,
+            masks=[mask] * batch,
+            generators=generators,
         )
 
     for w in range(max(args.warmup, 1)):
@@ -142,8 +153,13 @@ def time_method(
 
 
 def measure_floors(
-    row: Row, calls: list[Call], unets: list[torch.nn.Module], plain: dict[DenoiserRunner, tuple[object, ...]], clock: Clock,
-    repeats: int, budget: Budget,
+    row: Row,
+    calls: list[Call],
+    unets: list[torch.nn.Module],
+    plain: dict[DenoiserRunner, tuple[object, ...]],
+    clock: Clock,
+    repeats: int,
+    budget: Budget,
 ) -> None:
     """The row's floor and backbone floor (medians of ``repeats`` replays), if they fit the budget."""
     if not repeats:

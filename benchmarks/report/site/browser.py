@@ -91,12 +91,11 @@ def _config_cell(column: Column, item_id: str, split: str, thumbs: Thumbnails) -
         return tag("td", tag("p", "not run", class_="status"), data_config=column.name, data_status="missing", data_flagged="0")
     row = column.view.loc[item_id]
     where = f"{split}/{column.name}/{safe_name(item_id)}"
-    pictures = join(
-        _figure(thumbs.add(row[kind], f"{where}.{kind}"), f"{column.label} {kind}", kind, kind) for kind in ("mask", "output")
-    )
+    pictures = join(_figure(thumbs.add(row[kind], f"{where}.{kind}"), f"{column.label} {kind}", kind, kind) for kind in ("mask", "output"))
     metrics = join(
         tag("div", tag("dt", text(_header(m))) + tag("dd", text(_number(m, row[m])), data_metric=m, data_value=_script_number(float(row[m]))))
-        for m in column.metrics if not math.isnan(row[m])
+        for m in column.metrics
+        if not math.isnan(row[m])
     )
     parts = [tag("div", pictures, class_="pictures"), tag("dl", metrics, class_="metrics")]
     if row["status"] != "ok":
@@ -106,8 +105,7 @@ def _config_cell(column: Column, item_id: str, split: str, thumbs: Thumbnails) -
     strip = thumbs.add(row["mask_steps"], f"{where}.steps")
     if strip is not None:
         parts.append(_figure(strip, f"{column.label} per-step masks", "steps", "mask over the denoising steps (first to last)"))
-    return tag("td", join(parts), data_config=column.name, data_status=row["status"] or "missing",
-               data_flagged="1" if row["flags"] else "0")
+    return tag("td", join(parts), data_config=column.name, data_status=row["status"] or "missing", data_flagged="1" if row["flags"] else "0")
 
 
 def _item_row(item_id: str, cols: Sequence[Column], split: str, thumbs: Thumbnails) -> str:
@@ -134,14 +132,19 @@ def _controls(cols: Sequence[Column], edit_types: Sequence[str]) -> str:
     parts = [
         _options([("item", "item id"), *metrics], "sort by", "sort"),
         _options([("", "ascending"), ("1", "descending")], "order", "desc"),
-        _options([("", "all items"), ("failed", "failed somewhere"), ("flagged", "flagged somewhere"), ("ok", "ok everywhere")],
-                 "status", "flag"),
+        _options([("", "all items"), ("failed", "failed somewhere"), ("flagged", "flagged somewhere"), ("ok", "ok everywhere")], "status", "flag"),
     ]
     if edit_types:
         parts.append(_options([("", "all"), *((t, t) for t in edit_types)], "edit type", "type"))
-    parts.append(tag("span", _options([("", "no filter"), *metrics], "where", "where")
-                     + _options([("le", "≤"), ("ge", "≥")], "", "op")
-                     + tag("label", '<input name="value" type="number" step="any" aria-label="threshold">'), class_="where"))
+    parts.append(
+        tag(
+            "span",
+            _options([("", "no filter"), *metrics], "where", "where")
+            + _options([("le", "≤"), ("ge", "≥")], "", "op")
+            + tag("label", '<input name="value" type="number" step="any" aria-label="threshold">'),
+            class_="where",
+        )
+    )
     parts.append(_options([(str(n), str(n)) for n in PAGE_SIZES], "per page", "per"))
     shown = join(tag("label", f'<input type="checkbox" name="show" value="{text(c.name)}" checked>' + text(c.label)) for c in cols)
     parts.append(tag("fieldset", tag("legend", "configurations") + shown))
@@ -150,27 +153,34 @@ def _controls(cols: Sequence[Column], edit_types: Sequence[str]) -> str:
 
 def _column_header(column: Column) -> str:
     link = tag("a", "config", href=column.config_page) if column.config_page else ""
-    buttons = join(tag("button", text(_header(m)), type="button", data_sort=f"{column.name}{SORT_SEPARATOR}{m}",
-                       title=f"sort by {column.label}'s {_header(m)}") for m in column.metrics)
-    return tag("th", tag("span", text(column.label), class_="label") + " " + link + tag("div", buttons, class_="sorts"),
-               scope="col", data_config=column.name)
+    buttons = join(
+        tag("button", text(_header(m)), type="button", data_sort=f"{column.name}{SORT_SEPARATOR}{m}", title=f"sort by {column.label}'s {_header(m)}")
+        for m in column.metrics
+    )
+    return tag("th", tag("span", text(column.label), class_="label") + " " + link + tag("div", buttons, class_="sorts"), scope="col", data_config=column.name)
 
 
-def item_browser(title: str, rows: pd.DataFrame, configs: pd.DataFrame, config_pages: Mapping[tuple, str],
-                 thumbs: Thumbnails, split: str) -> tuple[str, dict[str, int]]:
+def item_browser(
+    title: str, rows: pd.DataFrame, configs: pd.DataFrame, config_pages: Mapping[tuple, str], thumbs: Thumbnails, split: str
+) -> tuple[str, dict[str, int]]:
     """The browser page of one split (``rows`` and ``configs`` are the split's), and its counts
     (``items``, ``configurations``); ``split`` names its thumbnails' folder."""
     cols = columns(rows, configs, config_pages)
     item_ids = sorted({i for c in cols for i in c.view.index})
     edit_types = sorted({t for c in cols for t in c.view["edit_type"] if t})
-    head = join([tag("th", "item", scope="col"), tag("th", "input", scope="col"), tag("th", "ground truth", scope="col"),
-                 *map(_column_header, cols)])
+    head = join([tag("th", "item", scope="col"), tag("th", "input", scope="col"), tag("th", "ground truth", scope="col"), *map(_column_header, cols)])
     body = join(_item_row(i, cols, split, thumbs) for i in item_ids)
     table = tag("table", tag("thead", tag("tr", head)) + tag("tbody", body), class_="items")
     nav = tag("nav", tag("a", "← report", href="index.html"))
-    pager = tag("div", '<button type="button" data-page="prev">previous</button><span class="count"></span>'
-                       '<button type="button" data-page="next">next</button>', class_="pager")
-    intro = tag("p", f"{len(item_ids)} items, {len(cols)} configurations. Click a metric under a configuration to sort by it "
-                     "(again: descending); masks are white where the method edits.")
+    pager = tag(
+        "div",
+        '<button type="button" data-page="prev">previous</button><span class="count"></span><button type="button" data-page="next">next</button>',
+        class_="pager",
+    )
+    intro = tag(
+        "p",
+        f"{len(item_ids)} items, {len(cols)} configurations. Click a metric under a configuration to sort by it "
+        "(again: descending); masks are white where the method edits.",
+    )
     page_body = nav + tag("h1", text(title)) + intro + _controls(cols, edit_types) + pager + table
     return tag("main", page_body, class_="browser"), {"items": len(item_ids), "configurations": len(cols)}

@@ -25,9 +25,19 @@ from typing import Any
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-extensions", "--no-first-run", "--no-default-browser-check", "--mute-audio",
-    "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND", "--remote-debugging-pipe",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--remote-debugging-pipe",
 )
 
 
@@ -87,8 +97,10 @@ class Chromium:
     def __init__(self, executable: str | None = None, timeout: float = 60.0) -> None:
         self.executable = executable or find_chromium()
         if self.executable is None:
-            raise ChromiumError(f"No Chromium found (looked for {', '.join(CANDIDATES)} on the PATH and $CHROMIUM): "
-                                "install it (Debian: apt-get install chromium) or set CHROMIUM to its path.")
+            raise ChromiumError(
+                f"No Chromium found (looked for {', '.join(CANDIDATES)} on the PATH and $CHROMIUM): "
+                "install it (Debian: apt-get install chromium) or set CHROMIUM to its path."
+            )
         self.timeout = timeout
         self._next_id = 0
         self._buffer = b""
@@ -108,8 +120,9 @@ class Chromium:
         command = [self.executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
         # Chromium keeps crash reports and settings under the home folder whatever the profile: a temporary one
         home = {"HOME": profile, "XDG_CONFIG_HOME": f"{profile}/config", "XDG_CACHE_HOME": f"{profile}/cache"}
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                                         env={**os.environ, **home}, preexec_fn=descriptors, pass_fds=(3, 4))
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env={**os.environ, **home}, preexec_fn=descriptors, pass_fds=(3, 4)
+        )
         os.close(to_child)
         os.close(from_child)
         return self
@@ -181,8 +194,9 @@ class Chromium:
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.report.site.chromium <page>[#fragment] <png>``: a screenshot of a page of
     the site in headless Chromium; exit status 1 when its console reported errors (they are printed)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report.site.chromium",
-                                     description="A screenshot of a page of the results browser in headless Chromium.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report.site.chromium", description="A screenshot of a page of the results browser in headless Chromium."
+    )
     parser.add_argument("page", help="a page of the site, e.g. report/site/items-toy-toy_shapes.html#sort=instdiffedit:mask_iou")
     parser.add_argument("png", help="where the screenshot goes")
     parser.add_argument("--width", type=int, default=1400)

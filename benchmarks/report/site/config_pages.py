@@ -27,8 +27,7 @@ def hydra_files(run_dirs: Sequence[str | Path]) -> dict[str, str]:
         saved = Path(run_dir) / HYDRA_DIR
         for folder in [saved, *sorted(saved.glob("shard-*"))]:
             if (folder / "config.yaml").is_file():
-                return {name: (folder / name).read_text(encoding="utf-8", errors="replace")
-                        for name in SHOWN_FILES if (folder / name).is_file()}
+                return {name: (folder / name).read_text(encoding="utf-8", errors="replace") for name in SHOWN_FILES if (folder / name).is_file()}
     return {}
 
 
@@ -38,14 +37,25 @@ def _value(value: object) -> str:
 
 def config_page(config: pd.Series) -> str:
     """The page of one row of :func:`benchmarks.report.configs.describe_configs`."""
-    facts = [("model", config["model"]), ("split", config["dataset"]), ("method", config["method"]),
-             ("config id", config["config_id"]), ("items done", config["ok"])]
-    settings = [(name.removeprefix("param."), _value(v)) for name, v in config.items()
-                if str(name).startswith("param.") and not (isinstance(v, float) and pd.isna(v))]
+    facts = [
+        ("model", config["model"]),
+        ("split", config["dataset"]),
+        ("method", config["method"]),
+        ("config id", config["config_id"]),
+        ("items done", config["ok"]),
+    ]
+    settings = [
+        (name.removeprefix("param."), _value(v)) for name, v in config.items() if str(name).startswith("param.") and not (isinstance(v, float) and pd.isna(v))
+    ]
     rows = join(tag("tr", tag("th", text(k), scope="row") + tag("td", text(v))) for k, v in facts + settings)
     folders = join(tag("li", tag("code", text(d))) for d in sorted(config["run_dirs"]))
-    parts = [tag("nav", tag("a", "← report", href="../index.html")), tag("h1", text(config["label"])),
-             tag("table", tag("tbody", rows), class_="facts"), tag("h2", "Run folders"), tag("ul", folders)]
+    parts = [
+        tag("nav", tag("a", "← report", href="../index.html")),
+        tag("h1", text(config["label"])),
+        tag("table", tag("tbody", rows), class_="facts"),
+        tag("h2", "Run folders"),
+        tag("ul", folders),
+    ]
     for name, content in hydra_files(sorted(config["run_dirs"])).items():
         parts += [tag("h2", text(name)), tag("pre", text(content))]
     return page(f"{config['label']} ({config['model']}, {config['dataset']})", tag("main", join(parts)), root="../")
