@@ -153,22 +153,41 @@ def caption_targets(ids: torch.Tensor) -> torch.Tensor:
     return same / same.sum(1, keepdim=True)
 
 
+def caption_token_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """(N, L) float: 1 at a caption's own tokens (after the start token, before the first end token)."""
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    end = (ids == eos).int().argmax(dim=1, keepdim=True)
+    return ((positions >= 1) & (positions < end)).float()
+
+
 def text_encoder_trainer(config: TrainConfig, device: torch.device) -> Trainer:
-    """The text encoder, trained as CLIP's is (contrastive, on the projected end-token state), then frozen.
+    """The text encoder, trained as CLIP's is (contrastive against a small image tower), then frozen
+    (or, with ``text_joint``, trained on with the UNet).
 
     Stable Diffusion conditions on a frozen CLIP text encoder, whose token states carry each
     word's meaning in context. Trained jointly with the UNet instead (the first toy model),
     the padding positions after the caption took 86 % of every pixel's cross-attention and the
     words' maps did not mark their objects: so CLIP's recipe first, then the denoisers learn to
-    read a fixed encoder, as SD's did.
+    read a fixed encoder, as SD's did. ``text_pooling`` says what is embedded: the projected end
+    token (CLIP's way) or the mean of the caption's projected token states (for an encoder
+    without mixing, whose end token is the same for every caption).
     """
-    text_encoder = build_text_encoder(config.text_hidden, config.text_layers, config.text_projection).to(device).train()
+    text_encoder = build_text_encoder(config.text_hidden, config.text_layers, config.text_projection, config.text_mixing).to(device).train()
     images_tower = SceneEncoder(config.text_projection).to(device).train()
     log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
+    eos = text_encoder.config.eos_token_id
+
+    def embedded(ids: torch.Tensor) -> torch.Tensor:
+        output = text_encoder(ids)
+        if config.text_pooling == "end":
+            return output.text_embeds
+        words = caption_token_mask(ids, eos)[..., None]
+        states = text_encoder.text_projection(output.last_hidden_state)
+        return (states * words).sum(1) / words.sum(1).clamp(min=1)
 
     def loss_fn(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         with bf16_autocast(device):
-            text = F.normalize(text_encoder(inputs["ids"]).text_embeds.float(), dim=-1)
+            text = F.normalize(embedded(inputs["ids"]).float(), dim=-1)
             image = F.normalize(images_tower(inputs["images"]).float(), dim=-1)
         logits = log_scale.exp().clamp(max=100) * image @ text.T
         targets = caption_targets(inputs["ids"])
@@ -345,7 +364,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
             output = text_encoder(ids, output_hidden_states=True)
         return {"context": output.last_hidden_state, "penultimate": output.hidden_states[-2], "pooled": output.text_embeds}
 
-    trainers = denoiser_trainers(config, vae_model, text_states, tokens, device)
+    trainers = denoiser_trainers(config, vae_model, text_states, tokens, device, text_encoder)
     scenes = stream(5, config.batch_size)
     saved = done.get("denoisers")
     if saved is not None:
@@ -359,7 +378,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         batch = next(source)
         with bf16_autocast(device):
             latents = vae_model.encode(batch.images * 2 - 1).latent_dist.sample().float()
-        return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
+        return {"latents": latents, "images": batch.images, "objects": batch.masks, "ids": batch.ids, **text_states(batch.ids)}
 
     def save_denoisers() -> None:
         checkpoint.save(config, denoisers={"trainers": {t.name: t.state_dict() for t in trainers}, "stream": scenes.state_dict()}, losses=losses)
@@ -373,6 +392,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     for trainer in trainers:
         losses[trainer.name] = trainer.loss_history()
     finished = {trainer.name: trainer.finish() for trainer in trainers}
+    text_encoder.eval().requires_grad_(False)  # trained with the UNet (text_joint): its EMA weights are in it now
 
     # 5. The inpainting twin, fine-tuned from the UNet (unless it trained from scratch beside it).
     if "inpaint" not in finished:
@@ -555,12 +575,11 @@ def main(argv: list[str] | None = None) -> None:
     for f in fields(TrainConfig):
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
+        elif isinstance(value, (int, float, str)):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
         elif isinstance(value, tuple):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: tuple(int(v) for v in s.split(",")), default=value)
-    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="run every step eagerly on the GPU too")
     parser.add_argument("--eval-per-prompt", type=int, default=8, help="generated images per single-object prompt")
     parser.add_argument("--archive", type=Path, default=None, help="also write the three folders as one tar in parts of <= 15 MiB: ARCHIVE.00, ...")
     parser.add_argument("--deadline", type=float, default=None,
