@@ -77,6 +77,7 @@ from benchmarks.toy.folders import (
     sibling,
 )
 from benchmarks.toy.masks import MaskSampler
+from benchmarks.toy.model import load_classifier
 from benchmarks.toy.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
 from benchmarks.toy.render import Layout, render, sample_layouts
 from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
@@ -300,8 +301,12 @@ def _jsonable(value):
 
 def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: EvalSettings | None = None, archive_path: Path | None = None,
           deadline: float | None = None, checkpoint_dir: Path | None = None, resume: Path | None = None,
-          checkpoint_every: int = 2000, time_each: bool = False) -> dict:
-    """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive)."""
+          checkpoint_every: int = 2000, time_each: bool = False, autoencoder_from: Path | None = None) -> dict:
+    """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive).
+
+    ``autoencoder_from``: a model folder of this command whose autoencoder and classifier are taken as they are
+    (stages 2 and 3 skipped; their losses copied from its training.json), for new text encoders and denoisers
+    on a known autoencoder."""
     clock = Clock(device)
     tokenizer = clip_tokenizer()
     tokens = CaptionTokenizer(tokenizer)
@@ -333,11 +338,16 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         checkpoint.save(config, text_encoder=text_trainer.module.state_dict(), losses=losses)
     text_encoder: CLIPTextModelWithProjection = text_trainer.finish()
 
-    # 2. Autoencoder, then its latents' statistics.
+    # 2. Autoencoder, then its latents' statistics; 3. classifier (or both from an earlier model: autoencoder_from).
+    if autoencoder_from is not None and "vae" not in done:
+        reused = _reused_autoencoder(autoencoder_from, device)
+        losses.update(reused["losses"])
+        checkpoint.save(config, vae={"weights": reused["vae"].state_dict(), "statistics": reused["statistics"]},
+                        classifier=reused["classifier"].state_dict(), losses=losses, autoencoder_from=str(autoencoder_from))
     vae = vae_trainer(config, device)
-    if "vae" in done:
-        vae.module.load_state_dict(done["vae"]["weights"])
-        vae.module.register_to_config(**done["vae"]["statistics"])
+    if "vae" in done or autoencoder_from is not None:
+        vae.module.load_state_dict(checkpoint.state["vae"]["weights"])
+        vae.module.register_to_config(**checkpoint.state["vae"]["statistics"])
     else:
         clock.timed("autoencoder", loop, 2, vae, config.vae_batch_size, lambda b: {"images": b.images, "masks": b.masks})
         set_latent_statistics(vae.module, next(stream(3, config.batch_size)).images)
@@ -345,10 +355,9 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         checkpoint.save(config, vae={"weights": vae.module.state_dict(), "statistics": statistics}, losses=losses)
     vae_model: AutoencoderKL = vae.finish()
 
-    # 3. Classifier.
-    if "classifier" in done:
+    if "classifier" in checkpoint.state:
         classifier = ObjectClassifier().to(device)
-        classifier.load_state_dict(done["classifier"])
+        classifier.load_state_dict(checkpoint.state["classifier"])
         classifier.eval().requires_grad_(False)
     else:
         torch.manual_seed(config.seed * 100 + 4)
@@ -417,6 +426,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         "seconds": clock.seconds,
         "ms_per_step": clock.ms_per_step,
         "steps_done": {t.name: t.done for t in trainers},
+        **({"autoencoder_from": checkpoint.state["autoencoder_from"]} if "autoencoder_from" in checkpoint.state else {}),
         **info,
         "losses": losses,
     }
@@ -429,6 +439,16 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         sizes = ", ".join(f"{p} ({p.stat().st_size / 2**20:.1f} MiB)" for p in parts)
         print(f"[toy.train] archive: {sizes}; restore with `cat {archive_path}.* | tar -x -C {out.parent}`", flush=True)
     return report
+
+
+def _reused_autoencoder(folder: Path, device: torch.device) -> dict:
+    """The autoencoder (float32, with its latent statistics), the classifier and their losses of the model in ``folder``."""
+    if not (folder / "vae").is_dir() or not (folder / "training.json").is_file():
+        raise FileNotFoundError(f"--autoencoder-from {folder}: not a model folder of this command (no vae/ or training.json there).")
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    losses = json.loads((folder / "training.json").read_text())["losses"]
+    return {"vae": vae, "statistics": {k: vae.config[k] for k in ("scaling_factor", "shift_factor")},
+            "classifier": load_classifier(folder, device), "losses": {k: losses[k] for k in ("vae", "classifier")}}
 
 
 def assemble_pipelines(vae: AutoencoderKL, text_encoder: CLIPTextModelWithProjection, tokenizer, unet: UNet2DConditionModel,
@@ -587,6 +607,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="write checkpoint.pt (the whole training state) here after every stage")
     parser.add_argument("--checkpoint-every", type=int, default=2000, help="denoiser steps between checkpoints")
     parser.add_argument("--resume", type=Path, default=None, help="continue from the checkpoint.pt in this folder (step counts may grow)")
+    parser.add_argument("--autoencoder-from", type=Path, default=None,
+                        help="take the autoencoder and the classifier of this model folder instead of training them")
     parser.add_argument("--smoke", action="store_true", help="every stage for a few steps at full batch sizes, each model's step timed; "
                         "prints the projected time of the full run")
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
@@ -601,7 +623,8 @@ def main(argv: list[str] | None = None) -> None:
         report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
     else:
         report = train(args.out, config, device, evaluation=evaluation, archive_path=args.archive, deadline=args.deadline,
-                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke)
+                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke,
+                       autoencoder_from=args.autoencoder_from)
         if args.smoke:
             report["projected_full_run"] = projected_full_run(report, full)
     print(json.dumps({k: v for k, v in report.items() if k not in ("losses", "generator_accuracy", "dit_generator_accuracy")}, indent=1))
