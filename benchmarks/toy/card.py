@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     report = json.loads((args.model / "training.json").read_text())
     table = evaluation_table(args.runs, denoiser, args.measured_on)
     grid = edit_grid(args.runs, folder / "edits.png")
+    if grid is None and (folder / "edits.png").is_file():
+        grid = folder / "edits.png"  # runs kept without their images (docs/runs/): the grid made from them stays
     attention = attention_shares(denoiser.pipeline(args.model, args.device), joint=denoiser.joint)
     if args.denoiser == "dit":
         transformer, scheduler = (json.loads((folder / part).read_text()) for part in ("transformer/config.json", "scheduler/scheduler_config.json"))
