@@ -215,10 +215,10 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     twin_note = (f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
                  f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
                  f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)." if twin else "")
-    from_base = twin or config.get("twin_init") == "base"
-    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if from_base else "inpainting twin (the same"
+    in_command = config.get("twin_init") == "base"  # the twin fine-tuned from the UNet by the training command itself
+    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin or in_command else "inpainting twin (the same"
     interleaved = ("The UNet and the DiT train interleaved on the same batches, then the twin is fine-tuned from the UNet."
-                   if from_base else "The three denoisers train interleaved on the same batches.")
+                   if in_command else "The three denoisers train interleaved on the same batches.")
     graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
     shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
     return f"""# Toy models: 64 px text-to-image, inpainting and SD3-architecture models of toy scenes
