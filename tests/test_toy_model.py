@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
+import benchmarks.methods
 from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.loading import ModelUnavailableError
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.evaluation import autoencoded
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
 from benchmarks.toy.render import render, sample_layouts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_shipped_weights_of_the_three_folders_stay_within_45_mb_stored_once() -> None:
@@ -63,3 +69,19 @@ def test_the_shipped_dit_loads_through_stable_diffusion_3_s_pipeline_and_generat
     pipe.set_progress_bar_config(disable=True)
     image = pipe("a red circle on a gray background", num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (64, 64) and pipe.transformer.config.patch_size == 1
+
+
+def _methods_on(family: str) -> list[str]:
+    return [m.name for m in benchmarks.methods.METHODS if family in benchmarks.methods.editor_class(m.name).capabilities.families]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "family"), [("toy", "sd"), ("toy_dit", "sd3")])
+def test_every_method_of_its_family_runs_on_the_shipped_toy_models_through_run_py(tmp_path: Path, model: str, family: str) -> None:
+    methods = _methods_on(family)
+    result = subprocess.run([sys.executable, "run.py", "-m", f"model={model}", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
+                             f"method={','.join(methods)}"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for path in tmp_path.glob(f"{model}/toy_shapes/*/*/results.jsonl") for line in path.read_text().splitlines()]
+    assert sorted(r["method"] for r in rows) == sorted(methods)
+    assert all(r["status"] == "ok" for r in rows), [(r["method"], r.get("error")) for r in rows if r["status"] != "ok"]

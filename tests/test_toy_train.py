@@ -191,3 +191,10 @@ def test_the_smoke_run_s_projection_adds_the_untaken_steps_at_their_measured_tim
     assert projection["seconds"]["autoencoder"] == pytest.approx(3.0 + 20.0 * (full.vae_steps - smoke.vae_steps) / 1e3, abs=0.1)
     assert projection["seconds"]["denoisers"] == pytest.approx(5.0 + 40.0 * (full.unet_steps - smoke.unet_steps) / 1e3, abs=0.1)
     assert projection["fixed_seconds"] == 26.0
+
+
+def test_no_item_of_the_toy_splits_is_drawn_from_a_training_stream_s_seed() -> None:
+    from benchmarks.toy.split import item_seed
+
+    training = {TrainConfig().seed * 100 + stage for stage in range(1, 7)}  # the scene streams of the six stages
+    assert not training & {item_seed(seed, index) for seed in (0, 7) for index in range(1000)}

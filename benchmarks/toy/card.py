@@ -168,6 +168,33 @@ def _seconds(report: dict) -> str:
     return ", ".join(parts) + (f": {seconds['total'] / 60:.1f} minutes in all" if "total" in seconds else "")
 
 
+NEUTRALITY = """**A neutral test of every method.** No method default is tuned on the toy split: every method runs at
+its defaults (the papers' settings, fixed before any toy result). No training loss uses the scenes' masks,
+attention maps or token maps (the inpainting twin is given masks as its input, as SD-inpainting is; the
+autoencoder's splice masks join two scenes' latents and never touch the denoisers); nothing is supervised
+in where it attends. The split's scenes are never training scenes: each item is drawn from its own
+generator, seeded from a hash of (split seed, item), the training's scenes from generators seeded by the
+stage, and the training reads nothing of the split."""
+
+
+def _text_encoder_part(config: dict) -> str:
+    """What the card says the text encoder is."""
+    size = f"{config['text_layers']} layers, width {config['text_hidden']}, projection {config['text_projection']}"
+    if config.get("text_mixing", True):
+        return f"a causal CLIP text encoder ({size}) over the full CLIP vocabulary"
+    return (f"a `CLIPTextModel` ({size}) over the full CLIP vocabulary **without contextual mixing**: every layer's attention output "
+            f"projection is zero (and was frozen in training), so each state is a function of its token and position alone, the "
+            f"padding is the same for every caption, and the caption reaches the denoisers through its word tokens only")
+
+
+def _text_encoder_row(config: dict) -> str:
+    """The text encoder's row of the training table: its objective."""
+    pooled = ("the mean of the caption's projected token states" if config.get("text_pooling", "end") == "tokens"
+              else "the projected end token, CLIP's way")
+    after = "then trained on with the UNet's loss" if config.get("text_joint") else "then frozen"
+    return f"text encoder (contrastive against a small image tower on {pooled}; {after})"
+
+
 def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attention: pd.DataFrame, grid: Path | None = None) -> str:
     config, accuracy = report["config"], report["generator_accuracy"]
     retrained = report.get("classifier_retrained")
@@ -176,6 +203,9 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
         f"`python -m benchmarks.toy.train --classifier-only` on {retrained['device']} ({retrained['seconds']:.0f} s)."
         if retrained else "The classifier was trained in the same command."
     )
+    if report.get("autoencoder_from"):
+        classifier_note = (f"The autoencoder and the classifier were taken as they were from the earlier model in `{report['autoencoder_from']}` "
+                           f"(`--autoencoder-from`; their rows below are its training's), the text encoder and the denoisers trained anew.")
     autoencoder, inpainting, dit = report["autoencoder"], report["inpainting"], report["dit_generator_accuracy"]
     steps = report["steps_done"]
     cut = report.get("deadline_cut")
@@ -185,7 +215,10 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     twin_note = (f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
                  f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
                  f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)." if twin else "")
-    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin else "inpainting twin (the same"
+    in_command = config.get("twin_init") == "base"  # the twin fine-tuned from the UNet by the training command itself
+    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin or in_command else "inpainting twin (the same"
+    interleaved = ("The UNet and the DiT train interleaved on the same batches, then the twin is fine-tuned from the UNet."
+                   if in_command else "The three denoisers train interleaved on the same batches.")
     graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
     shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
     return f"""# Toy models: 64 px text-to-image, inpainting and SD3-architecture models of toy scenes
@@ -202,13 +235,12 @@ Stable Diffusion 1.4 with SD-inpainting, and the toy split knows every edit's tr
 - `StableDiffusion3Pipeline.from_pretrained("models/toy-dit", text_encoder_3=None, tokenizer_3=None)` (no T5, as diffusers documents SD3 without it)
 
 This card is written by `python -m benchmarks.toy.card` from `training.json` and result folders; every number is measured.
-**No method default is tuned on the toy split**: every method runs at its defaults (the papers'
-settings, fixed before any toy result), and the toy model is trained without looking at the split.
+{NEUTRALITY}
 
 ## Parts
 - `vae/`: `AutoencoderKL`, 64 x 64 x 3 -> 16 x 16 x 4, channels {tuple(config['vae_channels'])}, no mid-block attention; latent scaling factor {scaling_factor:.3f} (1 / the latents' std, as SD's 0.18215) and shift {report.get('shift_factor', float('nan')):.4f} (their mean, for SD3 pipelines). Reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB (minimum {autoencoder['reconstruction_psnr_min']:.1f}) on {autoencoder['scenes']} held-out scenes; decoder locality (latents inside an object's region replaced by another scene's, PSNR outside it against the scene's own decoding): median {autoencoder['splice_psnr']:.1f} dB, minimum {autoencoder['splice_psnr_min']:.1f} dB.
 - `unet/`: `UNet2DConditionModel`, channels {tuple(config['unet_channels'])}, cross-attention at 16 x 16 and 8 x 8.
-- `text_encoder/`: a causal CLIP text encoder ({config['text_layers']} layers, width {config['text_hidden']}, projection {config['text_projection']}) over the full CLIP vocabulary; `tokenizer/`: the real CLIP BPE tokenizer, 77 tokens padded as SD 1.x pads.
+- `text_encoder/`: {_text_encoder_part(config)}; `tokenizer/`: the real CLIP BPE tokenizer, 77 tokens padded as SD 1.x pads.
 - `scheduler/`: SD 1.x's noise schedule (PNDM for sampling; methods set their own schedulers).
 - `classifier/`: a small CNN recognising an object's colour (6) and shape (4) in a 32 x 32 crop; it scores the generators below and gives the toy split its `edit_success` metric.
 - `../toy-inpaint/unet/`: the inpainting twin, the same UNet with 9 input channels (noisy latents, mask, masked image's latents); its `vae`, `text_encoder` and `tokenizer` are links to these.
@@ -220,11 +252,11 @@ settings, fixed before any toy result), and the toy model is trained without loo
 Scenes are rendered on the fly; {config['partial_captions']:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
 captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoisers' weights are
-exponential moving averages. The three denoisers train interleaved on the same batches. {classifier_note}
+exponential moving averages. {interleaved} {classifier_note}
 
 | part | steps x batch | losses (step: value) |
 |---|---|---|
-| text encoder (contrastive on the projected end token, CLIP's way; then frozen) | {config['text_steps']} x {config['batch_size']} | {_losses(report, 'text_encoder', 5)} |
+| {_text_encoder_row(config)} | {config['text_steps']} x {config['batch_size']} | {_losses(report, 'text_encoder', 5)} |
 | autoencoder (MSE + KL; {config['splice_share']:.0%} of each batch decoded from spliced latents) | {config['vae_steps']} x {config['vae_batch_size']} | {_losses(report, 'vae', 5)} |
 | classifier (cross-entropy, colour + shape) | {config['classifier_steps']} x {config['batch_size']} | {_losses(report, 'classifier', 4)} |
 | UNet (epsilon MSE, Min-SNR-{config['snr_gamma']} weighted) | {steps['unet']} x {config['batch_size']} | {_losses(report, 'unet', 6)} |
@@ -310,8 +342,7 @@ the toy split measures them against exact masks, offline.
 - `python run.py model=toy_dit method=<method>` (`conf/model/toy_dit.yaml`): the SD 3.x backbone, the toy split by default
 
 This card is written by `python -m benchmarks.toy.card --denoiser dit` from `../toy/training.json` and result folders; every number is measured.
-**No method default is tuned on the toy split**: every method runs at its defaults (the papers'
-settings, fixed before any toy result), and the model is trained without looking at the split.
+{NEUTRALITY}
 
 ## Parts
 - `transformer/`: `SD3Transformer2DModel`, {layers} joint blocks, {transformer['num_attention_heads']} heads of {transformer['attention_head_dim']}, patch size {transformer['patch_size']}: a {grid_side} x {grid_side} token grid on the 16 x 16 x 4 latents (the paper's 16 x 16 maps); text width {transformer['joint_attention_dim']}, pooled width {transformer['pooled_projection_dim']}, qk-norm {transformer['qk_norm']}.
@@ -364,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     report = json.loads((args.model / "training.json").read_text())
     table = evaluation_table(args.runs, denoiser, args.measured_on)
     grid = edit_grid(args.runs, folder / "edits.png")
+    if grid is None and (folder / "edits.png").is_file():
+        grid = folder / "edits.png"  # runs kept without their images (docs/runs/): the grid made from them stays
     attention = attention_shares(denoiser.pipeline(args.model, args.device), joint=denoiser.joint)
     if args.denoiser == "dit":
         transformer, scheduler = (json.loads((folder / part).read_text()) for part in ("transformer/config.json", "scheduler/scheduler_config.json"))

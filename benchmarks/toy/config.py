@@ -50,6 +50,14 @@ class TrainConfig:
     # the UNet (v3's first run: after 6,311 steps its loss equalled the UNet's, so it had not learnt to
     # read the masked image, and it repainted the backgrounds: 12.5 dB outside the region).
     twin_init: str = "base"
+    # The text encoder. text_mixing=False: no contextual mixing (every attention output projection zero
+    # and frozen: each state a function of its token and position, the padding the same for every caption).
+    # text_pooling: what the contrastive stage embeds, CLIP's projected end token ("end") or the mean of the
+    # caption's own projected token states ("tokens"; with no mixing the end token knows nothing of the caption).
+    # text_joint: after that stage the encoder trains on with the UNet's loss (its EMA with the UNet's).
+    text_mixing: bool = True
+    text_pooling: str = "end"
+    text_joint: bool = False
     text_hidden: int = 64
     text_layers: int = 4
     text_projection: int = 64
@@ -64,9 +72,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.twin_init not in TWIN_INITS:
             raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}.")
+        if self.text_joint and self.text_mixing:
+            raise ValueError("text_joint needs text_mixing=False: a mixing encoder trained with the UNet turns its padding into caption slots "
+                             "(docs/toy-training-log.md); pass --no-text-mixing.")
 
 
 TWIN_INITS = ("base", "scratch")
+TEXT_POOLINGS = ("end", "tokens")
 
 SMOKE_STEPS = {"text_steps": 12, "vae_steps": 12, "unet_steps": 24, "inpaint_steps": 24, "dit_steps": 24}
 """``--smoke``: every graph-captured stage past its capture at the full batch sizes, for timing and plumbing

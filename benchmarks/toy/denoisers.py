@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import compute_density_for_timestep_sampling
+from transformers import CLIPTextModelWithProjection
 
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG
 from benchmarks.toy.captions import CaptionTokenizer
@@ -78,19 +79,28 @@ def sd3_conditioning(penultimate: torch.Tensor, pooled: torch.Tensor) -> tuple[t
 
 
 def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[torch.Tensor], dict], tokens: CaptionTokenizer,
-                      device: torch.device) -> list[Trainer]:
-    """The UNet, the inpainting twin and the DiT, on the frozen autoencoder's latents and the frozen text encoder's states."""
+                      device: torch.device, text_encoder: CLIPTextModelWithProjection | None = None) -> list[Trainer]:
+    """The UNet, the inpainting twin and the DiT, on the frozen autoencoder's latents and the text encoder's states:
+    frozen, or with ``config.text_joint`` trained with the UNet (``text_encoder``'s weights are then the UNet
+    trainer's too, EMA included; the DiT reads its current states)."""
     alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)  # SD 1.x betas
     scale, shift = vae.config.scaling_factor, vae.config.shift_factor
-    empty = text(tokens([""]).to(device))
+    empty_ids = tokens([""]).to(device)
+    empty = text(empty_ids)
     empty_embeds, empty_pooled = sd3_conditioning(empty["penultimate"], empty["pooled"])
+    if config.text_joint and text_encoder is None:
+        raise ValueError("text_joint trains the text encoder with the UNet: pass text_encoder.")
+    joint_params = (joint_text_parameters(text_encoder) if config.text_joint else [])
 
     unet = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden).to(device).train()
 
     def unet_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         x, t, noise = noised(alphas, inputs["latents"] * scale)
-        context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
         with bf16_autocast(device):
+            if config.text_joint:
+                context = text_encoder(drop_captions(inputs["ids"], empty_ids, config.caption_dropout)).last_hidden_state
+            else:
+                context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
             prediction = unet(x, t, encoder_hidden_states=context).sample
         return epsilon_loss(config, alphas, prediction, noise, t)
 
@@ -114,12 +124,22 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
 
     common = {"warmup": config.warmup_steps, "graphed": graphed(config, device), "ema_decay": config.ema_decay}
     trainers = [
-        Trainer("unet", unet, unet_loss, lr=config.unet_lr, total=config.unet_steps, **common),
+        Trainer("unet", unet, unet_loss, lr=config.unet_lr, total=config.unet_steps, extra_params=tuple(joint_params), **common),
         Trainer("dit", dit, dit_loss, lr=config.dit_lr, total=config.dit_steps, **common),
     ]
     if config.twin_init == "scratch":
         trainers.insert(1, twin_trainer(config, vae, text, tokens, device))
     return trainers
+
+
+def joint_text_parameters(text_encoder: CLIPTextModelWithProjection) -> list[torch.nn.Parameter]:
+    """The text encoder's parameters that the UNet's loss trains (``text_joint``), set trainable: all of its
+    ``text_model`` but the attention output projections, which stay zero (no mixing). Its projection is left
+    out: the UNet reads the states, and SD3's pooled vector of an encoder without mixing is constant anyway."""
+    params = [p for name, p in text_encoder.text_model.named_parameters() if ".self_attn.out_proj." not in name]
+    for param in params:
+        param.requires_grad_(True)
+    return params
 
 
 def twin_from(base: UNet2DConditionModel, config: TrainConfig) -> UNet2DConditionModel:
@@ -162,7 +182,7 @@ def denoiser_inputs(config: TrainConfig) -> dict[str, Callable[[dict], dict]]:
     """What each denoiser's step reads from a prepared batch (the DiT: its first ``dit_batch_size`` rows)."""
     rows = slice(0, config.dit_batch_size)
     return {
-        "unet": lambda b: {"latents": b["latents"], "context": b["context"]},
+        "unet": (lambda b: {"latents": b["latents"], "ids": b["ids"]}) if config.text_joint else (lambda b: {"latents": b["latents"], "context": b["context"]}),
         "inpaint": lambda b: {"latents": b["latents"], "context": b["context"], "images": b["images"], "objects": b["objects"]},
         "dit": lambda b: {"latents": b["latents"][rows], "penultimate": b["penultimate"][rows], "pooled": b["pooled"][rows]},
     }

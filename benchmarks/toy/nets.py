@@ -46,13 +46,16 @@ def build_vae(channels: tuple[int, ...], mid_block_attention: bool = False) -> A
     )
 
 
-def build_text_encoder(hidden: int, layers: int, projection: int) -> CLIPTextModelWithProjection:
+def build_text_encoder(hidden: int, layers: int, projection: int, mixing: bool = True) -> CLIPTextModelWithProjection:
     """A small causal CLIP text encoder over the full 49,408-token CLIP vocabulary, with CLIP's text
     projection (the pooled embedding the contrastive loss and SD3's ``pooled_projections`` use).
 
     SD 1.x pipelines load its ``text_model`` as a ``CLIPTextModel``; SD3 pipelines load the whole.
+
+    ``mixing=False``: every layer's attention output projection is zero and frozen
+    (:func:`without_mixing`), so each state is a function of its token and position alone.
     """
-    return CLIPTextModelWithProjection(
+    encoder = CLIPTextModelWithProjection(
         CLIPTextConfig(
             vocab_size=49408,
             hidden_size=hidden,
@@ -66,6 +69,27 @@ def build_text_encoder(hidden: int, layers: int, projection: int) -> CLIPTextMod
             projection_dim=projection,
         )
     )
+    return encoder if mixing else without_mixing(encoder)
+
+
+def without_mixing(encoder: CLIPTextModelWithProjection) -> CLIPTextModelWithProjection:
+    """The encoder with no contextual mixing: every self-attention's output projection (weight and
+    bias) zero and frozen, so a layer adds nothing from the other positions and each state is a
+    function of its token and position alone.
+
+    Why: in a causal encoder every padding position after the end token attends to the whole
+    caption, and SD 1.x pads 77 tokens with the end token, so a denoiser can read some 70 copies
+    of the caption's summary and never the words (the v3 toy UNet sent 97 % of a pixel's
+    cross-attention there). Without mixing the padding is the same for every caption and the
+    caption reaches the denoiser through its word tokens only; the weights stay a standard
+    ``CLIPTextModel`` that every pipeline loads.
+    """
+    for layer in encoder.text_model.encoder.layers:
+        projection = layer.self_attn.out_proj
+        nn.init.zeros_(projection.weight)
+        nn.init.zeros_(projection.bias)
+        projection.requires_grad_(False)
+    return encoder
 
 
 def build_unet(channels: tuple[int, int, int], layers_per_block: int, cross_attention_dim: int, in_channels: int = LATENT_CHANNELS) -> UNet2DConditionModel:

@@ -77,6 +77,7 @@ from benchmarks.toy.folders import (
     sibling,
 )
 from benchmarks.toy.masks import MaskSampler
+from benchmarks.toy.model import load_classifier
 from benchmarks.toy.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
 from benchmarks.toy.render import Layout, render, sample_layouts
 from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
@@ -153,22 +154,41 @@ def caption_targets(ids: torch.Tensor) -> torch.Tensor:
     return same / same.sum(1, keepdim=True)
 
 
+def caption_token_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """(N, L) float: 1 at a caption's own tokens (after the start token, before the first end token)."""
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    end = (ids == eos).int().argmax(dim=1, keepdim=True)
+    return ((positions >= 1) & (positions < end)).float()
+
+
 def text_encoder_trainer(config: TrainConfig, device: torch.device) -> Trainer:
-    """The text encoder, trained as CLIP's is (contrastive, on the projected end-token state), then frozen.
+    """The text encoder, trained as CLIP's is (contrastive against a small image tower), then frozen
+    (or, with ``text_joint``, trained on with the UNet).
 
     Stable Diffusion conditions on a frozen CLIP text encoder, whose token states carry each
     word's meaning in context. Trained jointly with the UNet instead (the first toy model),
     the padding positions after the caption took 86 % of every pixel's cross-attention and the
     words' maps did not mark their objects: so CLIP's recipe first, then the denoisers learn to
-    read a fixed encoder, as SD's did.
+    read a fixed encoder, as SD's did. ``text_pooling`` says what is embedded: the projected end
+    token (CLIP's way) or the mean of the caption's projected token states (for an encoder
+    without mixing, whose end token is the same for every caption).
     """
-    text_encoder = build_text_encoder(config.text_hidden, config.text_layers, config.text_projection).to(device).train()
+    text_encoder = build_text_encoder(config.text_hidden, config.text_layers, config.text_projection, config.text_mixing).to(device).train()
     images_tower = SceneEncoder(config.text_projection).to(device).train()
     log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
+    eos = text_encoder.config.eos_token_id
+
+    def embedded(ids: torch.Tensor) -> torch.Tensor:
+        output = text_encoder(ids)
+        if config.text_pooling == "end":
+            return output.text_embeds
+        words = caption_token_mask(ids, eos)[..., None]
+        states = text_encoder.text_projection(output.last_hidden_state)
+        return (states * words).sum(1) / words.sum(1).clamp(min=1)
 
     def loss_fn(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         with bf16_autocast(device):
-            text = F.normalize(text_encoder(inputs["ids"]).text_embeds.float(), dim=-1)
+            text = F.normalize(embedded(inputs["ids"]).float(), dim=-1)
             image = F.normalize(images_tower(inputs["images"]).float(), dim=-1)
         logits = log_scale.exp().clamp(max=100) * image @ text.T
         targets = caption_targets(inputs["ids"])
@@ -281,8 +301,12 @@ def _jsonable(value):
 
 def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: EvalSettings | None = None, archive_path: Path | None = None,
           deadline: float | None = None, checkpoint_dir: Path | None = None, resume: Path | None = None,
-          checkpoint_every: int = 2000, time_each: bool = False) -> dict:
-    """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive)."""
+          checkpoint_every: int = 2000, time_each: bool = False, autoencoder_from: Path | None = None) -> dict:
+    """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive).
+
+    ``autoencoder_from``: a model folder of this command whose autoencoder and classifier are taken as they are
+    (stages 2 and 3 skipped; their losses copied from its training.json), for new text encoders and denoisers
+    on a known autoencoder."""
     clock = Clock(device)
     tokenizer = clip_tokenizer()
     tokens = CaptionTokenizer(tokenizer)
@@ -314,11 +338,16 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         checkpoint.save(config, text_encoder=text_trainer.module.state_dict(), losses=losses)
     text_encoder: CLIPTextModelWithProjection = text_trainer.finish()
 
-    # 2. Autoencoder, then its latents' statistics.
+    # 2. Autoencoder, then its latents' statistics; 3. classifier (or both from an earlier model: autoencoder_from).
+    if autoencoder_from is not None and "vae" not in done:
+        reused = _reused_autoencoder(autoencoder_from, device)
+        losses.update(reused["losses"])
+        checkpoint.save(config, vae={"weights": reused["vae"].state_dict(), "statistics": reused["statistics"]},
+                        classifier=reused["classifier"].state_dict(), losses=losses, autoencoder_from=str(autoencoder_from))
     vae = vae_trainer(config, device)
-    if "vae" in done:
-        vae.module.load_state_dict(done["vae"]["weights"])
-        vae.module.register_to_config(**done["vae"]["statistics"])
+    if "vae" in done or autoencoder_from is not None:
+        vae.module.load_state_dict(checkpoint.state["vae"]["weights"])
+        vae.module.register_to_config(**checkpoint.state["vae"]["statistics"])
     else:
         clock.timed("autoencoder", loop, 2, vae, config.vae_batch_size, lambda b: {"images": b.images, "masks": b.masks})
         set_latent_statistics(vae.module, next(stream(3, config.batch_size)).images)
@@ -326,10 +355,9 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         checkpoint.save(config, vae={"weights": vae.module.state_dict(), "statistics": statistics}, losses=losses)
     vae_model: AutoencoderKL = vae.finish()
 
-    # 3. Classifier.
-    if "classifier" in done:
+    if "classifier" in checkpoint.state:
         classifier = ObjectClassifier().to(device)
-        classifier.load_state_dict(done["classifier"])
+        classifier.load_state_dict(checkpoint.state["classifier"])
         classifier.eval().requires_grad_(False)
     else:
         torch.manual_seed(config.seed * 100 + 4)
@@ -345,7 +373,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
             output = text_encoder(ids, output_hidden_states=True)
         return {"context": output.last_hidden_state, "penultimate": output.hidden_states[-2], "pooled": output.text_embeds}
 
-    trainers = denoiser_trainers(config, vae_model, text_states, tokens, device)
+    trainers = denoiser_trainers(config, vae_model, text_states, tokens, device, text_encoder)
     scenes = stream(5, config.batch_size)
     saved = done.get("denoisers")
     if saved is not None:
@@ -359,7 +387,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         batch = next(source)
         with bf16_autocast(device):
             latents = vae_model.encode(batch.images * 2 - 1).latent_dist.sample().float()
-        return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
+        return {"latents": latents, "images": batch.images, "objects": batch.masks, "ids": batch.ids, **text_states(batch.ids)}
 
     def save_denoisers() -> None:
         checkpoint.save(config, denoisers={"trainers": {t.name: t.state_dict() for t in trainers}, "stream": scenes.state_dict()}, losses=losses)
@@ -373,6 +401,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     for trainer in trainers:
         losses[trainer.name] = trainer.loss_history()
     finished = {trainer.name: trainer.finish() for trainer in trainers}
+    text_encoder.eval().requires_grad_(False)  # trained with the UNet (text_joint): its EMA weights are in it now
 
     # 5. The inpainting twin, fine-tuned from the UNet (unless it trained from scratch beside it).
     if "inpaint" not in finished:
@@ -397,6 +426,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         "seconds": clock.seconds,
         "ms_per_step": clock.ms_per_step,
         "steps_done": {t.name: t.done for t in trainers},
+        **({"autoencoder_from": checkpoint.state["autoencoder_from"]} if "autoencoder_from" in checkpoint.state else {}),
         **info,
         "losses": losses,
     }
@@ -409,6 +439,16 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         sizes = ", ".join(f"{p} ({p.stat().st_size / 2**20:.1f} MiB)" for p in parts)
         print(f"[toy.train] archive: {sizes}; restore with `cat {archive_path}.* | tar -x -C {out.parent}`", flush=True)
     return report
+
+
+def _reused_autoencoder(folder: Path, device: torch.device) -> dict:
+    """The autoencoder (float32, with its latent statistics), the classifier and their losses of the model in ``folder``."""
+    if not (folder / "vae").is_dir() or not (folder / "training.json").is_file():
+        raise FileNotFoundError(f"--autoencoder-from {folder}: not a model folder of this command (no vae/ or training.json there).")
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    losses = json.loads((folder / "training.json").read_text())["losses"]
+    return {"vae": vae, "statistics": {k: vae.config[k] for k in ("scaling_factor", "shift_factor")},
+            "classifier": load_classifier(folder, device), "losses": {k: losses[k] for k in ("vae", "classifier")}}
 
 
 def assemble_pipelines(vae: AutoencoderKL, text_encoder: CLIPTextModelWithProjection, tokenizer, unet: UNet2DConditionModel,
@@ -555,12 +595,11 @@ def main(argv: list[str] | None = None) -> None:
     for f in fields(TrainConfig):
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
+        elif isinstance(value, (int, float, str)):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
         elif isinstance(value, tuple):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: tuple(int(v) for v in s.split(",")), default=value)
-    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="run every step eagerly on the GPU too")
     parser.add_argument("--eval-per-prompt", type=int, default=8, help="generated images per single-object prompt")
     parser.add_argument("--archive", type=Path, default=None, help="also write the three folders as one tar in parts of <= 15 MiB: ARCHIVE.00, ...")
     parser.add_argument("--deadline", type=float, default=None,
@@ -568,6 +607,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="write checkpoint.pt (the whole training state) here after every stage")
     parser.add_argument("--checkpoint-every", type=int, default=2000, help="denoiser steps between checkpoints")
     parser.add_argument("--resume", type=Path, default=None, help="continue from the checkpoint.pt in this folder (step counts may grow)")
+    parser.add_argument("--autoencoder-from", type=Path, default=None,
+                        help="take the autoencoder and the classifier of this model folder instead of training them")
     parser.add_argument("--smoke", action="store_true", help="every stage for a few steps at full batch sizes, each model's step timed; "
                         "prints the projected time of the full run")
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
@@ -582,7 +623,8 @@ def main(argv: list[str] | None = None) -> None:
         report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
     else:
         report = train(args.out, config, device, evaluation=evaluation, archive_path=args.archive, deadline=args.deadline,
-                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke)
+                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke,
+                       autoencoder_from=args.autoencoder_from)
         if args.smoke:
             report["projected_full_run"] = projected_full_run(report, full)
     print(json.dumps({k: v for k, v in report.items() if k not in ("losses", "generator_accuracy", "dit_generator_accuracy")}, indent=1))
