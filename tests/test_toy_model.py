@@ -79,8 +79,13 @@ def _methods_on(family: str) -> list[str]:
 @pytest.mark.parametrize(("model", "family"), [("toy", "sd"), ("toy_dit", "sd3")])
 def test_every_method_of_its_family_runs_on_the_shipped_toy_models_through_run_py(tmp_path: Path, model: str, family: str) -> None:
     methods = _methods_on(family)
-    result = subprocess.run([sys.executable, "run.py", "-m", f"model={model}", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}",
-                             f"method={','.join(methods)}"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        [sys.executable, "run.py", "-m", f"model={model}", "dataset.n=1", "logger=none", f"paths.output_root={tmp_path}", f"method={','.join(methods)}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for path in tmp_path.glob(f"{model}/toy_shapes/*/*/results.jsonl") for line in path.read_text().splitlines()]
     assert sorted(r["method"] for r in rows) == sorted(methods)

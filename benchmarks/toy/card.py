@@ -34,8 +34,15 @@ from benchmarks.toy.model import TOY_MODEL, toy_dit_pipelines, toy_pipelines
 from benchmarks.toy.split import ToyShapesSplit
 from instdiffedit.token_references import CLIP_LENGTH
 
-COLUMNS = {"items": "items", "mask_iou": "mask IoU (%)", "edit_success": "edit success", "changing_rate": "changing rate",
-           "bg_psnr": "background PSNR (dB)", "seconds": "seconds / item (CPU)", "denoiser_evals": "UNet evaluations"}
+COLUMNS = {
+    "items": "items",
+    "mask_iou": "mask IoU (%)",
+    "edit_success": "edit success",
+    "changing_rate": "changing rate",
+    "bg_psnr": "background PSNR (dB)",
+    "seconds": "seconds / item (CPU)",
+    "denoiser_evals": "UNet evaluations",
+}
 
 
 @dataclass(frozen=True)
@@ -71,11 +78,14 @@ def evaluation_table(run_dirs: Sequence[str | os.PathLike], denoiser: ToyDenoise
     """
     rows = read_results(run_dirs)
     if rows.empty:
-        raise SystemExit(f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. "
-                         f"`python run.py model={denoiser.run_model} method=instdiffedit` first.")
+        raise SystemExit(
+            f"error: no results in {', '.join(map(str, run_dirs))}; run e.g. `python run.py model={denoiser.run_model} method=instdiffedit` first."
+        )
     if (models := set(rows["param.model"])) != {denoiser.run_model}:
-        raise SystemExit(f"error: the runs given are of model={', '.join(sorted(map(str, models)))}, but this card is model={denoiser.run_model}'s; "
-                         f"give the folders of `python run.py model={denoiser.run_model} ...` runs.")
+        raise SystemExit(
+            f"error: the runs given are of model={', '.join(sorted(map(str, models)))}, but this card is model={denoiser.run_model}'s; "
+            f"give the folders of `python run.py model={denoiser.run_model} ...` runs."
+        )
     summary = summarize(rows).reset_index(level="config_id", drop=True)
     split = ToyShapesSplit(n=int(rows["item_id"].str.rpartition("-")[2].astype(int).max()) + 1)
     parts = [summary]
@@ -118,8 +128,12 @@ def attention_shares(pipe: DiffusionPipeline, n_items: int = 30, seed: int = 0, 
         height, width, tokens = attention.shape
         on = (F.interpolate(item.gt_mask[None, None], size=(height, width), mode="area")[0, 0] > 0.5).to(attention.device)
         layout = masks.layout
-        groups = {"start token": [0], "words": [i for span in layout.spans for i in span], "end token": [layout.end],
-                  "padding": list(range(layout.end + 1, min(tokens, CLIP_LENGTH)))}
+        groups = {
+            "start token": [0],
+            "words": [i for span in layout.spans for i in span],
+            "end token": [layout.end],
+            "padding": list(range(layout.end + 1, min(tokens, CLIP_LENGTH))),
+        }
         if tokens > CLIP_LENGTH:
             groups["T5 columns (zeros: no T5)"] = list(range(CLIP_LENGTH, tokens))
         shares = {name: attention[..., columns].sum(-1) for name, columns in groups.items()}
@@ -163,8 +177,11 @@ def edit_grid(run_dirs: Sequence[str | os.PathLike], path: Path, n_items: int = 
 
 def _seconds(report: dict) -> str:
     seconds = report["seconds"]
-    parts = [f"{name.replace('_', ' ')} {seconds[name]:.0f} s" for name in ("text_encoder", "autoencoder", "classifier", "denoisers", "evaluation")
-             if name in seconds]
+    parts = [
+        f"{name.replace('_', ' ')} {seconds[name]:.0f} s"
+        for name in ("text_encoder", "autoencoder", "classifier", "denoisers", "evaluation")
+        if name in seconds
+    ]
     return ", ".join(parts) + (f": {seconds['total'] / 60:.1f} minutes in all" if "total" in seconds else "")
 
 
@@ -182,15 +199,16 @@ def _text_encoder_part(config: dict) -> str:
     size = f"{config['text_layers']} layers, width {config['text_hidden']}, projection {config['text_projection']}"
     if config.get("text_mixing", True):
         return f"a causal CLIP text encoder ({size}) over the full CLIP vocabulary"
-    return (f"a `CLIPTextModel` ({size}) over the full CLIP vocabulary **without contextual mixing**: every layer's attention output "
-            f"projection is zero (and was frozen in training), so each state is a function of its token and position alone, the "
-            f"padding is the same for every caption, and the caption reaches the denoisers through its word tokens only")
+    return (
+        f"a `CLIPTextModel` ({size}) over the full CLIP vocabulary **without contextual mixing**: every layer's attention output "
+        f"projection is zero (and was frozen in training), so each state is a function of its token and position alone, the "
+        f"padding is the same for every caption, and the caption reaches the denoisers through its word tokens only"
+    )
 
 
 def _text_encoder_row(config: dict) -> str:
     """The text encoder's row of the training table: its objective."""
-    pooled = ("the mean of the caption's projected token states" if config.get("text_pooling", "end") == "tokens"
-              else "the projected end token, CLIP's way")
+    pooled = "the mean of the caption's projected token states" if config.get("text_pooling", "end") == "tokens" else "the projected end token, CLIP's way"
     after = "then trained on with the UNet's loss" if config.get("text_joint") else "then frozen"
     return f"text encoder (contrastive against a small image tower on {pooled}; {after})"
 
@@ -201,24 +219,38 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     classifier_note = (
         f"The classifier was retrained after the generator, against its autoencoder, with "
         f"`python -m benchmarks.toy.train --classifier-only` on {retrained['device']} ({retrained['seconds']:.0f} s)."
-        if retrained else "The classifier was trained in the same command."
+        if retrained
+        else "The classifier was trained in the same command."
     )
     if report.get("autoencoder_from"):
-        classifier_note = (f"The autoencoder and the classifier were taken as they were from the earlier model in `{report['autoencoder_from']}` "
-                           f"(`--autoencoder-from`; their rows below are its training's), the text encoder and the denoisers trained anew.")
+        classifier_note = (
+            f"The autoencoder and the classifier were taken as they were from the earlier model in `{report['autoencoder_from']}` "
+            f"(`--autoencoder-from`; their rows below are its training's), the text encoder and the denoisers trained anew."
+        )
     autoencoder, inpainting, dit = report["autoencoder"], report["inpainting"], report["dit_generator_accuracy"]
     steps = report["steps_done"]
     cut = report.get("deadline_cut")
-    cut_note = (f" The `--deadline` cut the denoisers' schedule by {cut['factor']:.2f} at step {cut['at_step']} "
-                f"({cut['ms_per_step']:.1f} ms a step): planned {cut['planned']}, trained {cut['cut_to']}." if cut else "")
+    cut_note = (
+        f" The `--deadline` cut the denoisers' schedule by {cut['factor']:.2f} at step {cut['at_step']} "
+        f"({cut['ms_per_step']:.1f} ms a step): planned {cut['planned']}, trained {cut['cut_to']}."
+        if cut
+        else ""
+    )
     twin = report.get("twin")
-    twin_note = (f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
-                 f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
-                 f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)." if twin else "")
+    twin_note = (
+        f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
+        f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
+        f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)."
+        if twin
+        else ""
+    )
     in_command = config.get("twin_init") == "base"  # the twin fine-tuned from the UNet by the training command itself
     twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin or in_command else "inpainting twin (the same"
-    interleaved = ("The UNet and the DiT train interleaved on the same batches, then the twin is fine-tuned from the UNet."
-                   if in_command else "The three denoisers train interleaved on the same batches.")
+    interleaved = (
+        "The UNet and the DiT train interleaved on the same batches, then the twin is fine-tuned from the UNet."
+        if in_command
+        else "The three denoisers train interleaved on the same batches."
+    )
     graphs = "every step of the text encoder, autoencoder and denoisers one replayed CUDA graph" if report.get("cuda_graphs") else "eager steps"
     shares = ", ".join(f"{kind} {share:.0%}" for kind, share in config["mask_shares"].items())
     return f"""# Toy models: 64 px text-to-image, inpainting and SD3-architecture models of toy scenes
@@ -238,43 +270,43 @@ This card is written by `python -m benchmarks.toy.card` from `training.json` and
 {NEUTRALITY}
 
 ## Parts
-- `vae/`: `AutoencoderKL`, 64 x 64 x 3 -> 16 x 16 x 4, channels {tuple(config['vae_channels'])}, no mid-block attention; latent scaling factor {scaling_factor:.3f} (1 / the latents' std, as SD's 0.18215) and shift {report.get('shift_factor', float('nan')):.4f} (their mean, for SD3 pipelines). Reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB (minimum {autoencoder['reconstruction_psnr_min']:.1f}) on {autoencoder['scenes']} held-out scenes; decoder locality (latents inside an object's region replaced by another scene's, PSNR outside it against the scene's own decoding): median {autoencoder['splice_psnr']:.1f} dB, minimum {autoencoder['splice_psnr_min']:.1f} dB.
-- `unet/`: `UNet2DConditionModel`, channels {tuple(config['unet_channels'])}, cross-attention at 16 x 16 and 8 x 8.
+- `vae/`: `AutoencoderKL`, 64 x 64 x 3 -> 16 x 16 x 4, channels {tuple(config["vae_channels"])}, no mid-block attention; latent scaling factor {scaling_factor:.3f} (1 / the latents' std, as SD's 0.18215) and shift {report.get("shift_factor", float("nan")):.4f} (their mean, for SD3 pipelines). Reconstruction PSNR {autoencoder["reconstruction_psnr"]:.1f} dB (minimum {autoencoder["reconstruction_psnr_min"]:.1f}) on {autoencoder["scenes"]} held-out scenes; decoder locality (latents inside an object's region replaced by another scene's, PSNR outside it against the scene's own decoding): median {autoencoder["splice_psnr"]:.1f} dB, minimum {autoencoder["splice_psnr_min"]:.1f} dB.
+- `unet/`: `UNet2DConditionModel`, channels {tuple(config["unet_channels"])}, cross-attention at 16 x 16 and 8 x 8.
 - `text_encoder/`: {_text_encoder_part(config)}; `tokenizer/`: the real CLIP BPE tokenizer, 77 tokens padded as SD 1.x pads.
 - `scheduler/`: SD 1.x's noise schedule (PNDM for sampling; methods set their own schedulers).
 - `classifier/`: a small CNN recognising an object's colour (6) and shape (4) in a 32 x 32 crop; it scores the generators below and gives the toy split its `edit_success` metric.
 - `../toy-inpaint/unet/`: the inpainting twin, the same UNet with 9 input channels (noisy latents, mask, masked image's latents); its `vae`, `text_encoder` and `tokenizer` are links to these.
-- `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config['dit_layers']} joint blocks, {config['dit_heads']} heads of {config['dit_head_dim']}, patch size {config['dit_patch_size']} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5. Its masks and edits: [its card](../toy-dit/README.md).
+- `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config["dit_layers"]} joint blocks, {config["dit_heads"]} heads of {config["dit_head_dim"]}, patch size {config["dit_patch_size"]} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5. Its masks and edits: [its card](../toy-dit/README.md).
 
 ## Training
-`python -m benchmarks.toy.train --out models/toy` (seed {config['seed']}, configuration below and in `training.json`), on one
-{report['device']} with torch {report['torch']}, {graphs}: {_seconds(report)}.{cut_note}{twin_note}
-Scenes are rendered on the fly; {config['partial_captions']:.0%} of them are captioned in part (some of the objects, the
+`python -m benchmarks.toy.train --out models/toy` (seed {config["seed"]}, configuration below and in `training.json`), on one
+{report["device"]} with torch {report["torch"]}, {graphs}: {_seconds(report)}.{cut_note}{twin_note}
+Scenes are rendered on the fly; {config["partial_captions"]:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
-captions are dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance; the denoisers' weights are
+captions are dropped {config["caption_dropout"]:.0%} of the time for classifier-free guidance; the denoisers' weights are
 exponential moving averages. {interleaved} {classifier_note}
 
 | part | steps x batch | losses (step: value) |
 |---|---|---|
-| {_text_encoder_row(config)} | {config['text_steps']} x {config['batch_size']} | {_losses(report, 'text_encoder', 5)} |
-| autoencoder (MSE + KL; {config['splice_share']:.0%} of each batch decoded from spliced latents) | {config['vae_steps']} x {config['vae_batch_size']} | {_losses(report, 'vae', 5)} |
-| classifier (cross-entropy, colour + shape) | {config['classifier_steps']} x {config['batch_size']} | {_losses(report, 'classifier', 4)} |
-| UNet (epsilon MSE, Min-SNR-{config['snr_gamma']} weighted) | {steps['unet']} x {config['batch_size']} | {_losses(report, 'unet', 6)} |
-| {twin_row}; masks: {shares}) | {steps['inpaint']} x {config['batch_size']} | {_losses(report, 'inpaint', 6)} |
-| DiT (rectified flow, logit-normal timesteps) | {steps['dit']} x {config['dit_batch_size']} | {_losses(report, 'dit', 6)} |
+| {_text_encoder_row(config)} | {config["text_steps"]} x {config["batch_size"]} | {_losses(report, "text_encoder", 5)} |
+| autoencoder (MSE + KL; {config["splice_share"]:.0%} of each batch decoded from spliced latents) | {config["vae_steps"]} x {config["vae_batch_size"]} | {_losses(report, "vae", 5)} |
+| classifier (cross-entropy, colour + shape) | {config["classifier_steps"]} x {config["batch_size"]} | {_losses(report, "classifier", 4)} |
+| UNet (epsilon MSE, Min-SNR-{config["snr_gamma"]} weighted) | {steps["unet"]} x {config["batch_size"]} | {_losses(report, "unet", 6)} |
+| {twin_row}; masks: {shares}) | {steps["inpaint"]} x {config["batch_size"]} | {_losses(report, "inpaint", 6)} |
+| DiT (rectified flow, logit-normal timesteps) | {steps["dit"]} x {config["dit_batch_size"]} | {_losses(report, "dit", 6)} |
 
 Configuration: `{json.dumps(config)}`
 
 ## Generator accuracy
 Every colour x shape prompt on the gray background ("a red circle on a gray background"),
-{accuracy['per_prompt']} images each; an image counts when the classifier recognises both the prompted colour and shape
-in the object's crop (the object: pixels away from the gray). The classifier itself, on {report['classifier_accuracy']['scenes']:,} held-out
-single-object scenes: {report['classifier_accuracy']['rendered']:.1%} right when rendered, {report['classifier_accuracy']['autoencoded']:.1%} after the autoencoder.
+{accuracy["per_prompt"]} images each; an image counts when the classifier recognises both the prompted colour and shape
+in the object's crop (the object: pixels away from the gray). The classifier itself, on {report["classifier_accuracy"]["scenes"]:,} held-out
+single-object scenes: {report["classifier_accuracy"]["rendered"]:.1%} right when rendered, {report["classifier_accuracy"]["autoencoded"]:.1%} after the autoencoder.
 
 | model | sampling | accuracy |
 |---|---|---|
-| `models/toy` (UNet) | {accuracy['sampling']} | **{accuracy['accuracy']:.1%}** of {accuracy['images']} images |
-| `models/toy-dit` (MMDiT) | {dit['sampling']} | **{dit['accuracy']:.1%}** of {dit['images']} images |
+| `models/toy` (UNet) | {accuracy["sampling"]} | **{accuracy["accuracy"]:.1%}** of {accuracy["images"]} images |
+| `models/toy-dit` (MMDiT) | {dit["sampling"]} | **{dit["accuracy"]:.1%}** of {dit["images"]} images |
 
 ![UNet: 4 samples per prompt, two prompts per row: circle, square | triangle, star; red, green, blue, yellow, purple, orange](samples.png)
 
@@ -283,10 +315,10 @@ single-object scenes: {report['classifier_accuracy']['rendered']:.1%} right when
 {_per_prompt(accuracy)}
 
 ## The inpainting twin
-On {inpainting['edits']} held-out scenes, slot 0's object is repainted as another colour and shape (prompt: the new
-object's phrase, {inpainting['steps']} PNDM steps, guidance 7.5), given the union of the old and new objects' regions:
-the classifier recognises the new object in **{inpainting['edit_success']:.1%}** of them, and the pixels outside the region
-keep a PSNR of **{inpainting['background_psnr']:.1f} dB** (minimum {inpainting['background_psnr_min']:.1f}) against the input.
+On {inpainting["edits"]} held-out scenes, slot 0's object is repainted as another colour and shape (prompt: the new
+object's phrase, {inpainting["steps"]} PNDM steps, guidance 7.5), given the union of the old and new objects' regions:
+the classifier recognises the new object in **{inpainting["edit_success"]:.1%}** of them, and the pixels outside the region
+keep a PSNR of **{inpainting["background_psnr"]:.1f} dB** (minimum {inpainting["background_psnr_min"]:.1f}) against the input.
 
 ![Rows: inputs, regions, outputs](../toy-inpaint/samples.png)
 
@@ -300,7 +332,11 @@ def _per_prompt(accuracy: dict) -> str:
 
 def _masks_section(command: str, table: pd.DataFrame, grid: Path | None) -> str:
     """The evaluation table with its reference rows, and the qualitative grid."""
-    grid_section = f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n" if grid else ""
+    grid_section = (
+        f"\n![The first items of the toy split: input, ground truth, then per method its mask and output; each row says its edit]({grid.name})\n"
+        if grid
+        else ""
+    )
     return f"""## Masks and edits on the toy split
 {command}
 `oracle_inpaint` inpaints the true mask (the ceiling of every mask-then-inpaint method); reference rows:
@@ -314,7 +350,7 @@ def _attention_section(kind: str, attention: pd.DataFrame, note: str = "") -> st
     """The token groups' shares of a pixel's ``kind`` of attention (:func:`attention_shares`)."""
     return f"""## Where the {kind} goes
 Share of a pixel's {kind} per token group, averaged over the pixels on and off the
-object, in {attention.attrs['scenes']} single-object scenes of the toy split (InstDiffEdit's 25 guided steps, conditioned
+object, in {attention.attrs["scenes"]} single-object scenes of the toy split (InstDiffEdit's 25 guided steps, conditioned
 on the caption). InstDiffEdit inverts the start token's map and keeps the words whose maps
 resemble it; that needs a start token that takes the background's attention and words that
 take their objects'.{note}
@@ -323,8 +359,15 @@ take their objects'.{note}
 """
 
 
-def dit_card(report: dict, table: pd.DataFrame, transformer: dict, scheduler: dict, attention: pd.DataFrame, grid: Path | None = None,
-             command: str = "python -m benchmarks.toy.card --denoiser dit <run folders>") -> str:
+def dit_card(
+    report: dict,
+    table: pd.DataFrame,
+    transformer: dict,
+    scheduler: dict,
+    attention: pd.DataFrame,
+    grid: Path | None = None,
+    command: str = "python -m benchmarks.toy.card --denoiser dit <run folders>",
+) -> str:
     """The toy DiT's card: ``transformer`` and ``scheduler`` are its folder's configs, ``report`` the training command's,
     ``command`` the card command that regenerates it."""
     config, accuracy, steps = report["config"], report["dit_generator_accuracy"], report["steps_done"]
@@ -345,36 +388,54 @@ This card is written by `python -m benchmarks.toy.card --denoiser dit` from `../
 {NEUTRALITY}
 
 ## Parts
-- `transformer/`: `SD3Transformer2DModel`, {layers} joint blocks, {transformer['num_attention_heads']} heads of {transformer['attention_head_dim']}, patch size {transformer['patch_size']}: a {grid_side} x {grid_side} token grid on the 16 x 16 x 4 latents (the paper's 16 x 16 maps); text width {transformer['joint_attention_dim']}, pooled width {transformer['pooled_projection_dim']}, qk-norm {transformer['qk_norm']}.
-- `text_encoder/` = `text_encoder_2/`: the UNet's CLIP text encoder with its projection (`CLIPTextModelWithProjection`), in both CLIP slots, so the text sequence is {CLIP_LENGTH} CLIP columns (its penultimate states twice, side by side) and then the 256 zero columns that `StableDiffusion3Pipeline` puts in T5's place without T5; the model was trained with them.
+- `transformer/`: `SD3Transformer2DModel`, {layers} joint blocks, {transformer["num_attention_heads"]} heads of {
+        transformer["attention_head_dim"]
+    }, patch size {transformer["patch_size"]}: a {grid_side} x {grid_side} token grid on the 16 x 16 x 4 latents (the paper's 16 x 16 maps); text width {
+        transformer["joint_attention_dim"]
+    }, pooled width {transformer["pooled_projection_dim"]}, qk-norm {transformer["qk_norm"]}.
+- `text_encoder/` = `text_encoder_2/`: the UNet's CLIP text encoder with its projection (`CLIPTextModelWithProjection`), in both CLIP slots, so the text sequence is {
+        CLIP_LENGTH
+    } CLIP columns (its penultimate states twice, side by side) and then the 256 zero columns that `StableDiffusion3Pipeline` puts in T5's place without T5; the model was trained with them.
 - `tokenizer/`, `tokenizer_2/`, `vae/`: links to the UNet's.
-- `scheduler/`: `{scheduler['_class_name']}` (shift {scheduler['shift']}).
+- `scheduler/`: `{scheduler["_class_name"]}` (shift {scheduler["shift"]}).
 
 ## Training
-Trained in the UNet's command (`python -m benchmarks.toy.train --out models/toy`, seed {config['seed']}; the
+Trained in the UNet's command (`python -m benchmarks.toy.train --out models/toy`, seed {config["seed"]}; the
 [UNet's card](../toy/README.md#training) has the configuration and timings), interleaved with the UNet and its twin on
 the same batches of the frozen autoencoder's latents and text encoder's states, with an exponential moving average
-of the weights; captions dropped {config['caption_dropout']:.0%} of the time for classifier-free guidance.
+of the weights; captions dropped {config["caption_dropout"]:.0%} of the time for classifier-free guidance.
 
 | part | steps x batch | learning rate | losses (step: value) |
 |---|---|---|---|
-| DiT (rectified flow, SD3's logit-normal timesteps, velocity target noise - x0) | {steps['dit']} x {config['dit_batch_size']} | {config['dit_lr']} | {_losses(report, 'dit', 6)} |
+| DiT (rectified flow, SD3's logit-normal timesteps, velocity target noise - x0) | {steps["dit"]} x {config["dit_batch_size"]} | {config["dit_lr"]} | {
+        _losses(report, "dit", 6)
+    } |
 
 ## Generator accuracy
-Every colour x shape prompt on the gray background, {accuracy['per_prompt']} images each, scored by the toy classifier
-as the UNet is ({accuracy['sampling']}): **{accuracy['accuracy']:.1%}** of {accuracy['images']} images
-(the UNet: {report['generator_accuracy']['accuracy']:.1%}).
+Every colour x shape prompt on the gray background, {accuracy["per_prompt"]} images each, scored by the toy classifier
+as the UNet is ({accuracy["sampling"]}): **{accuracy["accuracy"]:.1%}** of {accuracy["images"]} images
+(the UNet: {report["generator_accuracy"]["accuracy"]:.1%}).
 
 ![DiT: 4 samples per prompt, two prompts per row: circle, square | triangle, star; red, green, blue, yellow, purple, orange](samples.png)
 
 {_per_prompt(accuracy)}
 
-{_masks_section(
-    f"`python run.py model=toy_dit method=<method>`: maps from the joint attention of all {layers} blocks (image queries -> "
-    f"text keys, exact probabilities over all keys), the start-token reference CLIP's start token (column 0: SD 3.x's default, "
-    "the paper's token); SD 3.x has no inpainting twin, so the last step blends latents with this model;", table, grid)}
-{_attention_section("joint attention", attention, note=(
-    " In joint attention the softmax runs over the image keys too: the text groups and the image tokens sum to one."))}
+{
+        _masks_section(
+            f"`python run.py model=toy_dit method=<method>`: maps from the joint attention of all {layers} blocks (image queries -> "
+            f"text keys, exact probabilities over all keys), the start-token reference CLIP's start token (column 0: SD 3.x's default, "
+            "the paper's token); SD 3.x has no inpainting twin, so the last step blends latents with this model;",
+            table,
+            grid,
+        )
+    }
+{
+        _attention_section(
+            "joint attention",
+            attention,
+            note=(" In joint attention the softmax runs over the image keys too: the text groups and the image tokens sum to one."),
+        )
+    }
 Regenerate this card with `{command}` after the `python run.py model=toy_dit ...` runs of its folders.
 """
 
@@ -383,8 +444,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="result folders of run.py on the toy split, with the card's model")
     parser.add_argument("--model", type=Path, default=TOY_MODEL, help="the toy model folder written by the training command (its training.json)")
-    parser.add_argument("--denoiser", choices=sorted(DENOISERS), default="unet",
-                        help="whose card: the UNet's (in --model) or the DiT's (in <model>-dit); default unet")
+    parser.add_argument(
+        "--denoiser", choices=sorted(DENOISERS), default="unet", help="whose card: the UNet's (in --model) or the DiT's (in <model>-dit); default unet"
+    )
     parser.add_argument("--measured-on", default="CPU", help="the device the runs' seconds were measured on, for the table's header")
     parser.add_argument("--device", default="cpu", help="where the attention shares are measured (cpu, cuda); default cpu")
     parser.add_argument("--notes", type=Path, default=None, help="a Markdown file appended to the card (findings in words)")

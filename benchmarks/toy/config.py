@@ -75,8 +75,10 @@ class TrainConfig:
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}.")
         if self.text_joint and self.text_mixing:
-            raise ValueError("text_joint needs text_mixing=False: a mixing encoder trained with the UNet turns its padding into caption slots "
-                             "(docs/toy-training-log.md); pass --no-text-mixing.")
+            raise ValueError(
+                "text_joint needs text_mixing=False: a mixing encoder trained with the UNet turns its padding into caption slots "
+                "(docs/toy-training-log.md); pass --no-text-mixing."
+            )
 
 
 TWIN_INITS = ("base", "scratch")

@@ -78,8 +78,14 @@ def sd3_conditioning(penultimate: torch.Tensor, pooled: torch.Tensor) -> tuple[t
     return torch.cat([clip, t5], dim=-2), torch.cat([pooled, pooled], dim=-1)
 
 
-def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[torch.Tensor], dict], tokens: CaptionTokenizer,
-                      device: torch.device, text_encoder: CLIPTextModelWithProjection | None = None) -> list[Trainer]:
+def denoiser_trainers(
+    config: TrainConfig,
+    vae: AutoencoderKL,
+    text: Callable[[torch.Tensor], dict],
+    tokens: CaptionTokenizer,
+    device: torch.device,
+    text_encoder: CLIPTextModelWithProjection | None = None,
+) -> list[Trainer]:
     """The UNet, the inpainting twin and the DiT, on the frozen autoencoder's latents and the text encoder's states:
     frozen, or with ``config.text_joint`` trained with the UNet (``text_encoder``'s weights are then the UNet
     trainer's too, EMA included; the DiT reads its current states)."""
@@ -90,7 +96,7 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
     empty_embeds, empty_pooled = sd3_conditioning(empty["penultimate"], empty["pooled"])
     if config.text_joint and text_encoder is None:
         raise ValueError("text_joint trains the text encoder with the UNet: pass text_encoder.")
-    joint_params = (joint_text_parameters(text_encoder) if config.text_joint else [])
+    joint_params = joint_text_parameters(text_encoder) if config.text_joint else []
 
     unet = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden).to(device).train()
 
@@ -104,8 +110,11 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
             prediction = unet(x, t, encoder_hidden_states=context).sample
         return epsilon_loss(config, alphas, prediction, noise, t)
 
-    dit = build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection,
-                    config.dit_patch_size).to(device).train()
+    dit = (
+        build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection, config.dit_patch_size)
+        .to(device)
+        .train()
+    )
 
     def dit_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         # SD3's rectified flow: x_s = (1 - s) z0 + s noise, target noise - z0, s logit-normal, timestep 1000 s.
@@ -118,8 +127,7 @@ def denoiser_trainers(config: TrainConfig, vae: AutoencoderKL, text: Callable[[t
         embeds = torch.where(dropped[:, None, None], empty_embeds.to(embeds.dtype), embeds)
         pooled = torch.where(dropped[:, None], empty_pooled.to(pooled.dtype), pooled)
         with bf16_autocast(device):
-            prediction = dit(hidden_states=(1 - s) * z0 + s * noise, timestep=sigma * 1000, encoder_hidden_states=embeds,
-                             pooled_projections=pooled).sample
+            prediction = dit(hidden_states=(1 - s) * z0 + s * noise, timestep=sigma * 1000, encoder_hidden_states=embeds, pooled_projections=pooled).sample
         return F.mse_loss(prediction.float(), noise - z0)
 
     common = {"warmup": config.warmup_steps, "graphed": graphed(config, device), "ema_decay": config.ema_decay}
@@ -153,15 +161,28 @@ def twin_from(base: UNet2DConditionModel, config: TrainConfig) -> UNet2DConditio
     return twin
 
 
-def twin_trainer(config: TrainConfig, vae: AutoencoderKL, text: Callable[[torch.Tensor], dict], tokens: CaptionTokenizer,
-                 device: torch.device, base: UNet2DConditionModel | None = None) -> Trainer:
+def twin_trainer(
+    config: TrainConfig,
+    vae: AutoencoderKL,
+    text: Callable[[torch.Tensor], dict],
+    tokens: CaptionTokenizer,
+    device: torch.device,
+    base: UNet2DConditionModel | None = None,
+) -> Trainer:
     """The 9-channel inpainting twin (noisy latents, mask, masked image's latents), trained as SD-inpainting is:
     random masks (:mod:`benchmarks.toy.masks`), the epsilon loss of the UNet; fine-tuned from ``base`` when given
     (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
     alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)
     empty = text(tokens([""]).to(device))
-    twin = (twin_from(base, config) if base is not None else
-            build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(device)).train().requires_grad_(True)
+    twin = (
+        (
+            twin_from(base, config)
+            if base is not None
+            else build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(device)
+        )
+        .train()
+        .requires_grad_(True)
+    )
     masks = MaskSampler(config.mask_shares, device)
 
     def inpaint_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -174,8 +195,16 @@ def twin_trainer(config: TrainConfig, vae: AutoencoderKL, text: Callable[[torch.
         return epsilon_loss(config, alphas, prediction, noise, t)
 
     lr = config.twin_lr if base is not None else config.unet_lr
-    return Trainer("inpaint", twin, inpaint_loss, lr=lr, total=config.inpaint_steps, warmup=config.warmup_steps,
-                   graphed=graphed(config, device), ema_decay=config.ema_decay)
+    return Trainer(
+        "inpaint",
+        twin,
+        inpaint_loss,
+        lr=lr,
+        total=config.inpaint_steps,
+        warmup=config.warmup_steps,
+        graphed=graphed(config, device),
+        ema_decay=config.ema_decay,
+    )
 
 
 def denoiser_inputs(config: TrainConfig) -> dict[str, Callable[[dict], dict]]:

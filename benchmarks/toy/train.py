@@ -136,8 +136,10 @@ class SceneStream:
         ids = _to_device(self.tokens(training_captions(layout, self.generator, self.config.partial_captions)), self.device)
         on_device = Layout(**{f.name: _to_device(getattr(layout, f.name), self.device) for f in fields(Layout)})
         images, masks = render(on_device, IMAGE_SIZE, self.device)
-        return [Scenes(images[s : s + self.batch_size], masks[s : s + self.batch_size], ids[s : s + self.batch_size], layout[s : s + self.batch_size])
-                for s in range(0, n, self.batch_size)]
+        return [
+            Scenes(images[s : s + self.batch_size], masks[s : s + self.batch_size], ids[s : s + self.batch_size], layout[s : s + self.batch_size])
+            for s in range(0, n, self.batch_size)
+        ]
 
     def state_dict(self) -> dict:
         return {"pool_state": self.pool_state, "taken": self.taken}
@@ -194,8 +196,17 @@ def text_encoder_trainer(config: TrainConfig, device: torch.device) -> Trainer:
         targets = caption_targets(inputs["ids"])
         return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T)) / 2
 
-    return Trainer("text_encoder", text_encoder, loss_fn, lr=config.text_lr, total=config.text_steps, warmup=config.warmup_steps,
-                   graphed=graphed(config, device), extra_params=(*images_tower.parameters(), log_scale), clip=None)
+    return Trainer(
+        "text_encoder",
+        text_encoder,
+        loss_fn,
+        lr=config.text_lr,
+        total=config.text_steps,
+        warmup=config.warmup_steps,
+        graphed=graphed(config, device),
+        extra_params=(*images_tower.parameters(), log_scale),
+        clip=None,
+    )
 
 
 def vae_trainer(config: TrainConfig, device: torch.device) -> Trainer:
@@ -224,8 +235,9 @@ def vae_trainer(config: TrainConfig, device: torch.device) -> Trainer:
         target = torch.lerp(x, x.roll(1, 0), F.interpolate(masks, size=x.shape[-2:], mode="nearest"))
         return F.mse_loss(reconstruction.float(), target) + config.kl_weight * posterior.kl().mean()
 
-    return Trainer("vae", vae, loss_fn, lr=config.vae_lr, total=config.vae_steps, warmup=config.warmup_steps, graphed=graphed(config, device),
-                   clip=None, weight_decay=0.0)
+    return Trainer(
+        "vae", vae, loss_fn, lr=config.vae_lr, total=config.vae_steps, warmup=config.warmup_steps, graphed=graphed(config, device), clip=None, weight_decay=0.0
+    )
 
 
 @torch.no_grad()
@@ -236,8 +248,9 @@ def set_latent_statistics(vae: AutoencoderKL, images: torch.Tensor) -> None:
     vae.register_to_config(scaling_factor=1.0 / latents.std().item(), shift_factor=latents.mean().item())
 
 
-def train_classifier(config: TrainConfig, scenes: Iterator[Scenes], vae: AutoencoderKL, generator: torch.Generator,
-                     device: torch.device) -> tuple[ObjectClassifier, list[tuple[int, float]]]:
+def train_classifier(
+    config: TrainConfig, scenes: Iterator[Scenes], vae: AutoencoderKL, generator: torch.Generator, device: torch.device
+) -> tuple[ObjectClassifier, list[tuple[int, float]]]:
     """Colour and shape of slot 0's object (always present), from crops with random padding.
 
     The crops are taken from ``classifier_pool`` autoencoded scenes (autoencoding once, then
@@ -299,9 +312,20 @@ def _jsonable(value):
     return json.loads(json.dumps(value))
 
 
-def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: EvalSettings | None = None, archive_path: Path | None = None,
-          deadline: float | None = None, checkpoint_dir: Path | None = None, resume: Path | None = None,
-          checkpoint_every: int = 2000, time_each: bool = False, autoencoder_from: Path | None = None) -> dict:
+def train(
+    out: Path,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    evaluation: EvalSettings | None = None,
+    archive_path: Path | None = None,
+    deadline: float | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: Path | None = None,
+    checkpoint_every: int = 2000,
+    time_each: bool = False,
+    autoencoder_from: Path | None = None,
+) -> dict:
     """Train every stage, save the three pipelines and the classifier, measure them, write training.json (and the archive).
 
     ``autoencoder_from``: a model folder of this command whose autoencoder and classifier are taken as they are
@@ -342,8 +366,13 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     if autoencoder_from is not None and "vae" not in done:
         reused = _reused_autoencoder(autoencoder_from, device)
         losses.update(reused["losses"])
-        checkpoint.save(config, vae={"weights": reused["vae"].state_dict(), "statistics": reused["statistics"]},
-                        classifier=reused["classifier"].state_dict(), losses=losses, autoencoder_from=str(autoencoder_from))
+        checkpoint.save(
+            config,
+            vae={"weights": reused["vae"].state_dict(), "statistics": reused["statistics"]},
+            classifier=reused["classifier"].state_dict(),
+            losses=losses,
+            autoencoder_from=str(autoencoder_from),
+        )
     vae = vae_trainer(config, device)
     if "vae" in done or autoencoder_from is not None:
         vae.module.load_state_dict(checkpoint.state["vae"]["weights"])
@@ -362,8 +391,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     else:
         torch.manual_seed(config.seed * 100 + 4)
         generator = torch.Generator().manual_seed(config.seed * 100 + 4)
-        classifier, losses["classifier"] = clock.timed("classifier", train_classifier, config, stream(4, config.batch_size), vae_model,
-                                                       generator, device)
+        classifier, losses["classifier"] = clock.timed("classifier", train_classifier, config, stream(4, config.batch_size), vae_model, generator, device)
         checkpoint.save(config, classifier=classifier.state_dict(), losses=losses)
 
     # 4. The denoisers, interleaved.
@@ -394,8 +422,20 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
 
     if any(t.done < t.total for t in trainers):
         reserve = EVAL_RESERVE_S + (TWIN_RESERVE_S if config.twin_init == "base" else 0.0)
-        info = clock.timed("denoisers", run_loop, trainers, prepared, denoiser_inputs(config), clock, "denoisers", deadline, reserve,
-                           save_denoisers if checkpoint_dir else None, checkpoint_every, time_each)
+        info = clock.timed(
+            "denoisers",
+            run_loop,
+            trainers,
+            prepared,
+            denoiser_inputs(config),
+            clock,
+            "denoisers",
+            deadline,
+            reserve,
+            save_denoisers if checkpoint_dir else None,
+            checkpoint_every,
+            time_each,
+        )
         if checkpoint_dir:
             save_denoisers()
     for trainer in trainers:
@@ -407,8 +447,7 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
     if "inpaint" not in finished:
         twin = twin_trainer(config, vae_model, text_states, tokens, device, base=finished["unet"])
         twin_scenes = stream(6, config.batch_size)
-        info["twin"] = clock.timed("twin", run_loop, [twin], lambda: prepared(twin_scenes), denoiser_inputs(config), clock, "twin",
-                                   deadline, EVAL_RESERVE_S)
+        info["twin"] = clock.timed("twin", run_loop, [twin], lambda: prepared(twin_scenes), denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
         losses["inpaint"] = twin.loss_history()
         finished["inpaint"] = twin.finish()
         trainers.append(twin)
@@ -430,8 +469,9 @@ def train(out: Path, config: TrainConfig, device: torch.device, *, evaluation: E
         **info,
         "losses": losses,
     }
-    report = clock.timed("evaluation", evaluate_and_save, out, [pipe.to(torch.float32) for pipe in pipes], classifier, report, device,
-                         evaluation or EvalSettings())
+    report = clock.timed(
+        "evaluation", evaluate_and_save, out, [pipe.to(torch.float32) for pipe in pipes], classifier, report, device, evaluation or EvalSettings()
+    )
     report["seconds"]["total"] = round(clock.elapsed(), 1)
     (out / "training.json").write_text(json.dumps(report, indent=1))
     if archive_path is not None:
@@ -447,23 +487,35 @@ def _reused_autoencoder(folder: Path, device: torch.device) -> dict:
         raise FileNotFoundError(f"--autoencoder-from {folder}: not a model folder of this command (no vae/ or training.json there).")
     vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
     losses = json.loads((folder / "training.json").read_text())["losses"]
-    return {"vae": vae, "statistics": {k: vae.config[k] for k in ("scaling_factor", "shift_factor")},
-            "classifier": load_classifier(folder, device), "losses": {k: losses[k] for k in ("vae", "classifier")}}
+    return {
+        "vae": vae,
+        "statistics": {k: vae.config[k] for k in ("scaling_factor", "shift_factor")},
+        "classifier": load_classifier(folder, device),
+        "losses": {k: losses[k] for k in ("vae", "classifier")},
+    }
 
 
-def assemble_pipelines(vae: AutoencoderKL, text_encoder: CLIPTextModelWithProjection, tokenizer, unet: UNet2DConditionModel,
-                       twin: UNet2DConditionModel, dit: SD3Transformer2DModel) -> tuple[StableDiffusionPipeline, StableDiffusionInpaintPipeline, StableDiffusion3Pipeline]:
+def assemble_pipelines(
+    vae: AutoencoderKL, text_encoder: CLIPTextModelWithProjection, tokenizer, unet: UNet2DConditionModel, twin: UNet2DConditionModel, dit: SD3Transformer2DModel
+) -> tuple[StableDiffusionPipeline, StableDiffusionInpaintPipeline, StableDiffusion3Pipeline]:
     """The three pipelines; SD 1.x's text encoder is the ``CLIPTextModel`` inside the one with projection."""
     clip = CLIPTextModel(text_encoder.config).to(text_encoder.device)
     clip.load_state_dict(text_encoder.text_model.state_dict())
     clip.eval().requires_grad_(False)
-    sd = {"vae": vae, "text_encoder": clip, "tokenizer": tokenizer, "safety_checker": None, "feature_extractor": None,
-          "requires_safety_checker": False}
+    sd = {"vae": vae, "text_encoder": clip, "tokenizer": tokenizer, "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     base = StableDiffusionPipeline(unet=unet, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **sd)
     inpaint = StableDiffusionInpaintPipeline(unet=twin, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG), **sd)
-    sd3 = StableDiffusion3Pipeline(transformer=dit, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0), vae=vae,
-                                   text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder, tokenizer_2=tokenizer,
-                                   text_encoder_3=None, tokenizer_3=None)
+    sd3 = StableDiffusion3Pipeline(
+        transformer=dit,
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder,
+        tokenizer_2=tokenizer,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
     for pipe in (base, inpaint, sd3):
         pipe.set_progress_bar_config(disable=True)
     return base, inpaint, sd3
@@ -477,12 +529,14 @@ def evaluate_and_save(out: Path, pipes: list, classifier: ObjectClassifier, repo
     report["classifier_accuracy"] = classifier_accuracy(classifier, base.vae, device, settings.classifier_scenes)
 
     def sd_sampler(prompts: list[str], generator: torch.Generator) -> torch.Tensor:
-        return base(prompts, num_inference_steps=settings.sd_steps, guidance_scale=7.5, height=IMAGE_SIZE, width=IMAGE_SIZE,
-                    generator=generator, output_type="pt").images
+        return base(
+            prompts, num_inference_steps=settings.sd_steps, guidance_scale=7.5, height=IMAGE_SIZE, width=IMAGE_SIZE, generator=generator, output_type="pt"
+        ).images
 
     def sd3_sampler(prompts: list[str], generator: torch.Generator) -> torch.Tensor:
-        return dit(prompts, num_inference_steps=settings.dit_steps, guidance_scale=7.0, height=IMAGE_SIZE, width=IMAGE_SIZE,
-                   generator=generator, output_type="pt").images
+        return dit(
+            prompts, num_inference_steps=settings.dit_steps, guidance_scale=7.0, height=IMAGE_SIZE, width=IMAGE_SIZE, generator=generator, output_type="pt"
+        ).images
 
     report["generator_accuracy"], samples = generator_accuracy(sd_sampler, classifier, device, settings.per_prompt)
     report["generator_accuracy"]["sampling"] = f"PNDM, {settings.sd_steps} steps, guidance 7.5"
@@ -505,8 +559,11 @@ def retrain_classifier(out: Path, config: TrainConfig, device: torch.device, eva
     report = json.loads((out / "training.json").read_text())
     options = {"torch_dtype": torch.float32}
     base = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False, **options)
-    pipes = [base, StableDiffusionInpaintPipeline.from_pretrained(sibling(out, "inpaint"), safety_checker=None, requires_safety_checker=False, **options),
-             StableDiffusion3Pipeline.from_pretrained(sibling(out, "dit"), **WITHOUT_T5, **options)]
+    pipes = [
+        base,
+        StableDiffusionInpaintPipeline.from_pretrained(sibling(out, "inpaint"), safety_checker=None, requires_safety_checker=False, **options),
+        StableDiffusion3Pipeline.from_pretrained(sibling(out, "dit"), **WITHOUT_T5, **options),
+    ]
     for pipe in pipes:
         pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(config.seed + 2)
@@ -514,15 +571,26 @@ def retrain_classifier(out: Path, config: TrainConfig, device: torch.device, eva
     scenes = SceneStream(config, config.batch_size, config.seed + 2, CaptionTokenizer(base.tokenizer), device)
     started = time.perf_counter()
     classifier, report["losses"]["classifier"] = train_classifier(config, scenes, base.vae.to(device), generator, device)
-    report["classifier_retrained"] = {"device": _device_name(device), "seconds": round(time.perf_counter() - started, 1),
-                                      "seed": config.seed + 2, "steps": config.classifier_steps, "batch_size": config.batch_size}
+    report["classifier_retrained"] = {
+        "device": _device_name(device),
+        "seconds": round(time.perf_counter() - started, 1),
+        "seed": config.seed + 2,
+        "steps": config.classifier_steps,
+        "batch_size": config.batch_size,
+    }
     report = evaluate_and_save(out, pipes, classifier, report, device, evaluation or EvalSettings())
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report
 
 
-def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluation: EvalSettings | None = None,
-                  archive_path: Path | None = None, deadline: float | None = None) -> dict:
+def finetune_twin(
+    out: Path,
+    config: TrainConfig,
+    device: torch.device,
+    evaluation: EvalSettings | None = None,
+    archive_path: Path | None = None,
+    deadline: float | None = None,
+) -> dict:
     """Fine-tune only the inpainting twin again, from the saved UNet of ``out`` (stage 5 of :func:`train`), and re-measure it.
 
     For a model whose twin was trained another way (v3's first run trained it from scratch): the base
@@ -556,8 +624,16 @@ def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluati
     trainer = twin_trainer(config, vae, text_states, tokens, device, base=unet)
     info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
     twin = trainer.finish()
-    inpaint = StableDiffusionInpaintPipeline(unet=twin, vae=vae, text_encoder=text_encoder, tokenizer=base.tokenizer, safety_checker=None,
-                                             feature_extractor=None, requires_safety_checker=False, scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG))
+    inpaint = StableDiffusionInpaintPipeline(
+        unet=twin,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=base.tokenizer,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+        scheduler=PNDMScheduler(**SD14_SCHEDULER_CONFIG),
+    )
     inpaint.set_progress_bar_config(disable=True)
     folder = save_twin(out, inpaint.to(torch.float16))
     classifier = ObjectClassifier().to(device)
@@ -570,8 +646,16 @@ def finetune_twin(out: Path, config: TrainConfig, device: torch.device, evaluati
     report["steps_done"]["inpaint"] = trainer.done
     # The base's configuration stays the model's; the twin's own run is recorded beside it.
     settings_used = {k: getattr(config, k) for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "warmup_steps", "ema_decay", "mask_shares")}
-    report["twin"] = {"init": "base", "command": "--twin-only", "device": _device_name(device), "seconds": round(clock.seconds["twin"], 1),
-                      "ms_per_step": clock.ms_per_step.get("twin"), "steps": trainer.done, "config": _jsonable(settings_used), **info}
+    report["twin"] = {
+        "init": "base",
+        "command": "--twin-only",
+        "device": _device_name(device),
+        "seconds": round(clock.seconds["twin"], 1),
+        "ms_per_step": clock.ms_per_step.get("twin"),
+        "steps": trainer.done,
+        "config": _jsonable(settings_used),
+        **info,
+    }
     (out / "training.json").write_text(json.dumps(report, indent=1))
     if archive_path is not None:
         archive([folder], archive_path)
@@ -602,15 +686,23 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: tuple(int(v) for v in s.split(",")), default=value)
     parser.add_argument("--eval-per-prompt", type=int, default=8, help="generated images per single-object prompt")
     parser.add_argument("--archive", type=Path, default=None, help="also write the three folders as one tar in parts of <= 15 MiB: ARCHIVE.00, ...")
-    parser.add_argument("--deadline", type=float, default=None,
-                        help=f"seconds from the start by which training must end, {EVAL_RESERVE_S:.0f} s before it the denoisers' schedule is cut to fit")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help=f"seconds from the start by which training must end, {EVAL_RESERVE_S:.0f} s before it the denoisers' schedule is cut to fit",
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="write checkpoint.pt (the whole training state) here after every stage")
     parser.add_argument("--checkpoint-every", type=int, default=2000, help="denoiser steps between checkpoints")
     parser.add_argument("--resume", type=Path, default=None, help="continue from the checkpoint.pt in this folder (step counts may grow)")
-    parser.add_argument("--autoencoder-from", type=Path, default=None,
-                        help="take the autoencoder and the classifier of this model folder instead of training them")
-    parser.add_argument("--smoke", action="store_true", help="every stage for a few steps at full batch sizes, each model's step timed; "
-                        "prints the projected time of the full run")
+    parser.add_argument(
+        "--autoencoder-from", type=Path, default=None, help="take the autoencoder and the classifier of this model folder instead of training them"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every stage for a few steps at full batch sizes, each model's step timed; prints the projected time of the full run",
+    )
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
     parser.add_argument("--twin-only", action="store_true", help="fine-tune only the inpainting twin from the UNet of the model in --out and re-measure it")
     args = parser.parse_args(argv)
@@ -622,9 +714,19 @@ def main(argv: list[str] | None = None) -> None:
     elif args.twin_only:
         report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
     else:
-        report = train(args.out, config, device, evaluation=evaluation, archive_path=args.archive, deadline=args.deadline,
-                       checkpoint_dir=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every, time_each=args.smoke,
-                       autoencoder_from=args.autoencoder_from)
+        report = train(
+            args.out,
+            config,
+            device,
+            evaluation=evaluation,
+            archive_path=args.archive,
+            deadline=args.deadline,
+            checkpoint_dir=args.checkpoint,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            time_each=args.smoke,
+            autoencoder_from=args.autoencoder_from,
+        )
         if args.smoke:
             report["projected_full_run"] = projected_full_run(report, full)
     print(json.dumps({k: v for k, v in report.items() if k not in ("losses", "generator_accuracy", "dit_generator_accuracy")}, indent=1))
@@ -634,10 +736,12 @@ def main(argv: list[str] | None = None) -> None:
 def summary_line(report: dict) -> str:
     """The run's headline numbers on one line (the last line of the run's log)."""
     autoencoder, inpainting = report["autoencoder"], report["inpainting"]
-    return (f"[toy.train] generator accuracy {report['generator_accuracy']['accuracy']:.1%} (UNet), "
-            f"{report['dit_generator_accuracy']['accuracy']:.1%} (DiT); twin: edit success {inpainting['edit_success']:.1%}, "
-            f"background PSNR {inpainting['background_psnr']:.1f} dB; reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB, "
-            f"splice PSNR {autoencoder['splice_psnr']:.1f} dB; steps {report['steps_done']}; {report['seconds']['total']:.0f} s")
+    return (
+        f"[toy.train] generator accuracy {report['generator_accuracy']['accuracy']:.1%} (UNet), "
+        f"{report['dit_generator_accuracy']['accuracy']:.1%} (DiT); twin: edit success {inpainting['edit_success']:.1%}, "
+        f"background PSNR {inpainting['background_psnr']:.1f} dB; reconstruction PSNR {autoencoder['reconstruction_psnr']:.1f} dB, "
+        f"splice PSNR {autoencoder['splice_psnr']:.1f} dB; steps {report['steps_done']}; {report['seconds']['total']:.0f} s"
+    )
 
 
 def projected_full_run(report: dict, full: TrainConfig) -> dict:
@@ -656,14 +760,12 @@ def projected_full_run(report: dict, full: TrainConfig) -> dict:
         "text_encoder": measured["text_encoder"] + ms["text_encoder"] * more("text_steps") / 1e3,
         "autoencoder": measured["autoencoder"] + ms["vae"] * more("vae_steps") / 1e3,
         "classifier": measured["classifier"],
-        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in joint)
-                                              + preparation * max(more(f"{n}_steps") for n in joint)) / 1e3,
+        "denoisers": measured["denoisers"] + (sum(each[n] * more(f"{n}_steps") for n in joint) + preparation * max(more(f"{n}_steps") for n in joint)) / 1e3,
     }
     if "twin" in measured:
         seconds["twin"] = measured["twin"] + ms["twin"] * more("inpaint_steps") / 1e3
     fixed = measured["total"] - sum(measured[name] for name in seconds)
-    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "fixed_seconds": round(fixed, 1),
-            "total_seconds": round(sum(seconds.values()) + fixed, 1)}
+    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "fixed_seconds": round(fixed, 1), "total_seconds": round(sum(seconds.values()) + fixed, 1)}
 
 
 if __name__ == "__main__":
