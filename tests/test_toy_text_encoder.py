@@ -8,40 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from test_toy_train import QUICK, TINY  # the tiny training settings of the training tests
 
 from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
-from benchmarks.toy.config import TrainConfig
 from benchmarks.toy.denoisers import joint_text_parameters
-from benchmarks.toy.evaluation import EvalSettings
 from benchmarks.toy.nets import build_text_encoder
 from benchmarks.toy.train import caption_token_mask, text_encoder_trainer, train
 
 CAPTIONS = ["a red circle on a gray background", "a blue square and a green star on a white background"]
-TINY = replace(
-    TrainConfig(),
-    batch_size=4,
-    vae_batch_size=4,
-    dit_batch_size=2,
-    pool_batches=2,
-    text_steps=3,
-    vae_steps=3,
-    classifier_steps=2,
-    unet_steps=3,
-    inpaint_steps=3,
-    dit_steps=3,
-    classifier_pool=8,
-    text_hidden=32,
-    text_layers=2,
-    text_projection=16,
-    vae_channels=(8, 16, 16),
-    unet_channels=(8, 16, 32),
-    dit_layers=2,
-    dit_heads=2,
-    dit_head_dim=8,
-)
-QUICK = EvalSettings(per_prompt=1, sd_steps=1, dit_steps=1, inpaint_edits=2, inpaint_steps=1, autoencoder_scenes=4, classifier_scenes=4)
 
 
 def _states(mixing: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
