@@ -34,7 +34,7 @@ list_lines = st.one_of(
     st.tuples(names.map(lambda name: f"{name}.JPEG"), names, names).map(" <> ".join),  # an ImageNet-style line
     st.lists(texts, min_size=1, max_size=5).map(" <> ".join),
 )
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")

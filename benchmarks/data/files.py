@@ -124,7 +124,11 @@ def open_mask(path: Path, size: tuple[int, int]) -> tuple[torch.Tensor, list[str
 
 def image_problem(path: Path) -> tuple[tuple[int, int] | None, str | None]:
     """The image's (width, height) as :func:`open_image` shows it (decoded whole), or why it cannot be read."""
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name the file system refuses (too long, say): is_file() raises rather than answering
+        return None, f"unusable path {str(path)[:200]} ({error.strerror})"
+    if not found:
         return None, f"file not found: {path}"
     try:
         return open_image(path).size, None
