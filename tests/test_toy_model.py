@@ -95,4 +95,3 @@ def test_every_method_of_its_family_runs_on_the_shipped_toy_models_through_run_p
     assert sorted(r["method"] for r in rows) == sorted(methods)
     failed = {r["method"]: r.get("error") for r in rows if r["status"] != "ok"}
     assert failed == KNOWN_FAILURES.get(model, {})
-
