@@ -26,9 +26,12 @@ def build_editor(method: str, pipes: Pipelines, quick: bool, warmup: bool = Fals
 
 def methods_for(family: str) -> list[str]:
     """Every method of :mod:`benchmarks.methods` (in its order) that has a config and whose class
-    runs on ``family`` (its declared ``capabilities.families``)."""
+    runs on ``family`` (its declared ``capabilities.families``); compositions are left out: each
+    equals a method timed here, and what its parts run on depends on the parts chosen."""
     return [
-        method.name for method in METHODS if (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
+        method.name
+        for method in METHODS
+        if method.role != "composition" and (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
     ]
 
 
