@@ -9,6 +9,7 @@ import torch
 from baselines import FlowEdit, SDEdit
 from baselines.flowedit import PUBLISHED
 from benchmarks.data.synthetic import SyntheticDataset
+from instdiffedit.backbones.base import TextGuidance
 
 FAMILIES = ("sd3", "flux")
 ROWS_PER_LATENT = {"sd3": 2, "flux": 1}  # classifier-free guidance on SD 3.x, embedded guidance on FLUX.1 [dev]
@@ -108,3 +109,16 @@ def test_each_flowedit_step_is_one_denoiser_call_for_source_and_target_and_equal
 
     separate = d.sample_loop(x_src, timesteps, predict)
     torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_stacked_guidance_keeps_the_predictions_in_the_models_dtype(dtype: torch.dtype) -> None:
+    """Per-row scales in float32 would promote a half-precision prediction (and every latent after it)
+    to float32, which a captured half-precision graph refuses."""
+    source = TextGuidance((torch.zeros(2, 3, 8, dtype=dtype),), (torch.zeros(2, 3, 8, dtype=dtype),), 3.5)
+    target = TextGuidance((torch.ones(2, 3, 8, dtype=dtype),), (torch.zeros(2, 3, 8, dtype=dtype),), 13.5)
+    stacked = TextGuidance.stack(source, target)
+    uncond, cond = torch.zeros(4, 1, 2, 2, dtype=dtype), torch.ones(4, 1, 2, 2, dtype=dtype)
+    guided = uncond + stacked.scale_of(slice(0, 4)) * (cond - uncond)
+    assert guided.dtype == dtype
+    assert guided[:2].eq(3.5).all() and guided[2:].eq(13.5).all()

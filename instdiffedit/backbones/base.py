@@ -91,8 +91,9 @@ class TextGuidance:
         uncond = None
         if guidances[0].uncond is not None:
             uncond = tuple(torch.cat(rows) for rows in zip(*(g.uncond for g in guidances), strict=True))
-        device = cond[0].device
-        scale = torch.cat([torch.as_tensor(g.scale, dtype=torch.float32, device=device).expand(g.rows) for g in guidances])
+        # In the text states' dtype (the model's), so that the guided prediction keeps the model's dtype as with one
+        # float scale: float32 scales would promote a half-precision prediction, and the latents after it, to float32.
+        scale = torch.cat([torch.as_tensor(g.scale, dtype=cond[0].dtype, device=cond[0].device).expand(g.rows) for g in guidances])
         return TextGuidance(cond, uncond, scale.view(-1, 1, 1, 1))
 
 
