@@ -14,12 +14,13 @@ from diffusers import (
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
 )
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.classifier import object_crops
-from benchmarks.toy.config import SMOKE_STEPS, TrainConfig
+from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, denoiser_targets
 from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.evaluation import EvalSettings
 from benchmarks.toy.nets import build_dit, build_text_encoder, build_unet, build_vae
@@ -55,7 +56,7 @@ TINY = replace(
     dit_heads=2,
     dit_head_dim=8,
 )
-QUICK = EvalSettings(per_prompt=1, sd_steps=1, dit_steps=1, inpaint_edits=2, inpaint_steps=1, autoencoder_scenes=4, classifier_scenes=4)
+QUICK = EvalSettings(per_prompt=1, sd_steps=1, dit_steps=1, inpaint_edits=2, inpaint_steps=1, autoencoder_scenes=4, classifier_scenes=4, condition_scenes=4)
 CPU = torch.device("cpu")
 
 
@@ -146,6 +147,8 @@ def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_a
     assert saved["steps_done"] == {"unet": 3, "inpaint": 3, "dit": 3} == report["steps_done"]
     for key in ("autoencoder", "generator_accuracy", "dit_generator_accuracy", "inpainting", "classifier_accuracy"):
         assert key in saved
+    condition = saved["inpainting"]["condition_loss"]
+    assert len(condition["with"]) == len(condition["without"]) == len(condition["timesteps"]) and condition["scenes"] == 4
     assert saved["autoencoder"]["reconstruction_psnr"] > 0 and set(saved["losses"]) >= {"vae", "text_encoder", "unet", "inpaint", "dit"}
     for folder in (out, twin, dit):
         assert (folder / "samples.png").is_file()
@@ -198,3 +201,11 @@ def test_no_item_of_the_toy_splits_is_drawn_from_a_training_stream_s_seed() -> N
 
     training = {TrainConfig().seed * 100 + stage for stage in range(1, 7)}  # the scene streams of the six stages
     assert not training & {item_seed(seed, index) for seed in (0, 7) for index in range(1000)}
+
+
+def test_the_denoisers_learn_the_posterior_draw_or_its_mean_as_configured() -> None:
+    posterior = DiagonalGaussianDistribution(torch.cat([torch.zeros(2, 4, 3, 3), torch.zeros(2, 4, 3, 3)], dim=1))  # mean 0, std 1
+    assert torch.equal(denoiser_targets(posterior, replace(TINY, denoiser_latents="mean")), torch.zeros(2, 4, 3, 3))
+    assert denoiser_targets(posterior, TINY).std() > 0.5
+    with pytest.raises(ValueError, match="denoiser_latents must be one of sample, mean"):
+        replace(TINY, denoiser_latents="mode")

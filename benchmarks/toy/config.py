@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from benchmarks.toy.masks import DEFAULT_MASK_SHARES
 
@@ -58,6 +59,12 @@ class TrainConfig:
     text_mixing: bool = True
     text_pooling: str = "end"
     text_joint: bool = False
+    # What the denoisers learn to generate: draws from the autoencoder's posterior ("sample", SD's recipe) or its
+    # mean ("mean"). SD's autoencoder has a narrow posterior, so the two barely differ there; the toy's is wide
+    # (std ~0.36 of the scaled latents' ~1.0), so with draws a quarter of every target is noise no input predicts,
+    # and the twin's masked-image condition (a draw, as the inpainting pipelines encode it) cannot tell it the
+    # draw it is scored on. The methods encode images with the posterior's mean (Backbone.encode).
+    denoiser_latents: str = "sample"
     text_hidden: int = 64
     text_layers: int = 4
     text_projection: int = 64
@@ -74,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}.")
+        if self.denoiser_latents not in DENOISER_LATENTS:
+            raise ValueError(f"denoiser_latents must be one of {', '.join(DENOISER_LATENTS)}, got {self.denoiser_latents!r}.")
         if self.text_joint and self.text_mixing:
             raise ValueError(
                 "text_joint needs text_mixing=False: a mixing encoder trained with the UNet turns its padding into caption slots "
@@ -83,6 +92,13 @@ class TrainConfig:
 
 TWIN_INITS = ("base", "scratch")
 TEXT_POOLINGS = ("end", "tokens")
+DENOISER_LATENTS = ("sample", "mean")
+
+
+def denoiser_targets(posterior: DiagonalGaussianDistribution, config: TrainConfig) -> torch.Tensor:
+    """The latents the denoisers learn to generate from an image's posterior (``config.denoiser_latents``)."""
+    return (posterior.mean if config.denoiser_latents == "mean" else posterior.sample()).float()
+
 
 SMOKE_STEPS = {"text_steps": 12, "vae_steps": 12, "unet_steps": 24, "inpaint_steps": 24, "dit_steps": 24}
 """``--smoke``: every graph-captured stage past its capture at the full batch sizes, for timing and plumbing

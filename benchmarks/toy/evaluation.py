@@ -5,7 +5,8 @@
   blending and the inpainting rely on: outside the mask they hand the decoder the input's latents);
 * :func:`classifier_accuracy`: the object classifier on held-out scenes, rendered and autoencoded;
 * :func:`generator_accuracy`: single-object prompts through any text-to-image pipeline (SD 1.x or SD3);
-* :func:`inpainting_quality`: the inpainting twin on held-out object edits with their exact region.
+* :func:`inpainting_quality`: the inpainting twin on held-out object edits with their exact region;
+* :func:`condition_loss`: the twin's loss with and without its masked-image condition (whether it reads it).
 
 All scenes are drawn from seeds of their own, never from the training streams.
 """
@@ -19,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline
 
-from benchmarks.toy.captions import object_phrase
+from benchmarks.toy.captions import captions, object_phrase
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
+from benchmarks.toy.denoisers import inpainting_condition
+from benchmarks.toy.masks import DEFAULT_MASK_SHARES, MaskSampler
 from benchmarks.toy.nets import IMAGE_SIZE
 from benchmarks.toy.render import (
     BACKGROUNDS,
@@ -33,6 +36,7 @@ from benchmarks.toy.render import (
 from benchmarks.toy.split import ToyEdit
 
 EVAL_SEED = 12345
+CONDITION_TIMESTEPS = (100, 300, 500, 700, 900)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class EvalSettings:
     dit_steps: int = 28  # flow-matching Euler, guidance 7.0 (SD3's defaults)
     inpaint_edits: int = 64
     inpaint_steps: int = 50  # the methods' default inpainting schedule
+    condition_scenes: int = 64
     autoencoder_scenes: int = 512
     classifier_scenes: int = 1024
 
@@ -205,3 +210,35 @@ def inpainting_quality(
         "edits": n,
         "steps": steps,
     }, grid
+
+
+@torch.no_grad()
+def condition_loss(pipe: StableDiffusionInpaintPipeline, device: torch.device, n: int = 64, seed: int = EVAL_SEED + 2) -> dict:
+    """The twin's epsilon MSE on held-out scenes (their full captions, training's mask kinds), at fixed
+    timesteps, given its condition (the mask and the masked image's latents) and given five zero channels.
+
+    A twin that reads the masked image predicts the noise outside the mask from it: its loss with the
+    condition is far below its loss without. One that has not learnt to (v3's twin trained from scratch:
+    0.204 with, 0.234 without at t = 300) repaints what it was asked to keep.
+    """
+    layout = sample_layouts(n, torch.Generator().manual_seed(seed))
+    images, objects = render(layout.to(device), IMAGE_SIZE, device)
+    unet, vae = pipe.unet, pipe.vae
+    dtype = unet.dtype
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        masks = MaskSampler(DEFAULT_MASK_SHARES, device)(objects)
+        condition = inpainting_condition(vae, images.to(vae.dtype), masks.to(vae.dtype)).to(dtype)
+    latents = (vae.encode((images * 2 - 1).to(vae.dtype)).latent_dist.mode() * vae.config.scaling_factor).to(dtype)
+    context = pipe.encode_prompt(captions(layout), device, 1, False)[0].to(dtype)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32).to(device, dtype)
+    alphas = pipe.scheduler.alphas_cumprod.to(device)
+    with_condition, without_condition = [], []
+    for t in CONDITION_TIMESTEPS:
+        a = alphas[t].to(dtype)
+        x = a.sqrt() * latents + (1 - a).sqrt() * noise
+        timesteps = torch.full((n,), t, device=device)
+        for given, losses in ((condition, with_condition), (torch.zeros_like(condition), without_condition)):
+            prediction = unet(torch.cat([x, given], dim=1), timesteps, encoder_hidden_states=context).sample
+            losses.append(round((prediction.float() - noise.float()).pow(2).mean().item(), 4))
+    return {"timesteps": list(CONDITION_TIMESTEPS), "with": with_condition, "without": without_condition, "scenes": n}

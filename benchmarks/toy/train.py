@@ -55,7 +55,7 @@ from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
-from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
+from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, denoiser_targets, graphed
 from benchmarks.toy.denoisers import (
     DENOISERS,
     denoiser_inputs,
@@ -67,6 +67,7 @@ from benchmarks.toy.evaluation import (
     autoencoded,
     autoencoder_quality,
     classifier_accuracy,
+    condition_loss,
     generator_accuracy,
     inpainting_quality,
 )
@@ -414,7 +415,7 @@ def train(
     def prepared(source: SceneStream = scenes) -> dict[str, torch.Tensor]:
         batch = next(source)
         with bf16_autocast(device):
-            latents = vae_model.encode(batch.images * 2 - 1).latent_dist.sample().float()
+            latents = denoiser_targets(vae_model.encode(batch.images * 2 - 1).latent_dist, config)
         return {"latents": latents, "images": batch.images, "objects": batch.masks, "ids": batch.ids, **text_states(batch.ids)}
 
     def save_denoisers() -> None:
@@ -545,6 +546,7 @@ def evaluate_and_save(out: Path, pipes: list, classifier: ObjectClassifier, repo
     report["dit_generator_accuracy"]["sampling"] = f"flow-matching Euler, {settings.dit_steps} steps, guidance 7.0"
     save_image(samples, sibling(out, "dit") / "samples.png", nrow=8)
     report["inpainting"], grid = inpainting_quality(inpaint, classifier, device, settings.inpaint_edits, settings.inpaint_steps)
+    report["inpainting"]["condition_loss"] = condition_loss(inpaint, device, settings.condition_scenes)
     save_image(grid, sibling(out, "inpaint") / "samples.png", nrow=8)  # rows: inputs, regions, outputs
     (out / "classifier").mkdir(exist_ok=True)
     save_file({k: v.half() if v.is_floating_point() else v for k, v in classifier.state_dict().items()}, out / "classifier" / "model.safetensors")
@@ -617,7 +619,7 @@ def finetune_twin(
     def prepared() -> dict[str, torch.Tensor]:
         batch = next(scenes)
         with bf16_autocast(device):
-            latents = vae.encode(batch.images * 2 - 1).latent_dist.sample().float()
+            latents = denoiser_targets(vae.encode(batch.images * 2 - 1).latent_dist, config)
         return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
 
     torch.manual_seed(config.seed * 100 + 6)
@@ -641,11 +643,14 @@ def finetune_twin(
     classifier.float().eval().requires_grad_(False)
     settings = evaluation or EvalSettings()
     report["inpainting"], grid = inpainting_quality(inpaint.to(torch.float32), classifier, device, settings.inpaint_edits, settings.inpaint_steps)
+    report["inpainting"]["condition_loss"] = condition_loss(inpaint, device, settings.condition_scenes)
     save_image(grid, folder / "samples.png", nrow=8)
     report["losses"]["inpaint"] = trainer.loss_history()
     report["steps_done"]["inpaint"] = trainer.done
     # The base's configuration stays the model's; the twin's own run is recorded beside it.
-    settings_used = {k: getattr(config, k) for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "warmup_steps", "ema_decay", "mask_shares")}
+    settings_used = {
+        k: getattr(config, k) for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "warmup_steps", "ema_decay", "mask_shares", "denoiser_latents")
+    }
     report["twin"] = {
         "init": "base",
         "command": "--twin-only",
