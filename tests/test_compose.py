@@ -139,21 +139,6 @@ def _check(*overrides: str):
     return check_run_config(cfg)
 
 
-MASKS = ("instdiffedit", "diffedit", "oracle", "file", "disc", "whole")
-EDITORS = {
-    "tiny": ("twin", "blend", "instruction"),
-    "tiny_sdxl": ("twin", "blend", "instruction"),
-    "tiny_sd3": ("blend", "flowedit", "instruction"),
-    "tiny_flux": ("twin", "blend", "flowedit", "instruction"),
-}
-"""The editors that run on each tiny family: the twin where the family has one, FlowEdit on the flow-matching ones."""
-
-
-@pytest.mark.parametrize(("model", "mask", "editor"), [(m, k, e) for m, editors in EDITORS.items() for k in MASKS for e in editors])
-def test_every_pair_that_applies_passes_the_config_check(model: str, mask: str, editor: str) -> None:
-    assert _check(f"model={model}", f"mask={mask}", f"editor={editor}").errors == []
-
-
 @pytest.mark.parametrize(
     ("overrides", "line"),
     [
