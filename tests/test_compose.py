@@ -142,10 +142,15 @@ def _check(*overrides: str):
 @pytest.mark.parametrize(
     ("overrides", "line"),
     [
-        (["model=tiny", "editor=flowedit"], "editor=flowedit with model=tiny: FlowEditInMask runs on SD 3.x and FLUX.1 models only, not on SD 1.x/2.x."),
+        (
+            ["model=tiny", "editor=flowedit"],
+            "editor=flowedit with model=tiny: FlowEditInMask runs on SD 3.x and FLUX.1 models only, not on SD 1.x/2.x; choose another editor= "
+            "(docs/compose.md says which run on each family).",
+        ),
         (
             ["model=tiny_sd3", "editor=twin"],
-            "editor=twin with model=tiny_sd3: TwinInpainting runs on SD 1.x/2.x and SDXL and FLUX.1 models only, not on SD 3.x.",
+            "editor=twin with model=tiny_sd3: TwinInpainting runs on SD 1.x/2.x and SDXL and FLUX.1 models only, not on SD 3.x; choose another editor= "
+            "(docs/compose.md says which run on each family).",
         ),
         (["model=toy", "model.inpaint=false", "editor=twin"], "editor=twin edits with the family's inpainting twin and model=toy has none"),
         (["model=tiny", "dataset=synthetic", "mask=disc"], "mask=disc edits inside the split's reference mask 'disc' and dataset=synthetic has none"),

@@ -147,17 +147,23 @@ def test_every_pair_that_applies_runs_on_the_tiny_model_of_its_family(model: str
 
 # -- the pairs that do not ------------------------------------------------------------------------------
 
-REFUSAL = re.compile(r"^(?P<who>\S+) with model=(?P<model>\S+): \w+ runs on (?P<families>.+) models only, not on (?P<family>.+)\.$")
+REFUSAL = re.compile(r"^(?P<who>\S+) with model=(?P<model>\S+): \w+ runs on (?P<families>.+) models only, not on (?P<family>[^;]+?)(?:; (?P<fix>.+))?\.$")
 
 
 @pytest.mark.parametrize(("model", "mask", "editor"), REFUSED)
-def test_every_pair_that_does_not_apply_is_one_line_naming_the_family_and_the_families_it_runs_on(model: str, mask: str, editor: str) -> None:
+def test_every_pair_that_does_not_apply_is_one_line_naming_the_family_and_the_fix(model: str, mask: str, editor: str) -> None:
+    """The line names the part that does not run on the model's family and the families the pair runs on; a
+    part chosen on the command line is told to choose another (the composition itself: a model of those families)."""
     errors = check_run_config(_config(model, mask, editor)).errors
     assert len(errors) == 1, errors
     line = REFUSAL.match(errors[0])
-    assert line is not None and line["who"] in (f"mask={mask}", f"editor={editor}", "method=compose") and line["model"] == model, errors[0]
-    assert line["family"] == FAMILY_NAMES[_model(model).family]
+    assert line is not None and line["model"] == model and line["family"] == FAMILY_NAMES[_model(model).family], errors[0]
     assert {FAMILY_NAMES[family] for family in _pair_capabilities(mask, editor).families} <= set(line["families"].split(" and ")), errors[0]
+    if line["who"] == "method=compose":
+        assert line["fix"] is None
+    else:
+        group = line["who"].split("=")[0]
+        assert line["who"] == f"{group}={dict(mask=mask, editor=editor)[group]}" and line["fix"].startswith(f"choose another {group}="), errors[0]
 
 
 # -- the guide's table -------------------------------------------------------------------------------------
