@@ -122,6 +122,7 @@ def sd14_random_pipelines(
     device: str = "auto",
     dtype: str = "auto",
     seed: int = 0,
+    inpaint: bool = True,
     fast_path: FastPath = DEFAULT_FAST_PATH,
     channels_last: bool = False,
 ) -> Pipelines:
@@ -131,8 +132,12 @@ def sd14_random_pipelines(
     sharded run builds the same model and the merged rows equal an unsharded run's. ``dtype``:
     as :func:`benchmarks.devices.resolve_dtype` (``auto``: float16 on CUDA, float32 on a CPU).
     ``family`` is SD 1.x/2.x's, the only one this architecture has (the run config names it).
+    ``inpaint``: keep the inpainting twin; without it the final step blends latents with the base
+    model. The twin is built either way, so the base model's weights do not depend on it.
     """
     check_speed_options(fast_path)
     torch_device = resolve_device(device)
     pipes = build_sd14_pipelines(torch_device, resolve_dtype(dtype, torch_device), seed=seed)
+    if not inpaint:
+        pipes = Pipelines(base=pipes.base, inpaint=None)
     return optimize(pipes, fast_path=fast_path, channels_last=channels_last)

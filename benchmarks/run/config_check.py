@@ -243,17 +243,21 @@ def _method_errors(node: DictConfig, family: str, prefix: str = "method") -> lis
     return errors
 
 
-def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[str, Any], path: str = "") -> list[str]:
-    """One line per part (or the method itself) that does not run on the model's family."""
+def _family_errors(node: DictConfig, family: str, label: str, choices: Mapping[str, Any], path: str = "", fix: str = "") -> list[str]:
+    """One line per part (or the method itself) that does not run on the model's family; a part chosen
+    on the command line (``mask=``, ``editor=``) adds the fix: another choice of its group."""
     try:
         check_family(_target(node), family)
     except ValueError as error:
-        return [f"{label} with model={choices['model']}: {error}"]
+        reason = f"{str(error).removesuffix('.')}; {fix}." if fix else str(error)
+        return [f"{label} with model={choices['model']}: {reason}"]
     errors = []
     for key, part in _parts(node).items():
         part_path = f"{path}.{key}" if path else key
-        part_label = f"{key}={choices[key]}" if not path and choices.get(key) else part_path
-        errors += _family_errors(part, family, part_label, choices, part_path)
+        chosen = not path and choices.get(key)
+        part_label = f"{key}={choices[key]}" if chosen else part_path
+        part_fix = f"choose another {key}= (docs/compose.md says which run on each family)" if chosen else ""
+        errors += _family_errors(part, family, part_label, choices, part_path, part_fix)
     return errors
 
 
