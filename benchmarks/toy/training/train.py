@@ -55,14 +55,16 @@ from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
-from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, graphed
-from benchmarks.toy.denoisers import (
+from benchmarks.toy.model import load_classifier, sibling
+from benchmarks.toy.render import Layout, render, sample_layouts
+from benchmarks.toy.training.config import SMOKE_STEPS, TrainConfig, graphed
+from benchmarks.toy.training.denoisers import (
     DENOISERS,
     denoiser_inputs,
     denoiser_trainers,
     twin_trainer,
 )
-from benchmarks.toy.evaluation import (
+from benchmarks.toy.training.evaluation import (
     EvalSettings,
     autoencoded,
     autoencoder_quality,
@@ -70,17 +72,14 @@ from benchmarks.toy.evaluation import (
     generator_accuracy,
     inpainting_quality,
 )
-from benchmarks.toy.folders import (
+from benchmarks.toy.training.folders import (
     archive,
     save_pipelines,
     save_twin,
-    sibling,
 )
-from benchmarks.toy.masks import MaskSampler
-from benchmarks.toy.model import load_classifier
-from benchmarks.toy.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
-from benchmarks.toy.render import Layout, render, sample_layouts
-from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
+from benchmarks.toy.training.masks import MaskSampler
+from benchmarks.toy.training.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
+from benchmarks.toy.training.steps import Clock, Trainer, bf16_autocast, run_loop
 
 EVAL_RESERVE_S = 75.0
 """Seconds a ``--deadline`` keeps free after the denoisers for evaluation, saving and the archive."""

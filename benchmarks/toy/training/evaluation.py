@@ -21,7 +21,6 @@ from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline
 
 from benchmarks.toy.captions import object_phrase
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
-from benchmarks.toy.nets import IMAGE_SIZE
 from benchmarks.toy.render import (
     BACKGROUNDS,
     COLOURS,
@@ -31,6 +30,7 @@ from benchmarks.toy.render import (
     sample_layouts,
 )
 from benchmarks.toy.split import ToyEdit
+from benchmarks.toy.training.nets import IMAGE_SIZE
 
 EVAL_SEED = 12345
 

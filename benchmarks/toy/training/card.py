@@ -29,8 +29,7 @@ from diffusers import DiffusionPipeline
 from benchmarks.metrics.references import reference_rows
 from benchmarks.run.folder import EDIT, find_image, read_results
 from benchmarks.run.runner import summarize
-from benchmarks.toy.folders import sibling
-from benchmarks.toy.model import TOY_MODEL, toy_dit_pipelines, toy_pipelines
+from benchmarks.toy.model import TOY_MODEL, sibling, toy_dit_pipelines, toy_pipelines
 from benchmarks.toy.split import ToyShapesSplit
 from instdiffedit.token_references import CLIP_LENGTH
 
