@@ -221,9 +221,9 @@ class RunFolder:
         return self.path / shard.lock_name
 
     def summary_file(self, shard: Shard) -> Path:
-        """The shard's summary; the unsharded one (``summary.csv``) is the one corpus metrics over the whole split are read from.
+        """The shard's summary. Corpus metrics over the whole split are read from the unsharded one (``summary.csv``):
 
-        A shard's ``summary.shard-*.csv`` holds corpus metrics over the shard's own slice only; the
+        a shard's ``summary.shard-*.csv`` holds corpus metrics over the shard's own slice only; the
         README says how to compute them over the whole split (an unsharded run after the merge).
         """
         return self.path / shard.summary_name
