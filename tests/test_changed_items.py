@@ -13,7 +13,7 @@ import pytest
 from benchmarks.data.folder_split import FolderSplit
 from benchmarks.metrics.per_item import MaskIoU
 from benchmarks.run.changed import FINGERPRINT
-from benchmarks.run.folder import Shard, completed_elsewhere
+from benchmarks.run.folder import RunFolder, Shard
 from benchmarks.run.results import ResultsTable
 from benchmarks.run.runner import RunSpec, run
 from instdiffedit import Capabilities, EditResult
@@ -45,7 +45,7 @@ def _folder(tmp_path: Path) -> Path:
 def _run(manifest: Path, results: Path, shard: Shard | None = None) -> RecordingEditor:
     editor = RecordingEditor()
     spec = RunSpec(method="m", config_id="c", master_seed=0, shard=shard or Shard())
-    done_elsewhere = completed_elsewhere(results.parent, "m", "c", results.name)  # as the harness passes it
+    done_elsewhere = RunFolder(results.parent).completed_elsewhere("m", "c", results.name)  # as the harness passes it
     run(editor, FolderSplit(str(manifest)), ResultsTable(results), spec, metrics={"mask_iou": MaskIoU()}, done_elsewhere=done_elsewhere)
     return editor
 

@@ -24,9 +24,9 @@ from benchmarks.run.folder import (
     INPUT,
     MASK,
     STEPS,
+    ItemImages,
+    RunFolder,
     find_image,
-    save_item_images,
-    saved_items,
 )
 from instdiffedit import EditResult
 
@@ -107,7 +107,7 @@ def test_no_two_ids_map_to_one_file_of_a_run(tmp_path: Path) -> None:
     files: dict[Path, str] = {}
     for shade, item_id in enumerate(ids, 1):
         item, result = _item(item_id, shade)
-        save_item_images(image_dir, item, result)
+        ItemImages(image_dir).save(item, result)
         for kind in (EDIT, MASK, INPUT, GROUND_TRUTH, STEPS):
             path = find_image([tmp_path], item_id, kind)
             assert path is not None and path not in files, f"{item_id} and {files.get(path)} share {path}"
@@ -117,7 +117,7 @@ def test_no_two_ids_map_to_one_file_of_a_run(tmp_path: Path) -> None:
             assert saved.getpixel((0, 0)) == (shade, 0, 0), item_id
         with PIL.Image.open(find_image([tmp_path], item_id, EDIT)) as saved:
             assert saved.getpixel((0, 0)) == (0, shade, 0), item_id
-    assert saved_items(tmp_path) == sorted(ids)
+    assert RunFolder(tmp_path).images.saved_items() == sorted(ids)
     assert all(path.parent.parent == image_dir for path in files)
 
 
@@ -126,7 +126,7 @@ def test_run_folders_of_earlier_versions_are_still_read(tmp_path: Path) -> None:
     images.mkdir()
     PIL.Image.new("RGB", (4, 4), (9, 9, 9)).save(images / "old.input.png")
     PIL.Image.new("RGB", (4, 4)).save(images / "old.png")
-    assert saved_items(tmp_path) == ["old"]
+    assert RunFolder(tmp_path).images.saved_items() == ["old"]
     assert find_image([tmp_path], "old", INPUT) == images / "old.input.png"
     assert find_image([tmp_path], "old", EDIT) == images / "old.png"
     assert find_image([tmp_path], "old", MASK) is None

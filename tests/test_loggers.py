@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 
-from benchmarks.run.folder import EDIT, INPUT, MASK, image_path
+from benchmarks.run.folder import EDIT, INPUT, MASK, ItemImages
 from benchmarks.run.item_view import IMAGE_COLUMNS, THUMBNAIL_SIDE, item_view
 from benchmarks.run.loggers import NullLogger, WandbLogger
 
@@ -81,11 +81,11 @@ def test_a_logger_that_logs_nothing_never_draws() -> None:
 
 
 def test_the_run_logs_its_item_view_as_a_table_of_thumbnails(fake_wandb, tmp_path) -> None:
-    images = tmp_path / "images"
-    image_path(images, "a", INPUT).parent.mkdir(parents=True)
-    PIL.Image.new("RGB", (400, 300), (200, 40, 40)).save(image_path(images, "a", INPUT))
-    PIL.Image.new("RGB", (400, 300), (40, 40, 200)).save(image_path(images, "a", EDIT))
-    PIL.Image.new("L", (64, 64), 255).save(image_path(images, "a", MASK))
+    images = ItemImages(tmp_path / "images")
+    images.file("a", INPUT).parent.mkdir(parents=True)
+    PIL.Image.new("RGB", (400, 300), (200, 40, 40)).save(images.file("a", INPUT))
+    PIL.Image.new("RGB", (400, 300), (40, 40, 200)).save(images.file("a", EDIT))
+    PIL.Image.new("L", (64, 64), 255).save(images.file("a", MASK))
     rows = pd.DataFrame(
         [
             {"item_id": "a", "status": "ok", "target": "a dog", "source": "a cat", "flags": "", "mask_iou": 50.0, "seconds": 1.0},

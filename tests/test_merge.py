@@ -10,15 +10,13 @@ import pytest
 
 from benchmarks.run.folder import (
     MERGED_NAME,
+    RunFolder,
     Shard,
-    completed_elsewhere,
     find_run_dirs,
     parse_results_name,
-    read_item_list,
     read_results,
     shard_file_name,
     shard_tag,
-    write_item_list,
 )
 from benchmarks.run.merge import comparable, format_report, main, merge_run
 from benchmarks.run.results import ResultsTable
@@ -39,7 +37,7 @@ def _write_shard(run_dir: Path, index: int, count: int, rows: list[dict]) -> Non
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    write_item_list(tmp_path, ITEMS)
+    RunFolder(tmp_path).write_item_ids(ITEMS)
     return tmp_path
 
 
@@ -54,11 +52,11 @@ def test_shard_file_names_round_trip_and_leave_an_unsharded_run_untagged() -> No
 
 
 def test_the_item_list_is_written_once_per_content_and_read_back(tmp_path: Path) -> None:
-    write_item_list(tmp_path, ITEMS)
-    write_item_list(tmp_path, ITEMS)
-    assert read_item_list(tmp_path) == ITEMS
+    RunFolder(tmp_path).write_item_ids(ITEMS)
+    RunFolder(tmp_path).write_item_ids(ITEMS)
+    assert RunFolder(tmp_path).item_ids() == ITEMS
     assert [p.name for p in tmp_path.iterdir()] == ["items.txt"]  # no temporary file left behind
-    assert read_item_list(tmp_path / "elsewhere") is None
+    assert RunFolder(tmp_path / "elsewhere").item_ids() is None
 
 
 def test_complete_shards_merge_to_one_row_per_item(run_dir: Path) -> None:
@@ -120,7 +118,7 @@ def test_a_run_without_an_item_list_cannot_be_called_complete(tmp_path: Path) ->
 def test_the_command_merges_every_run_folder_below_a_path_and_fails_on_gaps(tmp_path: Path, capsys) -> None:
     done, gaps = tmp_path / "tiny" / "toy" / "sdedit" / "default", tmp_path / "tiny" / "toy" / "diffedit" / "default"
     for folder, shards in ((done, (0, 1)), (gaps, (0,))):
-        write_item_list(folder, ITEMS)
+        RunFolder(folder).write_item_ids(ITEMS)
         for index in shards:
             _write_shard(folder, index, 2, [_row(i, method=folder.parent.name) for i in ITEMS[index::2]])
     assert find_run_dirs([tmp_path]) == [gaps, done]
@@ -148,6 +146,6 @@ def test_rows_compare_without_their_wall_clock_columns() -> None:
 def test_a_rerun_with_another_shard_count_skips_what_any_shard_has_done(run_dir: Path) -> None:
     _write_shard(run_dir, 0, 2, [_row("item-00"), _row("item-02", "failed")])
     _write_shard(run_dir, 1, 2, [_row("item-01"), _row("item-03", config_id="other")])
-    assert completed_elsewhere(run_dir, "m", "c", run_dir / "results.jsonl") == {"item-00", "item-01"}
-    assert completed_elsewhere(run_dir, "m", "c", run_dir / "results.shard-001-of-002.jsonl") == {"item-00"}
-    assert completed_elsewhere(run_dir / "not-yet", "m", "c", "results.jsonl") == set()
+    assert RunFolder(run_dir).completed_elsewhere("m", "c", run_dir / "results.jsonl") == {"item-00", "item-01"}
+    assert RunFolder(run_dir).completed_elsewhere("m", "c", run_dir / "results.shard-001-of-002.jsonl") == {"item-00"}
+    assert RunFolder(run_dir / "not-yet").completed_elsewhere("m", "c", "results.jsonl") == set()

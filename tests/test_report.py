@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.report import Reporter, ReportError, build_report, load_results, mean_ci
 from benchmarks.report.__main__ import main
-from benchmarks.run.folder import write_item_list
+from benchmarks.run.folder import RunFolder
 from benchmarks.run.grid import qualitative_grid
 from benchmarks.run.results import ResultsTable
 
@@ -77,7 +77,7 @@ def _run(root: Path, folder: str, rows: list[dict], steps: bool = False, corpus:
     table = ResultsTable(run_dir / "results.jsonl")
     for row in rows:
         table.append(row)
-    write_item_list(run_dir, split)
+    RunFolder(run_dir).write_item_ids(split)
     _write_images(run_dir, steps)
     if corpus:
         key = rows[0]["method"], rows[0]["config_id"]

@@ -18,7 +18,7 @@ import pytest
 from benchmarks.report import build_report, load_results
 from benchmarks.report.__main__ import main
 from benchmarks.report.site.chromium import Chromium, find_chromium
-from benchmarks.run.folder import EDIT, GROUND_TRUTH, INPUT, MASK, STEPS, image_path, write_item_list
+from benchmarks.run.folder import EDIT, GROUND_TRUTH, INPUT, MASK, STEPS, RunFolder
 from benchmarks.run.item_view import THUMBNAIL_SIDE, item_view, steps_strip, view_image
 from benchmarks.run.results import ResultsTable
 
@@ -82,20 +82,20 @@ def _run(root: Path, folder: str, rows: list[dict], steps: bool = False) -> Path
     table = ResultsTable(run_dir / "results.jsonl")
     for row in rows:
         table.append(row)
-    write_item_list(run_dir, ITEMS)
-    images = run_dir / "images"
-    images.mkdir(parents=True)
+    RunFolder(run_dir).write_item_ids(ITEMS)
+    images = RunFolder(run_dir).images
+    images.path.mkdir(parents=True)
     for row in rows:
         if row["status"] != "ok":
             continue
         item_id = row["item_id"]
-        image_path(images, item_id, INPUT).parent.mkdir(exist_ok=True)
-        PIL.Image.new("RGB", (300, 200), (200, 40, 40)).save(image_path(images, item_id, INPUT))
-        PIL.Image.new("RGB", (300, 200), (40, 40, 200)).save(image_path(images, item_id, EDIT))
-        PIL.Image.new("L", (300, 200), 255).save(image_path(images, item_id, GROUND_TRUTH))
-        PIL.Image.new("L", (64, 64), 255).save(image_path(images, item_id, MASK))
+        images.file(item_id, INPUT).parent.mkdir(exist_ok=True)
+        PIL.Image.new("RGB", (300, 200), (200, 40, 40)).save(images.file(item_id, INPUT))
+        PIL.Image.new("RGB", (300, 200), (40, 40, 200)).save(images.file(item_id, EDIT))
+        PIL.Image.new("L", (300, 200), 255).save(images.file(item_id, GROUND_TRUTH))
+        PIL.Image.new("L", (64, 64), 255).save(images.file(item_id, MASK))
         if steps:
-            np.savez_compressed(image_path(images, item_id, STEPS), masks=np.eye(8, dtype=bool)[None].repeat(10, axis=0))
+            np.savez_compressed(images.file(item_id, STEPS), masks=np.eye(8, dtype=bool)[None].repeat(10, axis=0))
     (run_dir / ".hydra").mkdir()
     (run_dir / ".hydra" / "config.yaml").write_text(f"method:\n  name: {rows[0]['method']}  # <i>not markup</i>\n")
     return run_dir
@@ -219,7 +219,7 @@ def test_the_item_view_names_each_items_files_and_is_empty_for_no_rows(runs: Pat
     run_dir = runs / "tiny/pie_bench/instdiffedit/method.threshold=0.1"
     rows = load_results([run_dir]).rows
     view = item_view(rows, [run_dir]).set_index("item_id")
-    assert view.at["pie-000", "output"] == image_path(run_dir / "images", "pie-000", EDIT)
+    assert view.at["pie-000", "output"] == RunFolder(run_dir).images.file("pie-000", EDIT)
     assert view.at["pie-003", "status"] == "failed" and view.at["pie-003", "output"] is None and np.isnan(view.at["pie-003", "mask_iou"])
     assert view.at["pie-001", "edit_type"] == "1 change object"
     assert item_view(rows.iloc[:0], [run_dir]).empty

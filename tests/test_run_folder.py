@@ -19,13 +19,11 @@ from benchmarks.run.folder import (
     MASK,
     MERGED_NAME,
     STEPS,
+    ItemImages,
+    RunFolder,
     Shard,
     find_image,
     read_results,
-    save_item_images,
-    saved_items,
-    saved_pairs,
-    write_item_list,
 )
 from benchmarks.run.merge import main as merge_main
 from benchmarks.run.merge import merge_run
@@ -51,7 +49,7 @@ def two_shardings(tmp_path: Path) -> Path:
     """Item ``a`` ok in shard 0 of 2 and failed in shard 0 of 4 (a run re-launched with another
     shard count), whose file is read after the other's."""
     run_dir = tmp_path / "toy" / "toy_shapes" / "m" / "default"
-    write_item_list(run_dir, ITEMS)
+    RunFolder(run_dir).write_item_ids(ITEMS)
     _write(run_dir, Shard(0, 2), [_row("a", "ok"), _row("c", "ok")])
     _write(run_dir, Shard(1, 2), [_row("b", "ok"), _row("d", "ok")])
     _write(run_dir, Shard(0, 4), [_row("a", "failed")])
@@ -84,11 +82,27 @@ def test_corpus_metrics_only_shards_computed_are_said_not_shown(two_shardings: P
     assert any("only its shards computed them" in reason for reason in report.skipped)
 
 
+def test_a_run_folder_names_its_files_as_runs_have_always_written_them(tmp_path: Path) -> None:
+    folder, shard = RunFolder(tmp_path), Shard(3, 16)
+    assert folder.results_file(Shard()) == tmp_path / "results.jsonl"
+    assert folder.results_file(shard) == tmp_path / "results.shard-003-of-016.jsonl"
+    assert folder.lock_file(shard) == tmp_path / "results.shard-003-of-016.jsonl.lock"
+    assert folder.summary_file(Shard()) == tmp_path / "summary.csv"
+    assert folder.summary_file(shard) == tmp_path / "summary.shard-003-of-016.csv"
+    assert (folder.items_file, folder.merged_file) == (tmp_path / "items.txt", tmp_path / "results.merged.jsonl")
+    assert folder.images.file("cat") == tmp_path / "images" / "cat" / "edit.png"
+
+
+def test_a_folder_not_yet_written_holds_no_results_and_no_item_list(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "not-yet")
+    assert folder.results_files() == [] and folder.files_read() == [] and folder.item_ids() is None
+
+
 def test_what_a_run_saves_per_item_is_found_under_the_same_names(tmp_path: Path) -> None:
     item = SyntheticDataset(n=1, size=16).load("synthetic-00000")
     result = EditResult(image=item.image, mask=item.gt_mask, mask_history=torch.zeros(3, 4, 4, dtype=torch.bool))
-    save_item_images(tmp_path / "images", item, result)
-    assert saved_items(tmp_path) == [item.id]
+    RunFolder(tmp_path).images.save(item, result)
+    assert RunFolder(tmp_path).images.saved_items() == [item.id]
     for kind in (INPUT, MASK, GROUND_TRUTH, STEPS):
         assert find_image([tmp_path / "elsewhere", tmp_path], item.id, kind) is not None, kind
     assert np.load(find_image([tmp_path], item.id, STEPS))["masks"].shape == (3, 4, 4)
@@ -99,6 +113,6 @@ def test_saved_pairs_reads_back_the_runs_images(tmp_path: Path) -> None:
     ids = dataset.item_ids()
     for item_id in ids[:2]:
         dataset.load(item_id).image.save(tmp_path / f"{item_id}.png")
-    pairs = list(saved_pairs(dataset, tmp_path))
+    pairs = list(ItemImages(tmp_path).saved_pairs(dataset))
     assert [item.id for item, _ in pairs] == ids[:2]  # the third has no saved image
     assert all(np.array_equal(np.asarray(image), np.asarray(item.image)) for item, image in pairs)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.toy.nets import VAE_DOWNSAMPLING, build_vae
+from benchmarks.toy.training.nets import VAE_DOWNSAMPLING, build_vae
 
 CHANNELS = (8, 16, 16)
 LATENT = 48  # latents of 48 x 48: room beyond the decoder's reach (about 13 latent cells)

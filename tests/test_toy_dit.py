@@ -14,9 +14,9 @@ import pytest
 from benchmarks.metrics.references import reference_rows
 from benchmarks.models.families import load_family
 from benchmarks.models.loading import ModelUnavailableError
-from benchmarks.toy.card import DENOISERS, dit_card, evaluation_table
 from benchmarks.toy.model import TOY_MODEL, toy_dit_pipelines
 from benchmarks.toy.split import ToyShapesSplit
+from benchmarks.toy.training.card import DENOISERS, dit_card, evaluation_table
 from instdiffedit import InstDiffEdit
 from instdiffedit.backbones import StableDiffusion3
 
@@ -37,7 +37,7 @@ def test_the_toy_dit_loads_as_sd3_without_t5_at_its_own_64_px() -> None:
 
 
 def test_a_missing_dit_folder_is_one_sentence_naming_it_and_the_training_command(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match=r"The toy model is not at .*toy-dit .*python -m benchmarks.toy.train --out"):
+    with pytest.raises(ModelUnavailableError, match=r"The toy model is not at .*toy-dit .*python -m benchmarks.toy.training.train --out"):
         toy_dit_pipelines(tmp_path / "toy", device="cpu")
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.toy.masks import DEFAULT_MASK_SHARES, MASK_KINDS, MaskSampler
 from benchmarks.toy.render import render, sample_layouts
+from benchmarks.toy.training.masks import DEFAULT_MASK_SHARES, MASK_KINDS, MaskSampler
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import benchmarks.methods
 from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.loading import ModelUnavailableError
 from benchmarks.toy.classifier import object_crops
-from benchmarks.toy.evaluation import autoencoded
 from benchmarks.toy.model import TOY_MODEL, load_classifier, toy_pipelines
 from benchmarks.toy.render import render, sample_layouts
+from benchmarks.toy.training.evaluation import autoencoded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_without_the_twin_the_config_loader_gives_the_base_model_alone() -> None
 
 
 def test_a_missing_model_folder_is_one_sentence_naming_it_and_the_training_command(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match=r"python -m benchmarks\.toy\.train --out") as error:
+    with pytest.raises(ModelUnavailableError, match=r"python -m benchmarks\.toy\.training\.train --out") as error:
         toy_pipelines(tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(error.value)
 

@@ -19,18 +19,18 @@ from torch import nn
 
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
-from benchmarks.toy.config import TrainConfig
-from benchmarks.toy.denoisers import (
+from benchmarks.toy.render import render, sample_layouts
+from benchmarks.toy.training.config import TrainConfig
+from benchmarks.toy.training.denoisers import (
     denoiser_inputs,
     denoiser_trainers,
     min_snr_weights,
     twin_from,
     twin_trainer,
 )
-from benchmarks.toy.nets import build_text_encoder, build_unet
-from benchmarks.toy.render import render, sample_layouts
-from benchmarks.toy.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine
-from benchmarks.toy.train import (
+from benchmarks.toy.training.nets import build_text_encoder, build_unet
+from benchmarks.toy.training.steps import EMA, LearningRate, Trainer, TrainingStep, warmup_cosine
+from benchmarks.toy.training.train import (
     set_latent_statistics,
     text_encoder_trainer,
     vae_trainer,

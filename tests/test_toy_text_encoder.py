@@ -13,9 +13,9 @@ from test_toy_train import QUICK, TINY  # the tiny training settings of the trai
 from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
-from benchmarks.toy.denoisers import joint_text_parameters
-from benchmarks.toy.nets import build_text_encoder
-from benchmarks.toy.train import caption_token_mask, text_encoder_trainer, train
+from benchmarks.toy.training.denoisers import joint_text_parameters
+from benchmarks.toy.training.nets import build_text_encoder
+from benchmarks.toy.training.train import caption_token_mask, text_encoder_trainer, train
 
 CAPTIONS = ["a red circle on a gray background", "a blue square and a green star on a white background"]
 

@@ -20,11 +20,11 @@ from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.classifier import object_crops
-from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, denoiser_targets
-from benchmarks.toy.denoisers import inpainting_condition, sd3_conditioning
-from benchmarks.toy.evaluation import EvalSettings
-from benchmarks.toy.nets import build_dit, build_text_encoder, build_unet, build_vae
-from benchmarks.toy.train import (
+from benchmarks.toy.training.config import SMOKE_STEPS, TrainConfig, denoiser_targets
+from benchmarks.toy.training.denoisers import inpainting_condition, sd3_conditioning
+from benchmarks.toy.training.evaluation import EvalSettings
+from benchmarks.toy.training.nets import build_dit, build_text_encoder, build_unet, build_vae
+from benchmarks.toy.training.train import (
     Checkpoint,
     assemble_pipelines,
     caption_targets,

@@ -1,7 +1,7 @@
 """Corpus metrics: FID and FlexIT's SFID/CSFID need every item of a run at once.
 
 ``metric.compute(pairs)`` takes ``(item, edited image)`` pairs, normally read back from the
-images a run saved (:func:`benchmarks.run.folder.saved_pairs`), so they are computed once at
+images a run saved (:meth:`benchmarks.run.folder.ItemImages.saved_pairs`), so they are computed once at
 the end of a run and cover resumed runs too.
 """
 

@@ -14,15 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.run.folder import (
-    RESULTS_STEM,
-    ResultsFileError,
-    find_run_dirs,
-    read_item_list,
-    read_results,
-    shard_summaries,
-    summary_path,
-)
+from benchmarks.run.folder import RESULTS_STEM, ResultsFileError, RunFolder, Shard, find_run_dirs, read_results
 from benchmarks.run.results import KEY
 
 REQUIRED_COLUMNS = (*KEY, "dataset", "status")
@@ -72,17 +64,17 @@ def _run_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
 def _corpus(folders: Iterable[Path]) -> tuple[pd.DataFrame, list[str]]:
     """The corpus metrics of each run over its whole split, and a note per run that has only shards' values."""
     parts, notes = [], []
-    for folder in folders:
-        summary = summary_path(folder)
+    for folder in map(RunFolder, folders):
+        summary = folder.summary_file(Shard())
         if summary.is_file():
             frame = pd.read_csv(summary)
             columns = [c for c in CORPUS_COLUMNS if c in frame]
             if columns and {"method", "config_id"} <= set(frame.columns):
                 parts.append(frame[["method", "config_id", *columns]])
-        elif any(set(CORPUS_COLUMNS) & set(pd.read_csv(path, nrows=0).columns) for path in shard_summaries(folder)):
+        elif any(set(CORPUS_COLUMNS) & set(pd.read_csv(path, nrows=0).columns) for path in folder.shard_summaries()):
             notes.append(
-                f"corpus metrics of {folder}: only its shards computed them, each over its own slice "
-                f"({shard_summaries(folder)[0].name}, ...); run it unsharded after the merge to compute them over the whole split."
+                f"corpus metrics of {folder.path}: only its shards computed them, each over its own slice "
+                f"({folder.shard_summaries()[0].name}, ...); run it unsharded after the merge to compute them over the whole split."
             )
     if not parts:
         return pd.DataFrame(columns=["method", "config_id"]).set_index(["method", "config_id"]), notes
@@ -101,6 +93,6 @@ def load_results(paths: Sequence[str | os.PathLike]) -> Results:
         raise ReportError(f"The results files under {', '.join(map(str, paths))} hold no rows yet: let a run finish at least one item, then report again.")
     rows["model"] = rows["param.model"].fillna("") if "param.model" in rows else ""
     rows["flags"] = rows["flags"].fillna("") if "flags" in rows else ""
-    split_items = {str(folder): items for folder in run_dirs if (items := read_item_list(folder)) is not None}
+    split_items = {str(folder): items for folder in run_dirs if (items := RunFolder(folder).item_ids()) is not None}
     corpus, notes = _corpus(run_dirs)
     return Results(rows=rows, corpus=corpus, split_items=split_items, notes=notes)

@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from benchmarks.metrics.columns import column_notes
-from benchmarks.run.folder import discard_unstarted_job, find_run_dirs, results_files
+from benchmarks.run.folder import RunFolder, discard_unstarted_job, find_run_dirs
 from benchmarks.run.merge import format_report, merge_run
 from benchmarks.run.writes import unwritable
 
@@ -72,7 +72,7 @@ class SweepSummary(Callback):
         written = [
             run_dir
             for run_dir in (find_run_dirs([sweep_dir]) if sweep_dir.is_dir() else [])
-            if any(path.stat().st_mtime >= self.started - 1 for _, _, path in results_files(run_dir))
+            if any(path.stat().st_mtime >= self.started - 1 for _, _, path in RunFolder(run_dir).results_files())
         ]
         if written:
             print("\nThe sweep's jobs ran in other processes; their results, merged per run folder:\n")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.run.folder import STALE_SUFFIX, results_files
+from benchmarks.run.folder import STALE_SUFFIX, RunFolder
 
 FINGERPRINT = "item_fingerprint"
 
@@ -51,7 +51,7 @@ def set_aside_changed_rows(run_dir: str | os.PathLike, method: str, config_id: s
                 now[item_id] = None
         return now[item_id] != recorded
 
-    for _, _, path in results_files(run_dir) if Path(run_dir).is_dir() else []:
+    for _, _, path in RunFolder(run_dir).results_files():
         data = path.read_bytes()
         whole = data.rfind(b"\n") + 1  # a torn tail stays for the file's writer to repair
         kept, moved = [], []

@@ -18,8 +18,9 @@ the run writes into the same folder, its own files tagged ``shard-003-of-016``
     run.log, .hydra/          Hydra's (their shard tags are set in conf/config.yaml; a job that never
                               started removes them again: :func:`discard_unstarted_job`)
 
-Every name is made here and parsed back here, so writers and readers never drift apart.
-:func:`read_results` is how anything reads results (the merge, the report, the toy card, the
+Every name is made here and parsed back here, so writers and readers never drift apart:
+:class:`RunFolder` says where a folder holds each file, :class:`ItemImages` the files of each item
+under ``images/``. :func:`read_results` is how anything reads results (the merge, the report, the toy card, the
 sweep summary): one row per (item, method, config), the rule of
 :func:`benchmarks.run.results.one_row_per_key` applied over every file read. This module
 imports nothing heavier than pandas: ``run.py`` names Hydra's files with it before any model
@@ -182,52 +183,170 @@ def discard_unstarted_job(hydra_cfg: DictConfig, stop: Path) -> None:
         folder = folder.parent
 
 
-# -- the split's item list ------------------------------------------------------------------
+# -- one run folder -------------------------------------------------------------------------
 
 
-def write_item_list(run_dir: str | os.PathLike, item_ids: Sequence[str]) -> None:
-    """Record the whole split's item ids (one per line) so a merge can tell which items are missing.
+@dataclass(frozen=True)
+class RunFolder:
+    """One run folder: the files it holds, each named as runs write them (see the module's layout).
 
-    Every shard writes the same list; it goes through a temporary file and a rename, so shards
-    writing at the same moment never leave a torn file.
+    A folder that does not exist yet holds nothing: no results files, no item list.
     """
-    run_dir = Path(run_dir)
-    with writing(run_dir):
-        run_dir.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{item_id}\n" for item_id in item_ids)
-    target = run_dir / ITEMS_FILE
-    if target.exists() and target.read_text(encoding="utf-8") == text:
-        return
-    write_text_atomically(target, text)
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def images(self) -> ItemImages:
+        """``images/``: every item's saved files."""
+        return ItemImages(self.path / IMAGES_DIR)
+
+    @property
+    def items_file(self) -> Path:
+        return self.path / ITEMS_FILE
+
+    @property
+    def merged_file(self) -> Path:
+        """``results.merged.jsonl``: the merged rows of every results file (``python -m benchmarks.run.merge``)."""
+        return self.path / MERGED_NAME
+
+    def results_file(self, shard: Shard) -> Path:
+        """The shard's results file (``results.jsonl`` unsharded)."""
+        return self.path / shard.results_name
+
+    def lock_file(self, shard: Shard) -> Path:
+        """The lock of the shard's results file (:mod:`benchmarks.run.lock`): one writer per file."""
+        return self.path / shard.lock_name
+
+    def summary_file(self, shard: Shard) -> Path:
+        """The shard's summary. Corpus metrics over the whole split are read from the unsharded one (``summary.csv``):
+
+        a shard's ``summary.shard-*.csv`` holds corpus metrics over the shard's own slice only; the
+        README says how to compute them over the whole split (an unsharded run after the merge).
+        """
+        return self.path / shard.summary_name
+
+    def shard_summaries(self) -> list[Path]:
+        """The shards' summaries (``summary.shard-*-of-*.csv``)."""
+        return sorted(self.path.glob(f"{SUMMARY_STEM}.shard-*-of-*.csv"))
+
+    def write_item_ids(self, item_ids: Sequence[str]) -> None:
+        """Record the whole split's item ids (one per line) so a merge can tell which items are missing.
+
+        Every shard writes the same list; it goes through a temporary file and a rename, so shards
+        writing at the same moment never leave a torn file.
+        """
+        with writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{item_id}\n" for item_id in item_ids)
+        if self.items_file.exists() and self.items_file.read_text(encoding="utf-8") == text:
+            return
+        write_text_atomically(self.items_file, text)
+
+    def item_ids(self) -> list[str] | None:
+        """The split's item ids as recorded by :meth:`write_item_ids`, or None for a folder without a list."""
+        if not self.items_file.exists():
+            return None
+        return [line for line in self.items_file.read_text(encoding="utf-8").splitlines() if line]
+
+    def results_files(self) -> list[tuple[int, int, Path]]:
+        """``(index, count, path)`` of every results file, unsharded first, then by count and index."""
+        if not self.path.is_dir():
+            return []
+        found = []
+        for path in self.path.iterdir():
+            parsed = parse_results_name(path.name)
+            if parsed is not None and path.is_file():
+                found.append((*parsed, path))
+        return sorted(found, key=lambda f: (f[1], f[0]))
+
+    def files_read(self) -> list[Path]:
+        """The files whose rows are the run's: its results files, or, in a folder that holds only the
+        merge of them (copied from a cluster, say), ``results.merged.jsonl``."""
+        files = [path for _, _, path in self.results_files()]
+        return files or ([self.merged_file] if self.merged_file.is_file() else [])
+
+    def completed_elsewhere(self, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
+        """Items done (``ok``) for ``method`` and ``config_id`` in the results files other than ``own_file``.
+
+        A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
+        for corpus metrics over the whole split) only computes what no shard has done.
+        """
+        own = Path(own_file).name
+        return {item for _, _, path in self.results_files() if path.name != own for item in ResultsTable(path).completed(method, config_id)}
 
 
-def read_item_list(run_dir: str | os.PathLike) -> list[str] | None:
-    """The split's item ids as recorded by :func:`write_item_list`, or None for a folder without a list."""
-    path = Path(run_dir) / ITEMS_FILE
-    if not path.exists():
+# -- the images of each item -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemImages:
+    """A run's ``images/``: a folder per item, ``<id>/edit.png`` and the others (see :data:`EDIT`), so no
+    two items' files can meet. A folder of an earlier version is read by its names (``<id>.png``,
+    ``<id>.input.png``, ...), never written."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def item_folder(self, item_id: str) -> Path:
+        """``images/<item_id>``: the folder of every file a run saves for the item, and of no other item's."""
+        return self.path / checked_id(item_id)
+
+    def file(self, item_id: str, kind: str = EDIT) -> Path:
+        """``images/<item_id>/<kind>``: where a run saves one of the item's files."""
+        return self.item_folder(item_id) / kind
+
+    def saved(self, item_id: str, kind: str = EDIT) -> Path | None:
+        """The item's saved ``kind`` file, under its current name or an earlier version's, or None."""
+        for path in (self.file(item_id, kind), self.path / f"{item_id}{_LEGACY_SUFFIXES[kind]}"):
+            if path.is_file():
+                return path
         return None
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    def saved_items(self) -> list[str]:
+        """The ids of the items whose images are here (those with a saved input), sorted."""
+        current = {p.parent.name for p in self.path.glob(f"*/{INPUT}")}
+        legacy_input = _LEGACY_SUFFIXES[INPUT]
+        legacy = {p.name.removesuffix(legacy_input) for p in self.path.glob(f"*{legacy_input}") if p.is_file()}
+        return sorted(current | legacy)
+
+    def save(self, item: EditItem, result: EditResult) -> None:
+        """Everything a report draws for the item, beside the edit: the edit, the method's mask, the
+        input and its ground-truth mask (so reports never reload the split), the per-step masks."""
+        import numpy
+
+        directory = self.item_folder(item.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        result.image.save(directory / EDIT)
+        item.image.convert("RGB").save(directory / INPUT)
+        if result.mask is not None:
+            _mask_image(result.mask).save(directory / MASK)
+        if item.gt_mask is not None:
+            _mask_image(item.gt_mask).save(directory / GROUND_TRUTH)
+        if result.mask_history is not None:
+            numpy.savez_compressed(directory / STEPS, masks=result.mask_history.numpy())
+
+    def saved_pairs(self, dataset: EditDataset, item_ids: Iterable[str] | None = None) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
+        """``(item, edited image)`` for every item (of ``item_ids``, default all) whose edit was saved
+        here: what corpus metrics read, so they cover resumed runs too. Items without one (failed or
+        not yet run) are skipped. Lazy: one image in memory at a time."""
+        for item_id in dataset.item_ids() if item_ids is None else item_ids:
+            path = self.saved(item_id, EDIT)
+            if path is not None:
+                with PIL.Image.open(path) as image:
+                    edited = image.convert("RGB")
+                yield dataset.load(item_id), edited
 
 
-# -- results files ---------------------------------------------------------------------------
+def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
+    return PIL.Image.fromarray((mask.float().numpy() * 255).round().astype("uint8"))
 
 
-def results_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
-    """``(index, count, path)`` of every results file in a run folder, unsharded first, then by count and index."""
-    found = []
-    for path in Path(run_dir).iterdir():
-        parsed = parse_results_name(path.name)
-        if parsed is not None and path.is_file():
-            found.append((*parsed, path))
-    return sorted(found, key=lambda f: (f[1], f[0]))
-
-
-def _read_files(run_dir: Path) -> list[Path]:
-    """The files whose rows are the run's: its results files, or, in a folder that holds only the
-    merge of them (copied from a cluster, say), ``results.merged.jsonl``."""
-    files = [path for _, _, path in results_files(run_dir)]
-    merged = run_dir / MERGED_NAME
-    return files or ([merged] if merged.is_file() else [])
+# -- readers of many run folders -------------------------------------------------------------
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike], *, merged_only: bool = False) -> list[Path]:
@@ -236,13 +355,14 @@ def find_run_dirs(paths: Iterable[str | os.PathLike], *, merged_only: bool = Fal
 
     Raises ``FileNotFoundError`` for a path that does not exist.
     """
-    has_results = _read_files if merged_only else results_files
     dirs: set[Path] = set()
     for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"No such results folder: {path}")
         candidates = [path.parent] if path.is_file() else [path, *(p for p in path.rglob("*") if p.is_dir())]
-        dirs.update(folder for folder in candidates if has_results(folder))
+        for folder in map(RunFolder, candidates):
+            if folder.files_read() if merged_only else folder.results_files():
+                dirs.add(folder.path)
     return sorted(dirs)
 
 
@@ -270,7 +390,7 @@ def read_results(paths: Iterable[str | os.PathLike], required: Sequence[str] = K
     otherwise). Empty folders give an empty frame; a path that does not exist raises ``FileNotFoundError``.
     """
     run_dirs = find_run_dirs(paths, merged_only=True)
-    rows = [row for run_dir in run_dirs for path in _read_files(run_dir) for row in _checked_rows(path, required)]
+    rows = [row for run_dir in run_dirs for path in RunFolder(run_dir).files_read() for row in _checked_rows(path, required)]
     folders: dict[tuple, set[str]] = {}
     for row in rows:
         folders.setdefault(tuple(row.get(k) for k in KEY), set()).add(row["run_dir"])
@@ -278,102 +398,9 @@ def read_results(paths: Iterable[str | os.PathLike], required: Sequence[str] = K
     return pd.DataFrame([{**row, "run_dirs": tuple(sorted(folders[tuple(row[k] for k in KEY)]))} for row in kept])
 
 
-def completed_elsewhere(run_dir: str | os.PathLike, method: str, config_id: str, own_file: str | os.PathLike) -> set[str]:
-    """Items done (``ok``) for ``method`` and ``config_id`` in the run folder's results files other than ``own_file``.
-
-    A shard skips them, so re-running a run with another ``shard.count`` (or unsharded, e.g.
-    for corpus metrics over the whole split) only computes what no shard has done.
-    """
-    own = Path(own_file).name
-    return {
-        item
-        for _, _, path in (results_files(run_dir) if Path(run_dir).is_dir() else [])
-        if path.name != own
-        for item in ResultsTable(path).completed(method, config_id)
-    }
-
-
-def summary_path(run_dir: str | os.PathLike) -> Path:
-    """The summary of the run over the whole split (``summary.csv``): the one corpus metrics are read from.
-
-    A shard's ``summary.shard-*.csv`` holds corpus metrics over the shard's own slice only; the
-    README says how to compute them over the whole split (an unsharded run after the merge).
-    """
-    return Path(run_dir) / Shard().summary_name
-
-
-def shard_summaries(run_dir: str | os.PathLike) -> list[Path]:
-    """The shards' summaries (``summary.shard-*-of-*.csv``) in a run folder."""
-    return sorted(Path(run_dir).glob(f"{SUMMARY_STEM}.shard-*-of-*.csv"))
-
-
-# -- the images of each item -----------------------------------------------------------------
-
-
-def item_folder(image_dir: str | os.PathLike, item_id: str) -> Path:
-    """``image_dir/<item_id>``: the folder of every file a run saves for the item, and of no other item's."""
-    return Path(image_dir) / checked_id(item_id)
-
-
-def image_path(image_dir: str | os.PathLike, item_id: str, kind: str = EDIT) -> Path:
-    """``image_dir/<item_id>/<kind>``: one of the files a run saves per item (see :data:`EDIT` and the others)."""
-    return item_folder(image_dir, item_id) / kind
-
-
-def saved_file(image_dir: str | os.PathLike, item_id: str, kind: str = EDIT) -> Path | None:
-    """The item's saved ``kind`` file in ``image_dir`` (a run's ``images/``), or None; a folder of an
-    earlier version is read by its names (``images/<id>.png``, ``images/<id>.input.png``, ...)."""
-    image_dir = Path(image_dir)
-    for path in (image_path(image_dir, item_id, kind), image_dir / f"{item_id}{_LEGACY_SUFFIXES[kind]}"):
-        if path.is_file():
-            return path
-    return None
-
-
 def find_image(run_dirs: Sequence[str | os.PathLike], item_id: str, kind: str = EDIT) -> Path | None:
     """The item's saved ``kind`` file in the first of ``run_dirs`` that has it (a configuration may span folders)."""
     for run_dir in run_dirs:
-        if (path := saved_file(Path(run_dir) / IMAGES_DIR, item_id, kind)) is not None:
+        if (path := RunFolder(run_dir).images.saved(item_id, kind)) is not None:
             return path
     return None
-
-
-def saved_items(run_dir: str | os.PathLike) -> list[str]:
-    """The ids of the items whose images a run folder holds (those with a saved input), sorted."""
-    image_dir = Path(run_dir) / IMAGES_DIR
-    current = {p.parent.name for p in image_dir.glob(f"*/{INPUT}")}
-    legacy = {p.name.removesuffix(_LEGACY_SUFFIXES[INPUT]) for p in image_dir.glob(f"*{_LEGACY_SUFFIXES[INPUT]}") if p.is_file()}
-    return sorted(current | legacy)
-
-
-def _mask_image(mask: torch.Tensor) -> PIL.Image.Image:
-    return PIL.Image.fromarray((mask.float().numpy() * 255).round().astype("uint8"))
-
-
-def save_item_images(image_dir: str | os.PathLike, item: EditItem, result: EditResult) -> None:
-    """Everything a report draws for the item, beside the edit: the edit, the method's mask, the
-    input and its ground-truth mask (so reports never reload the split), the per-step masks."""
-    import numpy
-
-    directory = item_folder(image_dir, item.id)
-    directory.mkdir(parents=True, exist_ok=True)
-    result.image.save(directory / EDIT)
-    item.image.convert("RGB").save(directory / INPUT)
-    if result.mask is not None:
-        _mask_image(result.mask).save(directory / MASK)
-    if item.gt_mask is not None:
-        _mask_image(item.gt_mask).save(directory / GROUND_TRUTH)
-    if result.mask_history is not None:
-        numpy.savez_compressed(directory / STEPS, masks=result.mask_history.numpy())
-
-
-def saved_pairs(dataset: EditDataset, image_dir: str | os.PathLike, item_ids: Iterable[str] | None = None) -> Iterator[tuple[EditItem, PIL.Image.Image]]:
-    """``(item, edited image)`` for every item (of ``item_ids``, default all) whose edit was saved in
-    ``image_dir``: what corpus metrics read, so they cover resumed runs too. Items without one
-    (failed or not yet run) are skipped. Lazy: one image in memory at a time."""
-    for item_id in dataset.item_ids() if item_ids is None else item_ids:
-        path = saved_file(image_dir, item_id, EDIT)
-        if path is not None:
-            with PIL.Image.open(path) as image:
-                edited = image.convert("RGB")
-            yield dataset.load(item_id), edited

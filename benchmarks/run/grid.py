@@ -22,9 +22,9 @@ from benchmarks.run.folder import (
     GROUND_TRUTH,
     INPUT,
     MASK,
+    RunFolder,
     find_image,
     read_results,
-    saved_items,
 )
 
 DIM = 0.25  # outside the mask the input is shown at this brightness: any mask colour would clash with some scene
@@ -95,7 +95,7 @@ def edit_text(source: object, target: object) -> str:
 def run_grid(run_dir: str | Path, label: str, n_items: int = 4) -> Figure | None:
     """The qualitative grid of one run folder's first ``n_items`` saved items (for the run's own
     W&B panel), with their edit texts from its results; None when the run saved no images."""
-    item_ids = saved_items(run_dir)[:n_items]
+    item_ids = RunFolder(run_dir).images.saved_items()[:n_items]
     rows = read_results([run_dir]).to_dict("records")
     texts = {row["item_id"]: edit_text(row.get("source"), row["target"]) for row in rows if isinstance(row.get("target"), str)}
     return qualitative_grid(item_ids, [(label, [run_dir])], texts) if item_ids else None

@@ -22,13 +22,7 @@ from benchmarks.metrics.references import reference_rows
 from benchmarks.metrics.weights import MetricUnavailableError
 from benchmarks.models.loading import SPEED_OPTIONS, ModelUnavailableError
 from benchmarks.plugins import load_plugins
-from benchmarks.run.folder import (
-    IMAGES_DIR,
-    Shard,
-    completed_elsewhere,
-    discard_unstarted_job,
-    write_item_list,
-)
+from benchmarks.run.folder import RunFolder, Shard, discard_unstarted_job
 from benchmarks.run.grid import run_grid
 from benchmarks.run.interrupts import Aborted, Interrupted
 from benchmarks.run.item_view import item_view
@@ -65,9 +59,9 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
     """
     load_plugins(cfg.get("plugins"))  # where the config check ran in this process, it loaded them already
     hydra_cfg = HydraConfig.get()
-    out = Path(hydra_cfg.runtime.output_dir)
+    out = RunFolder(hydra_cfg.runtime.output_dir)
     shard = Shard(cfg.shard.index, cfg.shard.count)
-    lock = WriterLock(out / shard.lock_name)
+    lock = WriterLock(out.lock_file(shard))
     try:
         lock.acquire()
     except (RunFolderLocked, RunFolderError) as error:
@@ -78,7 +72,7 @@ def run_from_config(cfg: DictConfig) -> pd.DataFrame:
         lock.release()
 
 
-def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard, lock: WriterLock) -> pd.DataFrame:
+def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: RunFolder, shard: Shard, lock: WriterLock) -> pd.DataFrame:
     choices = hydra_cfg.runtime.choices
     _log_device(cfg.device)
     try:
@@ -111,13 +105,13 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
         params=params,
         shard=shard,
         batch_size=cfg.get("batch_size", 1),
-        image_dir=out / IMAGES_DIR if cfg.save_images else None,
+        image_dir=out.images.path if cfg.save_images else None,
     )
-    table = ResultsTable(out / shard.results_name)
+    table = ResultsTable(out.results_file(shard))
     logger = instantiate(cfg.logger)
     try:
         dataset.prepare(pipes.base)
-        write_item_list(out, dataset.item_ids())  # lets a merge of the shards name the items still missing
+        out.write_item_ids(dataset.item_ids())  # lets a merge of the shards name the items still missing
         logger.start(
             name=f"{choices['method']}-{choices['dataset']}-{choices['model']}",
             group=choices["dataset"],
@@ -131,13 +125,13 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
             metrics=metrics,
             corpus_metrics=corpus_metrics,
             logger=logger,
-            done_elsewhere=completed_elsewhere(out, spec.method, spec.config_id, shard.results_name),
+            done_elsewhere=out.completed_elsewhere(spec.method, spec.config_id, shard.results_name),
         )
         if cfg.save_images:
-            logger.log_figure("qualitative_grid", lambda: run_grid(out, choices["method"]))
-            logger.log_items("items", lambda: item_view(_own_rows(out / shard.results_name, spec), [out]))
-        with writing(out / shard.summary_name):
-            summary.to_csv(out / shard.summary_name)
+            logger.log_figure("qualitative_grid", lambda: run_grid(out.path, choices["method"]))
+            logger.log_items("items", lambda: item_view(_own_rows(out.results_file(shard), spec), [out.path]))
+        with writing(out.summary_file(shard)):
+            summary.to_csv(out.summary_file(shard))
     except (Interrupted, Aborted) as stopped:
         print(f"\n{stopped}", file=sys.stderr)
         raise SystemExit(stopped.exit_code) from None
@@ -149,7 +143,7 @@ def _run_locked(cfg: DictConfig, hydra_cfg: DictConfig, out: Path, shard: Shard,
     shown = summary
     if dataset.reference_masks():  # trivial masks' IoU on the same items, for scale
         shown = pd.concat([summary, reference_rows(dataset, shard.select(dataset.item_ids()))])
-    print(f"\nResults: {out / shard.results_name}\n")
+    print(f"\nResults: {out.results_file(shard)}\n")
     print(shown.to_string(na_rep="n/a", float_format=lambda v: f"{v:.3f}"))
     for note in column_notes(summary.columns):
         print(note)

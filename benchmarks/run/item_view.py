@@ -2,7 +2,7 @@
 
 The same view is what a run logs to W&B (:meth:`benchmarks.run.loggers.WandbLogger.log_items`)
 and what the report's results browser shows per configuration (:mod:`benchmarks.report.site`):
-image cells hold the paths of the files the run saved (:func:`benchmarks.run.folder.save_item_images`),
+image cells hold the paths of the files the run saved (:meth:`benchmarks.run.folder.ItemImages.save`),
 opened as bounded thumbnails by :func:`view_image`.
 """
 

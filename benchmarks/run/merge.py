@@ -30,9 +30,8 @@ from benchmarks.run.folder import (
     ITEMS_FILE,
     MERGED_NAME,
     RESULTS_STEM,
+    RunFolder,
     find_run_dirs,
-    read_item_list,
-    results_files,
     shard_file_name,
 )
 from benchmarks.run.results import KEY, ResultsFileError, ResultsTable, one_row_per_key
@@ -97,10 +96,11 @@ class MergeResult:
 def merge_run(run_dir: str | os.PathLike) -> MergeResult:
     """Read every results file of one run folder; one row per key; report per shard."""
     run_dir = Path(run_dir)
-    files = results_files(run_dir)
+    folder = RunFolder(run_dir)
+    files = folder.results_files()
     if not files:
         raise FileNotFoundError(f"{run_dir} holds no results file ({shard_file_name(RESULTS_STEM, 'jsonl')} or {RESULTS_STEM}.shard-*-of-*.jsonl).")
-    items = read_item_list(run_dir)
+    items = folder.item_ids()
     read: list[dict] = []
     per_file: dict[Path, list[dict]] = {}
     for _, _, path in files:
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = merge_run(run_dir)
             if not args.no_write:
-                write_rows(result.records, run_dir / MERGED_NAME)
+                write_rows(result.records, RunFolder(run_dir).merged_file)
         except (ResultsFileError, RunFolderError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.run.changed import FINGERPRINT, SetAside, set_aside_changed_rows
-from benchmarks.run.folder import Shard, save_item_images, saved_pairs
+from benchmarks.run.folder import ItemImages, Shard
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
 from benchmarks.run.loggers import NullLogger, RunLogger
 from benchmarks.run.results import ResultsTable, metric_columns
@@ -46,7 +46,7 @@ class RunSpec:
     ``method`` and ``config_id`` key the rows (see :func:`config_hash`); ``params`` become their
     ``param.*`` columns; each item's seed is :func:`item_seed` of ``master_seed`` and its id;
     ``shard`` selects the items; ``batch_size`` items are edited together (throughput mode);
-    ``image_dir`` receives each item's images (:func:`benchmarks.run.folder.save_item_images`),
+    ``image_dir`` receives each item's images (:meth:`benchmarks.run.folder.ItemImages.save`),
     None to save none.
     """
 
@@ -193,7 +193,7 @@ def run(
     for name, metric in (corpus_metrics or {}).items():
         done = sorted(table.completed(method, config_id) | done_elsewhere)
         log.info("Computing %s over %d edited images.", name, len(done))
-        for key, value in metric.compute(saved_pairs(dataset, spec.image_dir, done)).items():
+        for key, value in metric.compute(ItemImages(spec.image_dir).saved_pairs(dataset, done)).items():
             summary.loc[(method, config_id), key] = value
     logger.log_summary(summary)
     return summary
@@ -261,7 +261,7 @@ def _edit_chunk(
 def _finish_row(row: dict[str, Any], item: EditItem, result: EditResult, values: dict[str, Any], image_dir: Path | None, batch_size: int) -> None:
     if image_dir is not None:
         with writing(image_dir):
-            save_item_images(image_dir, item, result)
+            ItemImages(image_dir).save(item, result)
     row.update({f"meta.{k}": v for k, v in item.meta.items()})
     row.update(target=item.target, source=item.source)  # the edit, as reports print it
     row.update(status="ok", flags="; ".join(item.flags), **values)

@@ -5,7 +5,7 @@ format) and, in ``classifier/``, the small CNN that recognises an object's colou
 ``models/toy-inpaint``: its inpainting twin (``StableDiffusionInpaintPipeline``), the toy's
 SD-inpainting; ``models/toy-dit``: the SD3-architecture model (``StableDiffusion3Pipeline``, no
 T5; :func:`toy_dit_pipelines`, ``model=toy_dit``). All
-come from one ``python -m benchmarks.toy.train`` (see ``models/toy/README.md``).
+come from one ``python -m benchmarks.toy.training.train`` (see ``models/toy/README.md``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from benchmarks.models.loading import (
     load_pretrained,
 )
 from benchmarks.toy.classifier import ObjectClassifier
-from benchmarks.toy.folders import sibling
 from instdiffedit.fast_paths import DEFAULT_FAST_PATH, FastPath
 
 TOY_MODEL = Path(__file__).resolve().parents[2] / "models" / "toy"
+
+
+def sibling(out: Path, kind: str) -> Path:
+    """``models/toy`` -> ``models/toy-inpaint`` / ``models/toy-dit``: where the twin and the DiT of a base folder live."""
+    return out.parent / f"{out.name}-{kind}"
 
 
 def toy_folder(folder: str | os.PathLike | None = None, kind: str | None = None) -> Path:
@@ -36,7 +40,7 @@ def toy_folder(folder: str | os.PathLike | None = None, kind: str | None = None)
     if not (path / "model_index.json").is_file():
         raise ModelUnavailableError(
             f"The toy model is not at {path} (it ships with the git repository, not with a wheel); "
-            f"clone the repository, or train one with `python -m benchmarks.toy.train --out {base}` and set model.folder."
+            f"clone the repository, or train one with `python -m benchmarks.toy.training.train --out {base}` and set model.folder."
         )
     return path
 
@@ -101,7 +105,7 @@ def load_classifier(folder: str | os.PathLike | None = None, device: str | torch
     if not weights.is_file():
         raise ModelUnavailableError(
             f"The toy model folder has no object classifier at {weights}; retrain it with "
-            f"`python -m benchmarks.toy.train --out {weights.parents[1]} --classifier-only`."
+            f"`python -m benchmarks.toy.training.train --out {weights.parents[1]} --classifier-only`."
         )
     classifier = ObjectClassifier()
     classifier.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()})

@@ -1,6 +1,6 @@
 """The toy models on disk: three hub-layout pipeline folders that share components, and one archive of them.
 
-``python -m benchmarks.toy.train --out models/toy`` writes
+``python -m benchmarks.toy.training.train --out models/toy`` writes
 
 * ``models/toy``: the SD 1.x text-to-image pipeline (``StableDiffusionPipeline``) and the classifier;
 * ``models/toy-inpaint``: its inpainting twin (``StableDiffusionInpaintPipeline``): its own
@@ -36,14 +36,11 @@ from diffusers import (
 )
 from safetensors.torch import load_file, save_file
 
+from benchmarks.toy.model import sibling
+
 WEIGHTS = "model.safetensors"
 ARCHIVE_PART_BYTES = 15 * 2**20
 """At most 15 MiB a part: the archive comes back from a GPU machine that returns files of up to 16 MiB."""
-
-
-def sibling(out: Path, kind: str) -> Path:
-    """``models/toy`` -> ``models/toy-inpaint`` / ``models/toy-dit``: where the twin and the DiT of a base folder live."""
-    return out.parent / f"{out.name}-{kind}"
 
 
 def save_pipelines(

@@ -1,8 +1,8 @@
 """Write the toy models' cards (models/toy/README.md, models/toy-dit/README.md) from their training report and measured runs.
 
-    python -m benchmarks.toy.card outputs/toy/toy_shapes/instdiffedit/default outputs/toy/toy_shapes/oracle_inpaint/default \
+    python -m benchmarks.toy.training.card outputs/toy/toy_shapes/instdiffedit/default outputs/toy/toy_shapes/oracle_inpaint/default \
         "outputs/toy/toy_shapes/diffedit/dataset.n=12" --notes docs/toy-model-notes.md
-    python -m benchmarks.toy.card --denoiser dit outputs/toy_dit/toy_shapes/instdiffedit/default \
+    python -m benchmarks.toy.training.card --denoiser dit outputs/toy_dit/toy_shapes/instdiffedit/default \
         "outputs/toy_dit/toy_shapes/diffedit/dataset.n=12"
 
 The UNet's card is written to the model folder (``--model``, default ``models/toy``), the DiT's
@@ -29,8 +29,7 @@ from diffusers import DiffusionPipeline
 from benchmarks.metrics.references import reference_rows
 from benchmarks.run.folder import EDIT, find_image, read_results
 from benchmarks.run.runner import summarize
-from benchmarks.toy.folders import sibling
-from benchmarks.toy.model import TOY_MODEL, toy_dit_pipelines, toy_pipelines
+from benchmarks.toy.model import TOY_MODEL, sibling, toy_dit_pipelines, toy_pipelines
 from benchmarks.toy.split import ToyShapesSplit
 from instdiffedit.token_references import CLIP_LENGTH
 
@@ -218,7 +217,7 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     retrained = report.get("classifier_retrained")
     classifier_note = (
         f"The classifier was retrained after the generator, against its autoencoder, with "
-        f"`python -m benchmarks.toy.train --classifier-only` on {retrained['device']} ({retrained['seconds']:.0f} s)."
+        f"`python -m benchmarks.toy.training.train --classifier-only` on {retrained['device']} ({retrained['seconds']:.0f} s)."
         if retrained
         else "The classifier was trained in the same command."
     )
@@ -266,7 +265,7 @@ Stable Diffusion 1.4 with SD-inpainting, and the toy split knows every edit's tr
 - `StableDiffusionInpaintPipeline.from_pretrained("models/toy-inpaint")`
 - `StableDiffusion3Pipeline.from_pretrained("models/toy-dit", text_encoder_3=None, tokenizer_3=None)` (no T5, as diffusers documents SD3 without it)
 
-This card is written by `python -m benchmarks.toy.card` from `training.json` and result folders; every number is measured.
+This card is written by `python -m benchmarks.toy.training.card` from `training.json` and result folders; every number is measured.
 {NEUTRALITY}
 
 ## Parts
@@ -279,7 +278,7 @@ This card is written by `python -m benchmarks.toy.card` from `training.json` and
 - `../toy-dit/transformer/`: `SD3Transformer2DModel`, {config["dit_layers"]} joint blocks, {config["dit_heads"]} heads of {config["dit_head_dim"]}, patch size {config["dit_patch_size"]} (a 16 x 16 token grid); both CLIP slots hold this text encoder (`CLIPTextModelWithProjection`: these weights plus the projection), no T5. Its masks and edits: [its card](../toy-dit/README.md).
 
 ## Training
-`python -m benchmarks.toy.train --out models/toy` (seed {config["seed"]}, configuration below and in `training.json`), on one
+`python -m benchmarks.toy.training.train --out models/toy` (seed {config["seed"]}, configuration below and in `training.json`), on one
 {report["device"]} with torch {report["torch"]}, {graphs}: {_seconds(report)}.{cut_note}{twin_note}
 Scenes are rendered on the fly; {config["partial_captions"]:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
@@ -366,7 +365,7 @@ def dit_card(
     scheduler: dict,
     attention: pd.DataFrame,
     grid: Path | None = None,
-    command: str = "python -m benchmarks.toy.card --denoiser dit <run folders>",
+    command: str = "python -m benchmarks.toy.training.card --denoiser dit <run folders>",
 ) -> str:
     """The toy DiT's card: ``transformer`` and ``scheduler`` are its folder's configs, ``report`` the training command's,
     ``command`` the card command that regenerates it."""
@@ -384,7 +383,7 @@ the toy split measures them against exact masks, offline.
 - `StableDiffusion3Pipeline.from_pretrained("models/toy-dit", text_encoder_3=None, tokenizer_3=None)` (no T5, as diffusers documents SD3 without it)
 - `python run.py model=toy_dit method=<method>` (`conf/model/toy_dit.yaml`): the SD 3.x backbone, the toy split by default
 
-This card is written by `python -m benchmarks.toy.card --denoiser dit` from `../toy/training.json` and result folders; every number is measured.
+This card is written by `python -m benchmarks.toy.training.card --denoiser dit` from `../toy/training.json` and result folders; every number is measured.
 {NEUTRALITY}
 
 ## Parts
@@ -400,7 +399,7 @@ This card is written by `python -m benchmarks.toy.card --denoiser dit` from `../
 - `scheduler/`: `{scheduler["_class_name"]}` (shift {scheduler["shift"]}).
 
 ## Training
-Trained in the UNet's command (`python -m benchmarks.toy.train --out models/toy`, seed {config["seed"]}; the
+Trained in the UNet's command (`python -m benchmarks.toy.training.train --out models/toy`, seed {config["seed"]}; the
 [UNet's card](../toy/README.md#training) has the configuration and timings), interleaved with the UNet and its twin on
 the same batches of the frozen autoencoder's latents and text encoder's states, with an exponential moving average
 of the weights; captions dropped {config["caption_dropout"]:.0%} of the time for classifier-free guidance.
@@ -462,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     attention = attention_shares(denoiser.pipeline(args.model, args.device), joint=denoiser.joint)
     if args.denoiser == "dit":
         transformer, scheduler = (json.loads((folder / part).read_text()) for part in ("transformer/config.json", "scheduler/scheduler_config.json"))
-        text = dit_card(report, table, transformer, scheduler, attention, grid, command=shlex.join(["python", "-m", "benchmarks.toy.card", *argv]))
+        text = dit_card(report, table, transformer, scheduler, attention, grid, command=shlex.join(["python", "-m", "benchmarks.toy.training.card", *argv]))
     else:
         vae = json.loads((args.model / "vae" / "config.json").read_text())
         report["shift_factor"] = vae["shift_factor"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-from benchmarks.toy.masks import DEFAULT_MASK_SHARES
+from benchmarks.toy.training.masks import DEFAULT_MASK_SHARES
 
 
 @dataclass(frozen=True)

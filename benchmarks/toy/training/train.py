@@ -1,7 +1,7 @@
 """Train the toy world's models from scenes rendered on the fly: one seeded command on one GPU.
 
-    python -m benchmarks.toy.train --out models/toy --archive outputs/toy-models.tar
-    python -m benchmarks.toy.train --out /tmp/toy --smoke          # every stage for a few steps, timed
+    python -m benchmarks.toy.training.train --out models/toy --archive outputs/toy-models.tar
+    python -m benchmarks.toy.training.train --out /tmp/toy --smoke          # every stage for a few steps, timed
 
 Stages, in order (``docs/toy-training-log.md`` tells why each is as it is):
 
@@ -17,9 +17,9 @@ Stages, in order (``docs/toy-training-log.md`` tells why each is as it is):
    input channels) and a small ``SD3Transformer2DModel`` (rectified flow with SD3's logit-normal
    timesteps), each with caption dropout for classifier-free guidance and an EMA of its weights.
 
-On a GPU every step of stages 1, 2 and 4 is one CUDA graph (:mod:`benchmarks.toy.steps`). The
-models are saved in the hub layouts of their pipelines (:mod:`benchmarks.toy.folders`), then
-measured (:mod:`benchmarks.toy.evaluation`); ``training.json`` holds the configuration, the
+On a GPU every step of stages 1, 2 and 4 is one CUDA graph (:mod:`benchmarks.toy.training.steps`). The
+models are saved in the hub layouts of their pipelines (:mod:`benchmarks.toy.training.folders`), then
+measured (:mod:`benchmarks.toy.training.evaluation`); ``training.json`` holds the configuration, the
 times, the losses and the measurements.
 """
 
@@ -55,14 +55,16 @@ from benchmarks.models.families import WITHOUT_T5
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG, clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer, training_captions
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
-from benchmarks.toy.config import SMOKE_STEPS, TrainConfig, denoiser_targets, graphed
-from benchmarks.toy.denoisers import (
+from benchmarks.toy.model import load_classifier, sibling
+from benchmarks.toy.render import Layout, render, sample_layouts
+from benchmarks.toy.training.config import SMOKE_STEPS, TrainConfig, denoiser_targets, graphed
+from benchmarks.toy.training.denoisers import (
     DENOISERS,
     denoiser_inputs,
     denoiser_trainers,
     twin_trainer,
 )
-from benchmarks.toy.evaluation import (
+from benchmarks.toy.training.evaluation import (
     EvalSettings,
     autoencoded,
     autoencoder_quality,
@@ -71,17 +73,14 @@ from benchmarks.toy.evaluation import (
     generator_accuracy,
     inpainting_quality,
 )
-from benchmarks.toy.folders import (
+from benchmarks.toy.training.folders import (
     archive,
     save_pipelines,
     save_twin,
-    sibling,
 )
-from benchmarks.toy.masks import MaskSampler
-from benchmarks.toy.model import load_classifier
-from benchmarks.toy.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
-from benchmarks.toy.render import Layout, render, sample_layouts
-from benchmarks.toy.steps import Clock, Trainer, bf16_autocast, run_loop
+from benchmarks.toy.training.masks import MaskSampler
+from benchmarks.toy.training.nets import IMAGE_SIZE, SceneEncoder, build_text_encoder, build_vae
+from benchmarks.toy.training.steps import Clock, Trainer, bf16_autocast, run_loop
 
 EVAL_RESERVE_S = 75.0
 """Seconds a ``--deadline`` keeps free after the denoisers for evaluation, saving and the archive."""
@@ -523,7 +522,7 @@ def assemble_pipelines(
 
 
 def evaluate_and_save(out: Path, pipes: list, classifier: ObjectClassifier, report: dict, device: torch.device, settings: EvalSettings) -> dict:
-    """Every measurement of :mod:`benchmarks.toy.evaluation`, the sample grids and the classifier's weights."""
+    """Every measurement of :mod:`benchmarks.toy.training.evaluation`, the sample grids and the classifier's weights."""
     base, inpaint, dit = (pipe.to(device) for pipe in pipes)
     report["evaluation"] = asdict(settings)
     report["autoencoder"] = autoencoder_quality(base.vae, device, settings.autoencoder_scenes)

@@ -28,7 +28,7 @@ def build_vae(channels: tuple[int, ...], mid_block_attention: bool = False) -> A
     No mid-block attention by default: that global attention at 16 x 16 let the decoder spread
     a masked region's latents over the whole image (``docs/toy-training-log.md``); without it the
     only image-wide path left is GroupNorm's statistics, which the splice loss of the training
-    (:func:`benchmarks.toy.train.train_vae`) teaches the decoder to be robust to.
+    (:func:`benchmarks.toy.training.train.train_vae`) teaches the decoder to be robust to.
     """
     if len(channels) != 3:
         raise ValueError(f"The toy autoencoder has three levels (64 -> 16 px); got channels {channels}.")

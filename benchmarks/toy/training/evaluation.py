@@ -22,9 +22,6 @@ from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline
 
 from benchmarks.toy.captions import captions, object_phrase
 from benchmarks.toy.classifier import ObjectClassifier, object_crops
-from benchmarks.toy.denoisers import inpainting_condition
-from benchmarks.toy.masks import DEFAULT_MASK_SHARES, MaskSampler
-from benchmarks.toy.nets import IMAGE_SIZE
 from benchmarks.toy.render import (
     BACKGROUNDS,
     COLOURS,
@@ -34,6 +31,9 @@ from benchmarks.toy.render import (
     sample_layouts,
 )
 from benchmarks.toy.split import ToyEdit
+from benchmarks.toy.training.denoisers import inpainting_condition
+from benchmarks.toy.training.masks import DEFAULT_MASK_SHARES, MaskSampler
+from benchmarks.toy.training.nets import IMAGE_SIZE
 
 EVAL_SEED = 12345
 CONDITION_TIMESTEPS = (100, 300, 500, 700, 900)

@@ -4,7 +4,7 @@
   (Min-SNR-weighted, a training choice that speeds convergence; the model is SD's);
 * ``inpaint``: its inpainting twin, trained as SD-inpainting (9 input channels: the noisy
   latents, the mask at the latent grid, the masked image's latents; random masks of
-  :mod:`benchmarks.toy.masks`), so that ``StableDiffusionInpaintPipeline`` runs it; by default
+  :mod:`benchmarks.toy.training.masks`), so that ``StableDiffusionInpaintPipeline`` runs it; by default
   fine-tuned from the trained UNet after it (:func:`twin_trainer`), as SD-inpainting from SD;
 * ``dit``: a small ``SD3Transformer2DModel``, rectified flow with SD3's logit-normal timesteps,
   conditioned as ``StableDiffusion3Pipeline`` conditions it (:func:`sd3_conditioning`).
@@ -26,10 +26,10 @@ from transformers import CLIPTextModelWithProjection
 
 from benchmarks.models.tiny import SD14_SCHEDULER_CONFIG
 from benchmarks.toy.captions import CaptionTokenizer
-from benchmarks.toy.config import TrainConfig, graphed
-from benchmarks.toy.masks import MaskSampler
-from benchmarks.toy.nets import T5_TOKENS, build_dit, build_unet
-from benchmarks.toy.steps import Trainer, bf16_autocast
+from benchmarks.toy.training.config import TrainConfig, graphed
+from benchmarks.toy.training.masks import MaskSampler
+from benchmarks.toy.training.nets import T5_TOKENS, build_dit, build_unet
+from benchmarks.toy.training.steps import Trainer, bf16_autocast
 
 DENOISERS = ("unet", "inpaint", "dit")
 
@@ -170,7 +170,7 @@ def twin_trainer(
     base: UNet2DConditionModel | None = None,
 ) -> Trainer:
     """The 9-channel inpainting twin (noisy latents, mask, masked image's latents), trained as SD-inpainting is:
-    random masks (:mod:`benchmarks.toy.masks`), the epsilon loss of the UNet; fine-tuned from ``base`` when given
+    random masks (:mod:`benchmarks.toy.training.masks`), the epsilon loss of the UNet; fine-tuned from ``base`` when given
     (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
     alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)
     empty = text(tokens([""]).to(device))
