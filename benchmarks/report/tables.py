@@ -202,7 +202,7 @@ class Reporter:
 
     # -- tables --------------------------------------------------------------------------------
     def split_table(self, dataset: str) -> Table:
-        """The split's table in the paper's layout, our configurations then the paper's rows."""
+        """The split's table in its declared layout, our configurations then the paper's rows."""
         rows = self.rows[self.rows["dataset"] == dataset]
         title, metrics = split_layout(dataset)
         metrics = list(metrics) or metric_columns(rows) + [c for c in CORPUS_COLUMNS if c in self.results.corpus]
