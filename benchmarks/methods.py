@@ -5,7 +5,7 @@ Each method is a config, ``conf/method/<name>.yaml`` (its ``_target_`` the edito
 constructor default spelled out: ``tests/test_config.py`` checks the two agree), and the
 declaration on its class, which says what the harness cannot read from the class's capabilities:
 the method's part in a comparison (its role and rank: the reports order their rows by them, and
-the paper tables sweep every method that applies, :mod:`tests.test_config` checks the experiments
+the paper tables sweep every method that applies, :mod:`tests.test_methods` checks the experiments
 against them) and the speed benchmark's ``--quick`` overrides (few steps, for tests of its
 plumbing). Adding a method is its class, with the decorator, and its config (docs/extending.md).
 
