@@ -22,9 +22,17 @@ from instdiffedit.arithmetic import Arithmetic, uint8_cast
 from instdiffedit.backbones import Backbone, DenoisingStep
 from instdiffedit.ranges import Count, Fraction, Side, Steps, Threshold, checked_ranges
 from instdiffedit.refine import blur, minmax
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 
 
+@register_method(
+    "diffedit",
+    role="baseline",
+    rank=1,
+    quick=("method.num_noises=2", "method.num_inference_steps=10", "method.inpaint_steps=4"),
+    warmup=("method.num_inference_steps=4", "method.inpaint_steps=2"),  # strength 0.5: two steps of each loop
+)
 class DiffEdit(StagedEditor):
     """DiffEdit mask (authors' protocol) + inpainting with the target text.
 

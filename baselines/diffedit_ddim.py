@@ -31,8 +31,10 @@ from diffusers import (
 from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
 from instdiffedit.accounting import PhaseTimer
 from instdiffedit.ranges import Count, Fraction, Side, Steps, checked_ranges
+from instdiffedit.registry import register_method
 
 
+@register_method("diffedit_ddim", role="baseline", rank=2, quick=("method.num_inference_steps=10", "method.num_maps_per_mask=2"))
 class DiffEditDDIM(PipelineEditor):
     """Edit an image with the original DiffEdit: noise-difference mask, DDIM encode, masked decode.
 

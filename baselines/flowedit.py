@@ -40,6 +40,7 @@ from instdiffedit.backbones import (
 )
 from instdiffedit.ranges import Count, NonNegative, Side, Steps, checked_ranges
 from instdiffedit.region_editors import RegionEdits
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 from instdiffedit.types import Capabilities
 
@@ -62,6 +63,13 @@ PUBLISHED: dict[str, PublishedSettings] = {
 defaults of the settings left at None, by the model's family."""
 
 
+@register_method(
+    "flowedit",
+    role="baseline",
+    rank=5,
+    quick=("method.num_inference_steps=10", "method.n_max=7"),
+    warmup=("method.num_inference_steps=4", "method.n_max=2"),
+)
 class FlowEdit(StagedEditor):
     """FlowEdit between the source and the target text; decoded, no mask.
 

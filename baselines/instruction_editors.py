@@ -29,6 +29,7 @@ from diffusers import FluxKontextPipeline, QwenImageEditPipeline
 
 from instdiffedit.accounting import PhaseTimer, count_denoiser_evals
 from instdiffedit.backbones import check_family, family_of
+from instdiffedit.registry import register_method
 from instdiffedit.resizing import to_input_size, to_working_size
 from instdiffedit.types import Capabilities, EditResult
 
@@ -103,6 +104,7 @@ def _check_steps(num_inference_steps: int) -> None:
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}.")
 
 
+@register_method("kontext", role="baseline", rank=6, quick=("method.num_inference_steps=4",))
 class FluxKontext(InstructionEditor):
     """FLUX.1 Kontext [dev] (Black Forest Labs, arXiv 2506.15742): the input image's tokens beside
     the generated ones in a FLUX.1 transformer, guidance-distilled (one denoiser call per step).
@@ -153,6 +155,7 @@ class FluxKontext(InstructionEditor):
         ).images[0]
 
 
+@register_method("qwen_image_edit", role="baseline", rank=7, quick=("method.num_inference_steps=4",))
 class QwenImageEdit(InstructionEditor):
     """Qwen-Image-Edit (Qwen, arXiv 2508.02324): Qwen-Image's 20B MMDiT conditioned on the input
     image's VAE latents and on Qwen2.5-VL's reading of the image and the instruction, with

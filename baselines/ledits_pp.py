@@ -29,6 +29,7 @@ from diffusers import (
 from baselines.pipeline_editor import PIPELINE_BACKED, MaskedImage, PipelineEditor
 from instdiffedit.accounting import PhaseTimer
 from instdiffedit.ranges import NonNegative, Side, Steps, Threshold, UnitInterval, checked_ranges
+from instdiffedit.registry import register_method
 
 
 class IntegerTimestepDDIMScheduler(DDIMScheduler):
@@ -49,6 +50,7 @@ class IntegerTimestepDDIMScheduler(DDIMScheduler):
         return super().add_noise(original_samples, noise, timesteps)
 
 
+@register_method("ledits_pp", role="baseline", rank=4, quick=("method.num_inversion_steps=10",))
 class LeditsPP(PipelineEditor):
     """Edit an image with LEDITS++: exact inversion, then mask-gated semantic guidance.
 

@@ -15,9 +15,11 @@ from diffusers import DiffusionPipeline
 from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.backbones import Backbone
 from instdiffedit.ranges import Side, Steps, checked_ranges
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
+@register_method("oracle_inpaint", role="upper bound", rank=1, quick=("method.inpaint_steps=4",), warmup=("method.inpaint_steps=2",))
 class OracleInpaint(StagedEditor):
     """Inpaint the ground-truth mask with the target text (``arithmetic``: how it is resized, see :class:`StagedEditor`)."""
 

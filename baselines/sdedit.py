@@ -8,9 +8,17 @@ from diffusers import DiffusionPipeline
 
 from instdiffedit.backbones import Backbone
 from instdiffedit.ranges import Fraction, Side, Steps, checked_ranges
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
+@register_method(
+    "sdedit",
+    role="baseline",
+    rank=3,
+    quick=("method.num_inference_steps=10",),
+    warmup=("method.num_inference_steps=4",),  # strength 0.5: two steps
+)
 class SDEdit(StagedEditor):
     """Strength 0.5 (the last 25 of 50 steps; LMS on SD 1.x/2.x), CFG 7.5 on the target text, decode. No mask."""
 

@@ -4,8 +4,8 @@
 (what an edit scores) over ``data``; ``toy`` (the toy world: its split, model, classifier and
 training); ``run`` (a config checked, wired and run item by item into a run folder, and the one
 reader of that folder); ``report`` (tables and figures from run folders) and ``perf`` (what
-the methods cost) on top. ``methods`` (the one list of methods), ``devices`` and ``hub`` are
-shared by several. Each subpackage's docstring says what it holds; imports only go down
+the methods cost) on top. ``methods`` (the registered methods, read from their declarations),
+``devices`` and ``hub`` are shared by several. Each subpackage's docstring says what it holds; imports only go down
 (``tests/test_layers.py``), and the library (``instdiffedit``, ``baselines``) never imports
 the harness.
 """

@@ -1,13 +1,13 @@
-"""The project's methods: one list, in display order (a plugin's add themselves: :func:`all_methods`).
+"""The methods, read from their declarations: each editor class registers its method(s) where it is
+defined (``@register_method``, :mod:`instdiffedit.registry`), the project's and a plugin's alike.
 
 Each method is a config, ``conf/method/<name>.yaml`` (its ``_target_`` the editor class, every
-constructor default spelled out: ``tests/test_config.py`` checks the two agree), and one entry
-here, which says what the harness cannot read from the class: the method's part in a comparison
-(the reports order their rows by this list; the paper tables sweep every method that applies,
-:mod:`tests.test_config` checks the experiments against it) and the speed benchmark's ``--quick``
-overrides (few steps, for tests of its plumbing). What the editor itself can do it declares on
-its class. Adding a method to the project is its class, its config and its entry here; a plugin's
-method declares its entry on its class instead (``@register_method``, docs/extending.md).
+constructor default spelled out: ``tests/test_config.py`` checks the two agree), and the
+declaration on its class, which says what the harness cannot read from the class's capabilities:
+the method's part in a comparison (its role and rank: the reports order their rows by them, and
+the paper tables sweep every method that applies, :mod:`tests.test_methods` checks the experiments
+against them) and the speed benchmark's ``--quick`` overrides (few steps, for tests of its
+plumbing). Adding a method is its class, with the decorator, and its config (docs/extending.md).
 
 The speed benchmark's ``--short-warmup`` warms a method up with its ``warmup`` overrides: every
 loop cut to a step or two, so that the warm-up makes every denoiser call shape of a full edit
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from instdiffedit.registry import METHODS as REGISTERED
-from instdiffedit.registry import ROLES, Method
+from instdiffedit.registry import Method, in_report_order
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -30,42 +30,24 @@ if TYPE_CHECKING:
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-_TWO_STEPS = ("method.num_inference_steps=4",)  # strength 0.5: two steps
-_TWO_INPAINT_STEPS = ("method.inpaint_steps=2",)
 
-METHODS: tuple[Method, ...] = (
-    Method("instdiffedit", "method", quick=("method.num_inference_steps=10", "method.inpaint_steps=4"), warmup=_TWO_STEPS + _TWO_INPAINT_STEPS),
-    Method("no_mask", "ablation", quick=("method.num_inference_steps=10",), warmup=_TWO_STEPS),
-    Method(
-        "diffedit",
-        "baseline",
-        quick=("method.num_noises=2", "method.num_inference_steps=10", "method.inpaint_steps=4"),
-        warmup=_TWO_STEPS + _TWO_INPAINT_STEPS,
-    ),
-    Method("diffedit_ddim", "baseline", quick=("method.num_inference_steps=10", "method.num_maps_per_mask=2")),
-    Method("sdedit", "baseline", quick=("method.num_inference_steps=10",), warmup=_TWO_STEPS),
-    Method("ledits_pp", "baseline", quick=("method.num_inversion_steps=10",)),
-    Method(
-        "flowedit",
-        "baseline",
-        quick=("method.num_inference_steps=10", "method.n_max=7"),
-        warmup=("method.num_inference_steps=4", "method.n_max=2"),
-    ),
-    Method("kontext", "baseline", quick=("method.num_inference_steps=4",)),
-    Method("qwen_image_edit", "baseline", quick=("method.num_inference_steps=4",)),
-    Method("oracle_inpaint", "upper bound", quick=("method.inpaint_steps=4",), warmup=_TWO_INPAINT_STEPS),
-    Method("compose", "composition"),
-)
-"""Every method, in the order reports show them: the method, its ablations, the baselines, the upper bound."""
-
-BY_NAME: dict[str, Method] = {method.name: method for method in METHODS}
+def _import_project_editors() -> None:
+    """Import the project's editor classes, which registers their methods (once)."""
+    import baselines  # noqa: F401
+    import instdiffedit.compose  # noqa: F401
 
 
 def all_methods() -> tuple[Method, ...]:
-    """The project's methods and those registered by plugins (:func:`instdiffedit.registry.register_method`),
-    in the reports' order: by role, the project's first within each role."""
-    added = [method for method in REGISTERED.values() if method.name not in BY_NAME]
-    return tuple(sorted((*METHODS, *added), key=lambda method: ROLES.index(method.role)))
+    """Every registered method, in the reports' order (:func:`instdiffedit.registry.in_report_order`):
+    the project's and those of the plugins loaded so far."""
+    _import_project_editors()
+    return in_report_order(REGISTERED.values())
+
+
+def method_declaration(name: str) -> Method:
+    """The declaration of method ``name``; a KeyError names the registered ones."""
+    _import_project_editors()
+    return REGISTERED[name]
 
 
 def method_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:

@@ -28,9 +28,11 @@ from instdiffedit.arithmetic import Arithmetic
 from instdiffedit.backbones import Backbone
 from instdiffedit.mask_sources import MaskSource
 from instdiffedit.region_editors import RegionEditor
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, StagedEditor
 
 
+@register_method("compose", role="composition", rank=1)
 class Compose(StagedEditor):
     """A mask source's masks, edited inside by a region editor.
 

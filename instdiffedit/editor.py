@@ -26,6 +26,7 @@ from instdiffedit.backbones import (
 from instdiffedit.joint_attention import Normaliser
 from instdiffedit.ranges import Count, Fraction, NonNegative, Side, Steps, Threshold, UnitInterval, checked_ranges
 from instdiffedit.refine import MaskRefiner
+from instdiffedit.registry import register_method
 from instdiffedit.staged import STAGED, FirstStage, Output, StagedEditor
 from instdiffedit.token_references import Reference, check_text_options
 from instdiffedit.tokens import TokenLayout
@@ -71,6 +72,14 @@ class InstantMasks:
         return latent
 
 
+@register_method(
+    "instdiffedit",
+    role="method",
+    rank=1,
+    quick=("method.num_inference_steps=10", "method.inpaint_steps=4"),
+    warmup=("method.num_inference_steps=4", "method.inpaint_steps=2"),  # strength 0.5: two steps of each loop
+)
+@register_method("no_mask", role="ablation", rank=1, quick=("method.num_inference_steps=10",), warmup=("method.num_inference_steps=4",))  # two steps
 class InstDiffEdit(StagedEditor):
     """Edit an image towards a target text with InstDiffEdit's instant attention masks.
 

@@ -3,14 +3,20 @@
 A method registers its editor class with :func:`register_method` (a decorator on the class); a
 backbone family with :func:`instdiffedit.backbones.base.register_backbone`; the harness keeps its
 own registries of metric columns (:func:`benchmarks.metrics.columns.register_metric`) and splits
-(:func:`benchmarks.data.items.register_split`), all of them a :class:`Registry`. Importing a
-component's module registers it; the harness imports the project's modules and the plugin
-modules a user names (``plugins=[...]``), and reads these declarations instead of keeping lists.
+(:func:`benchmarks.data.items.register_split`), all of them a :class:`Registry`. The project's own
+components declare themselves the same way as a plugin's: importing a component's module registers
+it; the harness imports the project's modules and the plugin modules a user names
+(``plugins=[...]``), and reads these declarations instead of keeping lists.
+
+The reports order methods by role (:data:`ROLES`), then by the ``rank`` each declares: the
+project's methods number theirs (:func:`in_report_order`), so that their order is written where
+each is declared and never hangs on the order in which modules happen to be imported; a plugin's
+method usually leaves it out and follows the project's methods of its role.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
@@ -66,7 +72,7 @@ class Registry(Generic[T]):
 
 Role = Literal["method", "ablation", "baseline", "upper bound", "composition"]
 ROLES: tuple[Role, ...] = ("method", "ablation", "baseline", "upper bound", "composition")
-"""The reports show methods in this order of roles, each role in the order of registration."""
+"""The reports show methods in this order of roles; within a role, by :attr:`Method.rank`."""
 
 
 @dataclass(frozen=True)
@@ -76,25 +82,36 @@ class Method:
     a composition of parts (``method=compose mask=... editor=...``, compared in its own grid, not the
     paper's tables); ``quick``: Hydra overrides of the speed benchmark's ``--quick`` (not paper
     settings); ``warmup``: Hydra overrides that keep the shape of every denoiser call and run few steps
-    (``--short-warmup``)."""
+    (``--short-warmup``); ``rank``: its place among the methods of its role in the reports (the project's
+    methods number theirs, so that their order does not hang on the order modules are imported; a method
+    without a rank follows the ranked ones of its role, in the order registered)."""
 
     name: str
     role: Role
     quick: tuple[str, ...] = ()
     warmup: tuple[str, ...] = ()
+    rank: int | None = None
 
 
 METHODS: Registry[Method] = Registry("method")
 
 
-def register_method(name: str, *, role: Role = "baseline", quick: tuple[str, ...] = (), warmup: tuple[str, ...] = ()) -> Callable[[type[Editor]], type[Editor]]:
+def register_method(
+    name: str, *, role: Role = "baseline", quick: tuple[str, ...] = (), warmup: tuple[str, ...] = (), rank: int | None = None
+) -> Callable[[type[Editor]], type[Editor]]:
     """Class decorator: declare the editor class as method ``name`` (stack it for one class run under two
     names); its config, ``conf/method/<name>.yaml``, names the class as its ``_target_``."""
     if role not in ROLES:
         raise ValueError(f"Method {name!r}: role {role!r} is none of {', '.join(ROLES)}.")
 
     def register(editor: type[Editor]) -> type[Editor]:
-        METHODS.add(name, Method(name, role, tuple(quick), tuple(warmup)))
+        METHODS.add(name, Method(name, role, tuple(quick), tuple(warmup), rank))
         return declared(editor)
 
     return register
+
+
+def in_report_order(methods: Iterable[Method]) -> tuple[Method, ...]:
+    """``methods`` in the reports' order: by role (:data:`ROLES`), then by rank; unranked methods follow
+    the ranked ones of their role in the order given (the order registered)."""
+    return tuple(sorted(methods, key=lambda method: (ROLES.index(method.role), method.rank is None, method.rank or 0)))

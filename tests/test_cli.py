@@ -166,7 +166,7 @@ def test_importing_the_library_imports_neither_hydra_nor_wandb() -> None:
     assert result.stdout.strip() == "[]"
 
 
-SD_METHODS = tuple(m.name for m in benchmarks.methods.METHODS if "sd" in benchmarks.methods.editor_class(m.name).capabilities.families)
+SD_METHODS = tuple(m.name for m in benchmarks.methods.all_methods() if "sd" in benchmarks.methods.editor_class(m.name).capabilities.families)
 """Every method that runs on SD 1.x/2.x, the tiny model's family (all but FlowEdit)."""
 
 

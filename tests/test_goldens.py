@@ -230,5 +230,5 @@ def test_the_cases_cover_every_method_that_runs_on_sd() -> None:
     from test_cli import SD_METHODS
 
     covered = {case.split(",")[0] for case in sd_goldens.CASES}
-    compositions = {m.name for m in benchmarks.methods.METHODS if m.role == "composition"}
+    compositions = {m.name for m in benchmarks.methods.all_methods() if m.role == "composition"}
     assert covered == set(SD_METHODS) - compositions

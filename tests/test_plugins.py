@@ -15,7 +15,7 @@ import pytest
 from benchmarks import methods, plugins
 from benchmarks.plugins import PluginError, in_plugin, load_plugins
 from instdiffedit import registry
-from instdiffedit.registry import Registry, register_method
+from instdiffedit.registry import Registry, in_report_order, register_method
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "tests" / "plugins"
@@ -94,11 +94,19 @@ def test_only_the_modules_named_as_plugins_are_owned(monkeypatch: pytest.MonkeyP
 
 
 def test_a_registered_method_follows_the_projects_methods_of_its_role_in_the_reports_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    project = methods.all_methods()
     registered = Registry("method")
-    monkeypatch.setattr(registry, "METHODS", registered)  # an empty registry: nothing registered leaks into other tests
+    for method in project:
+        registered.add(method.name, method)
+    monkeypatch.setattr(registry, "METHODS", registered)  # a copy: nothing registered here leaks into other tests
     monkeypatch.setattr(methods, "REGISTERED", registered)
     register_method("my_baseline", role="baseline")(type("MyBaseline", (), {}))
     names = [method.name for method in methods.all_methods()]
-    project = [method.name for method in methods.METHODS]
-    last_baseline = max(i for i, method in enumerate(methods.METHODS) if method.role == "baseline")
-    assert names == [*project[: last_baseline + 1], "my_baseline", *project[last_baseline + 1 :]]
+    last_baseline = max(i for i, method in enumerate(project) if method.role == "baseline")
+    assert names == [*(m.name for m in project[: last_baseline + 1]), "my_baseline", *(m.name for m in project[last_baseline + 1 :])]
+
+
+def test_the_projects_methods_are_ranked_so_their_order_never_hangs_on_the_order_of_imports() -> None:
+    project = methods.all_methods()
+    assert all(method.rank is not None for method in project)
+    assert in_report_order(reversed(project)) == project

@@ -77,7 +77,9 @@ KNOWN_FAILURES = {"toy": {"ledits_pp": "ValueError: torch.cat(): expected a non-
 
 def _methods_on(family: str) -> list[str]:
     """The family's methods; compositions are left out (tests/test_compose.py pins them to the methods they equal)."""
-    return [m.name for m in benchmarks.methods.METHODS if m.role != "composition" and family in benchmarks.methods.editor_class(m.name).capabilities.families]
+    return [
+        m.name for m in benchmarks.methods.all_methods() if m.role != "composition" and family in benchmarks.methods.editor_class(m.name).capabilities.families
+    ]
 
 
 @pytest.mark.slow

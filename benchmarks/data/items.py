@@ -79,25 +79,34 @@ class EditDataset(ABC):
 
 @dataclass(frozen=True)
 class SplitLayout:
-    """How reports show a split: its ``title`` and, in this order, the metric ``columns`` of its
-    table (empty: every metric its rows have)."""
+    """How reports show a split: its ``title``, in this order the metric ``columns`` of its table (empty:
+    every metric its rows have), and its ``rank`` among the reports' tables (the paper's splits number
+    theirs; the splits without one follow, by name)."""
 
     name: str
     title: str
     columns: tuple[str, ...] = ()
+    rank: int | None = None
 
 
 SPLIT_LAYOUTS: Registry[SplitLayout] = Registry("split")
 
 
-def register_split(title: str, columns: tuple[str, ...] = ()) -> Callable[[type[EditDataset]], type[EditDataset]]:
-    """Class decorator: reports show the split (its class's ``name``) under ``title`` with ``columns``."""
+def register_split(title: str, columns: tuple[str, ...] = (), rank: int | None = None) -> Callable[[type[EditDataset]], type[EditDataset]]:
+    """Class decorator: reports show the split (its class's ``name``) under ``title`` with ``columns``, at ``rank``."""
 
     def register(split: type[EditDataset]) -> type[EditDataset]:
-        SPLIT_LAYOUTS.add(split.name, SplitLayout(split.name, title, tuple(columns)))
+        SPLIT_LAYOUTS.add(split.name, SplitLayout(split.name, title, tuple(columns), rank))
         return declared(split)
 
     return register
+
+
+def split_layouts() -> Registry[SplitLayout]:
+    """:data:`SPLIT_LAYOUTS`, with the project's splits' declarations (importing their modules registers them)."""
+    from benchmarks.data import pie_bench, splits, synthetic  # noqa: F401
+
+    return SPLIT_LAYOUTS
 
 
 def to_hf_dataset(split: EditDataset) -> datasets.Dataset:

@@ -37,7 +37,7 @@ from benchmarks.data.files import (
 )
 from benchmarks.data.fingerprints import fingerprint
 from benchmarks.data.ids import id_problem
-from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.data.items import EditDataset, EditItem, register_split
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,11 @@ def _image_size(path: Path) -> tuple[int, int] | str:
         return f"unreadable image ({error})"
 
 
+@register_split(
+    "PIE-Bench",
+    ("mask_iou", "changing_rate", "structure_distance", "pie_bg_psnr", "pie_bg_lpips", "pie_bg_mse", "pie_bg_ssim", "clip_whole", "clip_edited", "seconds"),
+    rank=4,
+)
 class PieBenchSplit(EditDataset):
     """PIE-Bench's items from a folder in the authors' layout; ``edit_types`` selects types by id (default all).
 

@@ -32,7 +32,7 @@ from benchmarks.data.files import (
 )
 from benchmarks.data.fingerprints import fingerprint
 from benchmarks.data.ids import checked_id, id_problem
-from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.data.items import EditDataset, EditItem, register_split
 from instdiffedit.ranges import Side, Steps, checked_ranges
 
 AUTHORS_COMMIT = "455968b3e2eca95451e335862a8c242e34a52193"
@@ -161,6 +161,7 @@ def _mask_key(path: Path) -> str:
     return _MASK_WORD.sub("", path.stem) or path.parent.name
 
 
+@register_split("Editing-Mask", ("mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "seconds"), rank=1)
 class EditingMaskSplit(EditDataset):
     """The 200 Editing-Mask items with human masks (100 ImageNet-style, 100 Imagen-style lines).
 
@@ -239,6 +240,7 @@ class EditingMaskSplit(EditDataset):
         return EditItem(item_id, image, entry.target, entry.source, entry.prompt, mask, {"kind": entry.kind, **entry.meta}, tuple(flags))
 
 
+@register_split("ImageNet", ("lpips", "csfid", "sfid", "accuracy", "seconds"), rank=2)
 class ImageNetSplit(EditDataset):
     """The FlexIT ImageNet test split: 1,092 validation images, 273 target classes x 4.
 
@@ -282,6 +284,7 @@ class ImageNetSplit(EditDataset):
         return EditItem(item_id, open_rgb(self.images[item_id]), entry.target, entry.source, None, None, dict(entry.meta))
 
 
+@register_split("Imagen", ("lpips", "fid", "clip_score", "seconds"), rank=3)
 class ImagenSplit(EditDataset):
     """The 360 Imagen prompts, one edit each.
 

@@ -9,12 +9,13 @@ import torch
 from annotated_types import Ge
 
 from benchmarks.data.colours import COLOURS
-from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.data.items import EditDataset, EditItem, register_split
 from instdiffedit.ranges import Count, checked_ranges
 
 _SHAPES = ("circle", "square")  # single CLIP tokens, as the colours
 
 
+@register_split("Synthetic shapes")
 class SyntheticDataset(EditDataset):
     """N generated images, each with one coloured shape on a smooth background, and its exact mask.
 

@@ -1,23 +1,16 @@
-"""What the result columns mean: their notes (printed under every run's and every sweep's summary)
-and, for metrics declared with :func:`register_metric`, their report headers and number formats."""
+"""What the result columns mean: each metric declares the columns it writes where it is computed
+(:func:`register_metric` on its class or function: report header, number format and the note
+printed under every run's and every sweep's summary), the project's metrics as a plugin's."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import TypeVar
 
 from instdiffedit.registry import Registry, declared
 
-COLUMN_NOTES = {
-    "mask_iou": "IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.",
-    "changing_rate": "mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
-    "(our definition: the paper reports the number without a formula).",
-    "changed_iou": "IoU (%) of the changed region (pixels whose max-channel |difference| of the blurred images exceeds "
-    "the threshold, docs/metrics-changed-region.md) with the ground truth; changed_precision, changed_recall likewise.",
-    "change_outside": "share (%) of the total change (unthresholded) that lies outside the ground-truth mask.",
-    "mask_boundary_f": "DAVIS boundary F (%) of the method's mask against the ground truth; n/a without a mask.",
-    "edit_success": "toy split: share of edits whose target (colour and shape, or background colour) is recognised in the edited region.",
-}
+M = TypeVar("M", bound=Callable)
 
 
 @dataclass(frozen=True)
@@ -32,12 +25,19 @@ class Column:
 
 
 COLUMNS: Registry[Column] = Registry("metric column")
+"""Every declared column, in the order declared: the reports show a split's metrics in this order
+where the split declares no columns of its own."""
+
+UNDECLARED_NOTES = {
+    "edit_success": "toy split: share of edits whose target (colour and shape, or background colour) is recognised in the edited region.",
+}
+"""Notes of the columns of a metric that declares none itself (the toy split's ``edit_success``)."""
 
 
-def register_metric(*columns: Column) -> Callable[[type], type]:
-    """Class decorator: the metric class writes ``columns``; reports and summaries read them from here."""
+def register_metric(*columns: Column) -> Callable[[M], M]:
+    """Decorator of a metric class or function: it writes ``columns``; reports and summaries read them from here."""
 
-    def register(metric: type) -> type:
+    def register(metric: M) -> M:
         for column in columns:
             COLUMNS.add(column.name, column)
         return declared(metric)
@@ -45,7 +45,15 @@ def register_metric(*columns: Column) -> Callable[[type], type]:
     return register
 
 
+def declared_columns() -> Registry[Column]:
+    """:data:`COLUMNS`, with the project's metrics' declarations (importing their modules registers them)."""
+    from benchmarks.metrics import corpus, per_item, pie_bench  # noqa: F401
+
+    return COLUMNS
+
+
 def column_notes(columns: Collection[str]) -> list[str]:
-    """``column: definition`` for each of ``columns`` that has a note, the project's in their order, then declared ones."""
-    notes = COLUMN_NOTES | {column.name: column.note for column in COLUMNS.values() if column.note}
-    return [f"{column}: {definition}" for column, definition in notes.items() if column in columns]
+    """``column: definition`` for each of ``columns`` that has a note, in the order of ``columns``."""
+    registry = declared_columns()
+    notes = {column.name: column.note for column in registry.values() if column.note} | UNDECLARED_NOTES
+    return [f"{column}: {notes[column]}" for column in columns if column in notes]

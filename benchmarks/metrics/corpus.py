@@ -19,6 +19,7 @@ from torch import nn
 
 from benchmarks.data.items import EditItem
 from benchmarks.devices import resolve_device
+from benchmarks.metrics.columns import Column, register_metric
 from benchmarks.metrics.functional import flexit_resize, image_to_uint8
 from benchmarks.metrics.imagenet_classes import imagenet_class_index, imagenet_names
 from benchmarks.metrics.weights import (
@@ -53,6 +54,7 @@ def _batches(tensors: Iterable[tuple[torch.Tensor, Any]], batch_size: int) -> It
         yield torch.stack(batch), tags
 
 
+@register_metric(Column("fid", "FID", ".1f"))
 class FID:
     """``fid``: Fréchet Inception Distance of the edited images to the input images (torchmetrics).
 
@@ -110,6 +112,7 @@ def load_feature_means(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
 
 
+@register_metric(Column("csfid", "CSFID", ".1f"), Column("sfid", "SFID", ".1f"))
 class SFID:
     """FlexIT's ``sfid`` and ``csfid``: squared L2 between mean Inception features of edited images and ImageNet-train means.
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from benchmarks.data.items import EditDataset, EditItem
 from benchmarks.devices import resolve_device
+from benchmarks.metrics.columns import Column, register_metric
 from benchmarks.metrics.functional import (
     boundary_f,
     changed_region,
@@ -70,6 +71,9 @@ def pair_tensors(item: EditItem, result: EditResult) -> tuple[torch.Tensor, torc
     return source, edited
 
 
+@register_metric(
+    Column("mask_iou", "mask IoU (%)", ".1f", note="IoU (%) of the method's binary mask with the ground truth at image resolution; n/a without a mask.")
+)
 class MaskIoU(ItemMetric):
     """Mask IoU (%) of the method's binary mask against the ground truth, at image resolution.
 
@@ -82,6 +86,60 @@ class MaskIoU(ItemMetric):
         return {"mask_iou": 100.0 * mask_iou(result.mask, item.gt_mask)}
 
 
+@register_metric(
+    Column("mask_boundary_f", "mask boundary F (%)", ".1f", note="DAVIS boundary F (%) of the method's mask against the ground truth; n/a without a mask.")
+)
+class MaskBoundaryF(ItemMetric):
+    """``mask_boundary_f`` (%): DAVIS's boundary F-measure of the method's mask against the ground truth
+    (:func:`~benchmarks.metrics.functional.boundary_f`, band ``tolerance`` x the diagonal); nan for
+    methods without a mask and items without a ground truth."""
+
+    def __init__(self, tolerance: float = 0.008) -> None:
+        if not 0 < tolerance < 1:
+            raise ValueError(f"MaskBoundaryF needs 0 < tolerance < 1, got {tolerance}.")
+        self.tolerance = tolerance
+
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
+        if item.gt_mask is None or result.mask is None or not item.gt_mask.any():
+            return {"mask_boundary_f": math.nan}
+        return {"mask_boundary_f": 100.0 * boundary_f(result.mask > 0.5, item.gt_mask > 0.5, self.tolerance)}
+
+
+@register_metric(
+    Column(
+        "changing_rate",
+        "changing rate",
+        ".2f",
+        note="mean |pixel change| inside the ground-truth mask / mean |pixel change| outside it "
+        "(our definition: the paper reports the number without a formula).",
+    )
+)
+class ChangingRate(ItemMetric):
+    """``changing_rate``: mean |pixel change| inside the ground-truth mask / outside it (see :func:`changing_rate`).
+
+    Our definition; the paper gives none. nan without a ground-truth mask.
+    """
+
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
+        if item.gt_mask is None:
+            return {"changing_rate": math.nan}
+        source, edited = pair_tensors(item, result)
+        return {"changing_rate": changing_rate(source, edited, item.gt_mask)}
+
+
+@register_metric(
+    Column(
+        "changed_iou",
+        "changed IoU (%)",
+        ".1f",
+        note="IoU (%) of the changed region (pixels whose max-channel |difference| of the blurred images exceeds "
+        "the threshold, docs/metrics-changed-region.md) with the ground truth; changed_precision, changed_recall likewise.",
+    ),
+    Column("changed_precision", "changed precision (%)", ".1f"),
+    Column("changed_recall", "changed recall (%)", ".1f"),
+    Column("change_outside", "change outside (%)", ".1f", note="share (%) of the total change (unthresholded) that lies outside the ground-truth mask."),
+    Column("changed_area", "changed area (%)", ".1f"),
+)
 class ChangedRegion(ItemMetric):
     """Where the edit changed the image, against the ground-truth mask: for every method, mask or not.
 
@@ -114,35 +172,12 @@ class ChangedRegion(ItemMetric):
         }
 
 
-class MaskBoundaryF(ItemMetric):
-    """``mask_boundary_f`` (%): DAVIS's boundary F-measure of the method's mask against the ground truth
-    (:func:`~benchmarks.metrics.functional.boundary_f`, band ``tolerance`` x the diagonal); nan for
-    methods without a mask and items without a ground truth."""
-
-    def __init__(self, tolerance: float = 0.008) -> None:
-        if not 0 < tolerance < 1:
-            raise ValueError(f"MaskBoundaryF needs 0 < tolerance < 1, got {tolerance}.")
-        self.tolerance = tolerance
-
-    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
-        if item.gt_mask is None or result.mask is None or not item.gt_mask.any():
-            return {"mask_boundary_f": math.nan}
-        return {"mask_boundary_f": 100.0 * boundary_f(result.mask > 0.5, item.gt_mask > 0.5, self.tolerance)}
-
-
-class ChangingRate(ItemMetric):
-    """``changing_rate``: mean |pixel change| inside the ground-truth mask / outside it (see :func:`changing_rate`).
-
-    Our definition; the paper gives none. nan without a ground-truth mask.
-    """
-
-    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
-        if item.gt_mask is None:
-            return {"changing_rate": math.nan}
-        source, edited = pair_tensors(item, result)
-        return {"changing_rate": changing_rate(source, edited, item.gt_mask)}
-
-
+@register_metric(
+    Column("bg_psnr", "bg PSNR (dB)", ".2f"),
+    Column("bg_ssim", "bg SSIM", ".3f"),
+    Column("bg_mse", "bg MSE", ".4f"),
+    Column("bg_lpips", "bg LPIPS x100", ".1f"),
+)
 class BackgroundPreservation(ItemMetric):
     """How well the edit kept the input outside the ground-truth mask (PIE-Bench's background metrics).
 
@@ -190,6 +225,7 @@ class BackgroundPreservation(ItemMetric):
         return values
 
 
+@register_metric(Column("lpips", "LPIPS x100", ".1f"))
 class LPIPSDistance(ItemMetric):
     """``lpips``: LPIPS (AlexNet, v0.1) of the edited image to the input, x100, with FlexIT's preprocessing.
 
@@ -221,74 +257,7 @@ class LPIPSDistance(ItemMetric):
         return {"lpips": 100.0 * float(distance.flatten()[0])}
 
 
-class _CLIPFeatures(nn.Module):
-    """Adapter between transformers 5's CLIPModel and torchmetrics 1.9's CLIPScore.
-
-    torchmetrics calls ``model.get_image_features(pixel_values)`` and
-    ``model.get_text_features(input_ids, attention_mask)`` and expects the projected embedding
-    tensors back. In transformers 5 both methods return a ``BaseModelOutputWithPooling`` whose
-    ``pooler_output`` holds the projected embedding, so torchmetrics fails with
-    ``AttributeError: 'BaseModelOutputWithPooling' object has no attribute 'norm'``. This
-    wrapper returns ``pooler_output`` (and passes tensors from transformers 4 through). It is
-    handed to this one CLIPScore instance only; torchmetrics itself is left untouched.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.config = model.config  # torchmetrics reads text_config.max_position_embeddings
-
-    @staticmethod
-    def _embedding(output: Any) -> torch.Tensor:
-        return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-    def get_image_features(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return self._embedding(self.model.get_image_features(*args, **kwargs))
-
-    def get_text_features(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return self._embedding(self.model.get_text_features(*args, **kwargs))
-
-
-class CLIPScore(ItemMetric):
-    """``clip_score``: cosine similarity of CLIP embeddings of the edited image and the target text.
-
-    torchmetrics' CLIPScore (which reports ``max(100 cos, 0)``) divided by 100, as the paper
-    reports it (0.249). ``model``/``processor`` inject a transformers ``CLIPModel`` and
-    ``CLIPProcessor``; otherwise ``model_name`` is loaded from ``weights`` (a local folder),
-    the HF cache or the hub.
-    """
-
-    def __init__(
-        self,
-        model_name: str = "openai/clip-vit-large-patch14",
-        weights: str | None = None,
-        model: nn.Module | None = None,
-        processor: Any = None,
-        device: str = "cpu",
-        config_key: str = "metrics.clip_score",
-    ) -> None:
-        from torchmetrics.multimodal import CLIPScore as _TorchmetricsCLIPScore
-
-        if (model is None) != (processor is None):
-            raise ValueError("CLIPScore takes an injected model and processor together, or neither.")
-        if model is None:
-            model, processor = load_clip(model_name, weights, key=f"{config_key}.weights", off=f"~{config_key}")
-        self.device = resolve_device(device)
-        adapter = _CLIPFeatures(model.eval())
-        self.metric = _TorchmetricsCLIPScore(model_name_or_path=lambda: (adapter, processor)).to(self.device)
-
-    def score(self, image: PIL.Image.Image, text: str) -> float:
-        """Cosine similarity (clamped at 0, as torchmetrics does) of one image and one text."""
-        self.metric.reset()
-        with torch.no_grad():
-            self.metric.update([image_to_uint8(image).to(self.device)], [text])
-            value = self.metric.compute()
-        return float(value) / 100.0
-
-    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
-        return {"clip_score": self.score(result.image, item.target)}
-
-
+@register_metric(Column("accuracy", "accuracy (%)", ".1f"), Column("unedited", "unedited (%)", ".1f"))
 class EditAccuracy(ItemMetric):
     """FlexIT's edit accuracy: does an ImageNet classifier see the target class in the edited image?
 
@@ -377,3 +346,72 @@ class EditAccuracy(ItemMetric):
             "accuracy": 100.0 * (predicted == target),
             "unedited": math.nan if source is None else 100.0 * (predicted == imagenet_class_index(source)),
         }
+
+
+class _CLIPFeatures(nn.Module):
+    """Adapter between transformers 5's CLIPModel and torchmetrics 1.9's CLIPScore.
+
+    torchmetrics calls ``model.get_image_features(pixel_values)`` and
+    ``model.get_text_features(input_ids, attention_mask)`` and expects the projected embedding
+    tensors back. In transformers 5 both methods return a ``BaseModelOutputWithPooling`` whose
+    ``pooler_output`` holds the projected embedding, so torchmetrics fails with
+    ``AttributeError: 'BaseModelOutputWithPooling' object has no attribute 'norm'``. This
+    wrapper returns ``pooler_output`` (and passes tensors from transformers 4 through). It is
+    handed to this one CLIPScore instance only; torchmetrics itself is left untouched.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config  # torchmetrics reads text_config.max_position_embeddings
+
+    @staticmethod
+    def _embedding(output: Any) -> torch.Tensor:
+        return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+    def get_image_features(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self._embedding(self.model.get_image_features(*args, **kwargs))
+
+    def get_text_features(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self._embedding(self.model.get_text_features(*args, **kwargs))
+
+
+@register_metric(Column("clip_score", "CLIP score", ".3f"))
+class CLIPScore(ItemMetric):
+    """``clip_score``: cosine similarity of CLIP embeddings of the edited image and the target text.
+
+    torchmetrics' CLIPScore (which reports ``max(100 cos, 0)``) divided by 100, as the paper
+    reports it (0.249). ``model``/``processor`` inject a transformers ``CLIPModel`` and
+    ``CLIPProcessor``; otherwise ``model_name`` is loaded from ``weights`` (a local folder),
+    the HF cache or the hub.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "openai/clip-vit-large-patch14",
+        weights: str | None = None,
+        model: nn.Module | None = None,
+        processor: Any = None,
+        device: str = "cpu",
+        config_key: str = "metrics.clip_score",
+    ) -> None:
+        from torchmetrics.multimodal import CLIPScore as _TorchmetricsCLIPScore
+
+        if (model is None) != (processor is None):
+            raise ValueError("CLIPScore takes an injected model and processor together, or neither.")
+        if model is None:
+            model, processor = load_clip(model_name, weights, key=f"{config_key}.weights", off=f"~{config_key}")
+        self.device = resolve_device(device)
+        adapter = _CLIPFeatures(model.eval())
+        self.metric = _TorchmetricsCLIPScore(model_name_or_path=lambda: (adapter, processor)).to(self.device)
+
+    def score(self, image: PIL.Image.Image, text: str) -> float:
+        """Cosine similarity (clamped at 0, as torchmetrics does) of one image and one text."""
+        self.metric.reset()
+        with torch.no_grad():
+            self.metric.update([image_to_uint8(image).to(self.device)], [text])
+            value = self.metric.compute()
+        return float(value) / 100.0
+
+    def __call__(self, item: EditItem, result: EditResult) -> dict[str, float]:
+        return {"clip_score": self.score(result.image, item.target)}

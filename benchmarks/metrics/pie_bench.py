@@ -37,6 +37,7 @@ from torchvision.transforms import functional as TF
 from benchmarks.data.items import EditItem
 from benchmarks.data.pie_bench import with_border
 from benchmarks.devices import resolve_device
+from benchmarks.metrics.columns import Column, register_metric
 from benchmarks.metrics.functional import (
     image_to_tensor,
     image_to_uint8,
@@ -57,6 +58,7 @@ def evaluation_mask(mask: torch.Tensor, border: bool) -> torch.Tensor:
     return with_border(mask) if border else mask
 
 
+@register_metric(Column("structure_distance", "structure x1000", ".2f"))
 class StructureDistance(ItemMetric):
     """``structure_distance``: PIE-Bench's DINO self-similarity distance of the edited image to the input, x10^3.
 
@@ -133,6 +135,12 @@ class StructureDistance(ItemMetric):
         return {"structure_distance": 1e3 * float(distance)}
 
 
+@register_metric(
+    Column("pie_bg_psnr", "PIE bg PSNR (dB)", ".2f"),
+    Column("pie_bg_lpips", "PIE bg LPIPS x1000", ".1f"),
+    Column("pie_bg_mse", "PIE bg MSE x10000", ".1f"),
+    Column("pie_bg_ssim", "PIE bg SSIM x100", ".2f"),
+)
 class PieBackground(ItemMetric):
     """PIE-Bench's background preservation: ``pie_bg_psnr``, ``pie_bg_mse`` (x10^4), ``pie_bg_ssim`` (x10^2)
     and, with LPIPS on, ``pie_bg_lpips`` (x10^3); see the module docstring. nan without a ground-truth mask.
@@ -179,6 +187,7 @@ class PieBackground(ItemMetric):
         return values
 
 
+@register_metric(Column("clip_whole", "CLIP whole", ".2f"), Column("clip_edited", "CLIP edited", ".2f"))
 class PieCLIPSimilarity(ItemMetric):
     """PIE-Bench's ``clip_whole`` and ``clip_edited`` (torchmetrics' CLIP score, 0-100); see the module docstring.
 

@@ -89,7 +89,7 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
         )
         best = score.sort_values(["defaults", "common", "ok", "label"], ascending=[False, False, False, True]).index[0]
         configs.at[best, "main"] = True
-    rank = {method.name: i for i, method in enumerate(all_methods())}  # the project's order, plugins' by role; unknown: alphabetically
+    rank = {method.name: i for i, method in enumerate(all_methods())}  # by role, then declared rank; unknown: alphabetically
     configs["order"] = [rank.get(m, len(rank)) for m in configs["method"]]
     return configs.sort_values(["model", "dataset", "order", "method", "label"]).reset_index(drop=True)
 

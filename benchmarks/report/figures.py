@@ -14,7 +14,7 @@ import pandas as pd
 import PIL.Image
 from matplotlib.figure import Figure
 
-from benchmarks.report.tables import METRICS, metric_display
+from benchmarks.report.tables import metric_display
 from benchmarks.run.grid import CELL, overlay, show_panel
 from benchmarks.run.item_view import spread_steps
 
@@ -80,7 +80,7 @@ def speed_vs_quality(numbers: pd.DataFrame, quality: str = "mask_iou") -> Figure
         ax.annotate(row["label"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if numbers["seconds"].max() > 10 * numbers["seconds"].min():
         ax.set_xscale("log")
-    ax.set_xlabel(METRICS["seconds"][0])
+    ax.set_xlabel(metric_display("seconds")[0])
     ax.set_ylabel(metric_display(quality)[0])
     ax.grid(alpha=0.3)
     return figure

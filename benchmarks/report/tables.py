@@ -14,77 +14,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.data.items import SPLIT_LAYOUTS
-from benchmarks.metrics.columns import COLUMNS
+from benchmarks.data.items import split_layouts
+from benchmarks.metrics.columns import declared_columns
 from benchmarks.report.configs import describe_configs, swept_params
 from benchmarks.report.load import CORPUS_COLUMNS, Results
 from benchmarks.report.published import PUBLISHED, PUBLISHED_SECONDS, SOURCE
 from benchmarks.report.stats import CONFIG, summarize
+from benchmarks.run import runner  # noqa: F401  (the runner declares the cost columns it writes)
 from benchmarks.run.results import COST_COLUMNS
 from benchmarks.run.results import metric_columns as result_columns
 
-METRICS: dict[str, tuple[str, str]] = {
-    "mask_iou": ("mask IoU (%)", ".1f"),
-    "mask_boundary_f": ("mask boundary F (%)", ".1f"),
-    "changing_rate": ("changing rate", ".2f"),
-    "changed_iou": ("changed IoU (%)", ".1f"),
-    "changed_precision": ("changed precision (%)", ".1f"),
-    "changed_recall": ("changed recall (%)", ".1f"),
-    "change_outside": ("change outside (%)", ".1f"),
-    "changed_area": ("changed area (%)", ".1f"),
-    "bg_psnr": ("bg PSNR (dB)", ".2f"),
-    "bg_ssim": ("bg SSIM", ".3f"),
-    "bg_mse": ("bg MSE", ".4f"),
-    "bg_lpips": ("bg LPIPS x100", ".1f"),
-    "lpips": ("LPIPS x100", ".1f"),
-    "csfid": ("CSFID", ".1f"),
-    "sfid": ("SFID", ".1f"),
-    "fid": ("FID", ".1f"),
-    "accuracy": ("accuracy (%)", ".1f"),
-    "unedited": ("unedited (%)", ".1f"),
-    "clip_score": ("CLIP score", ".3f"),
-    "structure_distance": ("structure x1000", ".2f"),
-    "pie_bg_psnr": ("PIE bg PSNR (dB)", ".2f"),
-    "pie_bg_lpips": ("PIE bg LPIPS x1000", ".1f"),
-    "pie_bg_mse": ("PIE bg MSE x10000", ".1f"),
-    "pie_bg_ssim": ("PIE bg SSIM x100", ".2f"),
-    "clip_whole": ("CLIP whole", ".2f"),
-    "clip_edited": ("CLIP edited", ".2f"),
-    "seconds": ("s / image", ".2f"),
-    "denoiser_evals": ("UNet evals", ".0f"),
-}
-"""Column header (with its unit) and number format of every metric the harness writes."""
-
-SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "editing_mask": ("Editing-Mask", ("mask_iou", "changing_rate", "bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "seconds")),
-    "imagenet": ("ImageNet", ("lpips", "csfid", "sfid", "accuracy", "seconds")),
-    "imagen": ("Imagen", ("lpips", "fid", "clip_score", "seconds")),
-    "pie_bench": (
-        "PIE-Bench",
-        ("mask_iou", "changing_rate", "structure_distance", "pie_bg_psnr", "pie_bg_lpips", "pie_bg_mse", "pie_bg_ssim", "clip_whole", "clip_edited", "seconds"),
-    ),
-}
-"""The paper's layout per split; other splits (toy_shapes, synthetic) show every metric they have."""
-
-TITLES = {"toy_shapes": "Toy shapes", "synthetic": "Synthetic shapes"}
+UNDECLARED_TITLES = {"toy_shapes": "Toy shapes"}
+"""Titles of the splits whose class declares no layout (:func:`benchmarks.data.items.register_split`)."""
 
 
 def metric_display(metric: str) -> tuple[str, str]:
-    """Header and number format of a metric column: the paper's, else the metric's declaration
+    """Header and number format of a metric column: the metric's declaration
     (:func:`benchmarks.metrics.columns.register_metric`), else its name and a general format."""
-    if metric in METRICS:
-        return METRICS[metric]
-    column = COLUMNS.get(metric)
+    column = declared_columns().get(metric)
     return (column.label, column.fmt) if column is not None else (metric, ".3g")
 
 
 def split_layout(dataset: str) -> tuple[str, tuple[str, ...]]:
-    """Title and metric columns of a split's table: the paper's layout, else the split's declaration
+    """Title and metric columns of a split's table: the split's declaration
     (:func:`benchmarks.data.items.register_split`), else its name and every metric its rows have."""
-    if dataset in SPLITS:
-        return SPLITS[dataset]
-    layout = SPLIT_LAYOUTS.get(dataset)
-    return (layout.title, layout.columns) if layout is not None else (TITLES.get(dataset, dataset), ())
+    layout = split_layouts().get(dataset)
+    return (layout.title, layout.columns) if layout is not None else (UNDECLARED_TITLES.get(dataset, dataset), ())
+
+
+def table_order(dataset: str) -> tuple[bool, int, str]:
+    """Sort key of a split's tables: the ranked splits (the paper's) by rank, then the others by name."""
+    layout = split_layouts().get(dataset)
+    rank = None if layout is None else layout.rank
+    return (rank is None, rank or 0, dataset)
 
 
 GRID_METRICS = ("changed_iou", "changed_precision", "changed_recall", "change_outside", "mask_iou", "mask_boundary_f", "edit_success", "seconds")
@@ -143,9 +105,9 @@ def cell(mean: float, low: float = math.nan, high: float = math.nan, fmt: str = 
 
 
 def metric_columns(rows: pd.DataFrame) -> list[str]:
-    """Every per-item metric the rows hold, known ones in the paper's order, then others, then cost."""
+    """Every per-item metric the rows hold, declared ones in the order declared, then others, then cost."""
     found = [c for c in result_columns(rows) if c not in CORPUS_COLUMNS]
-    known = [m for m in [*METRICS, *COLUMNS] if m in found and m not in COST_COLUMNS]
+    known = [m for m in declared_columns() if m in found and m not in COST_COLUMNS]
     return known + [c for c in found if c not in known]
 
 
@@ -240,7 +202,7 @@ class Reporter:
 
     # -- tables --------------------------------------------------------------------------------
     def split_table(self, dataset: str) -> Table:
-        """The split's table in the paper's layout, our configurations then the paper's rows."""
+        """The split's table in its declared layout, our configurations then the paper's rows."""
         rows = self.rows[self.rows["dataset"] == dataset]
         title, metrics = split_layout(dataset)
         metrics = list(metrics) or metric_columns(rows) + [c for c in CORPUS_COLUMNS if c in self.results.corpus]
@@ -276,7 +238,7 @@ class Reporter:
         numbers = pd.concat([numbers, published], ignore_index=True)
         display = self._display(numbers, metrics, leading=[("dataset", "Split")])
         for metric in metrics:
-            header = f"{METRICS[metric][0].split(' (')[0]} vs InstDiffEdit"
+            header = f"{metric_display(metric)[0].split(' (')[0]} vs InstDiffEdit"
             display[header] = [cell(v, fmt=".2f") + ("x" if not pd.isna(v) else "") for v in numbers.get(f"{metric}_vs_instdiffedit", [])]
         notes = self._notes(numbers, metrics, True)
         notes.append("vs InstDiffEdit: ratio of means to InstDiffEdit's main configuration on the same model and split.")
@@ -320,5 +282,5 @@ class Reporter:
         return tables
 
     def all_tables(self) -> list[Table]:
-        splits = sorted(self.rows["dataset"].unique(), key=lambda d: (list(SPLITS).index(d) if d in SPLITS else len(SPLITS), d))
+        splits = sorted(self.rows["dataset"].unique(), key=table_order)
         return [*map(self.split_table, splits), self.speed_table(), *self.ablation_tables(), *self.grid_tables()]

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.metrics.columns import Column, register_metric
 from benchmarks.run.changed import FINGERPRINT, SetAside, set_aside_changed_rows
 from benchmarks.run.folder import ItemImages, Shard
 from benchmarks.run.interrupts import Interrupted, stop_after_batch
@@ -112,6 +113,7 @@ def edit_items(editor: Editor, items: Sequence[EditItem], seeds: Sequence[int]) 
     ]
 
 
+@register_metric(Column("seconds", "s / image", ".2f"), Column("denoiser_evals", "UNet evals", ".0f"))
 def measure(item: EditItem, result: EditResult, metrics: Mapping[str, Metric]) -> dict[str, Any]:
     """The row values of one edit: its timings, UNet evaluations and every metric's values."""
     values: dict[str, Any] = {f"seconds_{k}": v for k, v in result.timings.items()}

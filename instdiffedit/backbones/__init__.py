@@ -1,7 +1,8 @@
 """Backbones: one per model family, each behind the interface of :class:`Backbone`.
 
 Every method is written once against the interface; :func:`backbone_for` picks the family's
-backbone from the pipeline's class:
+backbone from the pipeline's class, as each backbone class declares it (:func:`register_backbone`
+on the class, the project's families as a plugin's):
 
 ===========  ======================================  ==========================================
 family       pipelines                               backbone
@@ -19,25 +20,12 @@ pipeline as it is (:data:`PIPELINE_FAMILIES`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from diffusers import (
-    DiffusionPipeline,
-    FluxFillPipeline,
-    FluxKontextPipeline,
-    FluxPipeline,
-    QwenImageEditPipeline,
-    StableDiffusion3Pipeline,
-    StableDiffusionInpaintPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLInpaintPipeline,
-    StableDiffusionXLPipeline,
-)
+from diffusers import DiffusionPipeline, FluxKontextPipeline, QwenImageEditPipeline
 
 from instdiffedit.backbones.base import (
     ALL_FAMILIES,
-    BACKBONE_FAMILIES,
+    BACKBONES,
     FAMILY_NAMES,
     AttentionOptions,
     Backbone,
@@ -45,49 +33,18 @@ from instdiffedit.backbones.base import (
     Family,
     TextGuidance,
     blend_latents,
+    register_backbone,
 )
 from instdiffedit.backbones.flux import Flux, FluxFill
 from instdiffedit.backbones.sd import StableDiffusion
 from instdiffedit.backbones.sd3 import StableDiffusion3
 from instdiffedit.backbones.sdxl import StableDiffusionXL
-from instdiffedit.registry import declared
 from instdiffedit.types import Editor
 
-BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {
-    StableDiffusionPipeline: StableDiffusion,
-    StableDiffusionInpaintPipeline: StableDiffusion,
-    StableDiffusionXLPipeline: StableDiffusionXL,
-    StableDiffusionXLInpaintPipeline: StableDiffusionXL,
-    StableDiffusion3Pipeline: StableDiffusion3,
-    FluxPipeline: Flux,
-    FluxFillPipeline: FluxFill,
-}
-"""The backbone of each pipeline class (subclasses of a class take its backbone); a family
-from outside the project adds itself with :func:`register_backbone`."""
-
-
-def register_backbone(*pipelines: type[DiffusionPipeline], name: str) -> Callable[[type[Backbone]], type[Backbone]]:
-    """Class decorator: the backbone class runs its ``family`` (shown as ``name``) over ``pipelines``.
-
-    A new family (for example a subclass of :class:`StableDiffusion` with another ``family`` over
-    a subclass of its pipeline) then works wherever the built-in ones do: :func:`backbone_for`,
-    :func:`check_family` and the methods that list the family in their ``capabilities.families``.
-    """
-    if not pipelines:
-        raise ValueError(f"register_backbone({name!r}) needs the pipeline classes the backbone runs over.")
-
-    def register(backbone: type[Backbone]) -> type[Backbone]:
-        if FAMILY_NAMES.get(backbone.family, name) != name:
-            raise ValueError(f"The family {backbone.family!r} is already {FAMILY_NAMES[backbone.family]!r}, not {name!r}.")
-        for pipeline in pipelines:
-            if BACKBONES.get(pipeline, backbone) is not backbone:
-                raise ValueError(f"{pipeline.__name__} already runs on {BACKBONES[pipeline].__name__}; subclass it for {backbone.__name__}.")
-        FAMILY_NAMES[backbone.family] = name
-        BACKBONES.update(dict.fromkeys(pipelines, backbone))
-        return declared(backbone)
-
-    return register
-
+BACKBONE_FAMILIES: frozenset[str] = frozenset(backbone.family for backbone in BACKBONES.values())
+"""The project's families with a backbone (each declared on its class), on which the shared diffusion
+steps run. The instruction-tuned editors' models (FLUX.1 Kontext, Qwen-Image-Edit) have none: they
+run inside their own pipelines."""
 
 PIPELINE_FAMILIES: dict[type[DiffusionPipeline], Family] = {
     FluxKontextPipeline: "flux_kontext",
@@ -102,7 +59,8 @@ def backbone_class(pipe: DiffusionPipeline) -> type[Backbone]:
     for cls in type(pipe).__mro__:
         if cls in BACKBONES:
             return BACKBONES[cls]
-    names = ", ".join(cls.__name__ for cls in BACKBONES)
+    families = list(FAMILY_NAMES)
+    names = ", ".join(cls.__name__ for cls in sorted(BACKBONES, key=lambda cls: families.index(BACKBONES[cls].family)))
     raise TypeError(f"No backbone for a {type(pipe).__name__}; supported pipelines: {names}.")
 
 

@@ -32,6 +32,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from instdiffedit.backbones.schedules import NoiseSchedule
 from instdiffedit.fast_paths import Forward, denoiser_runner
 from instdiffedit.joint_attention import Normaliser
+from instdiffedit.registry import declared
 from instdiffedit.resizing import to_working_size
 from instdiffedit.token_references import Reference, TextPart, text_layout
 from instdiffedit.tokens import TokenLayout
@@ -46,9 +47,6 @@ FAMILY_NAMES: dict[str, str] = {
     "qwen_image_edit": "Qwen-Image-Edit",
 }
 ALL_FAMILIES: frozenset[str] = frozenset(FAMILY_NAMES)
-BACKBONE_FAMILIES: frozenset[str] = frozenset({"sd", "sdxl", "sd3", "flux"})
-"""The families with a backbone, on which the shared diffusion steps run. The instruction-tuned
-editors' models (FLUX.1 Kontext, Qwen-Image-Edit) have none: they run inside their own pipelines."""
 
 Guidance = Literal["cfg", "embedded", "none"]
 """How the text guides the denoiser: classifier-free guidance (two rows per latent), a guidance
@@ -452,3 +450,31 @@ class Backbone(ABC):
             if after_step is not None:
                 x = after_step(DenoisingStep(i, t, x, prediction))
         return x
+
+
+BACKBONES: dict[type[DiffusionPipeline], type[Backbone]] = {}
+"""The backbone of each pipeline class (subclasses of a class take its backbone), as each backbone
+class declares it with :func:`register_backbone`."""
+
+
+def register_backbone(*pipelines: type[DiffusionPipeline], name: str) -> Callable[[type[Backbone]], type[Backbone]]:
+    """Class decorator: the backbone class runs its ``family`` (shown as ``name``) over ``pipelines``.
+
+    A new family (for example a subclass of :class:`StableDiffusion` with another ``family`` over
+    a subclass of its pipeline) then works wherever the built-in ones do: :func:`backbone_for`,
+    :func:`check_family` and the methods that list the family in their ``capabilities.families``.
+    """
+    if not pipelines:
+        raise ValueError(f"register_backbone({name!r}) needs the pipeline classes the backbone runs over.")
+
+    def register(backbone: type[Backbone]) -> type[Backbone]:
+        if FAMILY_NAMES.get(backbone.family, name) != name:
+            raise ValueError(f"The family {backbone.family!r} is already {FAMILY_NAMES[backbone.family]!r}, not {name!r}.")
+        for pipeline in pipelines:
+            if BACKBONES.get(pipeline, backbone) is not backbone:
+                raise ValueError(f"{pipeline.__name__} already runs on {BACKBONES[pipeline].__name__}; subclass it for {backbone.__name__}.")
+        FAMILY_NAMES[backbone.family] = name
+        BACKBONES.update(dict.fromkeys(pipelines, backbone))
+        return declared(backbone)
+
+    return register

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
-from diffusers import DiffusionPipeline, FluxPipeline
+from diffusers import DiffusionPipeline, FluxFillPipeline, FluxPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
-from instdiffedit.backbones.base import Family, Guidance
+from instdiffedit.backbones.base import Family, Guidance, register_backbone
 from instdiffedit.backbones.joint import JointAttentionBackbone
 from instdiffedit.fast_paths import Forward
 from instdiffedit.token_references import (
@@ -69,6 +69,7 @@ def flux_forward(
     return FluxPipeline._unpack_latents(output, height, width, 1)  # sizes in latents: a factor of 1
 
 
+@register_backbone(FluxPipeline, name="FLUX.1")
 class Flux(JointAttentionBackbone):
     """FLUX.1 [dev] or [schnell] over a ``FluxPipeline``.
 
@@ -102,6 +103,7 @@ class Flux(JointAttentionBackbone):
         return flux_parts(self.pipe.tokenizer_2, self.max_sequence_length)
 
 
+@register_backbone(FluxFillPipeline, name="FLUX.1")
 class FluxFill(Flux):
     """FLUX.1 Fill [dev] over a ``FluxFillPipeline``: the inpainting twin of FLUX.1 [dev]."""
 

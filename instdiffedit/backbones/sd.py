@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
 from instdiffedit.attention import capture_cross_attention
 from instdiffedit.backbones.base import (
@@ -21,12 +22,14 @@ from instdiffedit.backbones.base import (
     AttentionStore,
     Backbone,
     Family,
+    register_backbone,
 )
 from instdiffedit.backbones.schedules import DiffusionSchedule, NoiseSchedule
 from instdiffedit.fast_paths import Forward, unet_forward
 from instdiffedit.token_references import Reference, TextPart, clip_parts
 
 
+@register_backbone(StableDiffusionPipeline, StableDiffusionInpaintPipeline, name="SD 1.x/2.x")
 class StableDiffusion(Backbone):
     """SD 1.x/2.x over a ``StableDiffusionPipeline`` or ``StableDiffusionInpaintPipeline``."""
 

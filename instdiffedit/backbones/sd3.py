@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusion3Pipeline
 
-from instdiffedit.backbones.base import Family
+from instdiffedit.backbones.base import Family, register_backbone
 from instdiffedit.backbones.joint import JointAttentionBackbone
 from instdiffedit.fast_paths import Forward
 from instdiffedit.token_references import (
@@ -36,6 +36,7 @@ def sd3_forward(transformer: torch.nn.Module, sample: torch.Tensor, timestep: to
     )[0]
 
 
+@register_backbone(StableDiffusion3Pipeline, name="SD 3.x")
 class StableDiffusion3(JointAttentionBackbone):
     """SD 3.x over a ``StableDiffusion3Pipeline``; ``max_sequence_length``: T5 tokens (the pipeline's 256)."""
 

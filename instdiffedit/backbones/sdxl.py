@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
 
-from instdiffedit.backbones.base import Family
+from instdiffedit.backbones.base import Family, register_backbone
 from instdiffedit.backbones.sd import StableDiffusion
 from instdiffedit.fast_paths import Forward
 
@@ -31,6 +31,7 @@ def sdxl_forward(
     return unet.forward(sample, timestep, encoder_hidden_states=context, added_cond_kwargs=added).sample
 
 
+@register_backbone(StableDiffusionXLPipeline, StableDiffusionXLInpaintPipeline, name="SDXL")
 class StableDiffusionXL(StableDiffusion):
     """SDXL over a ``StableDiffusionXLPipeline`` or ``StableDiffusionXLInpaintPipeline``."""
 

@@ -166,7 +166,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-repeats", type=int, default=2, help="timed replays of the UNet calls (median); 0: no floor")
     parser.add_argument("--warmup", type=int, default=1, help="untimed edits first (at least one: the first is the warm-up time)")
     parser.add_argument(
-        "--short-warmup", action="store_true", help="warm up with a step or two of each loop at the edit's shapes (benchmarks/methods.py), not a full edit"
+        "--short-warmup",
+        action="store_true",
+        help="warm up with a step or two of each loop at the edit's shapes (each method's declared warmup overrides), not a full edit",
     )
     parser.add_argument("--warmup-only", action="store_true", help="time the first edit only (the warm-cache run)")
     parser.add_argument("--check", action="store_true", help="verify, don't time: one edit per method and mode against eager's; exit 1 on a mismatch")

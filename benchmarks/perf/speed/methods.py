@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from benchmarks.methods import BY_NAME, METHODS, editor_class, method_config
+from benchmarks.methods import all_methods, editor_class, method_config, method_declaration
 from benchmarks.models.loading import Pipelines
 from benchmarks.perf.speed.models import CONF
 from benchmarks.perf.speed.modes import parse_mode
 
-TIMED = tuple(method.name for method in METHODS)
-"""Every method of :mod:`benchmarks.methods` can be timed, each as its config builds it."""
+TIMED = tuple(method.name for method in all_methods())
+"""Every registered method (:mod:`benchmarks.methods`) can be timed, each as its config builds it."""
 
 
 def build_editor(method: str, pipes: Pipelines, quick: bool, warmup: bool = False) -> Any:
@@ -19,18 +19,18 @@ def build_editor(method: str, pipes: Pipelines, quick: bool, warmup: bool = Fals
     ``--quick`` overrides when ``quick``, and its short-warm-up ones when ``warmup``."""
     from hydra.utils import instantiate
 
-    entry = BY_NAME[method]
+    entry = method_declaration(method)
     overrides = (*(entry.quick if quick else ()), *(entry.warmup if warmup else ()))
     return instantiate(method_config(method, overrides))(pipes.base, pipes.inpaint)
 
 
 def methods_for(family: str) -> list[str]:
-    """Every method of :mod:`benchmarks.methods` (in its order) that has a config and whose class
+    """Every registered method (in the reports' order) that has a config and whose class
     runs on ``family`` (its declared ``capabilities.families``); compositions are left out: each
     equals a method timed here, and what its parts run on depends on the parts chosen."""
     return [
         method.name
-        for method in METHODS
+        for method in all_methods()
         if method.role != "composition" and (CONF / "method" / f"{method.name}.yaml").is_file() and family in editor_class(method.name).capabilities.families
     ]
 

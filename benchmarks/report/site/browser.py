@@ -19,7 +19,7 @@ import pandas as pd
 from benchmarks.report.site.assets import Thumbnails
 from benchmarks.report.site.markup import join, safe_name, tag, text, unique_names
 from benchmarks.report.stats import CONFIG
-from benchmarks.report.tables import METRICS
+from benchmarks.report.tables import metric_display
 from benchmarks.run.item_view import IMAGE_COLUMNS, TEXT_COLUMNS, item_view
 
 PAGE_SIZES = (10, 20, 50, 100)
@@ -53,11 +53,11 @@ def columns(rows: pd.DataFrame, configs: pd.DataFrame, config_pages: Mapping[tup
 
 
 def _header(metric: str) -> str:
-    return METRICS.get(metric, (metric,))[0]
+    return metric_display(metric)[0]
 
 
 def _number(metric: str, value: float) -> str:
-    fmt = METRICS.get(metric, (metric, ".3g"))[1]
+    fmt = metric_display(metric)[1]
     return f"{value:{fmt}}"
 
 

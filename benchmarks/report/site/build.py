@@ -11,7 +11,7 @@ from benchmarks.report.site.browser import item_browser
 from benchmarks.report.site.config_pages import write_config_pages
 from benchmarks.report.site.index import BrowserLink, index_body
 from benchmarks.report.site.markup import page, unique_names
-from benchmarks.report.tables import SPLITS, TITLES
+from benchmarks.report.tables import split_layout
 
 if TYPE_CHECKING:
     from benchmarks.report.build import Report
@@ -32,7 +32,7 @@ def write_site(report: Report, reporter: Reporter, folder: str | Path) -> list[P
     splits = list(reporter.configs.groupby(["model", "dataset"], sort=True))
     browsers = []
     for name, ((model, dataset), configs) in zip(unique_names(f"{m}-{d}" for (m, d), _ in splits), splits):
-        title = SPLITS.get(dataset, (TITLES.get(dataset, dataset),))[0] + (f" · {model}" if model else "")
+        title = split_layout(dataset)[0] + (f" · {model}" if model else "")
         rows = reporter.rows[(reporter.rows["model"] == model) & (reporter.rows["dataset"] == dataset)]
         body, counts = item_browser(title, rows, configs, config_pages, thumbs, name)
         path = site / f"items-{name}.html"
