@@ -28,11 +28,6 @@ COLUMNS: Registry[Column] = Registry("metric column")
 """Every declared column, in the order declared: the reports show a split's metrics in this order
 where the split declares no columns of its own."""
 
-UNDECLARED_NOTES = {
-    "edit_success": "toy split: share of edits whose target (colour and shape, or background colour) is recognised in the edited region.",
-}
-"""Notes of the columns of a metric that declares none itself (the toy split's ``edit_success``)."""
-
 
 def register_metric(*columns: Column) -> Callable[[M], M]:
     """Decorator of a metric class or function: it writes ``columns``; reports and summaries read them from here."""
@@ -55,5 +50,5 @@ def declared_columns() -> Registry[Column]:
 def column_notes(columns: Collection[str]) -> list[str]:
     """``column: definition`` for each of ``columns`` that has a note, in the order of ``columns``."""
     registry = declared_columns()
-    notes = {column.name: column.note for column in registry.values() if column.note} | UNDECLARED_NOTES
+    notes = {column.name: column.note for column in registry.values() if column.note}
     return [f"{column}: {notes[column]}" for column in columns if column in notes]

@@ -23,9 +23,8 @@ from benchmarks.report.stats import CONFIG, summarize
 from benchmarks.run import runner  # noqa: F401  (the runner declares the cost columns it writes)
 from benchmarks.run.results import COST_COLUMNS
 from benchmarks.run.results import metric_columns as result_columns
-
-UNDECLARED_TITLES = {"toy_shapes": "Toy shapes"}
-"""Titles of the splits whose class declares no layout (:func:`benchmarks.data.items.register_split`)."""
+from benchmarks.toy import split as toy_split  # noqa: F401  (the toy split and its metric declare themselves where they are defined)
+from benchmarks.toy import success as toy_success  # noqa: F401
 
 
 def metric_display(metric: str) -> tuple[str, str]:
@@ -39,7 +38,7 @@ def split_layout(dataset: str) -> tuple[str, tuple[str, ...]]:
     """Title and metric columns of a split's table: the split's declaration
     (:func:`benchmarks.data.items.register_split`), else its name and every metric its rows have."""
     layout = split_layouts().get(dataset)
-    return (layout.title, layout.columns) if layout is not None else (UNDECLARED_TITLES.get(dataset, dataset), ())
+    return (layout.title, layout.columns) if layout is not None else (dataset, ())
 
 
 def table_order(dataset: str) -> tuple[bool, int, str]:

@@ -28,7 +28,7 @@ import PIL.Image
 import torch
 from annotated_types import Ge
 
-from benchmarks.data.items import EditDataset, EditItem
+from benchmarks.data.items import EditDataset, EditItem, register_split
 from benchmarks.toy.captions import background_phrase, caption, object_phrase
 from benchmarks.toy.render import (
     BACKGROUNDS,
@@ -67,6 +67,7 @@ class ToyEdit:
         return replace(layout, colour=colour, shape=shape)
 
 
+@register_split("Toy shapes")
 class ToyShapesSplit(EditDataset):
     """A fixed, seeded list of ``n`` edits of toy scenes with exact masks (see the module)."""
 

@@ -10,6 +10,7 @@ from scipy import ndimage
 from torchvision.transforms.functional import pil_to_tensor
 
 from benchmarks.data.items import EditItem
+from benchmarks.metrics.columns import Column, register_metric
 from benchmarks.metrics.per_item import ItemMetric
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.model import load_classifier
@@ -17,6 +18,13 @@ from benchmarks.toy.render import BACKGROUNDS, COLOURS, SHAPES
 from instdiffedit.types import EditResult
 
 
+@register_metric(
+    Column(
+        "edit_success",
+        "edit_success",
+        note="toy split: share of edits whose target (colour and shape, or background colour) is recognised in the edited region.",
+    )
+)
 class EditSuccess(ItemMetric):
     """1 when the edited image shows the target, else 0; no column for items of other splits.
 
