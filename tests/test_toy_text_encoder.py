@@ -71,7 +71,7 @@ def test_the_token_pooling_covers_the_caption_between_its_start_and_end_tokens()
 
 def test_joint_training_of_an_encoder_with_mixing_is_refused() -> None:
     with pytest.raises(ValueError, match="no-text-mixing"):
-        replace(TINY, text_joint=True)
+        replace(TINY, text_mixing=True, text_pooling="end", text_joint=True)
 
 
 @pytest.mark.slow

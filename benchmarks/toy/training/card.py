@@ -71,7 +71,8 @@ DENOISERS = {
 
 def evaluation_table(run_dirs: Sequence[str | os.PathLike], denoiser: ToyDenoiser = DENOISERS["unet"], measured_on: str = "CPU") -> pd.DataFrame:
     """Per method: the run's means, and the trivial masks' IoU on the same items (one row per
-    reference mask and item set: the whole image and a centred disc of the split's mean object area).
+    reference mask and item set: the whole image and a centred disc of the split's mean object area);
+    runs on the splits of other ``dataset.seed`` values get rows of their own, with their own references.
 
     Every run must be of ``denoiser``'s model; ``measured_on`` names the device of the seconds column.
     """
@@ -85,14 +86,20 @@ def evaluation_table(run_dirs: Sequence[str | os.PathLike], denoiser: ToyDenoise
             f"error: the runs given are of model={', '.join(sorted(map(str, models)))}, but this card is model={denoiser.run_model}'s; "
             f"give the folders of `python run.py model={denoiser.run_model} ...` runs."
         )
-    summary = summarize(rows).reset_index(level="config_id", drop=True)
-    split = ToyShapesSplit(n=int(rows["item_id"].str.rpartition("-")[2].astype(int).max()) + 1)
-    parts = [summary]
-    item_sets = {tuple(sorted(group["item_id"].unique())) for _, group in rows.groupby("method")}
-    for items in sorted(item_sets, key=len, reverse=True):  # the trivial masks on each method's items
-        references = reference_rows(split, list(items)).reset_index(level="config_id", drop=True)
-        references.index = [f"{name} ({len(items)} items)" for name in references.index]
-        parts.append(references)
+    parts = []
+    seeds = rows.get("param.dataset.seed", pd.Series(0, index=rows.index)).fillna(0).astype(int)  # rows before the seed was recorded: 0
+    for seed in sorted(seeds.unique()):  # the default split first, then the splits of other dataset.seed values
+        of_seed = rows[seeds == seed]
+        other_split = f"dataset.seed={seed}" if seed else ""
+        summary = summarize(of_seed).reset_index(level="config_id", drop=True)
+        summary.index = [f"{method} ({other_split})" if other_split else method for method in summary.index]
+        parts.append(summary)
+        split = ToyShapesSplit(n=int(of_seed["item_id"].str.rpartition("-")[2].astype(int).max()) + 1, seed=int(seed))
+        item_sets = {tuple(sorted(group["item_id"].unique())) for _, group in of_seed.groupby("method")}
+        for items in sorted(item_sets, key=len, reverse=True):  # the trivial masks on each method's items
+            references = reference_rows(split, list(items)).reset_index(level="config_id", drop=True)
+            references.index = [f"{name} ({len(items)} items{', ' + other_split if other_split else ''})" for name in references.index]
+            parts.append(references)
     table = pd.concat(parts)
     table["items"] = table["items"].astype(int)
     names = COLUMNS | {"seconds": f"seconds / item ({measured_on})", "denoiser_evals": denoiser.evaluations}
@@ -283,7 +290,7 @@ This card is written by `python -m benchmarks.toy.training.card` from `training.
 Scenes are rendered on the fly; {config["partial_captions"]:.0%} of them are captioned in part (some of the objects, the
 background phrase or not: "a blue square", "on a gray background"), the forms in which the methods prompt the model;
 captions are dropped {config["caption_dropout"]:.0%} of the time for classifier-free guidance; the denoisers' weights are
-exponential moving averages. {interleaved} {classifier_note}
+exponential moving averages; {_targets_note(config)} {interleaved} {classifier_note}
 
 | part | steps x batch | losses (step: value) |
 |---|---|---|
@@ -318,11 +325,41 @@ On {inpainting["edits"]} held-out scenes, slot 0's object is repainted as anothe
 object's phrase, {inpainting["steps"]} PNDM steps, guidance 7.5), given the union of the old and new objects' regions:
 the classifier recognises the new object in **{inpainting["edit_success"]:.1%}** of them, and the pixels outside the region
 keep a PSNR of **{inpainting["background_psnr"]:.1f} dB** (minimum {inpainting["background_psnr_min"]:.1f}) against the input.
+{_condition_section(inpainting)}
 
 ![Rows: inputs, regions, outputs](../toy-inpaint/samples.png)
 
 {_masks_section("`python run.py method=<method>` (the toy models and the toy split are run.py's defaults), on the CPU;", table, grid)}
 {_attention_section("cross-attention", attention)}"""
+
+
+def _targets_note(config: dict) -> str:
+    """What the card says the denoisers learn to generate (``denoiser_latents``)."""
+    if config.get("denoiser_latents", "sample") == "mean":
+        return (
+            'the denoisers learn the autoencoder posterior\'s mean (`denoiser_latents="mean"`: the posterior is wide, so its '
+            "draws would add noise no input predicts to every target; the methods encode images with the mean too)."
+        )
+    return "the denoisers learn draws from the autoencoder's posterior (SD's recipe)."
+
+
+def _condition_section(inpainting: dict) -> str:
+    """The twin's loss with and without its condition (whether it reads the masked image), where measured."""
+    if "condition_loss" not in inpainting:
+        return ""
+    loss = inpainting["condition_loss"]
+    header = " | ".join(f"t = {t}" for t in loss["timesteps"])
+    given = " | ".join(f"{v:.4f}" for v in loss["with"])
+    zeroed = " | ".join(f"{v:.4f}" for v in loss["without"])
+    return f"""
+Whether it reads the masked image: its noise-prediction loss on {loss["scenes"]} held-out scenes (full captions, the
+training's mask kinds), given its condition and given five zero channels instead:
+
+| condition | {header} |
+|---|{"---|" * len(loss["timesteps"])}
+| the mask and the masked image's latents | {given} |
+| zeros | {zeroed} |
+"""
 
 
 def _per_prompt(accuracy: dict) -> str:

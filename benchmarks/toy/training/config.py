@@ -56,15 +56,15 @@ class TrainConfig:
     # text_pooling: what the contrastive stage embeds, CLIP's projected end token ("end") or the mean of the
     # caption's own projected token states ("tokens"; with no mixing the end token knows nothing of the caption).
     # text_joint: after that stage the encoder trains on with the UNet's loss (its EMA with the UNet's).
-    text_mixing: bool = True
-    text_pooling: str = "end"
+    text_mixing: bool = False
+    text_pooling: str = "tokens"
     text_joint: bool = False
     # What the denoisers learn to generate: draws from the autoencoder's posterior ("sample", SD's recipe) or its
     # mean ("mean"). SD's autoencoder has a narrow posterior, so the two barely differ there; the toy's is wide
     # (std ~0.36 of the scaled latents' ~1.0), so with draws a quarter of every target is noise no input predicts,
     # and the twin's masked-image condition (a draw, as the inpainting pipelines encode it) cannot tell it the
     # draw it is scored on. The methods encode images with the posterior's mean (Backbone.encode).
-    denoiser_latents: str = "sample"
+    denoiser_latents: str = "mean"
     text_hidden: int = 64
     text_layers: int = 4
     text_projection: int = 64
