@@ -69,14 +69,15 @@ def test_model_toy_dit_runs_instdiffedit_on_a_toy_item_offline_with_latent_blend
     assert row["denoiser_evals"] == 25 * 3 * 2 + 50 * 2
 
 
-def _write_run(folder: Path, model: str, ious: list[float]) -> Path:
-    """A run folder as run.py writes it (the columns the card reads), for items toy-00000, toy-00001, ..."""
+def _write_run(folder: Path, model: str, ious: list[float], seed: int | None = None) -> Path:
+    """A run folder as run.py writes it (the columns the card reads), for items toy-00000, toy-00001, ...
+    of the split of ``dataset.seed`` (None: a run that does not record it)."""
     folder.mkdir(parents=True)
     rows = [
         {
             "item_id": f"toy-{i:05d}",
             "method": "instdiffedit",
-            "config_id": "c0",
+            "config_id": f"c{seed or 0}",  # the split's seed is one of the configuration's settings
             "status": "ok",
             "flags": "",
             "param.model": model,
@@ -86,6 +87,7 @@ def _write_run(folder: Path, model: str, ious: list[float]) -> Path:
             "bg_psnr": 20.0,
             "seconds": 1.5,
             "denoiser_evals": 250,
+            **({} if seed is None else {"param.dataset.seed": seed}),
         }
         for i, iou in enumerate(ious)
     ]
@@ -115,3 +117,21 @@ def test_the_dit_card_refuses_the_unet_s_runs(tmp_path: Path) -> None:
     run = _write_run(tmp_path / "toy" / "instdiffedit", "toy", [30.0])
     with pytest.raises(SystemExit, match="the runs given are of model=toy, but this card is model=toy_dit's"):
         evaluation_table([run], DENOISERS["dit"])
+
+
+def test_runs_on_another_dataset_seed_get_rows_of_their_own_against_their_own_split_s_references(tmp_path: Path) -> None:
+    default = _write_run(tmp_path / "toy" / "default", "toy", [30.0, 10.0], seed=0)
+    other = _write_run(tmp_path / "toy" / "seed7", "toy", [40.0, 20.0], seed=7)
+    table = evaluation_table([default, other], DENOISERS["unet"])
+    assert list(table.index) == [
+        "instdiffedit",
+        "reference: disc (2 items)",
+        "reference: full (2 items)",
+        "instdiffedit (dataset.seed=7)",
+        "reference: disc (2 items, dataset.seed=7)",
+        "reference: full (2 items, dataset.seed=7)",
+    ]
+    assert table.loc["instdiffedit (dataset.seed=7)", "mask IoU (%)"] == pytest.approx(30.0)
+    trivial = reference_rows(ToyShapesSplit(n=2, seed=7), ["toy-00000", "toy-00001"])
+    assert table.loc["reference: full (2 items, dataset.seed=7)", "mask IoU (%)"] == pytest.approx(trivial.loc[("reference: full", "-"), "mask_iou"])
+    assert table.loc["reference: full (2 items, dataset.seed=7)", "mask IoU (%)"] != table.loc["reference: full (2 items)", "mask IoU (%)"]
