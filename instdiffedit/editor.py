@@ -242,7 +242,7 @@ class InstDiffEdit(StagedEditor):
 
         x = d.add_noise(z0, noise, timesteps[0])
         guidance = d.text_guidance([target for target in targets for _ in range(b)], self.guidance_scale)
-        with d.capture_text_attention(self.attention) as store:
+        with d.capture_text_attention(self.attention, columns=max(state.layout.extent for state in masks)) as store:
             x = d.denoise(x, timesteps, guidance, after_step=guide)
         return x, masks
 

@@ -22,6 +22,11 @@ class TokenLayout:
     end: int
     reference: tuple[int, ...] = (0,)
 
+    @property
+    def extent(self) -> int:
+        """The number of leading columns that hold every position named here (a capture may keep only those)."""
+        return 1 + max(self.end, *self.reference, *(position for span in self.spans for position in span))
+
 
 def token_layout(tokenizer: PreTrainedTokenizerBase, text: str) -> TokenLayout:
     """Align the whitespace-separated words of ``text`` with a CLIP tokenizer's positions."""

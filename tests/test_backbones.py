@@ -133,6 +133,31 @@ def test_the_maps_live_where_each_family_attends_to_text(tiny_family) -> None:
         assert maps.shape == (2, 16, 16, guidance.cond[0].shape[1]), family
 
 
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_instant_masks_read_only_the_prompts_columns_and_are_those_of_a_capture_of_every_column(tiny_family, family: str, monkeypatch) -> None:
+    import PIL.Image
+
+    from instdiffedit.backbones import joint
+
+    editor = InstDiffEdit(tiny_family(family).base, num_inference_steps=3)
+    image = PIL.Image.new("RGB", (64, 64), (200, 40, 40))
+    layout = editor.backbone.token_layout(PROMPT)
+    kept = []
+    real = joint.capture_joint_attention
+
+    def recording(*args, **kwargs):
+        kept.append(kwargs["columns"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joint, "capture_joint_attention", recording)
+    limited = editor.edit(image, target=PROMPT, generator=torch.Generator().manual_seed(0))
+    assert kept == [layout.extent] and layout.extent < editor.backbone.text_parts()[-1].offset + editor.backbone.text_parts()[-1].length
+    monkeypatch.setattr(joint, "capture_joint_attention", lambda *args, **kwargs: real(*args, **{**kwargs, "columns": None}))
+    every = editor.edit(image, target=PROMPT, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(limited.mask, every.mask) and torch.equal(limited.mask_history, every.mask_history)
+    assert limited.image.tobytes() == every.image.tobytes()
+
+
 def test_sd_only_methods_are_refused_on_other_families(tiny_family) -> None:
     for method in (DiffEditDDIM, LeditsPP):
         assert method.capabilities.families == {"sd"}

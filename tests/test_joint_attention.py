@@ -177,6 +177,20 @@ def test_small_query_chunks_give_the_same_maps(case) -> None:
     torch.testing.assert_close(one_query_at_a_time, whole, rtol=1e-5, atol=1e-8)
 
 
+def test_a_column_limit_keeps_the_first_columns_rounded_up_to_the_bucket_with_the_same_probabilities(case) -> None:
+    every = captured(case)
+    kept = captured(case, columns=5)  # 5 -> one bucket of 64 columns
+    assert kept.shape[-1] == joint_attention.COLUMN_BUCKET
+    assert torch.equal(kept, every[..., : joint_attention.COLUMN_BUCKET])  # the log-sum-exp still covers every key
+    assert captured(case, columns=65).shape[-1] == 2 * joint_attention.COLUMN_BUCKET
+    assert captured(case, columns=10_000).shape[-1] == case.n_text
+
+
+def test_a_column_limit_does_not_apply_to_text_key_renormalisation(case) -> None:
+    # Its softmax runs over every text score, so the store keeps them all.
+    assert torch.equal(captured(case, normaliser="text_keys", columns=5), captured(case, normaliser="text_keys"))
+
+
 def test_a_chunk_holds_as_many_queries_as_the_budget_allows() -> None:
     # FLUX.1 at 1024 px: 24 heads, 512 text keys (only the text scores are formed); 256 MiB of float32 scores.
     assert query_chunk(256 * 2**20, 24 * 512) == 5461

@@ -34,3 +34,10 @@ def test_empty_and_overlong_texts_are_refused(tokenizer) -> None:
         token_layout(tokenizer, "   ")
     with pytest.raises(ValueError, match="at most 75"):
         token_layout(tokenizer, " ".join(["raccoon"] * 80))
+
+
+def test_a_layouts_extent_covers_every_position_it_names() -> None:
+    from instdiffedit.tokens import TokenLayout
+
+    assert TokenLayout(words=("a", "cat"), spans=((1,), (2, 3)), end=4).extent == 5
+    assert TokenLayout(words=("cat",), spans=((0,),), end=1, reference=(2,)).extent == 3  # T5's first padding token

@@ -209,8 +209,12 @@ class Backbone(ABC):
         """A ValueError naming the option if ``options`` do not apply to this family's attention."""
 
     @abstractmethod
-    def capture_text_attention(self, options: AttentionOptions) -> AbstractContextManager[AttentionStore]:
-        """While open, each denoiser call's text attention at the family's map grid (conditional rows only)."""
+    def capture_text_attention(self, options: AttentionOptions, columns: int | None = None) -> AbstractContextManager[AttentionStore]:
+        """While open, each denoiser call's text attention at the family's map grid (conditional rows only).
+
+        ``columns``: the maps must hold at least the first ``columns`` text columns (None: all); a
+        family whose capture costs per column keeps only those (their values unchanged).
+        """
 
     @property
     def guidance(self) -> Guidance:

@@ -54,7 +54,7 @@ class JointAttentionBackbone(Backbone):
         if options.layers is not None and (not options.layers or not all(0 <= i < count for i in options.layers)):
             raise ValueError(f"attention_layers={list(options.layers)} must be indices 0-{count - 1} of the transformer's joint-attention layers.")
 
-    def capture_text_attention(self, options: AttentionOptions) -> AbstractContextManager[AttentionStore]:
+    def capture_text_attention(self, options: AttentionOptions, columns: int | None = None) -> AbstractContextManager[AttentionStore]:
         self.check_attention(options)
         return capture_joint_attention(
             self.denoiser,
@@ -62,4 +62,5 @@ class JointAttentionBackbone(Backbone):
             layers=options.layers,
             conditional_only=self.guidance == "cfg",
             normaliser=options.normaliser,
+            columns=columns,
         )

@@ -61,8 +61,8 @@ class StableDiffusion(Backbone):
                 "attention_downsample to choose the level."
             )
 
-    def capture_text_attention(self, options: AttentionOptions) -> AbstractContextManager[AttentionStore]:
-        self.check_attention(options)
+    def capture_text_attention(self, options: AttentionOptions, columns: int | None = None) -> AbstractContextManager[AttentionStore]:
+        self.check_attention(options)  # all 77 columns: a cross-attention layer's softmax is over them anyway
         return capture_cross_attention(self.denoiser, self.latent_size, options.downsample)
 
     @property
