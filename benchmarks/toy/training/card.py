@@ -155,6 +155,13 @@ def attention_shares(pipe: DiffusionPipeline, n_items: int = 30, seed: int = 0, 
     return frame
 
 
+def _twin_time(twin: dict) -> str:
+    """The twin run's time, where its log kept it (a run whose log was cut kept its evaluation only)."""
+    if twin.get("seconds") is None:
+        return " (its time and loss curve were not recorded)"
+    return f" in {twin['seconds']:.0f} s ({twin['ms_per_step']:.1f} ms a step)"
+
+
 def _losses(report: dict, part: str, every: int) -> str:
     values = report["losses"].get(part, [])
     return ", ".join(f"{step}: {loss:.4f}" for step, loss in values[:: max(1, len(values) // every)]) or "-"
@@ -246,7 +253,7 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     twin_note = (
         f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
         f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
-        f"{twin['seconds']:.0f} s on {twin['device']} ({twin['ms_per_step']:.1f} ms a step)."
+        f"on {twin['device']}{_twin_time(twin)}."
         if twin
         else ""
     )
