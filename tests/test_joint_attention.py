@@ -283,3 +283,16 @@ def test_out_of_range_layers_and_unknown_normalisers_are_errors(flux) -> None:
 def test_taking_maps_before_any_call_is_an_error(flux) -> None:
     with capture_joint_attention(flux.transformer, GRID) as store, pytest.raises(RuntimeError, match="No joint attention"):
         store.take()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_on_cuda_in_bfloat16_a_column_limit_keeps_the_first_columns_of_the_full_capture(family: str, _private_cache, request) -> None:
+    cpu = request.getfixturevalue(family)
+    transformer = tiny_family_pipelines(family, _private_cache, device="cuda", inpaint=False).base.transformer.to(torch.bfloat16)
+    inputs = {k: v.to("cuda", torch.bfloat16 if v.is_floating_point() and k not in ("img_ids", "txt_ids") else v.dtype) for k, v in cpu.inputs.items()}
+    case = Case(transformer, inputs, cpu.n_text, cpu.text_first, cpu.cfg)
+    every = captured(case)
+    kept = captured(case, columns=5)
+    torch.testing.assert_close(kept, every[..., : joint_attention.COLUMN_BUCKET], rtol=1e-5, atol=1e-8)
