@@ -66,10 +66,12 @@ scaling:  ## items/s on 1 vs 2 vs 4 GPUs (SCALING_GPUS; one shard each, hydra/la
 bench:  ## speed at paper settings on this GPU (SD 1.4 architecture), the committed table's command (under 10 minutes on an H200); writes docs/speed/ and the table of docs/speed.md
 	$(PYTHON) -m benchmarks.perf.speed --out docs/speed --doc docs/speed.md --methods instdiffedit,diffedit,sdedit,instdiffedit@8 --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 420 --warm-cache-timeout-s 90
 
-bench-backbones:  ## the same on SDXL, SD 3.5 Medium and FLUX.1 [dev] at full size (each under 8 minutes on an H200); writes docs/speed/<arch>/ and the backbone table of docs/speed.md
+bench-backbones:  ## the same on SDXL, SD 3.5 Medium, FLUX.1 [dev] and the instruction editors at full size (each under 8 minutes on an H100); writes docs/speed/<arch>/ and the backbone table of docs/speed.md
 	$(PYTHON) -m benchmarks.perf.speed --arch sdxl --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 300 --out docs/speed/sdxl --doc docs/speed.md
 	$(PYTHON) -m benchmarks.perf.speed --arch sd35_medium --modes graphs --short-warmup --repeats 2 --diffedit-repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/sd35_medium --doc docs/speed.md
 	$(PYTHON) -m benchmarks.perf.speed --arch flux_dev --modes graphs --short-warmup --repeats 1 --floor-repeats 1 --budget-s 330 --out docs/speed/flux_dev --doc docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --arch kontext_dev --modes eager --short-warmup --repeats 1 --floor-repeats 1 --budget-s 120 --out docs/speed/kontext_dev --doc docs/speed.md
+	$(PYTHON) -m benchmarks.perf.speed --arch qwen_image_edit --modes eager --short-warmup --repeats 1 --floor-repeats 1 --budget-s 240 --out docs/speed/qwen_image_edit --doc docs/speed.md
 
 bench-check:  ## on a GPU, in about a minute: CUDA graphs give eager's masks and images (exit 1 if not)
 	$(PYTHON) -m benchmarks.perf.speed --arch sd14 --quick --modes eager,graphs --check --out outputs/speed-check

@@ -286,3 +286,21 @@ def test_a_model_of_conf_model_is_timed_as_run_py_builds_it(tmp_path) -> None:
 def test_an_unknown_model_is_refused_with_the_choices(tmp_path) -> None:
     with pytest.raises(SystemExit, match="unknown --model 'sd99'; choose from .*tiny_flux"):
         speed.main(["--model", "sd99", "--device", "cpu", "--out", str(tmp_path)])
+
+
+def test_the_backbone_table_shows_a_method_timed_only_eagerly_by_its_eager_row(tmp_path) -> None:
+    from benchmarks.perf.speed.tables import backbone_markdown
+
+    timed = {"status": "ok", "error": "", "seconds": 10.8, "seconds_mask": 0.0, "seconds_inpaint": 0.0, "denoiser_evals": 28}
+    timed |= {"floor_seconds": 10.6, "backbone_floor_seconds": 10.6, "backbone_overhead": 0.02, "peak_memory_gb": 35.0}
+    rows = [
+        {"method": "kontext", "mode": "eager", **timed},
+        {"method": "instdiffedit", "mode": "eager", **timed},  # also timed in the default mode: that row stands
+        {"method": "instdiffedit", "mode": "graphs", **timed, "seconds": 5.0},
+    ]
+    meta = {"default_mode": "graphs", "device_name": "GPU", "dtype": "bfloat16", "resolution": 1024, "date": "today", "command": "cmd"}
+    (tmp_path / "kontext_dev").mkdir()
+    (tmp_path / "kontext_dev" / "speed.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    table = backbone_markdown(tmp_path)
+    assert "| `kontext_dev` | kontext (eager) | 10.80 |" in table
+    assert "| `kontext_dev` | instdiffedit | 5.00 |" in table and "instdiffedit (eager)" not in table
