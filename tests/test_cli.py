@@ -259,3 +259,29 @@ def test_a_method_on_a_family_it_does_not_run_on_is_refused_before_any_model_loa
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith(f"error: method={method} with model={model}: ") and f"runs on {families} models only" in message
     assert not cache.exists(), "the tiny model was built: the refusal came after loading"
+
+
+@pytest.mark.slow
+def test_the_mask_x_editor_grid_runs_on_pie_bench_format_data_and_the_report_tabulates_every_pair(tmp_path: Path) -> None:
+    from pie_layout import write_pie_bench
+
+    from benchmarks.report.__main__ import main as report
+
+    masks, editors = ("instdiffedit", "diffedit", "oracle", "whole"), ("twin", "blend", "instruction")  # PIE-Bench has no centred disc
+    result = _run(
+        "-m",
+        "experiment=mask_x_editor",
+        "model=tiny",
+        "dataset=pie_bench",
+        f"dataset.root={write_pie_bench(tmp_path / 'pie')}",
+        "dataset.edit_types=[1]",  # one item
+        f"mask={','.join(masks)}",
+        "logger=none",
+        f"paths.output_root={tmp_path / 'out'}",
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report([str(tmp_path / "out" / "tiny"), "--out", str(tmp_path / "report"), "--only", "tables"]) == 0
+    table = (tmp_path / "report" / "tables" / "mask_x_editor_tiny_pie_bench.md").read_text()
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in table.splitlines() if line.startswith("| ") and "Mask" not in line}
+    assert rows == {(mask, editor) for mask in masks for editor in editors}
