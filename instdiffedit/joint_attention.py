@@ -79,8 +79,8 @@ class JointAttentionStore:
     """One transformer call's image-to-text attention, averaged over heads and the ``layers`` chosen.
 
     ``take()`` returns ``R x h x w x L`` (R recorded rows, ``grid`` = (h, w) image tokens, L text
-    tokens) in float32, once per call. With ``columns`` (``all_keys`` only: the ``text_keys``
-    softmax needs every text score) L is at most ``columns``: the first text columns alone.
+    tokens) in float32, once per call. With ``columns`` L is at most ``columns``: the first text
+    columns alone (``all_keys`` only: the ``text_keys`` softmax needs every text score).
     """
 
     def __init__(
@@ -96,12 +96,14 @@ class JointAttentionStore:
             raise ValueError(f"Unknown normaliser {normaliser!r}; expected one of: {', '.join(NORMALISERS)}.")
         if columns is not None and columns < 1:
             raise ValueError(f"columns must be at least 1 (or None for every text column), got {columns}.")
+        if columns is not None and normaliser == "text_keys":
+            raise ValueError("normaliser='text_keys' renormalises over every text column: leave columns at None.")
         self.grid = grid
         self.layers = layers
         self.conditional_only = conditional_only
         self.normaliser = normaliser
         self.chunk_bytes = chunk_bytes
-        self.columns = None if normaliser == "text_keys" else columns
+        self.columns = columns
         self._buffers: dict[tuple, torch.Tensor] = {}
         self.total: torch.Tensor | None = None  # R x (h w) x L: the current call's sum over layers
         self._unread = False
@@ -413,10 +415,11 @@ def capture_joint_attention(
     ``[uncond | cond]``, and only the second half is recorded (FLUX.1 [dev] runs without CFG:
     pass False). ``normaliser``: ``"all_keys"`` (exact probabilities) or ``"text_keys"``.
     ``columns``: the maps must hold at least the first ``columns`` text columns (None: all); the
-    store keeps them rounded up to a multiple of :data:`COLUMN_BUCKET` (see the module).
+    store keeps them rounded up to a multiple of :data:`COLUMN_BUCKET` (see the module), or all of
+    them for ``text_keys``.
     """
     original = transformer.attn_processors
-    kept = None if columns is None else -(-columns // COLUMN_BUCKET) * COLUMN_BUCKET
+    kept = None if columns is None or normaliser == "text_keys" else -(-columns // COLUMN_BUCKET) * COLUMN_BUCKET
     store, wrapped = _capturing_processors(transformer, original, grid, layers, conditional_only, normaliser, chunk_bytes, kept)
     store.reset()
     # Calls through the transformer's runner (the diffusion steps') and direct calls both prepare the store.
