@@ -155,11 +155,23 @@ def attention_shares(pipe: DiffusionPipeline, n_items: int = 30, seed: int = 0, 
     return frame
 
 
+TWIN_LOSS_NAMES = {"epsilon": "SD-inpainting's plain epsilon MSE", "min_snr": "the UNet's Min-SNR-weighted loss"}
+
+
 def _twin_time(twin: dict) -> str:
     """The twin run's time, where its log kept it (a run whose log was cut kept its evaluation only)."""
     if twin.get("seconds") is None:
         return " (its time and loss curve were not recorded)"
     return f" in {twin['seconds']:.0f} s ({twin['ms_per_step']:.1f} ms a step)"
+
+
+def _twin_runs(twin: dict) -> str:
+    """Each run that trained the twin: steps, learning rate, loss (runs before ``twin_loss`` existed used the UNet's), device, time."""
+    return "; then ".join(
+        f"{run['steps']} steps x {run['config']['batch_size']} at a learning rate of {run['config']['twin_lr']} with "
+        f"{TWIN_LOSS_NAMES[run['config'].get('twin_loss', 'min_snr')]}, on {run['device']}{_twin_time(run)}"
+        for run in twin.get("runs", [twin])
+    )
 
 
 def _losses(report: dict, part: str, every: int) -> str:
@@ -252,13 +264,12 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
     twin = report.get("twin")
     twin_note = (
         f" The twin was then fine-tuned from this UNet as SD-inpainting was from SD (`--twin-only`: its five extra input channels "
-        f"start at zero), {twin['steps']} steps x {twin['config']['batch_size']} at a learning rate of {twin['config']['twin_lr']}, "
-        f"on {twin['device']}{_twin_time(twin)}."
+        f"start at zero; `--twin-further` trains it on), {_twin_runs(twin)}."
         if twin
         else ""
     )
     in_command = config.get("twin_init") == "base"  # the twin fine-tuned from the UNet by the training command itself
-    twin_row = "inpainting twin (fine-tuned from the UNet, the same loss" if twin or in_command else "inpainting twin (the same"
+    twin_row = "inpainting twin (fine-tuned from the UNet" if twin or in_command else "inpainting twin (from random weights"
     interleaved = (
         "The UNet and the DiT train interleaved on the same batches, then the twin is fine-tuned from the UNet."
         if in_command

@@ -38,7 +38,10 @@ class TrainConfig:
     dit_lr: float = 4e-4
     warmup_steps: int = 200
     kl_weight: float = 1e-6
-    snr_gamma: float | None = 5.0  # Min-SNR loss weighting of the UNet and its twin (Hang et al., 2023); None: plain epsilon MSE
+    snr_gamma: float | None = 5.0  # Min-SNR loss weighting of the UNet (Hang et al., 2023); None: plain epsilon MSE
+    # The twin's loss: "epsilon", SD-inpainting's plain epsilon MSE, or "min_snr", the UNet's weighting. Min-SNR caps
+    # the weight of the low-noise steps, and those decide how exactly the twin copies the masked image's background.
+    twin_loss: str = "epsilon"
     splice_share: float = 0.5  # share of each autoencoder batch decoded from spliced latents
     caption_dropout: float = 0.1
     partial_captions: float = 0.5  # share of scenes captioned in part (some objects, background or not)
@@ -79,6 +82,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.twin_init not in TWIN_INITS:
             raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
+        if self.twin_loss not in TWIN_LOSSES:
+            raise ValueError(f"twin_loss must be one of {', '.join(TWIN_LOSSES)}, got {self.twin_loss!r}.")
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}.")
         if self.denoiser_latents not in DENOISER_LATENTS:
@@ -91,6 +96,7 @@ class TrainConfig:
 
 
 TWIN_INITS = ("base", "scratch")
+TWIN_LOSSES = ("epsilon", "min_snr")
 TEXT_POOLINGS = ("end", "tokens")
 DENOISER_LATENTS = ("sample", "mean")
 

@@ -64,10 +64,10 @@ def noised(alphas_cumprod: torch.Tensor, z0: torch.Tensor) -> tuple[torch.Tensor
     return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
 
 
-def epsilon_loss(config: TrainConfig, alphas_cumprod: torch.Tensor, prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The epsilon MSE per sample, Min-SNR-weighted when ``config.snr_gamma`` is set, averaged."""
+def epsilon_loss(alphas_cumprod: torch.Tensor, prediction: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, snr_gamma: float | None) -> torch.Tensor:
+    """The epsilon MSE per sample, Min-SNR-weighted when ``snr_gamma`` is given, averaged."""
     error = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
-    return error.mean() if config.snr_gamma is None else (error * min_snr_weights(alphas_cumprod, t, config.snr_gamma)).mean()
+    return error.mean() if snr_gamma is None else (error * min_snr_weights(alphas_cumprod, t, snr_gamma)).mean()
 
 
 def sd3_conditioning(penultimate: torch.Tensor, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +108,7 @@ def denoiser_trainers(
             else:
                 context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
             prediction = unet(x, t, encoder_hidden_states=context).sample
-        return epsilon_loss(config, alphas, prediction, noise, t)
+        return epsilon_loss(alphas, prediction, noise, t, config.snr_gamma)
 
     dit = (
         build_dit(config.dit_layers, config.dit_heads, config.dit_head_dim, config.text_hidden, config.text_projection, config.dit_patch_size)
@@ -152,7 +152,8 @@ def joint_text_parameters(text_encoder: CLIPTextModelWithProjection) -> list[tor
 
 def twin_from(base: UNet2DConditionModel, config: TrainConfig) -> UNet2DConditionModel:
     """The inpainting twin as SD-inpainting was made from SD: the base UNet's weights, its input
-    convolution widened to the mask and masked-image channels with zero weights (so it starts as the base)."""
+    convolution widened to the mask and masked-image channels with zero weights (so it starts as the base).
+    A ``base`` that is already a twin (9 input channels) is copied as it is, to train it further."""
     twin = build_unet(config.unet_channels, config.unet_layers_per_block, config.text_hidden, in_channels=9).to(base.device)
     weights = dict(base.state_dict())
     conv_in = weights["conv_in.weight"]
@@ -170,9 +171,10 @@ def twin_trainer(
     base: UNet2DConditionModel | None = None,
 ) -> Trainer:
     """The 9-channel inpainting twin (noisy latents, mask, masked image's latents), trained as SD-inpainting is:
-    random masks (:mod:`benchmarks.toy.training.masks`), the epsilon loss of the UNet; fine-tuned from ``base`` when given
-    (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
+    random masks (:mod:`benchmarks.toy.training.masks`), the epsilon loss (``config.twin_loss``); fine-tuned from ``base``
+    when given (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
     alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)
+    snr_gamma = config.snr_gamma if config.twin_loss == "min_snr" else None
     empty = text(tokens([""]).to(device))
     twin = (
         (
@@ -192,7 +194,7 @@ def twin_trainer(
         context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)
         with bf16_autocast(device):
             prediction = twin(torch.cat([x, condition], dim=1), t, encoder_hidden_states=context).sample
-        return epsilon_loss(config, alphas, prediction, noise, t)
+        return epsilon_loss(alphas, prediction, noise, t, snr_gamma)
 
     lr = config.twin_lr if base is not None else config.unet_lr
     return Trainer(

@@ -591,11 +591,14 @@ def finetune_twin(
     evaluation: EvalSettings | None = None,
     archive_path: Path | None = None,
     deadline: float | None = None,
+    further: bool = False,
 ) -> dict:
     """Fine-tune only the inpainting twin again, from the saved UNet of ``out`` (stage 5 of :func:`train`), and re-measure it.
 
     For a model whose twin was trained another way (v3's first run trained it from scratch): the base
     pipeline, the DiT and the classifier are not touched; the twin's folder and training.json are rewritten.
+    ``further``: start from the saved twin instead, to train it for more steps (a new warm-up and schedule;
+    training.json's twin entry keeps the earlier runs and counts the steps of all of them).
     """
     clock = Clock(device)
     if device.type == "cuda":
@@ -621,8 +624,13 @@ def finetune_twin(
             latents = denoiser_targets(vae.encode(batch.images * 2 - 1).latent_dist, config)
         return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
 
-    torch.manual_seed(config.seed * 100 + 6)
-    trainer = twin_trainer(config, vae, text_states, tokens, device, base=unet)
+    earlier = report.get("twin") if further else None
+    if further:
+        if earlier is None:
+            raise ValueError(f"{out / 'training.json'} records no twin fine-tuned from the UNet; train one with --twin-only first.")
+        start = UNet2DConditionModel.from_pretrained(sibling(out, "inpaint") / "unet", torch_dtype=torch.float32).to(device)
+    torch.manual_seed(config.seed * 100 + 6 + (earlier["steps"] if earlier else 0))  # a further run draws new scenes and masks
+    trainer = twin_trainer(config, vae, text_states, tokens, device, base=start if further else unet)
     info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
     twin = trainer.finish()
     inpaint = StableDiffusionInpaintPipeline(
@@ -645,14 +653,14 @@ def finetune_twin(
     report["inpainting"]["condition_loss"] = condition_loss(inpaint, device, settings.condition_scenes)
     save_image(grid, folder / "samples.png", nrow=8)
     report["losses"]["inpaint"] = trainer.loss_history()
-    report["steps_done"]["inpaint"] = trainer.done
-    # The base's configuration stays the model's; the twin's own run is recorded beside it.
+    # The base's configuration stays the model's; the twin's own runs are recorded beside it.
     settings_used = {
-        k: getattr(config, k) for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "warmup_steps", "ema_decay", "mask_shares", "denoiser_latents")
+        k: getattr(config, k)
+        for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "twin_loss", "warmup_steps", "ema_decay", "mask_shares", "denoiser_latents")
     }
-    report["twin"] = {
-        "init": "base",
-        "command": "--twin-only",
+    run = {
+        "init": "twin" if further else "base",
+        "command": "--twin-only --twin-further" if further else "--twin-only",
         "device": _device_name(device),
         "seconds": round(clock.seconds["twin"], 1),
         "ms_per_step": clock.ms_per_step.get("twin"),
@@ -660,6 +668,9 @@ def finetune_twin(
         "config": _jsonable(settings_used),
         **info,
     }
+    runs = ([*earlier.get("runs", [earlier])] if earlier else []) + [run]
+    report["twin"] = {**run, "steps": sum(r["steps"] for r in runs), "runs": [{k: v for k, v in r.items() if k != "runs"} for r in runs]}
+    report["steps_done"]["inpaint"] = report["twin"]["steps"]
     (out / "training.json").write_text(json.dumps(report, indent=1))
     if archive_path is not None:
         archive([folder], archive_path)
@@ -709,14 +720,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--classifier-only", action="store_true", help="retrain only the classifier of the model in --out and re-evaluate")
     parser.add_argument("--twin-only", action="store_true", help="fine-tune only the inpainting twin from the UNet of the model in --out and re-measure it")
+    parser.add_argument("--twin-further", action="store_true", help="with --twin-only: train the saved twin further instead of starting again from the UNet")
     args = parser.parse_args(argv)
+    if args.twin_further and not args.twin_only:
+        parser.error("--twin-further trains the saved twin further; it needs --twin-only.")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config, full = _configs_from_args(args)
     evaluation = EvalSettings(per_prompt=1 if args.smoke else args.eval_per_prompt)
     if args.classifier_only:
         report = retrain_classifier(args.out, config, device, evaluation)
     elif args.twin_only:
-        report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline)
+        report = finetune_twin(args.out, config, device, evaluation, args.archive, args.deadline, further=args.twin_further)
     else:
         report = train(
             args.out,
