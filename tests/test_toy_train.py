@@ -175,9 +175,9 @@ def test_a_short_training_run_writes_three_folders_their_pipelines_load_and_an_a
     assert list(tmp_path.glob("twin.tar.*"))
     # ... and the saved twin trained further: it starts from the twin, and the record counts both runs.
     twin_weights = (twin / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
-    further = finetune_twin(out, replace(TINY, inpaint_steps=3, twin_loss="min_snr"), CPU, QUICK, further=True)
+    further = finetune_twin(out, replace(TINY, inpaint_steps=3, twin_loss="epsilon"), CPU, QUICK, further=True)
     assert further["twin"]["init"] == "twin" and further["steps_done"]["inpaint"] == further["twin"]["steps"] == 4 + 3
-    assert [(run["init"], run["steps"], run["config"]["twin_loss"]) for run in further["twin"]["runs"]] == [("base", 4, "epsilon"), ("twin", 3, "min_snr")]
+    assert [(run["init"], run["steps"], run["config"]["twin_loss"]) for run in further["twin"]["runs"]] == [("base", 4, "min_snr"), ("twin", 3, "epsilon")]
     assert (twin / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() != twin_weights
 
 

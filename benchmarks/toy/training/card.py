@@ -268,6 +268,7 @@ def unet_card(report: dict, table: pd.DataFrame, scaling_factor: float, attentio
         if twin
         else ""
     )
+    twin_losses = "the last run's: " if twin and len(twin.get("runs", [])) > 1 else ""
     in_command = config.get("twin_init") == "base"  # the twin fine-tuned from the UNet by the training command itself
     twin_row = "inpainting twin (fine-tuned from the UNet" if twin or in_command else "inpainting twin (from random weights"
     interleaved = (
@@ -316,7 +317,7 @@ exponential moving averages; {_targets_note(config)} {interleaved} {classifier_n
 | autoencoder (MSE + KL; {config["splice_share"]:.0%} of each batch decoded from spliced latents) | {config["vae_steps"]} x {config["vae_batch_size"]} | {_losses(report, "vae", 5)} |
 | classifier (cross-entropy, colour + shape) | {config["classifier_steps"]} x {config["batch_size"]} | {_losses(report, "classifier", 4)} |
 | UNet (epsilon MSE, Min-SNR-{config["snr_gamma"]} weighted) | {steps["unet"]} x {config["batch_size"]} | {_losses(report, "unet", 6)} |
-| {twin_row}; masks: {shares}) | {steps["inpaint"]} x {config["batch_size"]} | {_losses(report, "inpaint", 6)} |
+| {twin_row}; masks: {shares}) | {steps["inpaint"]} x {config["batch_size"]} | {twin_losses}{_losses(report, "inpaint", 6)} |
 | DiT (rectified flow, logit-normal timesteps) | {steps["dit"]} x {config["dit_batch_size"]} | {_losses(report, "dit", 6)} |
 
 Configuration: `{json.dumps(config)}`
