@@ -31,6 +31,7 @@ from benchmarks.run.folder import EDIT, find_image, read_results
 from benchmarks.run.runner import summarize
 from benchmarks.toy.model import TOY_MODEL, sibling, toy_dit_pipelines, toy_pipelines
 from benchmarks.toy.split import ToyShapesSplit
+from benchmarks.toy.training.config import TWIN_LOSSES
 from instdiffedit.token_references import CLIP_LENGTH
 
 COLUMNS = {
@@ -155,9 +156,6 @@ def attention_shares(pipe: DiffusionPipeline, n_items: int = 30, seed: int = 0, 
     return frame
 
 
-TWIN_LOSS_NAMES = {"epsilon": "SD-inpainting's plain epsilon MSE", "min_snr": "the UNet's Min-SNR-weighted loss"}
-
-
 def _twin_time(twin: dict) -> str:
     """The twin run's time, where its log kept it (a run whose log was cut kept its evaluation only)."""
     if twin.get("seconds") is None:
@@ -169,7 +167,7 @@ def _twin_runs(twin: dict) -> str:
     """Each run that trained the twin: steps, learning rate, loss (runs before ``twin_loss`` existed used the UNet's), device, time."""
     return "; then ".join(
         f"{run['steps']} steps x {run['config']['batch_size']} at a learning rate of {run['config']['twin_lr']} with "
-        f"{TWIN_LOSS_NAMES[run['config'].get('twin_loss', 'min_snr')]}, on {run['device']}{_twin_time(run)}"
+        f"{TWIN_LOSSES[run['config'].get('twin_loss', 'min_snr')]}, on {run['device']}{_twin_time(run)}"
         for run in twin.get("runs", [twin])
     )
 

@@ -97,7 +97,8 @@ class TrainConfig:
 
 
 TWIN_INITS = ("base", "scratch")
-TWIN_LOSSES = ("epsilon", "min_snr")
+TWIN_LOSSES = {"min_snr": "the UNet's Min-SNR-weighted loss", "epsilon": "SD-inpainting's plain epsilon MSE"}
+"""The twin's losses (``twin_loss``), each with the words its card uses."""
 TEXT_POOLINGS = ("end", "tokens")
 DENOISER_LATENTS = ("sample", "mean")
 

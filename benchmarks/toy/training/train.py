@@ -624,13 +624,13 @@ def finetune_twin(
             latents = denoiser_targets(vae.encode(batch.images * 2 - 1).latent_dist, config)
         return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
 
-    earlier = report.get("twin") if further else None
+    earlier, start = (report.get("twin"), None) if further else (None, unet)
     if further:
         if earlier is None:
             raise ValueError(f"{out / 'training.json'} records no twin fine-tuned from the UNet; train one with --twin-only first.")
         start = UNet2DConditionModel.from_pretrained(sibling(out, "inpaint") / "unet", torch_dtype=torch.float32).to(device)
     torch.manual_seed(config.seed * 100 + 6 + (earlier["steps"] if earlier else 0))  # a further run draws new scenes and masks
-    trainer = twin_trainer(config, vae, text_states, tokens, device, base=start if further else unet)
+    trainer = twin_trainer(config, vae, text_states, tokens, device, base=start)
     info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
     twin = trainer.finish()
     inpaint = StableDiffusionInpaintPipeline(
@@ -668,8 +668,8 @@ def finetune_twin(
         "config": _jsonable(settings_used),
         **info,
     }
-    runs = ([*earlier.get("runs", [earlier])] if earlier else []) + [run]
-    report["twin"] = {**run, "steps": sum(r["steps"] for r in runs), "runs": [{k: v for k, v in r.items() if k != "runs"} for r in runs]}
+    runs = (earlier.get("runs", [earlier]) if earlier else []) + [run]  # a record from before "runs" is its one run
+    report["twin"] = {**run, "steps": sum(r["steps"] for r in runs), "runs": runs}
     report["steps_done"]["inpaint"] = report["twin"]["steps"]
     (out / "training.json").write_text(json.dumps(report, indent=1))
     if archive_path is not None:
