@@ -624,11 +624,10 @@ def finetune_twin(
             latents = denoiser_targets(vae.encode(batch.images * 2 - 1).latent_dist, config)
         return {"latents": latents, "images": batch.images, "objects": batch.masks, **text_states(batch.ids)}
 
-    earlier, start = (report.get("twin"), None) if further else (None, unet)
-    if further:
-        if earlier is None:
-            raise ValueError(f"{out / 'training.json'} records no twin fine-tuned from the UNet; train one with --twin-only first.")
-        start = UNet2DConditionModel.from_pretrained(sibling(out, "inpaint") / "unet", torch_dtype=torch.float32).to(device)
+    earlier = report.get("twin") if further else None
+    if further and earlier is None:
+        raise ValueError(f"{out / 'training.json'} records no twin fine-tuned from the UNet; train one with --twin-only first.")
+    start = UNet2DConditionModel.from_pretrained(sibling(out, "inpaint") / "unet", torch_dtype=torch.float32).to(device) if further else unet
     torch.manual_seed(config.seed * 100 + 6 + (earlier["steps"] if earlier else 0))  # a further run draws new scenes and masks
     trainer = twin_trainer(config, vae, text_states, tokens, device, base=start)
     info = clock.timed("twin", run_loop, [trainer], prepared, denoiser_inputs(config), clock, "twin", deadline, EVAL_RESERVE_S)
