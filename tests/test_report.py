@@ -274,6 +274,15 @@ def test_runs_that_differ_only_in_the_splits_size_are_labelled_by_it_and_make_no
     assert reporter.ablation_tables() == []
 
 
+def test_a_setting_left_null_is_labelled_as_its_override_is_typed(tmp_path: Path) -> None:
+    # `python run.py method=oracle_inpaint` (inpaint_guidance_scale: null, the pipeline's own) beside `... =3`.
+    for config_id, scale in (("own", None), ("three", 3.0)):
+        rows = _config_rows("toy_shapes", "oracle_inpaint", config_id, {"inpaint_guidance_scale": scale}, 0)
+        _run(tmp_path, f"tiny/toy_shapes/oracle_inpaint/{config_id}", rows)
+    labels = _ours(Reporter(load_results([tmp_path]), resamples=100).split_table("toy_shapes"))["label"].to_dict()
+    assert labels == {"own": "oracle_inpaint (inpaint_guidance_scale=null)", "three": "oracle_inpaint (inpaint_guidance_scale=3)"}
+
+
 def test_configurations_that_no_setting_tells_apart_are_labelled_by_their_config_id(tmp_path: Path) -> None:
     for config_id in ("aaa", "bbb"):  # rows of older runs: no param.dataset.* columns
         _run(tmp_path, f"tiny/toy_shapes/instdiffedit/{config_id}", _config_rows("toy_shapes", "instdiffedit", config_id, {"threshold": 0.2}, 0))

@@ -32,6 +32,9 @@ def _same(a: object, b: object) -> bool:
 
 
 def _format(value: object) -> str:
+    """A setting as its override is typed: a null one (the component's own default) as ``null``, not ``nan``."""
+    if pd.isna(value):
+        return "null"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -69,7 +72,7 @@ def describe_configs(rows: pd.DataFrame, split_items: Mapping[str, Sequence[str]
     configs["label"] = configs["method"]
     configs["main"] = False
     for _, group in configs.groupby(["model", "dataset", "method"], sort=False):
-        varying = [p for p in params if group[p].astype(str).nunique() > 1]
+        varying = [p for p in params if group[p].astype(str).nunique(dropna=False) > 1]  # a null setting is a value too
         labels = {index: [f"{p.removeprefix('param.')}={_format(configs.at[index, p])}" for p in varying] for index in group.index}
         repeated = {tuple(settings) for settings in labels.values() if list(labels.values()).count(settings) > 1}
         for index in group.index:
