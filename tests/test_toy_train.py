@@ -24,6 +24,7 @@ from benchmarks.toy.training.config import SMOKE_STEPS, TrainConfig, denoiser_ta
 from benchmarks.toy.training.denoisers import inpainting_condition, sd3_conditioning
 from benchmarks.toy.training.evaluation import EvalSettings
 from benchmarks.toy.training.nets import build_dit, build_text_encoder, build_unet, build_vae
+from benchmarks.toy.training.steps import Clock, Trainer, run_loop
 from benchmarks.toy.training.train import (
     Checkpoint,
     assemble_pipelines,
@@ -215,3 +216,37 @@ def test_the_denoisers_learn_the_posterior_draw_or_its_mean_as_configured() -> N
     assert denoiser_targets(posterior, replace(TINY, denoiser_latents="sample")).std() > 0.5
     with pytest.raises(ValueError, match="denoiser_latents must be one of sample, mean"):
         replace(TINY, denoiser_latents="mode")
+
+
+class _SimulatedClock(Clock):
+    """Time that advances only when a step says so: the first ``slow`` steps take 0.5 s, the others 0.25 s."""
+
+    def __init__(self, slow: int) -> None:
+        super().__init__(torch.device("cpu"))
+        self.now, self.slow, self.steps = 0.0, slow, 0
+
+    def tick(self) -> None:
+        self.now += 0.5 if self.steps < self.slow else 0.25
+        self.steps += 1
+
+    def sync(self) -> float:
+        return self.now
+
+    def elapsed(self) -> float:
+        return self.now
+
+
+def test_the_deadline_cut_times_steps_past_the_slow_first_ones() -> None:
+    clock = _SimulatedClock(slow=40)
+    weight = torch.nn.Linear(2, 1)
+
+    def loss(inputs: dict) -> torch.Tensor:
+        clock.tick()
+        return weight(inputs["x"]).pow(2).mean()
+
+    trainer = Trainer("model", weight, loss, lr=1e-3, total=1000, warmup=10, graphed=False)
+    info = run_loop([trainer], lambda: {"x": torch.ones(1, 2)}, {"model": lambda b: b}, clock, "model", deadline=100.0)
+    # At step 150, 47.5 s have passed; 52.5 s are left at the 0.25 s of steps 50-150: 210 of the 850 steps left.
+    assert info["deadline_cut"]["ms_per_step"] == 250.0
+    assert abs(trainer.total - 360) <= 1 and trainer.done == trainer.total
+    assert clock.now <= 100.0

@@ -273,12 +273,12 @@ def run_loop(
     """Step every trainer that has steps left on each batch until all are done; timing and the deadline.
 
     Per-step times are measured from the step after the graphs' capture (the 5th) to the end. With
-    ``deadline`` (seconds on ``clock``), after 50 measured steps the remaining steps of every
-    trainer are cut by one factor if they would end later than ``deadline - reserve``; the cosine
+    ``deadline`` (seconds on ``clock``), the steps 50-150 are timed (the first ones run slower) and the
+    remaining steps of every trainer are cut by one factor if they would end later than ``deadline - reserve``; the cosine
     schedules follow the new totals. ``time_each`` synchronises around
     every model's step to time each one alone (``--smoke``).
     """
-    probe_from, probe_steps = 5, 50
+    measure_from, probe_from, probe_steps = 5, 50, 100
     iteration, measured_from, info = 0, None, {}
     each = {t.name: 0.0 for t in trainers}
     progress = tqdm(total=max(t.total - t.done for t in trainers), desc=label, mininterval=30)
@@ -292,10 +292,12 @@ def run_loop(
                     each[trainer.name] += clock.sync() - began
         iteration += 1
         progress.update()
-        if iteration == probe_from:
+        if iteration == measure_from:
             measured_from, measured_at = iteration, clock.sync()
-        if deadline is not None and measured_from is not None and iteration == measured_from + probe_steps:
-            per_step = (clock.sync() - measured_at) / probe_steps
+        if deadline is not None and iteration == probe_from:
+            probed_at = clock.sync()
+        if deadline is not None and iteration == probe_from + probe_steps:
+            per_step = (clock.sync() - probed_at) / probe_steps
             room = deadline - reserve - clock.elapsed()
             left = max(t.total - t.done for t in trainers)
             if left * per_step > room:
