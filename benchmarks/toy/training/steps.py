@@ -273,10 +273,10 @@ def run_loop(
     """Step every trainer that has steps left on each batch until all are done; timing and the deadline.
 
     Per-step times are measured from the step after the graphs' capture (the 5th) to the end. With
-    ``deadline`` (seconds on ``clock``), the steps 50-150 are timed (the first ones run slower) and the
-    remaining steps of every trainer are cut by one factor if they would end later than ``deadline - reserve``; the cosine
-    schedules follow the new totals. ``time_each`` synchronises around
-    every model's step to time each one alone (``--smoke``).
+    ``deadline`` (seconds on ``clock``), steps 50-150 are timed (the first ones run slower), and the
+    remaining steps of every trainer are cut by one factor if they would end later than
+    ``deadline - reserve``; the cosine schedules follow the new totals. ``time_each`` synchronises
+    around every model's step to time each one alone (``--smoke``).
     """
     measure_from, probe_from, probe_steps = 5, 50, 100
     iteration, measured_from, info = 0, None, {}
