@@ -21,7 +21,7 @@ from benchmarks.models.tiny import clip_tokenizer
 from benchmarks.toy.captions import CaptionTokenizer
 from benchmarks.toy.classifier import object_crops
 from benchmarks.toy.training.config import SMOKE_STEPS, TrainConfig, denoiser_targets
-from benchmarks.toy.training.denoisers import inpainting_condition, sd3_conditioning
+from benchmarks.toy.training.denoisers import inpainting_condition, noised, sd3_conditioning
 from benchmarks.toy.training.evaluation import EvalSettings
 from benchmarks.toy.training.nets import build_dit, build_text_encoder, build_unet, build_vae
 from benchmarks.toy.training.steps import Clock, Trainer, run_loop
@@ -125,6 +125,24 @@ def test_the_twin_is_trained_on_what_the_inpainting_pipeline_feeds_its_extra_cha
     inpaint.unet.register_forward_pre_hook(lambda module, args: seen.append(args[0][:1, 4:].clone()))
     inpaint(prompt="a red circle", image=images, mask_image=masks, num_inference_steps=1, guidance_scale=1.0, output_type="pt")
     assert torch.allclose(seen[0], inpainting_condition(vae, images, masks), atol=1e-4)
+
+
+def test_offset_noise_moves_each_channel_s_mean_and_leaves_its_spatial_spread() -> None:
+    alphas = torch.linspace(0.99, 0.01, 1000)
+    z0 = torch.zeros(512, 4, 16, 16)
+    torch.manual_seed(0)
+    _, _, plain = noised(alphas, z0)
+    torch.manual_seed(0)
+    _, _, offset = noised(alphas, z0, offset=0.5)
+    means = offset.mean((2, 3))
+    assert means.std().item() == pytest.approx((0.5**2 + 1 / 256) ** 0.5, rel=0.05)
+    assert plain.mean((2, 3)).std().item() == pytest.approx(1 / 16, rel=0.05)
+    assert torch.allclose(offset - means[..., None, None], plain - plain.mean((2, 3), keepdim=True), atol=1e-5)
+
+
+def test_a_negative_noise_offset_is_refused() -> None:
+    with pytest.raises(ValueError, match="twin_noise_offset"):
+        TrainConfig(twin_noise_offset=-0.1)
 
 
 @pytest.mark.slow

@@ -43,6 +43,12 @@ class TrainConfig:
     # 7,000-step twin, ~3,200 more steps kept 22.2 dB of the held-out edits' backgrounds with Min-SNR, 20.4 dB without
     # (docs/toy-training-log.md).
     twin_loss: str = "min_snr"
+    # Offset noise for the twin (``noised``'s ``offset``). The toy's latents are 16 x 16, so even pure noise's channel
+    # means vary by 1/16 = 0.06, as much as what the image adds to them at t = 999 (sqrt(alphas_cumprod) = 0.07 times
+    # its own); a twin trained without it reads the background's colour there, and from the inpainting pipeline's
+    # start (pure noise) it may paint the colour the noise's means suggest over the background the masked image shows
+    # (docs/toy-training-log.md). 0.0: none (SD-inpainting's recipe).
+    twin_noise_offset: float = 0.0
     splice_share: float = 0.5  # share of each autoencoder batch decoded from spliced latents
     caption_dropout: float = 0.1
     partial_captions: float = 0.5  # share of scenes captioned in part (some objects, background or not)
@@ -85,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"twin_init must be one of {', '.join(TWIN_INITS)}, got {self.twin_init!r}.")
         if self.twin_loss not in TWIN_LOSSES:
             raise ValueError(f"twin_loss must be one of {', '.join(TWIN_LOSSES)}, got {self.twin_loss!r}.")
+        if self.twin_noise_offset < 0:
+            raise ValueError(f"twin_noise_offset is a standard deviation, >= 0; got {self.twin_noise_offset}.")
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}.")
         if self.denoiser_latents not in DENOISER_LATENTS:

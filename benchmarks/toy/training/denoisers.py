@@ -56,10 +56,17 @@ def inpainting_condition(vae: AutoencoderKL, images: torch.Tensor, masks: torch.
     return torch.cat([F.interpolate(masks, size=masked.shape[-2:]), masked], dim=1)
 
 
-def noised(alphas_cumprod: torch.Tensor, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """z0 noised to uniformly drawn timesteps of the schedule: (x_t, t, noise)."""
+def noised(alphas_cumprod: torch.Tensor, z0: torch.Tensor, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z0 noised to uniformly drawn timesteps of the schedule: (x_t, t, noise).
+
+    ``offset``: offset noise (Guttenberg, 2023; diffusers' training scripts' ``noise_offset``), a
+    per-sample, per-channel constant of that standard deviation added to the noise, so that the
+    noisiest ``x_t``'s channel means stop telling the image's colour (see ``TrainConfig.twin_noise_offset``).
+    """
     t = torch.randint(0, len(alphas_cumprod), (z0.shape[0],), device=z0.device)
     noise = torch.randn_like(z0)
+    if offset:
+        noise = noise + offset * torch.randn(*z0.shape[:2], 1, 1, device=z0.device, dtype=z0.dtype)
     a = alphas_cumprod[t].view(-1, 1, 1, 1)
     return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
 
@@ -171,7 +178,8 @@ def twin_trainer(
     base: UNet2DConditionModel | None = None,
 ) -> Trainer:
     """The 9-channel inpainting twin (noisy latents, mask, masked image's latents), trained as SD-inpainting is:
-    random masks (:mod:`benchmarks.toy.training.masks`), the epsilon loss (``config.twin_loss``); fine-tuned from ``base``
+    random masks (:mod:`benchmarks.toy.training.masks`), the epsilon loss (``config.twin_loss``), offset noise
+    (``config.twin_noise_offset``); fine-tuned from ``base``
     when given (:func:`twin_from`, at ``twin_lr``), else from random weights (at ``unet_lr``)."""
     alphas = DDPMScheduler.from_config(SD14_SCHEDULER_CONFIG).alphas_cumprod.to(device)
     snr_gamma = config.snr_gamma if config.twin_loss == "min_snr" else None
@@ -188,7 +196,7 @@ def twin_trainer(
     masks = MaskSampler(config.mask_shares, device)
 
     def inpaint_loss(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        x, t, noise = noised(alphas, inputs["latents"] * vae.config.scaling_factor)
+        x, t, noise = noised(alphas, inputs["latents"] * vae.config.scaling_factor, config.twin_noise_offset)
         with bf16_autocast(device):
             condition = inpainting_condition(vae, inputs["images"], masks(inputs["objects"]))
         context = drop_captions(inputs["context"], empty["context"], config.caption_dropout)

@@ -149,6 +149,10 @@ def generator_accuracy(sample: Sampler, classifier: ObjectClassifier, device: to
     return {"accuracy": hits / total, "images": total, "per_prompt": per_prompt, "by_prompt": by_prompt}, torch.cat(grid)
 
 
+REPAINTED_DB = 15.0
+"""Background PSNR below which an edit painted over the background (kept ones score 25-35 dB, repainted ones 7-13)."""
+
+
 def held_out_object_edits(n: int, seed: int = EVAL_SEED + 1) -> list[ToyEdit]:
     """``n`` edits of slot 0's object (always present) to a colour no object of its scene has and another shape."""
     generator = torch.Generator().manual_seed(seed)
@@ -174,7 +178,8 @@ def inpainting_quality(
     phrase, as the toy split's targets), given the union of the old and new objects' regions.
 
     ``edit_success``: the classifier recognises the new colour and shape in the new object's crop;
-    ``background_psnr``: outside the region, against the input. Returns the numbers and a grid
+    ``background_psnr``: outside the region, against the input; ``backgrounds_repainted``: the edits
+    below ``REPAINTED_DB`` there (a background painted over in another colour). Returns the numbers and a grid
     (inputs, masks, outputs; 8 items).
     """
     edits = held_out_object_edits(n)
@@ -207,6 +212,7 @@ def inpainting_quality(
         "edit_success": right.float().mean().item(),
         "background_psnr": background.mean().item(),
         "background_psnr_min": background.min().item(),
+        "backgrounds_repainted": int((background < REPAINTED_DB).sum()),
         "edits": n,
         "steps": steps,
     }, grid

@@ -655,7 +655,18 @@ def finetune_twin(
     # The base's configuration stays the model's; the twin's own runs are recorded beside it.
     settings_used = {
         k: getattr(config, k)
-        for k in ("seed", "batch_size", "inpaint_steps", "twin_lr", "twin_loss", "warmup_steps", "ema_decay", "mask_shares", "denoiser_latents")
+        for k in (
+            "seed",
+            "batch_size",
+            "inpaint_steps",
+            "twin_lr",
+            "twin_loss",
+            "twin_noise_offset",
+            "warmup_steps",
+            "ema_decay",
+            "mask_shares",
+            "denoiser_latents",
+        )
     }
     run = {
         "init": "twin" if further else "base",
