@@ -164,12 +164,17 @@ def _twin_time(twin: dict) -> str:
 
 
 def _twin_runs(twin: dict) -> str:
-    """Each run that trained the twin: steps, learning rate, loss (runs before ``twin_loss`` existed used the UNet's), device, time."""
+    """Each run that trained the twin: steps, learning rate, loss (runs before ``twin_loss`` existed used the UNet's), offset noise, device, time."""
     return "; then ".join(
         f"{run['steps']} steps x {run['config']['batch_size']} at a learning rate of {run['config']['twin_lr']} with "
-        f"{TWIN_LOSSES[run['config'].get('twin_loss', 'min_snr')]}, on {run['device']}{_twin_time(run)}"
+        f"{TWIN_LOSSES[run['config'].get('twin_loss', 'min_snr')]}{_offset(run)}, on {run['device']}{_twin_time(run)}"
         for run in twin.get("runs", [twin])
     )
+
+
+def _offset(run: dict) -> str:
+    offset = run["config"].get("twin_noise_offset", 0.0)
+    return f" and offset noise of {offset}" if offset else ""
 
 
 def _losses(report: dict, part: str, every: int) -> str:

@@ -670,7 +670,8 @@ def finetune_twin(
     }
     run = {
         "init": "twin" if further else "base",
-        "command": "--twin-only --twin-further" if further else "--twin-only",
+        "command": ("--twin-only --twin-further" if further else "--twin-only")
+        + (f" --twin-noise-offset {config.twin_noise_offset}" if config.twin_noise_offset else ""),
         "device": _device_name(device),
         "seconds": round(clock.seconds["twin"], 1),
         "ms_per_step": clock.ms_per_step.get("twin"),
